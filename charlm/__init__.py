@@ -1,0 +1,23 @@
+"""charlm: character-level language models with TensorFlow and Keras.
+
+    import charlm
+    run = charlm.train(["corpora/tinyshakespeare.txt"], config="configs/tiny.toml")
+    print(run.generate("ROMEO:", length=200)[0])
+    print(run.evaluate()["perplexity"])
+
+TensorFlow is imported only when a model is built or loaded, so reading corpora and
+configs stays fast.
+"""
+
+from .config import Config
+from .errors import CharLMError
+
+__version__ = "0.1.0"
+__all__ = ["CharLMError", "Config", "Run", "load", "train", "__version__"]
+
+
+def __getattr__(name):
+    if name in ("train", "load", "Run"):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'charlm' has no attribute {name!r}")

@@ -1,0 +1,177 @@
+"""The Python API: the three jobs of the command line, as functions.
+
+    import charlm
+    run = charlm.train(["corpora/tinyshakespeare.txt"], config="configs/tiny.toml", steps=200)
+    print(run.generate("ROMEO:", length=200, temperature=0.8)[0])
+    print(run.evaluate(text="To be, or not to be")["perplexity"])
+
+    run = charlm.load()            # the newest run under ./runs
+    run = charlm.load("runs/my-run", weights="last")
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .config import Config
+from .corpus import read_corpus, split_corpus
+from .errors import CharLMError
+from .rundir import RunDir, resolve_run
+from .samplers import make_sampler
+from .vocab import Vocab
+
+# settings that may change when a run is resumed: limits and monitoring, never the model or data
+RESUMABLE_KEYS = {"epochs", "steps", "time_budget", "eval_every", "eval_every_epochs",
+                  "eval_chars", "checkpoint_every", "sample_every", "sample_every_epochs",
+                  "sample_prefixes", "sample_length", "sample_temperature", "paths",
+                  "max_input_bytes", "run_dir", "name"}
+
+
+def _warn(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def resolve_config(config=None, **overrides) -> Config:
+    """Defaults, then the TOML preset ``config`` (a path or a Config), then ``overrides``."""
+    if isinstance(config, Config):
+        cfg = config
+    elif config:
+        cfg = Config.load(config)
+    else:
+        cfg = Config()
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+def read_texts(cfg: Config, paths=None) -> tuple[str, str]:
+    """The training and held-out text that ``cfg`` describes."""
+    opts = dict(encoding=cfg.encoding, errors=cfg.errors, newlines=cfg.newlines,
+                lowercase=cfg.lowercase, max_input_bytes=cfg.max_input_bytes)
+    paths = list(paths if paths is not None else cfg.paths)
+    if not paths:
+        raise CharLMError("no corpus given; name a text file, folder, .zip or .gz "
+                          "(e.g. charlm train corpora/tinyshakespeare.txt)")
+    text = read_corpus(paths, max_chars=cfg.max_chars or None, member=cfg.member or None, **opts)
+    if cfg.val_file:
+        return text, read_corpus([cfg.val_file], **opts)
+    return split_corpus(text, cfg.val_fraction)
+
+
+def train(paths=None, *, config=None, resume: str | bool | None = None, force: bool = False,
+          log=_warn, progress: bool | None = None, **overrides) -> Run:
+    """Train a model and return the :class:`Run`.
+
+    ``paths``: corpus files/folders/.zip/.gz; ``config``: a TOML preset path or a Config;
+    ``overrides``: any config key, e.g. ``model="gru", steps=500``. ``resume=True`` (the
+    newest run) or a run folder continues that run; ``force`` replaces an existing run.
+    """
+    if resume:
+        run = RunDir(resolve_run(None if resume is True else str(resume),
+                                 overrides.get("run_dir", "runs")))
+        saved = run.read_config()
+        changed = {k for k, v in overrides.items() if getattr(saved, k, None) != v}
+        if config:
+            preset = resolve_config(config)
+            changed |= {k for k in preset.to_dict() if getattr(preset, k) != getattr(Config(), k)
+                        and getattr(preset, k) != getattr(saved, k)}
+        fixed = sorted(changed - RESUMABLE_KEYS)
+        if fixed:
+            raise CharLMError(f"cannot change {', '.join(fixed)} when resuming {run.path}; "
+                              "start a new run to train with other settings")
+        cfg = saved.replace(**{k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
+                            **({"paths": list(paths)} if paths else {}))
+        cfg = cfg.replace(run_dir=saved.run_dir, name=saved.name)
+        train_text, val_text = read_texts(cfg)
+        run.check_corpus(train_text, val_text)
+        vocab = run.read_vocab()
+    else:
+        cfg = resolve_config(config, **overrides)
+        if paths:
+            cfg = cfg.replace(paths=[str(p) for p in paths])
+        train_text, val_text = read_texts(cfg)
+        vocab = Vocab.from_text(train_text)
+    # everything that can be wrong with the data is checked before a file is written
+    sampler = make_sampler(cfg.sampler, vocab.encode(train_text), cfg.seq_len, cfg.batch_size)
+    val_ids = vocab.encode(val_text)
+    if not resume:
+        run = RunDir.create(cfg, force=force)
+        cfg = cfg.replace(name=run.path.name)
+        run.write_config(cfg)
+        run.write_vocab(vocab)
+        run.write_corpus_info(train_text, val_text)
+    else:
+        run.write_config(cfg)
+    run.mark_latest()
+    log(f"run {run.path}: {cfg.model} {cfg.layers}x{cfg.units}, {len(vocab)} characters in the "
+        f"vocabulary, {len(train_text):,} training and {len(val_text):,} held-out characters")
+
+    from .trainer import Trainer  # TensorFlow is imported only once the inputs are good
+
+    trainer = Trainer(cfg, run, vocab, sampler, val_ids, log=log, progress=progress)
+    trainer.fit(resume=bool(resume))
+    return Run(run.path, model=trainer.model)
+
+
+class Run:
+    """A trained run: its config, vocabulary and model, ready to generate and evaluate."""
+
+    def __init__(self, path, weights: str = "best", model=None):
+        self.dir = RunDir(path)
+        self.path = self.dir.path
+        self.config = self.dir.read_config()
+        self.vocab = self.dir.read_vocab()
+        self.model = model if model is not None else self.dir.load_model(self.config, self.vocab, weights)
+        self._generator = None
+        self._scorer = None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def generator(self):
+        if self._generator is None:
+            from .generate import Generator
+            self._generator = Generator(self.model, self.vocab)
+        return self._generator
+
+    def generate(self, prefixes: str | list[str], length: int = 200, **kwargs) -> list[str]:
+        """Samples that start with each prefix: ``temperature``, ``top_k``, ``top_p``,
+        ``greedy``, ``num_samples``, ``seed`` as in ``charlm sample``."""
+        kwargs.setdefault("warn", _warn)
+        return self.generator.generate(prefixes, length, **kwargs)
+
+    def stream(self, prefixes: list[str], length: int = 200, **kwargs):
+        """Like :meth:`generate`, but yields the new text of every sample chunk by chunk."""
+        kwargs.setdefault("warn", _warn)
+        return self.generator.stream(prefixes, length, **kwargs)
+
+    def evaluate(self, text: str | None = None, paths=None, batch_size: int = 64,
+                 seq_len: int = 256, carry_state: bool = True) -> dict:
+        """nats/char, bits/char and perplexity on ``text``, on files ``paths`` (read with the
+        run's corpus options), or, with neither, on the run's held-out text."""
+        if text is None and paths:
+            cfg = self.config
+            text = read_corpus(list(paths), encoding=cfg.encoding, errors=cfg.errors,
+                               newlines=cfg.newlines, lowercase=cfg.lowercase,
+                               max_input_bytes=cfg.max_input_bytes)
+        elif text is None:
+            text = self.dir.read_val_text()
+            if len(text) < 2:
+                raise CharLMError(f"{self.path} has no held-out text (val-fraction 0); "
+                                  "name a file to score: charlm eval FILE")
+        if self._scorer is None:
+            from .evaluate import Scorer
+            self._scorer = Scorer(self.model)
+        ids = self.vocab.encode(text)
+        result = self._scorer(ids, batch_size=batch_size, seq_len=seq_len, carry_state=carry_state)
+        result["unknown_chars"] = int((ids[1:] == 0).sum())
+        return result
+
+    def metrics(self) -> list[dict]:
+        """The metrics history (one dict per row of metrics.csv)."""
+        return self.dir.read_metrics()
+
+
+def load(run: str | Path | None = None, *, run_dir: str = "runs", weights: str = "best") -> Run:
+    """The run in folder ``run``, or the newest one under ``run_dir``."""
+    return Run(resolve_run(str(run) if run else None, run_dir), weights=weights)

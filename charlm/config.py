@@ -1,0 +1,260 @@
+"""Configuration: one flat, typed record of every setting of a run.
+
+A config comes from defaults, then a TOML preset (``--config configs/tiny.toml``), then
+command-line flags, each overriding the one before. The resolved config is saved as
+``config.toml`` in the run directory, so a run can always be reproduced and resumed.
+
+    >>> cfg = Config.from_toml_text('model = "gru"\\nunits = 64')
+    >>> cfg.replace(seq_len=50).seq_len
+    50
+
+Unknown keys, wrong types and TOML syntax errors are :class:`CharLMError` with one line
+that names the key (and the closest valid one) or the line and column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import CharLMError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FORMAT_VERSION = 1  # bump when a run directory written before cannot be read the same way
+
+MODELS = ("lstm", "gru", "rnn", "scratch-rnn", "scratch-gru", "scratch-lstm")
+CHOICES = {
+    "model": MODELS,
+    "sampler": ("random", "consecutive"),
+    "optimizer": ("adam", "sgd", "rmsprop"),
+    "lr_schedule": ("constant", "cosine"),
+    "newlines": ("keep", "space"),
+    "errors": ("strict", "replace", "ignore"),
+    "precision": ("float32", "mixed_bfloat16"),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a run. Field names are the TOML keys; flags use dashes (``--seq-len``)."""
+
+    # corpus
+    paths: list[str] = field(default_factory=list)  # files, folders, .zip, .gz, or "-"
+    member: str = ""  # only this member of a .zip ("" = every text member)
+    encoding: str = "utf-8"
+    errors: str = "strict"  # how invalid bytes are handled: strict | replace | ignore
+    newlines: str = "keep"  # keep | space (the d2l lyrics recipe)
+    lowercase: bool = False
+    max_chars: int = 0  # keep only the first N characters (0 = all)
+    max_input_bytes: int = 2**31  # cap on decompressed bytes read from .gz/.zip (bomb guard)
+    val_fraction: float = 0.1  # the last part of the corpus is held out
+    val_file: str = ""  # held-out text from this file instead of a fraction
+
+    # model
+    model: str = "lstm"  # lstm | gru | rnn (Keras) | scratch-rnn | scratch-gru | scratch-lstm
+    layers: int = 2
+    units: int = 256
+    embedding_dim: int = 64  # 0 = one-hot input, as the tutorials do
+    dropout: float = 0.0
+    reset_after: bool = False  # scratch-gru only: False = the d2l book's GRU, True = Keras's
+    precision: str = "float32"  # float32 | mixed_bfloat16 (Keras models; logits stay float32)
+
+    # training
+    sampler: str = "random"  # random | consecutive
+    seq_len: int = 100
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | sgd | rmsprop
+    lr: float = 2e-3
+    lr_schedule: str = "constant"  # constant | cosine (decays to lr * min_lr_fraction)
+    warmup_steps: int = 0
+    min_lr_fraction: float = 0.1
+    clip_norm: float = 5.0  # global-norm clipping threshold θ (0 = off)
+    epochs: int = 0  # stop after this many epochs (0 = no limit)
+    steps: int = 0  # stop after this many optimizer steps (0 = no limit)
+    time_budget: str = ""  # stop after this much training time, e.g. "90s", "10m", "1h30m"
+    seed: int = 0
+
+    # monitoring and checkpoints
+    eval_every: int = 200  # validate (and log a metrics row) every N steps (0 = only per epoch)
+    eval_every_epochs: int = 0  # ... or every N epochs
+    eval_chars: int = 0  # score at most this many held-out characters during training (0 = all)
+    checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0 = at each validation)
+    sample_every: int = 0  # print samples every N steps (0 = never) ...
+    sample_every_epochs: int = 0  # ... or every N epochs
+    sample_prefixes: list[str] = field(default_factory=list)
+    sample_length: int = 100
+    sample_temperature: float = 1.0  # 0 = greedy, as the d2l chapter predicts
+
+    # run directory
+    run_dir: str = "runs"  # parent folder of runs; runs/latest points at the newest
+    name: str = ""  # the run's folder name ("" = a timestamp)
+
+    def replace(self, **changes) -> Config:
+        """A copy with ``changes`` applied and checked."""
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> Config:
+        """Build and check a config; unknown keys and wrong types are CharLMError."""
+        known = {f.name: f for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise CharLMError(f"{source}: unknown key '{key}'{hint}")
+        values = {}
+        for key, value in data.items():
+            values[key] = _check_type(key, value, cls.__annotations__[key], source)
+        cfg = cls(**values)
+        cfg._validate(source)
+        return cfg
+
+    @classmethod
+    def from_toml_text(cls, text: str, source: str = "config") -> Config:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise CharLMError(f"{source}: TOML syntax error: {e}") from None
+        data.pop("format_version", None)
+        data.pop("charlm_version", None)
+        return cls.from_dict(data, source)
+
+    @classmethod
+    def load(cls, path, overrides: dict | None = None) -> Config:
+        """Read a TOML preset, then apply ``overrides`` (e.g. command-line flags)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CharLMError(f"{path}: no such config file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise CharLMError(f"{path}: cannot read config ({e})") from None
+        cfg = cls.from_toml_text(text, str(path))
+        return cfg.replace(**overrides) if overrides else cfg
+
+    def to_toml(self, header: str = "") -> str:
+        """The config as TOML text, every key present (with the format version on top)."""
+        lines = [header] if header else []
+        lines.append(f"format_version = {FORMAT_VERSION}")
+        for f in fields(self):
+            lines.append(f"{f.name} = {_toml_value(getattr(self, f.name))}")
+        return "\n".join(lines) + "\n"
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _validate(self, source: str) -> None:
+        def bad(msg):
+            raise CharLMError(f"{source}: {msg}")
+
+        for key, choices in CHOICES.items():
+            if getattr(self, key) not in choices:
+                bad(f"{key} must be one of {', '.join(choices)}, not '{getattr(self, key)}'")
+        for key in ("layers", "units", "seq_len", "batch_size", "sample_length"):
+            if getattr(self, key) < 1:
+                bad(f"{key.replace('_', '-')} must be at least 1, not {getattr(self, key)}")
+        for key in ("embedding_dim", "max_chars", "epochs", "steps", "eval_every",
+                    "eval_every_epochs", "eval_chars", "checkpoint_every", "sample_every",
+                    "sample_every_epochs", "warmup_steps"):
+            if getattr(self, key) < 0:
+                bad(f"{key.replace('_', '-')} must be 0 or more, not {getattr(self, key)}")
+        if self.max_input_bytes < 1:
+            bad("max-input-bytes must be at least 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            bad(f"val-fraction must be in [0, 1), not {self.val_fraction}")
+        if not 0.0 <= self.dropout < 1.0:
+            bad(f"dropout must be in [0, 1), not {self.dropout}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            bad(f"lr must be a positive number, not {self.lr}")
+        if not 0.0 <= self.min_lr_fraction <= 1.0:
+            bad(f"min-lr-fraction must be in [0, 1], not {self.min_lr_fraction}")
+        if self.clip_norm < 0 or not math.isfinite(self.clip_norm):
+            bad(f"clip-norm must be 0 (off) or positive, not {self.clip_norm}")
+        if self.sample_temperature < 0:
+            bad(f"sample-temperature must be 0 (greedy) or positive, not {self.sample_temperature}")
+        if self.time_budget:
+            parse_duration(self.time_budget, source)
+        if self.name and (self.name in (".", "..", "latest") or "/" in self.name or "\\" in self.name):
+            bad(f"name '{self.name}' is not a valid run folder name")
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.model.startswith("scratch-")
+
+    @property
+    def time_budget_seconds(self) -> float | None:
+        return parse_duration(self.time_budget) if self.time_budget else None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
+
+
+def parse_duration(text: str, source: str = "time-budget") -> float:
+    """Seconds in a duration such as ``"90"``, ``"90s"``, ``"10m"``, ``"1h30m"``.
+
+    >>> parse_duration("1h30m")
+    5400.0
+    """
+    s = str(text).strip().lower().replace(" ", "")
+    try:
+        seconds = float(s)
+    except ValueError:
+        seconds = None
+    if seconds is None and s and _DURATION.sub("", s) == "":
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in _DURATION.findall(s))
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise CharLMError(f"{source}: cannot read the duration '{text}'; write e.g. 90s, 10m or 1h30m")
+    return seconds
+
+
+def _check_type(key: str, value, annotation: str, source: str):
+    def wrong(expected):
+        raise CharLMError(f"{source}: '{key}' must be {expected}, not {json.dumps(value, default=str)}")
+
+    if annotation == "bool":
+        if not isinstance(value, bool):
+            wrong("true or false")
+    elif annotation == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            wrong("an integer")
+    elif annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            wrong("a number")
+        value = float(value)
+    elif annotation == "str":
+        if not isinstance(value, str):
+            wrong("a string")
+    elif annotation == "list[str]":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            wrong("a list of strings")
+        value = list(value)
+    return value
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if value != value else
+                                                          ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")

@@ -1,0 +1,370 @@
+"""The run directory: everything ``sample``, ``eval`` and ``--resume`` need, written by ``train``.
+
+::
+
+    runs/
+      latest -> 20261123-121500-lstm      the newest run (a symlink)
+      20261123-121500-lstm/
+        config.toml        the resolved config (plain data)
+        vocab.json         the vocabulary (plain data, never pickle)
+        corpus.json        sizes and sha256 of the training and held-out text
+        val.txt            the held-out text, for `charlm eval --perplexity`
+        metrics.csv        one row per validation
+        best.keras         Keras runs: best weights (safe-mode .keras file)
+        last.keras         Keras runs: newest weights
+        best/              scratch runs: best weights (tf.train.Checkpoint)
+        checkpoints/step-000000123/   resumable state: weights, optimizer, counters, carried state
+        tb/                TensorBoard event files
+
+Every write is atomic: a temporary name in the same folder, fsync, rename. A checkpoint is a
+folder renamed into place only once complete, and the one before it is deleted only after
+that, so a crash at any moment leaves a loadable run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from .config import FORMAT_VERSION, Config
+from .errors import CharLMError
+from .vocab import Vocab
+
+METRIC_FIELDS = ["step", "epoch", "train_loss", "train_perplexity", "val_loss",
+                 "val_perplexity", "val_bits_per_char", "chars_per_sec", "lr", "grad_norm",
+                 "wall_time"]
+CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
+KEEP_CHECKPOINTS = 2
+
+
+# -- atomic writes ------------------------------------------------------------------------------
+
+def fsync_dir(path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_tree(path) -> None:
+    for root, _, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+        fsync_dir(root)
+
+
+def _fault_point(name: str) -> None:
+    """Test hook: pause at a named point of a checkpoint write so a test can SIGKILL us there."""
+    if os.environ.get("CHARLM_PAUSE_AT") == name:
+        print(f"CHARLM_PAUSED {name}", flush=True)
+        time.sleep(60)
+
+
+# -- finding runs --------------------------------------------------------------------------------
+
+def resolve_run(run: str | None, run_dir: str = "runs") -> Path:
+    """The run folder named by ``run`` (a path), or the newest run under ``run_dir``."""
+    if run:
+        path = Path(run)
+        if not path.is_dir():
+            raise CharLMError(f"{run}: no such run folder")
+    else:
+        latest = Path(run_dir) / "latest"
+        if not latest.exists():
+            raise CharLMError(f"no run found in {run_dir}/; train one first with "
+                              "`charlm train CORPUS`, or name one with --run DIR")
+        path = latest.resolve()
+    if not (path / "config.toml").is_file():
+        raise CharLMError(f"{path}: not a charlm run (no config.toml); name a run folder "
+                          "written by `charlm train`")
+    return path
+
+
+class RunDir:
+    """One run folder and the files in it."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    # -- creating ---------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, cfg: Config, force: bool = False) -> RunDir:
+        """A new, empty run folder for ``cfg``; an existing non-empty one is refused unless ``force``."""
+        parent = Path(cfg.run_dir)
+        name = cfg.name or time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.model}"
+        path = parent / name
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            if not force:
+                raise CharLMError(f"{path} already holds a run; pass --resume to continue it, "
+                                  "--force to replace it, or choose another --name")
+            if not (path / "config.toml").is_file():
+                raise CharLMError(f"{path} is not a charlm run; --force replaces only runs; "
+                                  "choose another --name")
+            shutil.rmtree(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CharLMError(f"cannot create the run folder {path}: {e.strerror}") from None
+        return cls(path)
+
+    def mark_latest(self) -> None:
+        """Point ``<run_dir>/latest`` at this run (atomically, by renaming a new symlink)."""
+        link = self.path.parent / "latest"
+        tmp = self.path.parent / f".latest.tmp-{os.getpid()}"
+        try:
+            if tmp.is_symlink():
+                tmp.unlink()
+            tmp.symlink_to(self.path.name)
+            os.replace(tmp, link)
+        except OSError:
+            pass  # no symlinks here: `--run DIR` still works
+
+    # -- plain-data files ---------------------------------------------------------------------------
+
+    def write_config(self, cfg: Config) -> None:
+        from . import __version__
+        header = f"# charlm {__version__} run config: `charlm train --resume {self.path}` continues it"
+        atomic_write(self.path / "config.toml", cfg.to_toml(header))
+
+    def read_config(self) -> Config:
+        path = self.path / "config.toml"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CharLMError(f"{self.path}: config.toml is missing; not a complete run") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise CharLMError(f"{path}: cannot read ({e})") from None
+        version = re.search(r"^format_version\s*=\s*(\d+)", text, re.M)
+        if not version or int(version.group(1)) != FORMAT_VERSION:
+            found = version.group(1) if version else "none"
+            raise CharLMError(f"{path}: run format version {found} is not the version this charlm "
+                              f"reads ({FORMAT_VERSION}); use the charlm that wrote it, or retrain")
+        return Config.from_toml_text(text, str(path))
+
+    def write_vocab(self, vocab: Vocab) -> None:
+        vocab.save(self.path / "vocab.json")
+
+    def read_vocab(self) -> Vocab:
+        path = self.path / "vocab.json"
+        if not path.is_file():
+            raise CharLMError(f"{path} is missing; the run cannot be used without its vocabulary")
+        return Vocab.load(path)
+
+    def write_corpus_info(self, train: str, val: str) -> None:
+        info = {"train_chars": len(train), "val_chars": len(val),
+                "train_sha256": text_sha256(train), "val_sha256": text_sha256(val)}
+        atomic_write(self.path / "corpus.json", json.dumps(info, indent=1) + "\n")
+        atomic_write(self.path / "val.txt", val)
+
+    def check_corpus(self, train: str, val: str) -> None:
+        """Refuse to resume on a corpus other than the one the run started with."""
+        try:
+            info = json.loads((self.path / "corpus.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise CharLMError(f"{self.path}/corpus.json is missing or corrupt; cannot check "
+                              "that the corpus is unchanged; start a new run") from None
+        if info.get("train_sha256") != text_sha256(train) or info.get("val_sha256") != text_sha256(val):
+            raise CharLMError(f"the corpus is not the one {self.path} was trained on "
+                              f"({info.get('train_chars')} + {info.get('val_chars')} characters); "
+                              "resume with the same corpus and options, or start a new run")
+
+    def read_val_text(self) -> str:
+        path = self.path / "val.txt"
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CharLMError(f"{path} is missing; name held-out text: charlm eval FILE") from None
+
+    # -- metrics --------------------------------------------------------------------------------------
+
+    def append_metrics(self, row: dict) -> None:
+        path = self.path / "metrics.csv"
+        new = not path.exists()
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, METRIC_FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow({k: _fmt(row.get(k)) for k in METRIC_FIELDS})
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict]:
+        path = self.path / "metrics.csv"
+        if not path.exists():
+            return []
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return [r for r in rows if r.get("wall_time") not in (None, "")]
+
+    def truncate_metrics(self, step: int) -> None:
+        """Keep only complete rows up to ``step`` (a resumed run redoes what came after)."""
+        rows = [r for r in self.read_metrics() if int(r["step"]) <= step]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, METRIC_FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write(self.path / "metrics.csv", buf.getvalue())
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """Complete checkpoints, oldest first."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = []
+        for p in self.checkpoint_dir.iterdir():
+            m = CHECKPOINT_RE.match(p.name)
+            if m and p.is_dir():
+                found.append((int(m.group(1)), p))
+        return sorted(found)
+
+    def save_checkpoint(self, tf_checkpoint, step: int) -> Path:
+        """Write a ``tf.train.Checkpoint`` as ``checkpoints/step-N`` atomically; keep the previous one."""
+        self.checkpoint_dir.mkdir(exist_ok=True)
+        final = self.checkpoint_dir / f"step-{step:09d}"
+        tmp = self.checkpoint_dir / f".tmp-step-{step:09d}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tf_checkpoint.write(str(tmp / "ckpt"))
+        _fault_point("checkpoint-written")
+        fsync_tree(tmp)
+        _fault_point("checkpoint-synced")
+        if final.exists():  # the same step saved again (e.g. on interrupt right after a save)
+            shutil.rmtree(tmp)
+            return final
+        os.rename(tmp, final)
+        fsync_dir(self.checkpoint_dir)
+        _fault_point("checkpoint-renamed")
+        for _, old in self.checkpoints()[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        for stale in self.checkpoint_dir.glob(".tmp-step-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return final
+
+    def restore_checkpoint(self, tf_checkpoint, warn=print) -> int:
+        """Restore the newest readable checkpoint into ``tf_checkpoint``; its step, or -1 if none."""
+        import tensorflow as tf
+
+        errors = []
+        for step, path in reversed(self.checkpoints()):
+            try:
+                tf_checkpoint.read(str(path / "ckpt")).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, AssertionError) as e:
+                errors.append(f"{path.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                warn(f"warning: checkpoint {path} is unreadable ({errors[-1]}); trying an older one")
+                continue
+            return step
+        if errors:
+            raise CharLMError(f"{self.path}: no readable checkpoint ({'; '.join(errors)}); "
+                              "start a new run")
+        return -1
+
+    # -- weights for sample / eval ---------------------------------------------------------------------
+
+    def weights_path(self, which: str, scratch: bool) -> Path:
+        return self.path / (which if scratch else f"{which}.keras")
+
+    def save_weights(self, model, which: str) -> None:
+        """Save ``best`` or ``last`` weights atomically (a .keras file, or a checkpoint folder)."""
+        import tensorflow as tf
+
+        from .scratch import ScratchLM
+
+        if isinstance(model, ScratchLM):
+            final = self.path / which
+            tmp = self.path / f".{which}.tmp-{os.getpid()}"
+            old = self.path / f".{which}.old-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tf.train.Checkpoint(model=model).write(str(tmp / "weights"))
+            fsync_tree(tmp)
+            if final.exists():
+                os.rename(final, old)
+            os.rename(tmp, final)
+            fsync_dir(self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            final = self.path / f"{which}.keras"
+            tmp = self.path / f".{which}.tmp-{os.getpid()}.keras"
+            model.save(str(tmp))
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            fsync_dir(self.path)
+
+    def load_model(self, cfg: Config, vocab: Vocab, which: str = "best"):
+        """The trained model, built from the config and filled with the ``which`` weights."""
+        import tensorflow as tf
+
+        from .models import KerasLM, build_model
+
+        if which not in ("best", "last"):
+            raise CharLMError(f"--weights must be best or last, not '{which}'")
+        if cfg.is_scratch:
+            model = build_model(cfg, len(vocab))
+            path = self.path / which
+            if not path.is_dir():  # a crash between the two renames of save_weights
+                olds = sorted(self.path.glob(f".{which}.old-*"))
+                path = olds[-1] if olds else path
+            try:
+                tf.train.Checkpoint(model=model).read(str(path / "weights")).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, AssertionError) as e:
+                detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if "shape" in detail.lower() or "Shapes" in detail:
+                    raise CharLMError(f"{path}: the weights do not match the vocabulary "
+                                      f"({len(vocab)} characters) and config of this run; "
+                                      "restore the run's vocab.json and config.toml") from None
+                raise CharLMError(f"{path}: cannot load the weights ({detail}); they are missing, "
+                                  "truncated or corrupt; resume or retrain the run") from None
+            return model
+        path = self.path / f"{which}.keras"
+        if not path.is_file():
+            raise CharLMError(f"{path} is missing; the run has no {which} weights yet"
+                              + ("; try --weights last" if which == "best" else ""))
+        model = KerasLM.load(str(path))
+        if model.vocab_size != len(vocab):
+            raise CharLMError(f"{path}: the weights are for {model.vocab_size} characters but "
+                              f"vocab.json has {len(vocab)}; restore the run's vocab.json")
+        return model
+
+
+def text_sha256(text: str) -> str:
+    h = hashlib.sha256()
+    for i in range(0, len(text), 1 << 22):
+        h.update(text[i:i + (1 << 22)].encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v

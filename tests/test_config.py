@@ -1,0 +1,86 @@
+"""Configs: presets, overrides, and one clear error for each kind of mistake."""
+
+from pathlib import Path
+
+import pytest
+
+from charlm.config import Config, parse_duration
+from charlm.errors import CharLMError
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def test_every_bundled_preset_loads_and_says_what_it_is_for():
+    presets = sorted(CONFIGS.glob("*.toml"))
+    assert {p.name for p in presets} >= {"tiny.toml", "shakespeare.toml", "tutorial-gru.toml",
+                                          "d2l-scratch-rnn.toml", "d2l-scratch-gru.toml",
+                                          "d2l-scratch-lstm.toml"}
+    for p in presets:
+        Config.load(p)
+        assert p.read_text(encoding="utf-8").startswith("#"), f"{p.name} needs a comment"
+
+
+def test_flags_override_the_preset(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text('model = "gru"\nunits = 32\n')
+    cfg = Config.load(preset, {"units": 64})
+    assert (cfg.model, cfg.units) == ("gru", 64)
+
+
+def test_saved_config_reads_back_identically():
+    cfg = Config(paths=["a b.txt", "ü\"\\x.txt"], sample_prefixes=["分开", "不分开\n"], lr=1e-5,
+                 time_budget="10m")
+    assert Config.from_toml_text(cfg.to_toml("# header")) == cfg
+
+
+def test_unknown_key_is_named_with_the_closest_valid_key(tmp_path):
+    p = tmp_path / "typo.toml"
+    p.write_text("seq_lne = 50\n")
+    with pytest.raises(CharLMError, match=r"unknown key 'seq_lne'; did you mean 'seq_len'\?"):
+        Config.load(p)
+
+
+def test_wrong_type_names_the_key_and_the_expected_type():
+    with pytest.raises(CharLMError, match="'units' must be an integer, not \"many\""):
+        Config.from_toml_text('units = "many"')
+    with pytest.raises(CharLMError, match="'lowercase' must be true or false"):
+        Config.from_toml_text("lowercase = 1")
+
+
+def test_toml_syntax_error_gives_line_and_column(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('model = "gru"\nunits = = 3\n')
+    with pytest.raises(CharLMError, match=r"bad.toml: TOML syntax error: .*line 2, column"):
+        Config.load(p)
+
+
+def test_missing_config_file_is_named():
+    with pytest.raises(CharLMError, match="nope.toml: no such config file"):
+        Config.load("nope.toml")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"seq_len": 0}, "seq-len must be at least 1"),
+    ({"batch_size": -3}, "batch-size must be at least 1"),
+    ({"val_fraction": 1.0}, r"val-fraction must be in \[0, 1\)"),
+    ({"val_fraction": -0.1}, r"val-fraction must be in \[0, 1\)"),
+    ({"model": "transformer"}, "model must be one of lstm, gru"),
+    ({"lr": 0.0}, "lr must be a positive number"),
+    ({"time_budget": "ten minutes"}, "cannot read the duration 'ten minutes'"),
+    ({"name": "../x"}, "not a valid run folder name"),
+])
+def test_out_of_range_values_are_refused(changes, message):
+    with pytest.raises(CharLMError, match=message):
+        Config().replace(**changes)
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10m", 600),
+                                           ("1h30m", 5400), ("1.5h", 5400), ("2m 30s", 150)])
+def test_durations_parse(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "-5m", "10x", "m", "1h-3m"])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(CharLMError, match="write e.g. 90s, 10m or 1h30m"):
+        parse_duration(text)

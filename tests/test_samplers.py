@@ -1,0 +1,108 @@
+"""The samplers follow the d2l chapter exactly (see charlm/samplers.py)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from charlm.errors import CharLMError
+from charlm.samplers import ConsecutiveSampler, RandomSampler, dataset, make_sampler, windows
+
+IDS = np.arange(1000, dtype=np.int64)
+
+
+def test_targets_are_inputs_shifted_by_one():
+    data = np.random.default_rng(0).integers(0, 50, 500)
+    for kind in ("random", "consecutive"):
+        s = make_sampler(kind, data, seq_len=7, batch_size=4)
+        x, y = windows(data, s.plan(0, 0), 7)
+        starts = s.plan(0, 0)
+        assert np.array_equal(x[..., 1:], y[..., :-1])
+        assert np.array_equal(y[..., -1], data[starts + 7])
+
+
+def test_consecutive_rows_continue_exactly_where_the_previous_batch_ended():
+    s = ConsecutiveSampler(IDS, seq_len=10, batch_size=4)
+    plan = s.plan(epoch=3, seed=1)
+    x, _ = windows(IDS, plan, 10)
+    for b in range(len(plan) - 1):
+        assert np.array_equal(x[b, :, -1] + 1, x[b + 1, :, 0])
+
+
+def test_consecutive_streams_are_contiguous_and_disjoint():
+    s = ConsecutiveSampler(IDS, seq_len=10, batch_size=4)
+    plan = s.plan(0, 0)
+    x, _ = windows(IDS, plan, 10)
+    rows = [np.concatenate(list(x[:, r])) for r in range(4)]
+    for row in rows:
+        assert np.array_equal(np.diff(row), np.ones(len(row) - 1))
+    assert len(set(np.concatenate(rows).tolist())) == sum(len(r) for r in rows)
+
+
+def test_random_windows_do_not_overlap_and_are_aligned_to_one_offset():
+    s = RandomSampler(IDS, seq_len=10, batch_size=8)
+    plan = s.plan(epoch=2, seed=5)
+    flat = np.sort(plan.ravel())
+    assert np.all(np.diff(flat) >= 10)
+    assert len(set((flat % 10).tolist())) == 1
+
+
+def test_random_windows_are_shuffled():
+    s = RandomSampler(IDS, seq_len=10, batch_size=8)
+    flat = s.plan(0, 0).ravel()
+    assert not np.all(np.diff(flat) > 0)
+
+
+def test_offsets_and_order_vary_across_epochs_but_not_across_calls():
+    for cls in (RandomSampler, ConsecutiveSampler):
+        s = cls(IDS, seq_len=10, batch_size=4)
+        assert np.array_equal(s.plan(4, 9), s.plan(4, 9))
+        offsets = {int(s.plan(e, 0).min() % 10) for e in range(30)}
+        assert len(offsets) > 3
+
+
+def test_a_text_too_short_for_one_batch_is_refused_clearly():
+    with pytest.raises(CharLMError, match="too short for one batch.*--seq-len"):
+        ConsecutiveSampler(np.arange(50), seq_len=10, batch_size=8)
+    with pytest.raises(CharLMError, match="too short"):
+        RandomSampler(np.arange(50), seq_len=10, batch_size=8)
+
+
+def test_dataset_yields_the_planned_batches_and_skips_for_resume():
+    s = ConsecutiveSampler(IDS.astype(np.uint16), seq_len=5, batch_size=3)
+    plan = s.plan(0, 0)
+    import tensorflow as tf
+
+    batches = list(dataset(tf.constant(s.ids), plan, 5, skip=2))
+    assert len(batches) == len(plan) - 2
+    x, y = windows(IDS, plan[2], 5)
+    assert batches[0][0].dtype == tf.int32
+    assert np.array_equal(batches[0][0].numpy(), x)
+    assert np.array_equal(batches[0][1].numpy(), y)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(2, 400), seq_len=st.integers(1, 40), batch_size=st.integers(1, 16),
+       epoch=st.integers(0, 5), kind=st.sampled_from(["random", "consecutive"]))
+def test_samplers_never_index_outside_the_data_and_cover_what_the_definition_says(
+        n, seq_len, batch_size, epoch, kind):
+    ids = np.arange(n)
+    try:
+        s = make_sampler(kind, ids, seq_len, batch_size)
+    except CharLMError:
+        return  # too short: refused (tested above)
+    plan = s.plan(epoch, seed=7)
+    assert plan.shape[1] == batch_size and plan.shape[0] >= s.min_batches() >= 1
+    assert plan.min() >= 0 and plan.max() + seq_len <= n - 1  # the last target exists
+    offset = int(plan.min()) % seq_len if kind == "random" else int(plan.min())
+    assert 0 <= offset < seq_len
+    covered = np.sort((plan[..., None] + np.arange(seq_len)).ravel())
+    assert len(np.unique(covered)) == covered.size  # no position read twice
+    if kind == "random":
+        usable = (n - offset - 1) // seq_len
+        assert plan.size == usable // batch_size * batch_size
+    else:
+        row_len = (n - offset - 1) // batch_size
+        assert plan.shape[0] == row_len // seq_len
+        # every row starts where the previous row's stream starts + row_len
+        assert np.all(np.diff(plan[0]) == row_len)
