@@ -1,0 +1,252 @@
+"""The character vocabulary: chars <-> integer ids, saved as JSON in the run directory.
+
+id 0 is ``<unk>`` (any character the training text did not contain); ids 1.. are the
+distinct characters of the text sorted by code point::
+
+    >>> vocab = Vocab.from_text("hello")
+    >>> vocab.chars
+    ['<unk>', 'e', 'h', 'l', 'o']
+    >>> vocab.encode("hole!")
+    array([2, 4, 3, 1, 0], dtype=uint16)
+    >>> vocab.decode([2, 1, 3, 3, 4, 0])
+    'hello\\ufffd'
+
+encode/decode are vectorised with numpy (a code-point -> id lookup table, UTF-32 for the
+str <-> code-point conversion) and work in chunks, so a 100 MB corpus encodes in seconds
+with about the output's 2 bytes per character of extra memory. Pure numpy: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from charlm.errors import CharLMError
+
+UNK = "<unk>"
+FORMAT = "charlm-vocab"
+VERSION = 1
+CHUNK_CHARS = 1 << 22  # characters converted at a time by encode/decode/from_text
+
+_MAX_CODE_POINT = 0x10FFFF
+_EDITED = "the vocabulary file was edited or corrupted; restore it or retrain the run"
+
+
+def _codepoints(text: str):
+    """Yield ``(start, uint32 code points)`` for successive chunks of ``text``.
+
+    Lone surrogates (e.g. from a command-line argument that was not valid UTF-8) pass
+    through as their code points U+D800..U+DFFF instead of raising.
+    """
+    for start in range(0, len(text), CHUNK_CHARS):
+        chunk = text[start : start + CHUNK_CHARS].encode("utf-32-le", "surrogatepass")
+        yield start, np.frombuffer(chunk, dtype=np.uint32)
+
+
+class Vocab:
+    """chars <-> ids. id 0 is <unk>; ids 1.. are the distinct characters of the text sorted by code point.
+
+    >>> v = Vocab.from_text("床前明月光")
+    >>> len(v), v.decode(v.encode("明月"))
+    (6, '明月')
+    >>> v.unknown_chars("明月几时有")
+    ['几', '时', '有']
+    """
+
+    def __init__(self, chars):
+        """``chars``: the distinct characters (without ``<unk>``) in id order 1, 2, ...
+
+        They must be single code points (no lone surrogates), distinct and sorted by code
+        point; :meth:`from_text` builds them for you.
+        """
+        chars = list(chars)
+        problem = _chars_problem(chars)
+        if problem:
+            raise ValueError(f"invalid vocabulary characters: {problem}")
+        self.chars: list[str] = [UNK] + chars
+        self.dtype = np.uint16 if len(self.chars) <= 1 << 16 else np.uint32
+        cps = np.array([ord(c) for c in chars], dtype=np.uint32)
+        # id -> code point, with id 0 (<unk>) decoding to U+FFFD REPLACEMENT CHARACTER.
+        self._id_to_cp = np.concatenate([np.array([0xFFFD], np.uint32), cps])
+        # code point -> id; one extra last slot (id 0) catches every code point above the max.
+        size = (int(cps[-1]) + 2) if len(cps) else 1
+        self._cp_to_id = np.zeros(size, dtype=self.dtype)
+        self._cp_to_id[cps] = np.arange(1, len(cps) + 1, dtype=self.dtype)
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vocab":
+        """The vocabulary of ``text``: its distinct characters sorted by code point."""
+        present = np.zeros(_MAX_CODE_POINT + 1, dtype=bool)
+        for _, cps in _codepoints(text):
+            present[cps] = True
+        if present[0xD800:0xE000].any():
+            at = next(i for i, c in enumerate(text) if 0xD800 <= ord(c) < 0xE000)
+            raise CharLMError(
+                f"text has a lone surrogate U+{ord(text[at]):04X} at character {at}, which is not valid Unicode;"
+                " read the corpus with read_corpus (or decode it with errors='replace')"
+            )
+        return cls(chr(c) for c in np.flatnonzero(present))
+
+    def __len__(self) -> int:
+        """Number of ids, including ``<unk>``."""
+        return len(self.chars)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocab) and self.chars == other.chars
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Vocab({len(self)} ids: <unk> + {len(self) - 1} chars)"
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of the characters of ``text``; characters not in the vocabulary get id 0 (``<unk>``).
+
+        The dtype is uint16 when ``len(self) <= 65536``, else uint32.
+        """
+        out = np.empty(len(text), dtype=self.dtype)
+        top = len(self._cp_to_id) - 1  # the catch-all slot for code points above the max
+        for start, cps in _codepoints(text):
+            out[start : start + len(cps)] = self._cp_to_id[np.minimum(cps, top)]
+        return out
+
+    def decode(self, ids) -> str:
+        """The text of ``ids`` (any int array or list); id 0 decodes to U+FFFD.
+
+        An id outside ``0 .. len(self) - 1`` raises :class:`CharLMError`: the ids come from a
+        model with a different vocabulary.
+        """
+        ids = np.asarray(ids)
+        if ids.size == 0:
+            return ""
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"decode takes integer ids, got dtype {ids.dtype}")
+        ids = ids.reshape(-1) if ids.ndim == 0 else ids
+        if ids.ndim != 1:
+            raise ValueError(f"decode takes a 1-D sequence of ids, got shape {ids.shape}; decode each row")
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= len(self):
+            bad = lo if lo < 0 else hi
+            raise CharLMError(
+                f"id {bad} is outside this vocabulary of {len(self)} ids;"
+                " the weights and vocab.json come from different runs: use the run directory's own vocab.json"
+            )
+        parts = []
+        for start in range(0, len(ids), CHUNK_CHARS):
+            cps = self._id_to_cp[ids[start : start + CHUNK_CHARS]]
+            parts.append(cps.tobytes().decode("utf-32-le", "surrogatepass"))
+        return "".join(parts)
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """Distinct characters of ``text`` that are not in the vocabulary, in order of first appearance."""
+        seen: dict[int, None] = {}
+        top = len(self._cp_to_id) - 1
+        for _, cps in _codepoints(text):
+            unknown = cps[self._cp_to_id[np.minimum(cps, top)] == 0]
+            if len(unknown):
+                values, first = np.unique(unknown, return_index=True)
+                for cp in values[np.argsort(first)]:
+                    seen.setdefault(int(cp))
+        return [chr(cp) for cp in seen]
+
+    # ------------------------------------------------------------------------- JSON on disk
+
+    def to_json(self) -> str:
+        """``{"format": "charlm-vocab", "version": 1, "unk": "<unk>", "chars": [...]}`` (ids 1.. in order)."""
+        doc = {"format": FORMAT, "version": VERSION, "unk": UNK, "chars": self.chars[1:]}
+        return json.dumps(doc, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, s: str, source: str = "vocab.json") -> "Vocab":
+        """Parse and strictly validate :meth:`to_json` output; ``source`` names the file in errors."""
+        try:
+            doc = json.loads(s)
+        except json.JSONDecodeError as e:
+            raise CharLMError(f"{source}: not valid JSON ({e.msg} at line {e.lineno}); {_EDITED}") from None
+        if not isinstance(doc, dict):
+            raise CharLMError(f"{source}: expected a JSON object; {_EDITED}")
+        if doc.get("format") != FORMAT:
+            raise CharLMError(f"{source}: format is {doc.get('format')!r}, expected {FORMAT!r}; {_EDITED}")
+        version = doc.get("version")
+        if type(version) is not int or version != VERSION:
+            raise CharLMError(f"{source}: unsupported version {version!r} (this charlm reads {VERSION}); {_EDITED}")
+        if doc.get("unk") != UNK:
+            raise CharLMError(f"{source}: unk is {doc.get('unk')!r}, expected {UNK!r}; {_EDITED}")
+        extra = sorted(set(doc) - {"format", "version", "unk", "chars"})
+        if extra:
+            raise CharLMError(f"{source}: unexpected keys {extra}; {_EDITED}")
+        chars = doc.get("chars")
+        if not isinstance(chars, list):
+            raise CharLMError(f"{source}: chars must be a list of characters; {_EDITED}")
+        problem = _chars_problem(chars)
+        if problem:
+            raise CharLMError(f"{source}: {problem}; {_EDITED}")
+        return cls(chars)
+
+    def save(self, path) -> None:
+        """Write :meth:`to_json` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".vocab-", suffix=".tmp", dir=folder)
+        except OSError as e:
+            raise CharLMError(f"{path}: cannot write the vocabulary ({e.strerror}); check that the folder exists and is writable") from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(self.to_json())
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if isinstance(e, OSError):
+                raise CharLMError(f"{path}: cannot write the vocabulary ({e.strerror}); check the disk and the folder") from None
+            raise
+        try:  # make the rename itself durable (POSIX); harmless to skip where unsupported
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
+
+    @classmethod
+    def load(cls, path) -> "Vocab":
+        """Read a vocabulary written by :meth:`save`."""
+        path = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                s = f.read()
+        except FileNotFoundError:
+            raise CharLMError(f"{path}: no such vocabulary file; pass a run directory written by train") from None
+        except UnicodeDecodeError as e:
+            raise CharLMError(f"{path}: not UTF-8 (byte {e.start}); {_EDITED}") from None
+        except OSError as e:
+            raise CharLMError(f"{path}: cannot read the vocabulary ({e.strerror}); check the path and its permissions") from None
+        return cls.from_json(s, source=path)
+
+
+def _chars_problem(chars: list) -> str | None:
+    """Why ``chars`` is not a valid id-ordered character list, or None."""
+    for i, c in enumerate(chars):
+        if not isinstance(c, str) or len(c) != 1:
+            return f"entry {i} ({c!r}) is not a single character"
+        if 0xD800 <= ord(c) < 0xE000:
+            return f"entry {i} is a lone surrogate U+{ord(c):04X}"
+    cps = [ord(c) for c in chars]
+    for i in range(1, len(cps)):
+        if cps[i] == cps[i - 1]:
+            return f"character {chars[i]!r} appears twice"
+        if cps[i] < cps[i - 1]:
+            if chars[i] in chars[:i]:
+                return f"character {chars[i]!r} appears twice"
+            return f"characters are not sorted by code point ({chars[i - 1]!r} before {chars[i]!r})"
+    return None
