@@ -83,7 +83,7 @@ class Generator:
         out = tf.TensorArray(tf.int32, size=n)
 
         def body(i, logits, state, out):
-            step_seed = tf.stack([seed, tf.cast(position + i, tf.int64)])
+            step_seed = tf.stack([seed, position + tf.cast(i, tf.int64)])
             nxt = pick(logits, temperature, top_k, top_p, greedy, step_seed)
             new_logits, state = self.model(nxt[:, None], state, training=False)
             return i + 1, new_logits[:, -1], state, out.write(i, nxt)

@@ -1,0 +1,43 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT / "corpora"
+CONFIGS = ROOT / "configs"
+
+# the smallest settings that still learn: used by most tests that train
+TINY = dict(layers=1, units=32, embedding_dim=16, seq_len=16, batch_size=8, lr=0.01,
+            eval_every=0, sample_every=0)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Run in an empty folder, so runs/ lands in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def charlm_cli():
+    """Run the real `charlm` command in a subprocess: (exit code, stdout, stderr)."""
+    import subprocess
+
+    def run(*args, cwd=None, input=None, env=None, timeout=300):
+        full_env = {**os.environ, **(env or {})}
+        p = subprocess.run([sys.executable, "-m", "charlm", *map(str, args)], cwd=cwd,
+                           input=input, capture_output=True, text=True, env=full_env,
+                           timeout=timeout)
+        return p.returncode, p.stdout, p.stderr
+
+    return run
+
+
+def tree_snapshot(path: Path) -> dict:
+    """{relative path: bytes} of every file under path (to show nothing changed)."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}
