@@ -79,7 +79,7 @@ def train(paths=None, *, config=None, resume: str | bool | None = None, force: b
             raise CharLMError(f"cannot change {', '.join(fixed)} when resuming {run.path}; "
                               "start a new run to train with other settings")
         cfg = saved.replace(**{k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
-                            **({"paths": list(paths)} if paths else {}))
+                            **({"paths": [str(p) for p in paths]} if paths else {}))
         cfg = cfg.replace(run_dir=saved.run_dir, name=saved.name)
         train_text, val_text = read_texts(cfg)
         run.check_corpus(train_text, val_text)

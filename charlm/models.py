@@ -17,6 +17,8 @@ character at a time. It holds only built-in layers, so it saves to and loads fro
 
 from __future__ import annotations
 
+import zipfile
+
 import keras
 import tensorflow as tf
 
@@ -49,21 +51,25 @@ def build_keras_model(kind: str, vocab_size: int, layers: int, units: int,
     n_states = states_per_layer(kind)
     state_inputs = [keras.Input(shape=(units,), name=f"state_{i}_{j}")
                     for i in range(layers) for j in range(n_states)]
+    init = keras.initializers  # explicit seeds: the same seed always gives the same weights
     if embedding_dim:
-        x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding",
-                                   dtype=policy)(ids)
+        x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding", dtype=policy,
+                                   embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed))(ids)
     else:
         x = keras.layers.Embedding(vocab_size, vocab_size, embeddings_initializer="identity",
                                    trainable=False, name="one_hot", dtype=policy)(ids)
     new_states = []
     for i in range(layers):
         rnn = layer_cls(units, return_sequences=True, return_state=True, name=f"{kind}_{i}",
-                        dtype=policy, seed=seed + i)
+                        dtype=policy, seed=seed + i,
+                        kernel_initializer=init.GlorotUniform(seed + 10 * i + 1),
+                        recurrent_initializer=init.Orthogonal(seed=seed + 10 * i + 2))
         x, *s = rnn(x, initial_state=state_inputs[i * n_states:(i + 1) * n_states])
         new_states += s
         if dropout:
             x = keras.layers.Dropout(dropout, seed=seed + 100 + i, name=f"dropout_{i}")(x)
-    logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")(x)
+    logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32",
+                                kernel_initializer=init.GlorotUniform(seed + 1000))(x)
     return keras.Model([ids, *state_inputs], [logits, *new_states], name=f"charlm_{kind}")
 
 
@@ -86,6 +92,13 @@ class KerasLM:
     def trainable_variables(self):
         return self.keras_model.trainable_variables
 
+    def checkpoint_objects(self) -> dict:
+        """What a ``tf.train.Checkpoint`` must hold to resume exactly: the model, and the
+        dropout seed generators' states (Keras keeps them outside the tracked object graph)."""
+        seeds = [v.value for v in self.keras_model.non_trainable_variables
+                 if v.path.endswith("seed_generator_state")]
+        return {"model": self.keras_model, "dropout_seeds": seeds}
+
     @property
     def variables(self):
         return self.keras_model.variables
@@ -94,21 +107,24 @@ class KerasLM:
         self.keras_model.save(path)
 
     @classmethod
-    def load(cls, path: str) -> KerasLM:
+    def load(cls, path: str, way_out: str = "restore the file or retrain the run") -> KerasLM:
         """Load a ``.keras`` file in safe mode: no code from the file is ever run."""
+        if not zipfile.is_zipfile(path):  # Keras would call a truncated file "not found"
+            raise CharLMError(f"{path}: cannot load the weights, the file is truncated or corrupt "
+                              f"(not a .keras archive); {way_out}")
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as e:  # Keras raises ValueError, OSError, zipfile errors, ...
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             if "safe_mode" in str(e) or "Lambda" in str(e) or "unsafe" in str(e).lower():
                 raise CharLMError(
                     f"{path}: refusing to load: the model file holds code (e.g. a Lambda layer), "
                     "which charlm never runs; retrain the run or restore its weights file") from None
-            raise CharLMError(f"{path}: cannot load the weights file ({msg}); it is missing, "
-                              "truncated or corrupt; retrain or resume from a checkpoint") from None
+            raise CharLMError(f"{path}: cannot load the weights, the file is truncated or corrupt "
+                              f"({msg}); {way_out}") from None
         if not (isinstance(model, keras.Model) and len(model.outputs) >= 2 and
                 len(model.inputs) == len(model.outputs)):
-            raise CharLMError(f"{path}: not a charlm model file")
+            raise CharLMError(f"{path}: not a charlm model file; {way_out}")
         return cls(model)
 
 
@@ -121,6 +137,5 @@ def build_model(cfg, vocab_size: int):
         return ScratchLM(vocab_size, cell=cfg.model.removeprefix("scratch-"), units=cfg.units,
                          layers=cfg.layers, embedding_dim=cfg.embedding_dim,
                          dropout=cfg.dropout, reset_after=cfg.reset_after, seed=cfg.seed)
-    keras.utils.set_random_seed(cfg.seed)
     return KerasLM(build_keras_model(cfg.model, vocab_size, cfg.layers, cfg.units,
                                      cfg.embedding_dim, cfg.dropout, cfg.precision, cfg.seed))

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -77,11 +78,20 @@ def fsync_tree(path) -> None:
         fsync_dir(root)
 
 
+_fault_hits: dict[str, int] = {}
+
+
 def _fault_point(name: str) -> None:
-    """Test hook: pause at a named point of a checkpoint write so a test can SIGKILL us there."""
-    if os.environ.get("CHARLM_PAUSE_AT") == name:
-        print(f"CHARLM_PAUSED {name}", flush=True)
-        time.sleep(60)
+    """Test hook: with ``CHARLM_PAUSE_AT=name[:n]`` in the environment, stop at the n-th time
+    (default the first) a write reaches point ``name`` and wait, so a test can SIGKILL us there."""
+    want = os.environ.get("CHARLM_PAUSE_AT", "")
+    if not want.startswith(name):
+        return
+    target, _, nth = want.partition(":")
+    _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    if target == name and _fault_hits[name] == int(nth or 1):
+        print(f"CHARLM_PAUSED {name}", file=sys.stderr, flush=True)
+        time.sleep(600)
 
 
 # -- finding runs --------------------------------------------------------------------------------
@@ -271,13 +281,11 @@ class RunDir:
 
     def restore_checkpoint(self, tf_checkpoint, warn=print) -> int:
         """Restore the newest readable checkpoint into ``tf_checkpoint``; its step, or -1 if none."""
-        import tensorflow as tf
-
         errors = []
         for step, path in reversed(self.checkpoints()):
             try:
                 tf_checkpoint.read(str(path / "ckpt")).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as e:
+            except Exception as e:  # TF raises OpError, ValueError, IndexError, ... on bad files
                 errors.append(f"{path.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
                 warn(f"warning: checkpoint {path} is unreadable ({errors[-1]}); trying an older one")
                 continue
@@ -314,6 +322,7 @@ class RunDir:
             final = self.path / f"{which}.keras"
             tmp = self.path / f".{which}.tmp-{os.getpid()}.keras"
             model.save(str(tmp))
+            _fault_point("weights-written")
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, final)
@@ -327,31 +336,35 @@ class RunDir:
 
         if which not in ("best", "last"):
             raise CharLMError(f"--weights must be best or last, not '{which}'")
+        other = "last" if which == "best" else "best"
+        way_out = (f"try --weights {other}, or retrain the run"
+                   if self.weights_path(other, cfg.is_scratch).exists() else "retrain the run")
         if cfg.is_scratch:
             model = build_model(cfg, len(vocab))
             path = self.path / which
             if not path.is_dir():  # a crash between the two renames of save_weights
                 olds = sorted(self.path.glob(f".{which}.old-*"))
                 path = olds[-1] if olds else path
+            if not path.is_dir():
+                raise CharLMError(f"{path} is missing; the run has no {which} weights; {way_out}")
             try:
                 tf.train.Checkpoint(model=model).read(str(path / "weights")).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as e:
-                detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-                if "shape" in detail.lower() or "Shapes" in detail:
-                    raise CharLMError(f"{path}: the weights do not match the vocabulary "
-                                      f"({len(vocab)} characters) and config of this run; "
-                                      "restore the run's vocab.json and config.toml") from None
-                raise CharLMError(f"{path}: cannot load the weights ({detail}); they are missing, "
-                                  "truncated or corrupt; resume or retrain the run") from None
+            except Exception as e:  # OpError, ValueError, AssertionError, IndexError (truncated) ...
+                detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                if "shape" in detail.lower():
+                    raise CharLMError(f"{path}: the weights do not match this run's vocab.json "
+                                      f"({len(vocab)} characters) or config.toml; restore the "
+                                      "run's own vocab.json and config.toml") from None
+                raise CharLMError(f"{path}: cannot load the weights, they are truncated or "
+                                  f"corrupt ({detail}); {way_out}") from None
             return model
         path = self.path / f"{which}.keras"
         if not path.is_file():
-            raise CharLMError(f"{path} is missing; the run has no {which} weights yet"
-                              + ("; try --weights last" if which == "best" else ""))
-        model = KerasLM.load(str(path))
+            raise CharLMError(f"{path} is missing; the run has no {which} weights; {way_out}")
+        model = KerasLM.load(str(path), way_out=way_out)
         if model.vocab_size != len(vocab):
             raise CharLMError(f"{path}: the weights are for {model.vocab_size} characters but "
-                              f"vocab.json has {len(vocab)}; restore the run's vocab.json")
+                              f"vocab.json has {len(vocab)}; restore the run's own vocab.json")
         return model
 
 

@@ -82,9 +82,10 @@ class Trainer:
             "elapsed": tf.Variable(0.0, dtype=tf.float64),
             "best": tf.Variable(math.inf, dtype=tf.float64),
         }
-        trackable = getattr(self.model, "keras_model", self.model)
-        self.checkpoint = tf.train.Checkpoint(model=trackable, optimizer=self.optimizer,
-                                              carry=self.carry, **self.counters)
+        objects = (self.model.checkpoint_objects() if hasattr(self.model, "checkpoint_objects")
+                   else {"model": self.model})
+        self.checkpoint = tf.train.Checkpoint(optimizer=self.optimizer, carry=self.carry,
+                                              **objects, **self.counters)
         self._train_step = tf.function(self._train_step_impl)
         self.scorer = Scorer(self.model)
         self.generator = Generator(self.model, vocab)
@@ -137,15 +138,16 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict:
         """Train until a limit is reached; returns the last metrics row."""
         cfg, run = self.cfg, self.run
-        if resume:
-            restored = run.restore_checkpoint(self.checkpoint, warn=self.log)
-            if restored < 0:
-                raise CharLMError(f"{run.path} has no checkpoint to resume from; start a new run")
+        restored = run.restore_checkpoint(self.checkpoint, warn=self.log) if resume else -1
+        if restored >= 0:
             run.truncate_metrics(restored)
             self.log(f"resuming {run.path} at step {restored} "
                      f"(epoch {int(self.counters['epoch'].numpy()) + 1})")
-        else:
-            run.save_checkpoint(self.checkpoint, 0)  # a good state to roll back to
+        else:  # a new run, or one stopped before its first checkpoint: step 0 is the seed's
+            if resume:
+                self.log(f"{run.path} stopped before its first checkpoint; starting at step 0")
+                run.truncate_metrics(0)
+            self._save(0)  # a good state to roll back to, and weights to sample from
         step = int(self.counters["step"].numpy())
         epoch = int(self.counters["epoch"].numpy())
         batch = int(self.counters["batch"].numpy())
@@ -255,8 +257,9 @@ class Trainer:
                 f"training diverged: the loss was {loss} at step {step + 1} even after "
                 f"{MAX_NAN_RETRIES} roll-backs that each halved the learning rate; "
                 "lower --lr or --clip-norm and resume or restart")
+        scale = float(self.counters["lr_scale"].numpy()) * NAN_LR_FACTOR
         restored = self.run.restore_checkpoint(self.checkpoint, warn=self.log)
-        self.counters["lr_scale"].assign(self.counters["lr_scale"] * NAN_LR_FACTOR)
+        self.counters["lr_scale"].assign(scale)
         lr = self.cfg.lr * float(self.counters["lr_scale"].numpy())
         self.log(f"warning: the loss was {loss} at step {step + 1}; rolled back to the checkpoint "
                  f"at step {restored} and halved the learning rate (base lr now {lr:.3g})")

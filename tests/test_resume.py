@@ -1,0 +1,230 @@
+"""Never lose a run: exact resume, crash-safe checkpoints, Ctrl-C, the NaN guard."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import CORPORA, TINY
+
+import charlm
+from charlm.errors import CharLMError
+
+CORPUS = CORPORA / "timemachine.txt"
+# ~3,000 characters: an epoch is ~23 random batches, so runs cross epoch boundaries
+SMALL = dict(TINY, max_chars=3000, val_fraction=0.1, seed=3)
+
+
+def weights(run) -> list[np.ndarray]:
+    return [v.numpy() for v in run.model.trainable_variables]
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert len(wa) == len(wb)
+    for x, y in zip(wa, wb):
+        np.testing.assert_array_equal(x, y)  # bitwise: every op here is deterministic on CPU
+
+
+@pytest.mark.parametrize("model, sampler, extra", [
+    ("lstm", "random", {}),
+    ("gru", "consecutive", {"dropout": 0.2, "layers": 2}),
+    ("scratch-rnn", "consecutive", {"optimizer": "sgd", "lr": 1.0, "clip_norm": 0.1}),
+    ("scratch-lstm", "random", {"dropout": 0.2}),
+])
+def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(
+        workdir, model, sampler, extra):
+    # (a cosine schedule depends on the planned length; the kill test below covers it)
+    settings = dict(SMALL, model=model, sampler=sampler, eval_every=7, warmup_steps=5, **extra)
+    whole = charlm.train([CORPUS], name="whole", steps=40, progress=False, **settings)
+    charlm.train([CORPUS], name="parts", steps=17, progress=False, **settings)
+    resumed = charlm.train(resume="runs/parts", steps=40, progress=False)
+    assert_same_weights(whole, resumed)
+    val_whole = {r["step"]: r["val_loss"] for r in whole.metrics()}
+    val_resumed = {r["step"]: r["val_loss"] for r in resumed.metrics()}
+    assert set(val_resumed) == set(val_whole) | {"17"}  # + the row written when it stopped
+    assert all(val_resumed[step] == val for step, val in val_whole.items())
+
+
+def test_resume_refuses_to_change_the_model_or_the_corpus(workdir):
+    charlm.train([CORPUS], name="r", steps=5, progress=False, **SMALL)
+    with pytest.raises(CharLMError, match="cannot change units when resuming"):
+        charlm.train(resume="runs/r", units=64, steps=10, progress=False)
+    other = workdir / "other.txt"
+    other.write_text(CORPUS.read_text()[5000:9000])
+    with pytest.raises(CharLMError, match="not the one .* was trained on"):
+        charlm.train([other], resume="runs/r", steps=10, progress=False)
+
+
+def test_training_into_an_existing_run_without_resume_or_force_refuses_and_changes_nothing(workdir):
+    from conftest import tree_snapshot
+
+    charlm.train([CORPUS], name="r", steps=5, progress=False, **SMALL)
+    before = tree_snapshot(workdir)
+    with pytest.raises(CharLMError, match="already holds a run; pass --resume .* --force"):
+        charlm.train([CORPUS], name="r", steps=5, progress=False, **SMALL)
+    assert tree_snapshot(workdir) == before
+    run = charlm.train([CORPUS], name="r", steps=3, force=True, progress=False, **SMALL)
+    assert run.metrics()[-1]["step"] == "3"
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(workdir):
+    settings = dict(SMALL, eval_every=5)
+    whole = charlm.train([CORPUS], name="whole", steps=20, progress=False, **settings)
+    charlm.train([CORPUS], name="parts", steps=10, progress=False, **settings)
+    checkpoints = sorted((workdir / "runs/parts/checkpoints").iterdir())
+    assert [p.name for p in checkpoints] == ["step-000000005", "step-000000010"]
+    data = next(checkpoints[-1].glob("ckpt.data-*"))
+    data.write_bytes(data.read_bytes()[:100])  # truncated, as by a disk fault
+    warnings = []
+    resumed = charlm.train(resume="runs/parts", steps=20, progress=False, log=warnings.append)
+    assert any("step-000000010 is unreadable" in w for w in warnings)
+    assert any("resuming" in w and "at step 5" in w for w in warnings)
+    assert_same_weights(whole, resumed)
+
+
+def test_a_nan_loss_rolls_back_to_the_last_checkpoint_and_halves_the_learning_rate(
+        workdir, monkeypatch):
+    import tensorflow as tf
+
+    from charlm import trainer as trainer_module
+
+    poison = {"at_step": 13, "done": False}
+    original = trainer_module.Trainer._train_step_impl
+
+    def poisoned(self, x, y, state):
+        loss, norm, new_state = original(self, x, y, state)
+        return loss + self.poison, norm, new_state
+
+    original_lr_at = trainer_module.Trainer.lr_at
+
+    def lr_at(self, step, elapsed):  # called once per step, before it: arm the poison at step 13
+        if not hasattr(self, "poison"):
+            self.poison = tf.Variable(0.0)
+        hit = step + 1 == poison["at_step"] and not poison["done"]
+        self.poison.assign(float("nan") if hit else 0.0)
+        poison["done"] |= hit
+        return original_lr_at(self, step, elapsed)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_train_step_impl", poisoned)
+    monkeypatch.setattr(trainer_module.Trainer, "lr_at", lr_at)
+    log = []
+    run = charlm.train([CORPUS], name="nan", progress=False, log=log.append,
+                       **dict(SMALL, steps=30, eval_every=10))
+    assert poison["done"]
+    assert any("the loss was nan at step 13; rolled back to the checkpoint at step 10 and "
+               "halved the learning rate (base lr now 0.005)" in m for m in log)
+    rows = run.metrics()
+    assert [r["step"] for r in rows] == ["10", "20", "30"]
+    assert float(rows[-1]["lr"]) == pytest.approx(0.005)
+    assert all(np.isfinite(w).all() for w in weights(run))
+
+
+def test_a_diverging_run_stops_with_a_clear_message_and_keeps_its_good_checkpoint(workdir):
+    with pytest.raises(CharLMError, match="training diverged: the loss was (nan|inf) .* 3 "
+                                          "roll-backs .* lower --lr or --clip-norm"):
+        charlm.train([CORPUS], name="boom", progress=False,
+                     **dict(SMALL, steps=50, eval_every=5, model="scratch-rnn", optimizer="sgd",
+                            lr=1e38, clip_norm=0.0))
+    good = charlm.load("runs/boom", weights="last")
+    assert all(np.isfinite(w).all() for w in weights(good))
+
+
+# -- processes that are killed ------------------------------------------------------------------
+
+TRAIN_ARGS = ["train", str(CORPUS), "--name", "k", "--max-chars", "3000", "--seed", "3",
+              "--layers", "1", "--units", "32", "--embedding-dim", "16", "--seq-len", "16",
+              "--batch-size", "8", "--lr", "0.01", "--eval-every", "0",
+              "--checkpoint-every", "4", "--steps", "200", "--lr-schedule", "cosine",
+              "--warmup-steps", "10"]
+
+
+def start(args, cwd, pause_at=None):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("CHARLM_PAUSE_AT", None)
+    if pause_at:
+        env["CHARLM_PAUSE_AT"] = pause_at
+    return subprocess.Popen([sys.executable, "-m", "charlm", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_pause(proc, timeout=120) -> str:
+    """Read stderr until the process says it paused at its fault point."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith("CHARLM_PAUSED"):
+            return line.split()[1]
+    proc.kill()
+    raise AssertionError("the process never reached its pause point:\n" + "".join(seen[-20:]))
+
+
+def newest_checkpoint(run) -> int:
+    steps = [int(p.name[5:]) for p in (run / "checkpoints").glob("step-*")]
+    return max(steps, default=-1)
+
+
+def test_sigkill_at_many_moments_never_loses_the_run(workdir):
+    """Kill -9 the trainer inside every step of a checkpoint write and at random moments;
+    each time the run still loads and resumes, and the end result is the uninterrupted one."""
+    kill_points = ["checkpoint-written:1", "checkpoint-synced:2", "checkpoint-renamed:2",
+                   "weights-written:1", "checkpoint-written:3", "checkpoint-renamed:1"]
+    killed = []
+    args = TRAIN_ARGS
+    for i, point in enumerate(kill_points):
+        proc = start(args, workdir, pause_at=point)
+        killed.append(wait_for_pause(proc))
+        proc.kill()
+        proc.wait()
+        args = ["train", "--resume", "runs/k"]
+    rng = np.random.default_rng(0)
+    for delay in rng.uniform(0.0, 0.3, size=3):  # random moments while it trains
+        before = newest_checkpoint(workdir / "runs/k")
+        proc = start(args, workdir)
+        deadline = time.monotonic() + 120
+        while newest_checkpoint(workdir / "runs/k") <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL  # it was still running
+        killed.append(f"{delay:.2f}s after the checkpoint of step "
+                      f"{newest_checkpoint(workdir / 'runs/k')}")
+    proc = start(args, workdir)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert len(killed) == 9
+    resumed = charlm.load("runs/k", weights="last")
+    code = subprocess.run([sys.executable, "-m", "charlm", *TRAIN_ARGS[:2], *TRAIN_ARGS[4:],
+                           "--name", "whole"], cwd=workdir, capture_output=True, text=True)
+    assert code.returncode == 0, code.stderr
+    whole = charlm.load("runs/whole", weights="last")
+    assert_same_weights(whole, resumed)
+    assert not list((workdir / "runs/k/checkpoints").glob(".tmp-*"))
+
+
+def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_exits_non_zero(workdir):
+    args = [a if a != "200" else "100000" for a in TRAIN_ARGS]
+    proc = start(args, workdir)
+    deadline = time.monotonic() + 120
+    while not list((workdir / "runs/k/checkpoints").glob("step-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert "checkpoint saved. Resume with: charlm train --resume runs/k" in err
+    steps = sorted(int(p.name[5:]) for p in (workdir / "runs/k/checkpoints").glob("step-*"))
+    assert steps[-1] > 0
+    # and it resumes from there
+    run = charlm.train(resume="runs/k", steps=steps[-1] + 3, progress=False)
+    assert int(run.metrics()[-1]["step"]) == steps[-1] + 3
