@@ -66,8 +66,11 @@ def train(paths=None, *, config=None, resume: str | bool | None = None, force: b
     newest run) or a run folder continues that run; ``force`` replaces an existing run.
     """
     if resume:
-        run = RunDir(resolve_run(None if resume is True else str(resume),
-                                 overrides.get("run_dir", "runs")))
+        run_dir = overrides.get("run_dir", "runs")
+        if resume is True and not (Path(run_dir) / "latest").exists():
+            raise CharLMError(f"no run to resume in {run_dir}/; start one with `charlm train "
+                              "CORPUS`, or name the run folder: --resume DIR")
+        run = RunDir(resolve_run(None if resume is True else str(resume), run_dir))
         saved = run.read_config()
         changed = {k for k, v in overrides.items() if getattr(saved, k, None) != v}
         if config:

@@ -97,6 +97,16 @@ def user_errors(fn):
     return wrapper
 
 
+def find_run(run_path: str | None, run_dir: str) -> str:
+    """The run folder, its config and vocabulary checked before TensorFlow loads (a few seconds)."""
+    from .rundir import RunDir, resolve_run
+
+    run = RunDir(resolve_run(run_path, run_dir))
+    run.read_config()
+    run.read_vocab()
+    return str(run.path)
+
+
 def config_options(fn):
     """One option per Config field (``--seq-len``, ``--sample-prefix`` ...), all default None."""
     for f in reversed(dataclasses.fields(Config)):
@@ -135,14 +145,15 @@ def main():
 @user_errors
 def train(paths, config_path, resume, force, **options):
     """Train a model on CORPUS (files, folders, .zip, .gz, or - for stdin)."""
+    overrides = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()
+                 if v is not None and v != ()}
+    # check the flags (named as flags), the preset, then both together, before TensorFlow loads
+    Config.from_dict(overrides, source="")
+    (Config.load(config_path) if config_path else Config()).replace(**overrides)
+    quiet_tensorflow()  # before anything imports TensorFlow, or its start-up chatter shows
     from .api import train as train_run
     from .trainer import TrainingInterrupted
 
-    overrides = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()
-                 if v is not None and v != ()}
-    if config_path:  # read (and check) the preset before TensorFlow loads
-        Config.load(config_path)
-    quiet_tensorflow()
     try:
         run = train_run(list(paths) or None, config=config_path,
                         resume=(True if resume == "latest" else resume), force=force, **overrides)
@@ -183,12 +194,13 @@ def train(paths, config_path, resume, force, **options):
 def sample(run_path, run_dir, weights, prefixes, length, temperature, top_k, top_p, greedy,
            num_samples, seed, separator):
     """Generate text from a trained run, streamed to stdout as it is produced."""
+    from .config import check_sampling
+
+    check_sampling(temperature, top_k, top_p, length, greedy, num_samples)  # before TensorFlow
+    run_path = find_run(run_path, run_dir)
     quiet_tensorflow()
     from .api import load
-    from .generate import check_sampling
 
-    if not greedy:
-        check_sampling(temperature, top_k, top_p, length)
     run = load(run_path, run_dir=run_dir, weights=weights)
     prefixes = list(prefixes) or [run.config.sample_prefixes[0] if run.config.sample_prefixes
                                   else run.vocab.chars[1]]
@@ -222,6 +234,7 @@ def sample(run_path, run_dir, weights, prefixes, length, temperature, top_k, top
 @user_errors
 def eval_(files, run_path, run_dir, weights, perplexity, batch_size, seq_len, as_json):
     """Mean nats/char, bits/char and perplexity of a run on FILE(s) or its held-out text."""
+    run_path = find_run(run_path, run_dir)
     quiet_tensorflow()
     from .api import load
 

@@ -113,7 +113,8 @@ class Config:
         for key in data:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
+                hint = (f"; did you mean '{close[0]}'?" if close else
+                        "; the keys are the flags of `charlm train --help`, with _ for -")
                 raise CharLMError(f"{source}: unknown key '{key}'{hint}")
         values = {}
         for key, value in data.items():
@@ -127,7 +128,8 @@ class Config:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise CharLMError(f"{source}: TOML syntax error: {e}") from None
+            raise CharLMError(f"{source}: TOML syntax error: {e}; fix it "
+                              "(one `key = value` a line, strings in double quotes)") from None
         data.pop("format_version", None)
         data.pop("charlm_version", None)
         return cls.from_dict(data, source)
@@ -139,9 +141,11 @@ class Config:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise CharLMError(f"{path}: no such config file") from None
+            raise CharLMError(f"{path}: no such config file; check the path "
+                              "(the bundled presets are in configs/)") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise CharLMError(f"{path}: cannot read config ({e})") from None
+            raise CharLMError(f"{path}: cannot read config ({e}); check the file and its "
+                              "permissions") from None
         cfg = cls.from_toml_text(text, str(path))
         return cfg.replace(**overrides) if overrides else cfg
 
@@ -156,12 +160,15 @@ class Config:
     # -- checks -----------------------------------------------------------------------------
 
     def _validate(self, source: str) -> None:
+        """Check every value; ``source`` names where they came from ("" = command-line flags,
+        which the messages then name as ``--seq-len``)."""
         def bad(msg):
-            raise CharLMError(f"{source}: {msg}")
+            raise CharLMError(f"{source}: {msg}" if source else f"--{msg}")
 
         for key, choices in CHOICES.items():
             if getattr(self, key) not in choices:
-                bad(f"{key} must be one of {', '.join(choices)}, not '{getattr(self, key)}'")
+                bad(f"{key.replace('_', '-')} must be one of {', '.join(choices)}, "
+                    f"not '{getattr(self, key)}'")
         for key in ("layers", "units", "seq_len", "batch_size", "sample_length"):
             if getattr(self, key) < 1:
                 bad(f"{key.replace('_', '-')} must be at least 1, not {getattr(self, key)}")
@@ -173,7 +180,8 @@ class Config:
         if self.max_input_bytes < 1:
             bad("max-input-bytes must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
-            bad(f"val-fraction must be in [0, 1), not {self.val_fraction}")
+            bad(f"val-fraction must be in [0, 1), not {self.val_fraction:g}; e.g. 0.1 holds out "
+                "the last 10%, 0 none")
         if not 0.0 <= self.dropout < 1.0:
             bad(f"dropout must be in [0, 1), not {self.dropout}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -185,9 +193,13 @@ class Config:
         if self.sample_temperature < 0:
             bad(f"sample-temperature must be 0 (greedy) or positive, not {self.sample_temperature}")
         if self.time_budget:
-            parse_duration(self.time_budget, source)
+            parse_duration(self.time_budget, source or "--time-budget")
         if self.name and (self.name in (".", "..", "latest") or "/" in self.name or "\\" in self.name):
-            bad(f"name '{self.name}' is not a valid run folder name")
+            bad(f"name '{self.name}' is not a valid run folder name; use a plain name "
+                "without / (and not latest)")
+        if self.is_scratch and self.precision != "float32":
+            bad(f"precision {self.precision} is for the Keras models (lstm, gru, rnn); "
+                f"{self.model} trains in float32: drop the precision setting")
 
     @property
     def is_scratch(self) -> bool:
@@ -196,6 +208,24 @@ class Config:
     @property
     def time_budget_seconds(self) -> float | None:
         return parse_duration(self.time_budget) if self.time_budget else None
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float, length: int,
+                   greedy: bool = False, num_samples: int = 1) -> None:
+    """One clear error for each sampling option out of range (``greedy`` ignores the filters)."""
+    if not greedy:
+        if not temperature > 0:
+            raise CharLMError(f"--temperature must be greater than 0, not {temperature:g}; "
+                              "for always the most likely character use --greedy")
+        if top_k < 0:
+            raise CharLMError(f"--top-k must be 0 (off) or positive, not {top_k}")
+        if not 0.0 < top_p <= 1.0:
+            raise CharLMError(f"--top-p must be in (0, 1], not {top_p:g}; "
+                              "1 turns nucleus sampling off")
+    if length < 0:
+        raise CharLMError(f"--length must be 0 or more, not {length}")
+    if num_samples < 1:
+        raise CharLMError(f"--num-samples must be at least 1, not {num_samples}")
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")

@@ -24,20 +24,8 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
+from .config import check_sampling  # lives with the other option checks, free of TensorFlow
 from .errors import CharLMError
-
-
-def check_sampling(temperature: float, top_k: int, top_p: float, length: int) -> None:
-    """One clear error for each sampling option out of range."""
-    if not temperature > 0:
-        raise CharLMError(f"--temperature must be greater than 0, not {temperature:g}; "
-                          "for always the most likely character use --greedy")
-    if top_k < 0:
-        raise CharLMError(f"--top-k must be 0 (off) or positive, not {top_k}")
-    if not 0.0 < top_p <= 1.0:
-        raise CharLMError(f"--top-p must be in (0, 1], not {top_p:g}")
-    if length < 0:
-        raise CharLMError(f"--length must be 0 or more, not {length}")
 
 
 def pick(logits, temperature, top_k, top_p, greedy, seed):

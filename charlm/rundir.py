@@ -101,13 +101,16 @@ def resolve_run(run: str | None, run_dir: str = "runs") -> Path:
     if run:
         path = Path(run)
         if not path.is_dir():
-            raise CharLMError(f"{run}: no such run folder")
+            raise CharLMError(f"{run}: no such run folder; check the path, or leave it out "
+                              f"for the newest run under {run_dir}/")
     else:
         latest = Path(run_dir) / "latest"
         if not latest.exists():
             raise CharLMError(f"no run found in {run_dir}/; train one first with "
                               "`charlm train CORPUS`, or name one with --run DIR")
         path = latest.resolve()
+        if path.is_relative_to(Path.cwd()):  # runs/x, not /home/.../runs/x, in messages
+            path = path.relative_to(Path.cwd())
     if not (path / "config.toml").is_file():
         raise CharLMError(f"{path}: not a charlm run (no config.toml); name a run folder "
                           "written by `charlm train`")
@@ -139,7 +142,8 @@ class RunDir:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise CharLMError(f"cannot create the run folder {path}: {e.strerror}") from None
+            raise CharLMError(f"cannot create the run folder {path}: {e.strerror}; "
+                              "choose another --run-dir or --name") from None
         return cls(path)
 
     def mark_latest(self) -> None:
@@ -168,12 +172,16 @@ class RunDir:
         except FileNotFoundError:
             raise CharLMError(f"{self.path}: config.toml is missing; not a complete run") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise CharLMError(f"{path}: cannot read ({e})") from None
+            raise CharLMError(f"{path}: cannot read ({e}); check the file and its permissions, "
+                              "or retrain the run") from None
         version = re.search(r"^format_version\s*=\s*(\d+)", text, re.M)
-        if not version or int(version.group(1)) != FORMAT_VERSION:
-            found = version.group(1) if version else "none"
-            raise CharLMError(f"{path}: run format version {found} is not the version this charlm "
-                              f"reads ({FORMAT_VERSION}); use the charlm that wrote it, or retrain")
+        if not version:
+            raise CharLMError(f"{path}: no format_version line, so this is not a run config "
+                              "written by charlm train; restore the file or retrain the run")
+        if int(version.group(1)) != FORMAT_VERSION:
+            raise CharLMError(f"{path}: run format version {version.group(1)} is not the version "
+                              f"this charlm reads ({FORMAT_VERSION}); use the charlm that wrote "
+                              "it, or retrain")
         return Config.from_toml_text(text, str(path))
 
     def write_vocab(self, vocab: Vocab) -> None:
@@ -182,7 +190,8 @@ class RunDir:
     def read_vocab(self) -> Vocab:
         path = self.path / "vocab.json"
         if not path.is_file():
-            raise CharLMError(f"{path} is missing; the run cannot be used without its vocabulary")
+            raise CharLMError(f"{path} is missing; the run cannot be used without its "
+                              "vocabulary; restore the file or retrain the run")
         return Vocab.load(path)
 
     def write_corpus_info(self, train: str, val: str) -> None:
@@ -351,6 +360,8 @@ class RunDir:
                 tf.train.Checkpoint(model=model).read(str(path / "weights")).assert_existing_objects_matched()
             except Exception as e:  # OpError, ValueError, AssertionError, IndexError (truncated) ...
                 detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                detail = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]|TensorBundle at \S+ shard \d+ "
+                                r"\(\d+ bytes\): ", "", detail)  # TensorFlow's internals
                 if "shape" in detail.lower():
                     raise CharLMError(f"{path}: the weights do not match this run's vocab.json "
                                       f"({len(vocab)} characters) or config.toml; restore the "

@@ -1,0 +1,369 @@
+"""Bad input: one clear line, a non-zero exit, no traceback, nothing lost.
+
+Every case runs the real ``charlm`` command in a subprocess and checks that the last line of
+stderr is ``Error: ...`` naming the problem and the way out, and that no file under the
+working folder changed (a bad corpus or option creates no run folder at all).
+"""
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from conftest import CONFIGS, CORPORA, tree_snapshot
+
+import charlm
+
+TINY = CONFIGS / "tiny.toml"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+ELF = b"\x7fELF\x02\x01\x01" + bytes(2000)  # the head of a .so
+LATIN1_CAFE = "café".encode("latin-1")  # "caf" then the byte 0xE9, invalid as UTF-8
+TEXT = "To be, or not to be, that is the question.\n" * 40  # 1,720 characters
+
+
+def error_line(code, err, *words, usage=False):
+    """Assert a clean refusal; return the one-line message (without ``Error: ``)."""
+    assert code == (2 if usage else 1), err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: "), err
+    if not usage:  # no TensorFlow start-up chatter or log lines around it either
+        assert len(lines) == 1, err
+    message = lines[-1][len("Error: "):]
+    for word in words:
+        assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
+    return message
+
+
+def refuses(charlm_cli, workdir, *args, words=(), usage=False, env=None):
+    """Run ``charlm *args`` in workdir; it must refuse with ``words`` and change no file."""
+    before = tree_snapshot(workdir), folders_and_links(workdir)
+    code, _, err = charlm_cli(*args, cwd=workdir, env=env)
+    message = error_line(code, err, *words, usage=usage)
+    assert (tree_snapshot(workdir), folders_and_links(workdir)) == before, f"changed: {message}"
+    return message
+
+
+def folders_and_links(path):
+    """Every folder, and where each symlink (runs/latest) points."""
+    return sorted((str(p), os.readlink(p) if p.is_symlink() else None)
+                  for p in path.rglob("*") if p.is_dir() or p.is_symlink())
+
+
+@pytest.fixture(scope="module")
+def no_tensorflow(tmp_path_factory):
+    """An environment in which importing TensorFlow fails: for errors found before it loads."""
+    fake = tmp_path_factory.mktemp("no-tf")
+    (fake / "tensorflow").mkdir()
+    (fake / "tensorflow/__init__.py").write_text(
+        "raise ImportError('TensorFlow was imported before the error was found')\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(fake), os.environ.get("PYTHONPATH")]))}
+
+
+# -- options: checked before TensorFlow loads ---------------------------------------------------
+
+@pytest.mark.parametrize("args, words", [
+    (["--temperature", "0"], ["--temperature", "greater than 0", "--greedy"]),
+    (["--temperature", "-0.5"], ["--temperature", "greater than 0", "--greedy"]),
+    (["--top-p", "0"], ["--top-p", "(0, 1]"]),
+    (["--top-p", "1.5"], ["--top-p", "(0, 1]"]),
+    (["--top-k", "-1"], ["--top-k", "0 (off) or positive"]),
+    (["--length", "-1"], ["--length", "0 or more"]),
+    (["--greedy", "--length", "-5"], ["--length", "0 or more"]),
+    (["--num-samples", "0"], ["--num-samples", "at least 1"]),
+])
+def test_bad_sampling_options_are_refused(workdir, charlm_cli, no_tensorflow, args, words):
+    refuses(charlm_cli, workdir, "sample", *args, words=words, env=no_tensorflow)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--seq-len", "0"], ["--seq-len", "at least 1"]),
+    (["--batch-size", "-2"], ["--batch-size", "at least 1"]),
+    (["--val-fraction", "1"], ["--val-fraction", "[0, 1)"]),
+    (["--val-fraction", "-0.1"], ["--val-fraction", "[0, 1)"]),
+    (["--time-budget", "ten minutes"], ["--time-budget", "ten minutes", "90s, 10m or 1h30m"]),
+    (["--model", "scratch-gru", "--precision", "mixed_bfloat16"],
+     ["precision mixed_bfloat16", "keras models", "drop"]),
+])
+def test_bad_training_options_are_refused_and_create_no_run(workdir, charlm_cli, no_tensorflow,
+                                                            args, words):
+    (workdir / "corpus.txt").write_text(TEXT)
+    refuses(charlm_cli, workdir, "train", "corpus.txt", "--config", TINY, *args, words=words,
+            env=no_tensorflow)
+    assert not (workdir / "runs").exists()
+
+
+def test_a_click_usage_error_exits_2_with_one_error_line(workdir, charlm_cli, no_tensorflow):
+    refuses(charlm_cli, workdir, "eval", "--seq-len", "0", words=["--seq-len", "x>=1"],
+            usage=True, env=no_tensorflow)
+
+
+# -- configs --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("toml, words", [
+    ("seq_lne = 50\n", ["bad.toml", "unknown key 'seq_lne'", "did you mean 'seq_len'"]),
+    ("colour = 1\n", ["bad.toml", "unknown key 'colour'", "--help"]),
+    ('units = "many"\n', ["bad.toml", "'units' must be an integer", '"many"']),
+    ('model = "gru"\nunits = = 3\n', ["bad.toml", "TOML syntax error", "line 2, column",
+                                      "fix it"]),
+    ("seq_len = 0\n", ["bad.toml", "seq-len must be at least 1"]),
+])
+def test_bad_config_files_are_refused(workdir, charlm_cli, no_tensorflow, toml, words):
+    (workdir / "corpus.txt").write_text(TEXT)
+    (workdir / "bad.toml").write_text(toml)
+    refuses(charlm_cli, workdir, "train", "corpus.txt", "--config", "bad.toml", words=words,
+            env=no_tensorflow)
+
+
+def test_a_missing_config_file_is_named(workdir, charlm_cli, no_tensorflow):
+    (workdir / "corpus.txt").write_text(TEXT)
+    refuses(charlm_cli, workdir, "train", "corpus.txt", "--config", "nope.toml",
+            words=["nope.toml", "no such config file", "check the path"], env=no_tensorflow)
+
+
+# -- corpora: nothing is written, no run folder is created ----------------------------------------
+
+def make_zip_without_text(path):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("pics/cat.png", PNG)
+        z.writestr("empty/", b"")
+
+
+CORPUS_CASES = {
+    "missing": (lambda w: None, "missing.txt", ["missing.txt", "no such file", "check the path"]),
+    "no-text-folder": (lambda w: ((w / "texts").mkdir(), (w / "texts/cat.png").write_bytes(PNG)),
+                       "texts", ["texts", "no text files", "put .txt files"]),
+    "empty-file": (lambda w: (w / "empty.txt").write_text(""), "empty.txt",
+                   ["empty.txt", "empty", "contain some text"]),
+    "shorter-than-a-window": (lambda w: (w / "short.txt").write_text("To be, or not.\n"),
+                              "short.txt", ["too short", "16 x 32", "--seq-len", "more text"]),
+    "invalid-utf8": (lambda w: (w / "latin1.txt").write_bytes(TEXT.encode() + LATIN1_CAFE),
+                     "latin1.txt", ["latin1.txt", f"invalid utf-8 at byte {len(TEXT) + 3}",
+                                    "--encoding", "--errors replace"]),
+    "png": (lambda w: (w / "photo.png").write_bytes(PNG), "photo.png",
+            ["photo.png", "binary", "PNG image", "remove it"]),
+    "shared-library": (lambda w: (w / "libfoo.so").write_bytes(ELF), "libfoo.so",
+                       ["libfoo.so", "binary", "ELF", "remove it"]),
+    "zip-without-text": (lambda w: make_zip_without_text(w / "pics.zip"), "pics.zip",
+                         ["pics.zip", "no text member", "cat.png", "zip that contains text"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CORPUS_CASES))
+def test_a_bad_corpus_is_refused_and_creates_no_run(workdir, charlm_cli, case):
+    make, path, words = CORPUS_CASES[case]
+    make(workdir)
+    refuses(charlm_cli, workdir, "train", path, "--config", TINY, words=words)
+    assert not (workdir / "runs").exists()
+
+
+def test_an_unreadable_corpus_file_is_refused(workdir):
+    (workdir / "secret.txt").write_text(TEXT)
+    before = tree_snapshot(workdir)
+    cmd = [sys.executable, "-m", "charlm", "train", "secret.txt", "--config", str(TINY)]
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that let it
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv")
+        cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *cmd]
+    (workdir / "secret.txt").chmod(0)
+    try:
+        p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
+    finally:
+        (workdir / "secret.txt").chmod(0o644)
+    error_line(p.returncode, p.stderr, "secret.txt", "permission denied", "chmod +r")
+    assert tree_snapshot(workdir) == before
+    assert not (workdir / "runs").exists()
+
+
+@pytest.fixture(scope="module")
+def huge_gz(tmp_path_factory):
+    """~60 MB of text as a ~0.3 MB .gz whose end is cut off: only a streamed head reads well."""
+    path = tmp_path_factory.mktemp("gz") / "huge.txt.gz"
+    data = gzip.compress(TEXT.encode() * 35_000, compresslevel=6)
+    path.write_bytes(data[:-4096])
+    return path
+
+
+def test_a_huge_gz_beyond_max_input_bytes_is_refused(workdir, charlm_cli, huge_gz):
+    shutil.copy(huge_gz, workdir)
+    refuses(charlm_cli, workdir, "train", "huge.txt.gz", "--config", TINY,
+            "--max-input-bytes", "4000000",
+            words=["huge.txt.gz", "more than 4,000,000 bytes", "--max-input-bytes"])
+    assert not (workdir / "runs").exists()
+
+
+def test_a_huge_gz_with_max_chars_is_streamed_not_read_whole(workdir, charlm_cli, huge_gz):
+    shutil.copy(huge_gz, workdir)
+    # read whole, it would trip the 4 MB guard (and then the cut-off end); streamed, it stops early
+    code, _, err = charlm_cli("train", "huge.txt.gz", "--config", TINY, "--max-chars", "20000",
+                              "--max-input-bytes", "4000000", "--steps", "1", "--name", "gz",
+                              cwd=workdir)
+    assert code == 0, err
+    info = json.loads((workdir / "runs/gz/corpus.json").read_text())
+    assert info["train_chars"] + info["val_chars"] == 20000
+
+
+# -- runs ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory):
+    """One small real Keras (LSTM) run and one scratch-GRU run, to copy and break."""
+    base = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for kind, model in [("keras", "lstm"), ("scratch", "scratch-gru")]:
+        run = charlm.train([CORPORA / "tinyshakespeare.txt"], config=str(TINY), steps=20,
+                           max_chars=20_000, eval_every=10, eval_chars=2000, model=model,
+                           run_dir=str(base), name=kind, progress=False, log=lambda _: None)
+        runs[kind] = run.path
+    return runs
+
+
+@pytest.fixture
+def run_copy(workdir, trained_runs):
+    """Copy a trained run to ``workdir/runs/<kind>`` (and point runs/latest at it)."""
+    def copy(kind):
+        dest = workdir / "runs" / kind
+        shutil.copytree(trained_runs[kind], dest)
+        (workdir / "runs/latest").symlink_to(kind)
+        return dest
+    return copy
+
+
+def test_sample_and_eval_without_a_run_say_to_train_first(workdir, charlm_cli, no_tensorflow):
+    for command in ("sample", "eval"):
+        refuses(charlm_cli, workdir, command, words=["no run found", "charlm train", "--run"],
+                env=no_tensorflow)
+    refuses(charlm_cli, workdir, "sample", "--run", "runs/mine",
+            words=["runs/mine", "no such run folder", "check the path"], env=no_tensorflow)
+
+
+def truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+def flip_bytes(path, start=0.3, end=0.7):
+    data = bytearray(path.read_bytes())
+    for i in range(int(len(data) * start), int(len(data) * end), 41):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def scratch_data(run):
+    return next((run / "best").glob("weights.data-*"))
+
+
+def edit_vocab(run, change):
+    doc = json.loads((run / "vocab.json").read_text(encoding="utf-8"))
+    doc = change(doc)
+    (run / "vocab.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+
+
+def add_char(doc):
+    doc["chars"].append("\u4e00")
+    return doc
+
+
+BROKEN_RUNS = {
+    "keras-best-missing": ("keras", lambda r: (r / "best.keras").unlink(),
+                           ["runs/keras/best.keras is missing", "--weights last", "retrain"]),
+    "keras-best-truncated": ("keras", lambda r: truncate(r / "best.keras"),
+                             ["best.keras", "truncated or corrupt", "--weights last", "retrain"]),
+    "keras-best-corrupted": ("keras", lambda r: flip_bytes(r / "best.keras"),
+                             ["best.keras", "truncated or corrupt", "--weights last", "retrain"]),
+    "keras-best-empty": ("keras", lambda r: (r / "best.keras").write_bytes(b""),
+                         ["best.keras", "truncated or corrupt", "--weights last"]),
+    "scratch-best-missing": ("scratch", lambda r: shutil.rmtree(r / "best"),
+                             ["best is missing", "--weights last", "retrain"]),
+    "scratch-best-truncated": ("scratch", lambda r: truncate(scratch_data(r)),
+                               ["runs/scratch/best:", "truncated or corrupt", "--weights last",
+                                "retrain"]),
+    "scratch-best-corrupted": ("scratch", lambda r: flip_bytes(scratch_data(r)),
+                               ["best", "truncated or corrupt", "--weights last"]),
+    "scratch-best-index-truncated": ("scratch", lambda r: truncate(r / "best/weights.index"),
+                                     ["best", "truncated or corrupt", "--weights last"]),
+    "keras-vocab-one-more-char": ("keras", lambda r: edit_vocab(r, add_char),
+                                  ["best.keras", "weights are for", "characters but vocab.json has",
+                                   "restore the run's own vocab.json"]),
+    "scratch-vocab-one-more-char": ("scratch", lambda r: edit_vocab(r, add_char),
+                                    ["best", "do not match", "vocab.json",
+                                     "restore the run's own vocab.json"]),
+    "vocab-not-json": ("keras", lambda r: (r / "vocab.json").write_text('{"chars": ["a", '),
+                       ["vocab.json", "not valid JSON", "restore it or retrain"]),
+    "vocab-duplicate-char": ("scratch", lambda r: edit_vocab(
+        r, lambda d: {**d, "chars": d["chars"][:1] + d["chars"][:-1]}),
+        ["vocab.json", "appears twice", "restore it or retrain"]),
+    "vocab-missing": ("keras", lambda r: (r / "vocab.json").unlink(),
+                      ["vocab.json is missing", "vocabulary"]),
+    "config-from-another-version": ("keras", lambda r: (r / "config.toml").write_text(
+        (r / "config.toml").read_text().replace("format_version = 1", "format_version = 99")),
+        ["config.toml", "format version 99", "the charlm that wrote it", "retrain"]),
+    "config-without-format-version": ("scratch", lambda r: (r / "config.toml").write_text(
+        (r / "config.toml").read_text().replace("format_version = 1\n", "")),
+        ["config.toml", "no format_version", "restore the file or retrain"]),
+    "config-missing": ("scratch", lambda r: (r / "config.toml").unlink(),
+                       ["not a charlm run", "config.toml", "written by `charlm train`"]),
+}
+
+
+# found from config.toml and vocab.json alone, before TensorFlow loads
+FOUND_BEFORE_TENSORFLOW = {"vocab-not-json", "vocab-duplicate-char", "vocab-missing",
+                           "config-from-another-version", "config-without-format-version",
+                           "config-missing"}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_RUNS))
+def test_a_broken_run_is_refused_with_the_way_out(workdir, charlm_cli, run_copy, no_tensorflow,
+                                                  case):
+    kind, breaks, words = BROKEN_RUNS[case]
+    run = run_copy(kind)
+    breaks(run)
+    command = ["eval", "--perplexity"] if "config" in case else ["sample", "--length", "5"]
+    refuses(charlm_cli, workdir, *command, words=words,
+            env=no_tensorflow if case in FOUND_BEFORE_TENSORFLOW else None)
+
+
+def test_a_keras_file_with_a_lambda_layer_is_refused_and_its_code_never_runs(
+        workdir, charlm_cli, run_copy, tmp_path_factory):
+    import keras
+
+    run = run_copy("keras")
+    marker = tmp_path_factory.mktemp("lambda") / "the-lambda-ran"
+
+    def touch_marker(x, marker=str(marker)):
+        open(marker, "w").close()
+        return x
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    state = keras.Input(shape=(8,), name="state_0_0")
+    x = keras.layers.Embedding(59, 8)(ids)
+    x = keras.layers.Lambda(touch_marker)(x)
+    x, new_state = keras.layers.GRU(8, return_sequences=True, return_state=True)(
+        x, initial_state=[state])
+    logits = keras.layers.Dense(59)(x)
+    keras.Model([ids, state], [logits, new_state]).save(run / "best.keras")
+    marker.unlink()  # building the model called the lambda once; loading it must not
+    refuses(charlm_cli, workdir, "sample", "--length", "5",
+            words=["best.keras", "refusing to load", "Lambda", "never runs", "retrain"])
+    assert not marker.exists()
+
+
+def test_resume_without_a_run_says_how_to_start_one(workdir, charlm_cli):
+    refuses(charlm_cli, workdir, "train", "--resume",
+            words=["no run to resume", "charlm train CORPUS", "--resume DIR"])
+
+
+def test_train_into_an_existing_run_refuses_and_changes_nothing(workdir, charlm_cli, run_copy):
+    run_copy("keras")
+    (workdir / "corpus.txt").write_text(TEXT)
+    refuses(charlm_cli, workdir, "train", "corpus.txt", "--config", TINY, "--name", "keras",
+            words=["runs/keras already holds a run", "--resume", "--force", "--name"])
+
+
+def test_eval_of_a_missing_file_is_refused(workdir, charlm_cli, run_copy):
+    run_copy("keras")
+    refuses(charlm_cli, workdir, "eval", "poems.txt", words=["poems.txt", "no such file"])
