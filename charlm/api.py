@@ -101,7 +101,7 @@ def train(paths=None, *, config=None, resume: str | bool | None = None, force: b
         cfg = cfg.replace(name=run.path.name)
         run.write_config(cfg)
         run.write_vocab(vocab)
-        run.write_corpus_info(train_text, val_text)
+        run.write_corpus_info(train_text, val_text, vocab)
     else:
         run.write_config(cfg)
     run.mark_latest()
@@ -149,12 +149,15 @@ class Run:
         return self.generator.stream(prefixes, length, **kwargs)
 
     def evaluate(self, text: str | None = None, paths=None, batch_size: int = 64,
-                 seq_len: int = 256, carry_state: bool = True) -> dict:
+                 seq_len: int = 256, carry_state: bool = True, encoding: str | None = None,
+                 errors: str | None = None) -> dict:
         """nats/char, bits/char and perplexity on ``text``, on files ``paths`` (read with the
-        run's corpus options), or, with neither, on the run's held-out text."""
+        run's corpus options, or ``encoding``/``errors``), or, with neither, on the run's
+        held-out text."""
         if text is None and paths:
             cfg = self.config
-            text = read_corpus(list(paths), encoding=cfg.encoding, errors=cfg.errors,
+            text = read_corpus(list(paths), encoding=encoding or cfg.encoding,
+                               errors=errors or cfg.errors,
                                newlines=cfg.newlines, lowercase=cfg.lowercase,
                                max_input_bytes=cfg.max_input_bytes)
         elif text is None:

@@ -67,7 +67,7 @@ def quiet_tensorflow() -> None:
     """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) kept off stderr."""
     if "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notes; Python errors still raise
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -230,16 +230,21 @@ def sample(run_path, run_dir, weights, prefixes, length, temperature, top_k, top
               help="Streams scored side by side.")
 @click.option("--seq-len", default=256, show_default=True, type=click.IntRange(min=1),
               help="Characters per call; the state is carried between calls.")
+@click.option("--encoding", default=None, help="Encoding of FILE (default: the run's).")
+@click.option("--errors", type=click.Choice(CHOICES["errors"]), default=None,
+              help="Invalid bytes in FILE: strict, replace or ignore (default: the run's).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @user_errors
-def eval_(files, run_path, run_dir, weights, perplexity, batch_size, seq_len, as_json):
+def eval_(files, run_path, run_dir, weights, perplexity, batch_size, seq_len, encoding, errors,
+          as_json):
     """Mean nats/char, bits/char and perplexity of a run on FILE(s) or its held-out text."""
     run_path = find_run(run_path, run_dir)
     quiet_tensorflow()
     from .api import load
 
     run = load(run_path, run_dir=run_dir, weights=weights)
-    result = run.evaluate(paths=list(files) or None, batch_size=batch_size, seq_len=seq_len)
+    result = run.evaluate(paths=list(files) or None, batch_size=batch_size, seq_len=seq_len,
+                          encoding=encoding, errors=errors)
     result = {"run": str(run.path), "text": ", ".join(files) if files else "held-out (val.txt)",
               **result}
     if as_json:

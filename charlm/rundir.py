@@ -192,11 +192,20 @@ class RunDir:
         if not path.is_file():
             raise CharLMError(f"{path} is missing; the run cannot be used without its "
                               "vocabulary; restore the file or retrain the run")
-        return Vocab.load(path)
+        vocab = Vocab.load(path)
+        try:
+            expected = json.loads((self.path / "corpus.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            expected = {}
+        if expected.get("vocab_sha256") not in (None, text_sha256(vocab.to_json())):
+            raise CharLMError(f"{path} is not the vocabulary this run was trained with (it was "
+                              "edited); restore the run's own vocab.json or retrain the run")
+        return vocab
 
-    def write_corpus_info(self, train: str, val: str) -> None:
+    def write_corpus_info(self, train: str, val: str, vocab: Vocab) -> None:
         info = {"train_chars": len(train), "val_chars": len(val),
-                "train_sha256": text_sha256(train), "val_sha256": text_sha256(val)}
+                "train_sha256": text_sha256(train), "val_sha256": text_sha256(val),
+                "vocab_sha256": text_sha256(vocab.to_json())}
         atomic_write(self.path / "corpus.json", json.dumps(info, indent=1) + "\n")
         atomic_write(self.path / "val.txt", val)
 

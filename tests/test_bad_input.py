@@ -268,6 +268,18 @@ def add_char(doc):
     return doc
 
 
+def same_size_edit(doc):
+    doc["chars"][-1] = "\u4e00"  # still sorted, still unique, same count: only the hash tells
+    return doc
+
+
+def forget_vocab_hash(run, change):
+    info = json.loads((run / "corpus.json").read_text())
+    del info["vocab_sha256"]
+    (run / "corpus.json").write_text(json.dumps(info))
+    edit_vocab(run, change)
+
+
 BROKEN_RUNS = {
     "keras-best-missing": ("keras", lambda r: (r / "best.keras").unlink(),
                            ["runs/keras/best.keras is missing", "--weights last", "retrain"]),
@@ -286,12 +298,20 @@ BROKEN_RUNS = {
                                ["best", "truncated or corrupt", "--weights last"]),
     "scratch-best-index-truncated": ("scratch", lambda r: truncate(r / "best/weights.index"),
                                      ["best", "truncated or corrupt", "--weights last"]),
-    "keras-vocab-one-more-char": ("keras", lambda r: edit_vocab(r, add_char),
-                                  ["best.keras", "weights are for", "characters but vocab.json has",
-                                   "restore the run's own vocab.json"]),
-    "scratch-vocab-one-more-char": ("scratch", lambda r: edit_vocab(r, add_char),
-                                    ["best", "do not match", "vocab.json",
-                                     "restore the run's own vocab.json"]),
+    "vocab-one-more-char": ("keras", lambda r: edit_vocab(r, add_char),
+                            ["vocab.json is not the vocabulary this run was trained with",
+                             "restore the run's own vocab.json"]),
+    "vocab-same-size-edit": ("scratch", lambda r: edit_vocab(r, same_size_edit),
+                             ["vocab.json is not the vocabulary this run was trained with",
+                              "restore the run's own vocab.json"]),
+    # a vocabulary and weights from different runs (no record of the vocabulary to compare)
+    "keras-vocab-does-not-match-weights": ("keras", lambda r: forget_vocab_hash(r, add_char),
+                                           ["best.keras", "weights are for",
+                                            "characters but vocab.json has",
+                                            "restore the run's own vocab.json"]),
+    "scratch-vocab-does-not-match-weights": ("scratch", lambda r: forget_vocab_hash(r, add_char),
+                                             ["best", "do not match", "vocab.json",
+                                              "restore the run's own vocab.json"]),
     "vocab-not-json": ("keras", lambda r: (r / "vocab.json").write_text('{"chars": ["a", '),
                        ["vocab.json", "not valid JSON", "restore it or retrain"]),
     "vocab-duplicate-char": ("scratch", lambda r: edit_vocab(
@@ -312,6 +332,7 @@ BROKEN_RUNS = {
 
 # found from config.toml and vocab.json alone, before TensorFlow loads
 FOUND_BEFORE_TENSORFLOW = {"vocab-not-json", "vocab-duplicate-char", "vocab-missing",
+                           "vocab-one-more-char", "vocab-same-size-edit",
                            "config-from-another-version", "config-without-format-version",
                            "config-missing"}
 
@@ -367,3 +388,15 @@ def test_train_into_an_existing_run_refuses_and_changes_nothing(workdir, charlm_
 def test_eval_of_a_missing_file_is_refused(workdir, charlm_cli, run_copy):
     run_copy("keras")
     refuses(charlm_cli, workdir, "eval", "poems.txt", words=["poems.txt", "no such file"])
+
+
+def test_eval_of_a_file_in_another_encoding_says_how_and_then_scores_it(
+        workdir, charlm_cli, run_copy):
+    run_copy("keras")
+    (workdir / "latin1.txt").write_bytes("café au lait, s'il vous plaît. " .encode("latin-1") * 20)
+    refuses(charlm_cli, workdir, "eval", "latin1.txt",
+            words=["latin1.txt", "invalid utf-8 at byte 3", "--encoding", "--errors replace"])
+    code, out, err = charlm_cli("eval", "latin1.txt", "--encoding", "latin-1", "--json",
+                                cwd=workdir)
+    assert code == 0, err
+    assert json.loads(out)["chars"] == 31 * 20 - 1
