@@ -91,6 +91,7 @@ class Trainer:
         self.generator = Generator(self.model, vocab)
         self.writer = tf.summary.create_file_writer(str(run.path / "tb"))
         self._interrupted = 0
+        self._saved_step: int | None = None
 
     # -- one step ----------------------------------------------------------------------------------
 
@@ -309,8 +310,12 @@ class Trainer:
         return getattr(self.model, "keras_model", self.model)
 
     def _save(self, step: int) -> None:
+        """Save the last weights and a resumable checkpoint (once per step)."""
+        if self._saved_step == step:
+            return
         self.run.save_weights(self.model_for_saving, "last")
         self.run.save_checkpoint(self.checkpoint, step)
+        self._saved_step = step
 
     def _print_samples(self, step: int, bar, when: str | None = None) -> None:
         prefixes = self.cfg.sample_prefixes or [self.vocab.chars[1]]
