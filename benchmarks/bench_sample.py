@@ -1,0 +1,211 @@
+"""Generation speed of charlm's Generator against the tutorials' ways, LSTM 2 x 512.
+
+The model is charlm's Keras LSTM (Embedding 64 -> LSTM 512 x 2 -> Dense, 3.3 M parameters)
+with random weights and a vocabulary of 65 (timing does not depend on the weights).
+Contenders, interleaved round by round (and reversed every other round), medians reported:
+
+* ``charlm 1``     — ``Generator.generate(prefix, 500)``: prefix in one call, then the
+  in-graph ``tf.while_loop`` (the whole sample in one call, as ``generate`` does);
+* ``charlm 1, streamed`` — the same through ``Generator.stream`` in chunks of 64 (how one
+  sample is streamed to stdout);
+* ``charlm 16``    — ``num_samples=16``: 16 samples of 500 in one batch (total chars/s);
+* ``OneStep``      — the TF text-generation tutorial: a Python loop around a one-step
+  ``tf.function`` (model call, temperature, mask, ``tf.random.categorical``), batch 1;
+* ``re-run 100``   — re-run the model from a zero state on the last 100 characters for every
+  new character (what the Keras char-LSTM example does), for a short length;
+* prefix warm-up: the time to feed a 200-character prefix (``generate(prefix, 0)``) for 1 and
+  16 samples, against feeding it one character at a time through the one-step function.
+
+Times are wall-clock per call, after a first round that traces every graph.
+
+    python benchmarks/bench_sample.py            # full: about a minute or two
+    python benchmarks/bench_sample.py --quick    # well under a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import _common as C
+
+C.quiet_tensorflow()
+
+UNITS, LAYERS, EMB, VOCAB = 512, 2, 64, 65
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--rounds", type=int, default=0, help="counted rounds (default 9, quick 3)")
+    p.add_argument("--length", type=int, default=0, help="characters per sample (default 500, quick 200)")
+    args = p.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 9)
+    length = args.length or (200 if args.quick else 500)
+    rerun_length = 12 if args.quick else 40
+    prefix_len = 200
+
+    machine = C.Machine()
+    import numpy as np
+    import tensorflow as tf
+
+    from charlm.config import Config
+    from charlm.corpus import read_corpus
+    from charlm.generate import Generator
+    from charlm.models import build_model
+    from charlm.vocab import Vocab
+
+    machine.add_versions()
+    text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])
+    chars = sorted(set(text))[: VOCAB - 1]  # 64 characters + <unk> = 65
+    vocab = Vocab(chars)
+    cfg = Config(model="lstm", layers=LAYERS, units=UNITS, embedding_dim=EMB)
+    model = build_model(cfg, len(vocab))
+    params = int(model.keras_model.count_params())
+    gen = Generator(model, vocab)
+    known = "".join(c for c in text[:5000] if c in set(chars))
+    prefix = "ROMEO:"
+    long_prefix = known[:prefix_len]
+    assert len(long_prefix) == prefix_len
+
+    # --- the TF tutorial's OneStep ------------------------------------------------------------
+    mask = np.zeros([len(vocab)], np.float32)
+    mask[0] = -np.inf  # the tutorial masks [UNK] out of the prediction
+    mask = tf.constant(mask)
+    temperature = tf.constant(1.0)
+
+    @tf.function
+    def one_step(ids, state):
+        logits, state = model(ids, state, training=False)
+        logits = logits[:, -1, :] / temperature + mask
+        return tf.random.categorical(logits, num_samples=1, dtype=tf.int32), state
+
+    def onestep_generate(prefix_text: str, n: int) -> str:
+        ids = tf.constant(vocab.encode(prefix_text).astype(np.int32)[None, :])
+        state = model.initial_state(1)
+        out = []
+        nxt, state = one_step(ids, state)  # the tutorial feeds the prefix in its first call
+        for _ in range(n):
+            out.append(nxt)
+            nxt, state = one_step(nxt, state)
+        return prefix_text + vocab.decode(np.concatenate([o.numpy()[:, 0] for o in out]))
+
+    def onestep_prefix_char_by_char(prefix_text: str) -> None:
+        ids = vocab.encode(prefix_text).astype(np.int32)
+        state = model.initial_state(1)
+        for i in ids:
+            _, state = one_step(tf.constant([[i]], tf.int32), state)
+
+    # --- re-run the model on the last 100 characters per new character -------------------------
+    window = 100
+
+    @tf.function
+    def rerun_step(ids):
+        logits, _ = model(ids, model.initial_state(1), training=False)
+        return tf.random.categorical(logits[:, -1, :] / temperature + mask, 1, dtype=tf.int32)
+
+    def rerun_generate(prefix_text: str, n: int) -> str:
+        ids = list(vocab.encode(prefix_text).astype(np.int32))
+        for _ in range(n):
+            nxt = rerun_step(tf.constant([ids[-window:]], tf.int32))
+            ids.append(int(nxt[0, 0]))
+        return vocab.decode(np.array(ids))
+
+    seed = [0]
+
+    def next_seed():
+        seed[0] += 1
+        return seed[0]
+
+    contenders = {
+        "charlm-1": ("charlm Generator, 1 sample", length,
+                     lambda: gen.generate(prefix, length, seed=next_seed())),
+        "charlm-1-stream": ("charlm Generator.stream, 1 sample, chunks of 64", length,
+                            lambda: list(gen.stream([prefix], length, seed=next_seed()))),
+        "charlm-16": ("charlm Generator, 16 samples in one batch", 16 * length,
+                      lambda: gen.generate(prefix, length, num_samples=16, seed=next_seed())),
+        "onestep": ("OneStep (TF tutorial): Python loop around a one-step tf.function", length,
+                    lambda: onestep_generate(prefix, length)),
+        "rerun-100": (f"re-run the model on the last {window} chars per new char",
+                      rerun_length, lambda: rerun_generate(known[:window], rerun_length)),
+        "warm-200-charlm-1": (f"warm-up of a {prefix_len}-char prefix, charlm, 1 sample", None,
+                              lambda: gen.generate(long_prefix, 0)),
+        "warm-200-charlm-16": (f"warm-up of a {prefix_len}-char prefix, charlm, 16 samples", None,
+                               lambda: gen.generate(long_prefix, 0, num_samples=16)),
+        "warm-200-onestep": (f"{prefix_len}-char prefix fed one char at a time (one-step fn)", None,
+                             lambda: onestep_prefix_char_by_char(long_prefix)),
+    }
+
+    C.say(f"bench_sample: load {C.fmt_load(machine.start_load)}; LSTM {LAYERS}x{UNITS}, "
+          f"{params:,} params, vocab {len(vocab)}, length {length}, {rounds} rounds")
+    # warm-up round: trace everything (every batch size / prefix shape the rounds will use)
+    for name, (_, _, fn) in contenders.items():
+        t0 = time.perf_counter()
+        fn()
+        C.say(f"  warm-up {name}: {time.perf_counter() - t0:.2f} s")
+    # a sanity check that the samples have the asked-for length
+    s1 = gen.generate(prefix, length, seed=1)
+    s16 = gen.generate(prefix, length, num_samples=16, seed=1)
+    assert len(s1) == 1 and len(s1[0]) == len(prefix) + length
+    assert len(s16) == 16 and all(len(s) == len(prefix) + length for s in s16)
+
+    times = {n: [] for n in contenders}
+    order = list(contenders)
+    for rnd in range(rounds):
+        for name in (order if rnd % 2 == 0 else order[::-1]):
+            fn = contenders[name][2]
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+        C.say("  round {}: ".format(rnd + 1) + ", ".join(f"{n} {times[n][-1]:.3f} s" for n in order))
+
+    def per_round(a, b):  # median over rounds of time[a] / time[b]
+        return C.median([x / y for x, y in zip(times[a], times[b])])
+
+    summary = {}
+    for name, (label, chars, _) in contenders.items():
+        t = C.median(times[name])
+        summary[name] = {"label": label, "median_seconds": t, "seconds": times[name],
+                         "chars": chars, "chars_per_sec": (chars / t) if chars else None,
+                         "rates": [chars / x for x in times[name]] if chars else None}
+    ratios = {
+        "charlm-1 speed / onestep speed (per round)":
+            C.median([(length / a) / (length / b) for a, b in zip(times["charlm-1"], times["onestep"])]),
+        "charlm-16 total chars/s / onestep chars/s":
+            C.median([(16 * length / a) / (length / b) for a, b in zip(times["charlm-16"], times["onestep"])]),
+        "charlm-16 time / charlm-1 time": per_round("charlm-16", "charlm-1"),
+        "charlm-1 streamed time / charlm-1 time": per_round("charlm-1-stream", "charlm-1"),
+        "charlm-1 speed / re-run-100 speed":
+            C.median([(length / a) / (rerun_length / b) for a, b in zip(times["charlm-1"], times["rerun-100"])]),
+        "200-char warm-up, char-by-char time / charlm one-call time": per_round("warm-200-onestep", "warm-200-charlm-1"),
+    }
+
+    info = machine.finish()
+    gen_rows = [[s["label"], s["chars"], s["median_seconds"], s["chars_per_sec"],
+                 C.spread(s["rates"]),
+                 (s["chars_per_sec"] / summary["onestep"]["chars_per_sec"])]
+                for n, s in summary.items() if s["chars"]]
+    warm_rows = [[s["label"], s["median_seconds"] * 1000, C.spread([x * 1000 for x in s["seconds"]])]
+                 for n, s in summary.items() if not s["chars"]]
+    out = [f"### Generation, LSTM {LAYERS}x{UNITS} ({params:,} params, random weights, vocab "
+           f"{len(vocab)}), {rounds} interleaved rounds, medians", "",
+           f"Machine: {machine.describe()}", "",
+           C.table(["contender", "chars generated per call", "seconds (median)", "chars/s",
+                    "chars/s range", "× OneStep"], gen_rows), "",
+           C.table(["prefix warm-up", "ms (median)", "range (ms)"], warm_rows), "",
+           C.table(["ratio (median over rounds)", "value"], [[k, v] for k, v in ratios.items()])]
+    text_out = "\n".join(out)
+    print(text_out)
+    path = C.write_results("bench_sample", {
+        "benchmark": "bench_sample", "quick": args.quick, "machine": info, "rounds": rounds,
+        "settings": {"units": UNITS, "layers": LAYERS, "embedding_dim": EMB, "vocab": len(vocab),
+                     "params": params, "length": length, "rerun_length": rerun_length,
+                     "prefix": prefix, "warm_prefix_len": prefix_len},
+        "summary": summary, "ratios": ratios, "markdown": text_out})
+    C.say(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
