@@ -211,13 +211,14 @@ class Trainer:
                         bar.set_postfix(loss=f"{loss:.3f}", ppl=f"{math.exp(min(loss, 50)):.2f}",
                                         chars_s=f"{rate:,.0f}", refresh=False)
                     stop = finished() or self._interrupted
-                    if (cfg.eval_every and step % cfg.eval_every == 0) or stop:
+                    log_due = (cfg.eval_every and step % cfg.eval_every == 0) or stop
+                    save_due = stop or (step % cfg.checkpoint_every == 0 if cfg.checkpoint_every
+                                        else log_due)
+                    if log_due or save_due:
                         sync_counters()
+                    if log_due:
                         last_row = self._log_row(step, epoch, window, elapsed())
-                        self._save(step)
-                        nan_failures = 0
-                    elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                        sync_counters()
+                    if save_due:
                         self._save(step)
                         nan_failures = 0
                     if cfg.sample_every and step % cfg.sample_every == 0:
@@ -231,13 +232,14 @@ class Trainer:
                 if batch >= len(plan):  # the epoch is complete
                     epoch += 1
                     batch = 0
-                    due = cfg.eval_every_epochs and epoch % cfg.eval_every_epochs == 0
-                    if due or (self.max_epochs and epoch >= self.max_epochs):
+                    last_epoch = bool(self.max_epochs and epoch >= self.max_epochs)
+                    if (cfg.eval_every_epochs and epoch % cfg.eval_every_epochs == 0) or last_epoch:
                         sync_counters()
                         if not last_row or int(last_row["step"]) != step:
                             last_row = self._log_row(step, epoch, window, elapsed())
-                        self._save(step)
-                        nan_failures = 0
+                        if not cfg.checkpoint_every or last_epoch:
+                            self._save(step)
+                            nan_failures = 0
                     if cfg.sample_every_epochs and epoch % cfg.sample_every_epochs == 0:
                         self._print_samples(step, bar, f"epoch {epoch}")
             sync_counters()
