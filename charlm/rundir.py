@@ -234,7 +234,7 @@ class RunDir:
         path = self.path / "metrics.csv"
         new = not path.exists()
         with open(path, "a", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, METRIC_FIELDS)
+            w = csv.DictWriter(f, METRIC_FIELDS, lineterminator="\n")
             if new:
                 w.writeheader()
             w.writerow({k: _fmt(row.get(k)) for k in METRIC_FIELDS})

@@ -89,7 +89,7 @@ class Trainer:
         self._train_step = tf.function(self._train_step_impl)
         self.scorer = Scorer(self.model)
         self.generator = Generator(self.model, vocab)
-        self.writer = tf.summary.create_file_writer(str(run.path / "tb"))
+        self._writer = None  # TensorBoard events, opened at the first metrics row
         self._interrupted = 0
         self._saved_step: int | None = None
 
@@ -159,10 +159,6 @@ class Trainer:
         window = {"loss": 0.0, "norm": 0.0, "n": 0, "t": t0}
         nan_failures = 0
         last_row = {}
-        old_handlers = self._install_signal_handlers()
-        bar = tqdm(total=self.total_steps, initial=step, unit="step", dynamic_ncols=True,
-                   disable=(not self.progress) if self.progress is not None else None,
-                   file=sys.stderr)
 
         def elapsed() -> float:
             return elapsed0 + time.monotonic() - t0
@@ -179,6 +175,15 @@ class Trainer:
             return bool((cfg.steps and step >= cfg.steps) or
                         (self.max_epochs and epoch >= self.max_epochs) or out_of_time())
 
+        if resume and finished():
+            self.log(f"{run.path} already reached its limit at step {step}; to train further, "
+                     "pass a larger --steps, --epochs or --time-budget with --resume")
+            rows = run.read_metrics()
+            return rows[-1] if rows else {}
+        old_handlers = self._install_signal_handlers()
+        bar = tqdm(total=self.total_steps, initial=step, unit="step", dynamic_ncols=True,
+                   disable=(not self.progress) if self.progress is not None else None,
+                   file=sys.stderr)
         try:
             while not finished():
                 plan = self.sampler.plan(epoch, cfg.seed)
@@ -249,7 +254,8 @@ class Trainer:
         finally:
             bar.close()
             self._restore_signal_handlers(old_handlers)
-            self.writer.flush()
+            if self._writer is not None:
+                self._writer.flush()
         return last_row
 
     # -- pieces of the loop ------------------------------------------------------------------------
@@ -289,7 +295,9 @@ class Trainer:
                "chars_per_sec": rate, "lr": self.lr_at(step, elapsed),
                "grad_norm": window["norm"] / n if window["n"] else None, "wall_time": elapsed}
         self.run.append_metrics(row)
-        with self.writer.as_default(step=step):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.run.path / "tb"))
+        with self._writer.as_default(step=step):
             for key in ("train_loss", "train_perplexity", "val_loss", "val_perplexity",
                         "val_bits_per_char", "chars_per_sec", "lr", "grad_norm"):
                 if row[key] is not None and math.isfinite(row[key]):

@@ -228,3 +228,15 @@ def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_exits_non_zero(workdir
     # and it resumes from there
     run = charlm.train(resume="runs/k", steps=steps[-1] + 3, progress=False)
     assert int(run.metrics()[-1]["step"]) == steps[-1] + 3
+
+
+def test_resuming_a_finished_run_says_how_to_train_further_and_changes_nothing(workdir):
+    from conftest import tree_snapshot
+
+    charlm.train([CORPUS], name="done", steps=6, progress=False, **SMALL)
+    before = tree_snapshot(workdir / "runs/done")
+    log = []
+    run = charlm.train(resume="runs/done", progress=False, log=log.append)
+    assert any("already reached its limit at step 6" in m and "--steps" in m for m in log)
+    assert tree_snapshot(workdir / "runs/done") == before
+    assert [r["step"] for r in run.metrics()] == ["6"]
