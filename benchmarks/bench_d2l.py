@@ -232,21 +232,10 @@ class TimedTrainer:
     """charlm's Trainer with the d2l config (model overridden), instrumented per epoch."""
 
     def __init__(self, model: str, tmp: Path, name: str):
-        from charlm.api import read_texts, resolve_config
-        from charlm.rundir import RunDir
-        from charlm.samplers import make_sampler
-        from charlm.trainer import Trainer
-        from charlm.vocab import Vocab
+        from charlm.api import prepare
 
-        cfg = resolve_config(str(CONFIG), model=model, paths=[str(CORPUS)], run_dir=str(tmp),
-                             name=name, sample_every_epochs=0, epochs=1)
-        train_text, val_text = read_texts(cfg)
-        vocab = Vocab.from_text(train_text)
-        sampler = make_sampler(cfg.sampler, vocab.encode(train_text), cfg.seq_len, cfg.batch_size)
-        run = RunDir.create(cfg)
-        run.write_config(cfg)
-        run.write_vocab(vocab)
-        self.trainer = Trainer(cfg, run, vocab, sampler, vocab.encode(val_text),
+        self.trainer = prepare(config=str(CONFIG), model=model, paths=[str(CORPUS)],
+                               run_dir=str(tmp), name=name, sample_every_epochs=0, epochs=1,
                                log=lambda *a, **k: None, progress=False)
         self.model = model
         self.events = []  # (kind, start, end)
@@ -261,6 +250,8 @@ class TimedTrainer:
             return wrapper
 
         self.trainer._train_step = timed("step", self.trainer._train_step)
+        self.trainer._log_row = timed("row", self.trainer._log_row)
+        run = self.trainer.run
         run.save_checkpoint = timed("checkpoint", run.save_checkpoint)
         run.save_weights = timed("weights", run.save_weights)
         self.epochs_done = 0
@@ -271,11 +262,11 @@ class TimedTrainer:
         self.trainer.cfg = self.trainer.cfg.replace(epochs=self.epochs_done)
         with contextlib.redirect_stderr(Tee()):
             row = self.trainer.fit()
-        # epoch ends: each epoch ends with one checkpoint; the first one of a call is fit()'s
-        # step-0 save, so epochs are the spans between consecutive checkpoint ends
-        ckpt_ends = [e for k, s, e in self.events if k == "checkpoint"]
+        # epoch ends: each epoch ends with one metrics row (eval_every_epochs = 1), so epochs
+        # are the spans between consecutive row ends (checkpoints come every 100 steps only)
+        row_ends = [e for k, s, e in self.events if k == "row"]
         spans = []
-        for a, b in zip(ckpt_ends[1:], ckpt_ends[2:]):  # skip the first epoch of the call
+        for a, b in zip(row_ends, row_ends[1:]):  # the call's first epoch has no start mark
             inside = [(k, s, e) for k, s, e in self.events if a < s and e <= b]
             total = b - a
             step = sum(e - s for k, s, e in inside if k == "step")

@@ -126,27 +126,18 @@ class CharlmLoop:
     """charlm's Trainer, as charlm.api.train builds it; fit() is called again and again with
     a larger step limit, and the end of every step is time-stamped."""
 
-    def __init__(self, name: str, train_text: str, val_text: str, tmp: Path):
-        from charlm.api import resolve_config
-        from charlm.rundir import RunDir
-        from charlm.samplers import make_sampler
-        from charlm.trainer import Trainer
-        from charlm.vocab import Vocab
+    def __init__(self, name: str, tmp: Path):
+        from charlm.api import prepare
 
         model, units, precision = CHARLM[name]
         self.name = name
         self.label = f"charlm {model} 2x{units}" + (" mixed_bfloat16" if precision != "float32" else "")
-        cfg = resolve_config(None, model=model, layers=2, units=units, embedding_dim=EMB,
-                             precision=precision, seq_len=SEQ, batch_size=BATCH, optimizer="adam",
-                             lr=LR, clip_norm=CLIP, sampler="random", steps=1, eval_every=0,
-                             eval_chars=2000, checkpoint_every=0, run_dir=str(tmp), name=name,
-                             seed=0)
-        vocab = Vocab.from_text(train_text)
-        sampler = make_sampler(cfg.sampler, vocab.encode(train_text), cfg.seq_len, cfg.batch_size)
-        run = RunDir.create(cfg)
-        run.write_config(cfg)
-        run.write_vocab(vocab)
-        self.trainer = Trainer(cfg, run, vocab, sampler, vocab.encode(val_text),
+        # tiny Shakespeare with charlm's default split: the same last 10 % as split_corpus(text, 0.1)
+        self.trainer = prepare([str(C.CORPORA / "tinyshakespeare.txt")], model=model, layers=2,
+                               units=units, embedding_dim=EMB, precision=precision, seq_len=SEQ,
+                               batch_size=BATCH, optimizer="adam", lr=LR, clip_norm=CLIP,
+                               sampler="random", steps=1, eval_every=0, eval_chars=2000,
+                               checkpoint_every=0, run_dir=str(tmp), name=name, seed=0,
                                log=lambda *a, **k: None, progress=False)
         self.stamps: list[float] = []
         step_fn, stamps = self.trainer._train_step, self.stamps
@@ -207,7 +198,7 @@ def main(argv=None) -> int:
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])
-    train_text, val_text = split_corpus(text, 0.1)
+    train_text, _ = split_corpus(text, 0.1)
     vocab = Vocab.from_text(train_text)
     ids = vocab.encode(train_text)
 
@@ -218,7 +209,7 @@ def main(argv=None) -> int:
             units, precision = KERAS_EXTRA[n]
             contenders[n] = KerasFit(ids, len(vocab), units=units, precision=precision)
         else:
-            contenders[n] = CharlmLoop(n, train_text, val_text, tmp)
+            contenders[n] = CharlmLoop(n, tmp)
 
     # warm-up round: traces every graph; its steady rate (3 steps) sizes the calls
     steps = {}

@@ -65,6 +65,17 @@ def train(paths=None, *, config=None, resume: str | bool | None = None, force: b
     ``overrides``: any config key, e.g. ``model="gru", steps=500``. ``resume=True`` (the
     newest run) or a run folder continues that run; ``force`` replaces an existing run.
     """
+    trainer = prepare(paths, config=config, resume=resume, force=force, log=log,
+                      progress=progress, **overrides)
+    trainer.fit(resume=bool(resume))
+    return Run(trainer.run.path, model=trainer.model)
+
+
+def prepare(paths=None, *, config=None, resume: str | bool | None = None, force: bool = False,
+            log=_warn, progress: bool | None = None, **overrides):
+    """Everything :func:`train` does before the first step: read and check the corpus and
+    config, write the run directory, and return the :class:`~charlm.trainer.Trainer` (not
+    yet fitted). Benchmarks and tools that drive the loop themselves start here."""
     if resume:
         run_dir = overrides.get("run_dir", "runs")
         if resume is True and not (Path(run_dir) / "latest").exists():
@@ -110,9 +121,7 @@ def train(paths=None, *, config=None, resume: str | bool | None = None, force: b
 
     from .trainer import Trainer  # TensorFlow is imported only once the inputs are good
 
-    trainer = Trainer(cfg, run, vocab, sampler, val_ids, log=log, progress=progress)
-    trainer.fit(resume=bool(resume))
-    return Run(run.path, model=trainer.model)
+    return Trainer(cfg, run, vocab, sampler, val_ids, log=log, progress=progress)
 
 
 class Run:
