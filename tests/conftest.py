@@ -37,6 +37,17 @@ def charlm_cli():
     return run
 
 
+def error(fn, *args, **kwargs) -> str:
+    """The one-line message of the CharLMError that ``fn(*args, **kwargs)`` raises."""
+    from charlm.errors import CharLMError
+
+    with pytest.raises(CharLMError) as info:
+        fn(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, "errors are one line"
+    return message
+
+
 def tree_snapshot(path: Path) -> dict:
     """{relative path: bytes} of every file under path (to show nothing changed)."""
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from conftest import error
 
 from charlm import corpus
 from charlm.corpus import read_corpus, split_corpus
-from charlm.errors import CharLMError
 from charlm.vocab import Vocab
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
@@ -37,14 +37,6 @@ def make_zip(path: Path, members: dict) -> str:
 def normalised(text: str) -> str:
     """What read_corpus must return for a file holding ``text`` (newlines keep)."""
     return text.replace("\r\n", "\n").removeprefix("\ufeff")
-
-
-def error(fn, *args, **kwargs) -> str:
-    with pytest.raises(CharLMError) as info:
-        fn(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message, "errors are one line"
-    return message
 
 
 # Arbitrary Unicode (every category but lone surrogates) plus the troublemakers, explicitly.

@@ -7,20 +7,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import error
 
 from charlm import vocab as vocab_module
-from charlm.errors import CharLMError
 from charlm.vocab import UNK, Vocab
 
 any_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=60)
-
-
-def error(fn, *args, **kwargs) -> str:
-    with pytest.raises(CharLMError) as info:
-        fn(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message, "errors are one line"
-    return message
 
 
 def doc(**changes) -> str:
