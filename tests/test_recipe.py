@@ -1,0 +1,97 @@
+"""The budget recipe: ``--time-budget`` with nothing else measures the machine, chooses every
+setting it was not given, says why, and ends its schedule with the budget."""
+
+import csv
+import time
+
+import pytest
+from conftest import CORPORA
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import charlm
+from charlm.config import Config
+from charlm.models import param_count
+from charlm.recipe import (CHOSEN, TOKENS_PER_PARAM, WIDTHS, choose, pick_width,
+                           predict_rates)
+
+VOCAB = 65
+CFG = Config(model="lstm", layers=2, embedding_dim=64)
+MEASURED = {128: 90_000.0, 384: 27_000.0}  # chars/s, as measured on a 2-core AMD EPYC
+
+
+def params(units):
+    return param_count("lstm", VOCAB, 2, units, 64)
+
+
+def test_predicted_rates_go_through_the_measured_widths_and_fall_with_size():
+    rates = predict_rates(CFG, VOCAB, MEASURED)
+    assert rates[128] == pytest.approx(MEASURED[128], rel=1e-9)
+    assert rates[384] == pytest.approx(MEASURED[384], rel=1e-9)
+    assert all(rates[a] > rates[b] for a, b in zip(WIDTHS, WIDTHS[1:]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(min_value=1.0, max_value=24 * 3600.0))
+def test_the_width_is_the_widest_that_sees_enough_characters_per_weight(seconds):
+    rates = predict_rates(CFG, VOCAB, MEASURED)
+    units, why = pick_width(CFG, VOCAB, rates, seconds)
+    enough = [h for h in WIDTHS if rates[h] * seconds >= TOKENS_PER_PARAM * params(h)]
+    assert units == (max(enough) if enough else WIDTHS[0])
+    assert f"2x{units}" in why and "per weight" in why
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(min_value=1.0, max_value=3600.0), st.floats(min_value=1.0, max_value=3600.0))
+def test_a_longer_budget_never_chooses_a_narrower_model(a, b):
+    rates = predict_rates(CFG, VOCAB, MEASURED)
+    short, long = sorted((a, b))
+    assert pick_width(CFG, VOCAB, rates, short)[0] <= pick_width(CFG, VOCAB, rates, long)[0]
+
+
+def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
+    lines = []
+    given_cfg = Config(units=48, sampler="consecutive", lr=0.01, time_budget="1m")
+    cfg = choose(given_cfg, fixed={"units", "sampler", "lr"}, vocab_size=VOCAB,
+                 train_chars=200_000, val_chars=20_000, budget_left=60.0, log=lines.append)
+    assert (cfg.units, cfg.sampler, cfg.lr) == (48, "consecutive", 0.01)
+    assert cfg.lr_schedule == "cosine" and 0 < cfg.min_lr_fraction < 1
+    assert cfg.warmup_steps >= 10 and cfg.eval_every >= 20 and cfg.dropout in (0.0, 0.1, 0.2)
+    assert all(line.startswith("recipe: ") for line in lines)
+    said = "\n".join(lines)
+    assert "measured lstm training speed" in said and "2x48:" in said
+    assert "width" not in said  # the width was given: nothing to choose or explain
+    assert "consecutive sampler" in said and "lr 0.01" in said and "dropout" in said
+
+
+def test_a_time_budget_alone_trains_the_recipes_model_and_ends_its_schedule_with_the_budget(
+        workdir):
+    lines, budget = [], 30.0
+    t0 = time.monotonic()
+    run = charlm.train([CORPORA / "tinyshakespeare.txt"], time_budget=f"{budget:g}s",
+                       log=lines.append, progress=False, started=t0)
+    wall = time.monotonic() - t0
+    cfg = run.config
+    said = "\n".join(lines)
+    assert "recipe: width 2x" in said and "recipe: random sampler" in said
+    assert cfg.units in WIDTHS and cfg.sampler == "random" and cfg.lr_schedule == "cosine"
+    assert cfg.recipe == "auto" and set(CHOSEN) <= set(cfg.to_dict())
+    rows = list(csv.DictReader(open(run.path / "metrics.csv")))
+    assert float(rows[-1]["wall_time"]) < budget  # its own clock, which counts from t0
+    assert wall < budget + 20  # the return, with a generous margin for a loaded machine
+    # the cosine decay follows the clock: by the end it is near its floor, whatever the speed
+    assert float(rows[-1]["lr"]) < 0.35 * cfg.lr
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert run.generate("ROMEO:", length=20, seed=1)[0].startswith("ROMEO:")
+
+
+def test_recipe_fixed_keeps_the_given_settings_under_a_time_budget(workdir):
+    lines = []
+    corpus = workdir / "c.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 200)
+    run = charlm.train([corpus], time_budget="8s", recipe="fixed", layers=1, units=16,
+                       embedding_dim=8, seq_len=16, batch_size=8, log=lines.append,
+                       progress=False)
+    assert not [line for line in lines if line.startswith("recipe")]
+    cfg = run.config
+    assert (cfg.units, cfg.seq_len, cfg.batch_size, cfg.sampler) == (16, 16, 8, Config().sampler)
