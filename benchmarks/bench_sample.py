@@ -10,8 +10,14 @@ Contenders, interleaved round by round (and reversed every other round), medians
 * ``charlm 1, streamed`` — the same through ``Generator.stream`` in chunks of 64 (how one
   sample is streamed to stdout);
 * ``charlm 16``    — ``num_samples=16``: 16 samples of 500 in one batch (total chars/s);
-* ``OneStep``      — the TF text-generation tutorial: a Python loop around a one-step
-  ``tf.function`` (model call, temperature, mask, ``tf.random.categorical``), batch 1;
+* ``OneStep (Keras layers)`` — the TF text-generation tutorial as written: a Python loop
+  around a one-step ``tf.function`` (model call, temperature, mask, ``tf.random.categorical``),
+  batch 1, over the tutorial's kind of model, plain ``keras.layers.LSTM`` layers with
+  ``return_state`` (the same weights as charlm's model; its logits are checked equal). The
+  tutorial's string lookups are left out, which only makes this reference faster. This is the
+  reference of the performance issue's "one stream >= 5x OneStep";
+* ``OneStep (charlm's layers)`` — the same loop around charlm's own model (its fast layers):
+  how much of the gain comes from the in-graph loop alone;
 * ``re-run 100``   — re-run the model from a zero state on the last 100 characters for every
   new character (what the Keras char-LSTM example does), for a short length;
 * prefix warm-up (``Generator.warm_up``, public): the time to feed a 200-character prefix for
@@ -41,6 +47,27 @@ import _common as C
 C.quiet_tensorflow()
 
 UNITS, LAYERS, EMB, VOCAB = 512, 2, 64, 65
+
+
+def tutorial_model(vocab_size: int, units: int, charlm_model):
+    """The TF tutorial's kind of model with plain ``keras.layers.LSTM`` layers (states in and
+    out), holding ``charlm_model``'s weights (charlm's fast layers keep Keras's weight layout)."""
+    import keras
+    import numpy as np
+    ids = keras.Input((None,), dtype="int32")
+    states = [keras.Input((units,)) for _ in range(2 * LAYERS)]
+    x, new = keras.layers.Embedding(vocab_size, EMB)(ids), []
+    for i in range(LAYERS):
+        x, h, c = keras.layers.LSTM(units, return_sequences=True, return_state=True)(
+            x, initial_state=states[2 * i:2 * i + 2])
+        new += [h, c]
+    model = keras.Model([ids, *states], [keras.layers.Dense(vocab_size)(x), *new])
+    model.set_weights(charlm_model.keras_model.get_weights())
+    probe = np.arange(vocab_size, dtype=np.int32)[None, :]
+    mine, _ = charlm_model(probe, charlm_model.initial_state(1))
+    theirs = model([probe, *charlm_model.initial_state(1)])[0]
+    np.testing.assert_allclose(theirs, mine, rtol=1e-4, atol=1e-5)
+    return model
 
 
 def main(argv=None) -> int:
@@ -82,6 +109,8 @@ def main(argv=None) -> int:
     distinct = [vocab.encode(known[i * 37: i * 37 + prefix_len]).astype(np.int32) for i in range(16)]
     batch16 = tf.constant(np.tile(long_ids, (16, 1)))
 
+    tutorial = tutorial_model(len(vocab), units, model)
+
     def sync(logits_state):  # make sure the work is done before the clock stops
         logits_state[0].numpy()
 
@@ -91,13 +120,19 @@ def main(argv=None) -> int:
     mask = tf.constant(mask)
     temperature = tf.constant(1.0)
 
-    @tf.function
-    def one_step(ids, state):
-        logits, state = model(ids, state, training=False)
-        logits = logits[:, -1, :] / temperature + mask
-        return tf.random.categorical(logits, num_samples=1, dtype=tf.int32), state
+    def make_one_step(call):
+        @tf.function
+        def one_step(ids, state):
+            logits, state = call(ids, state)
+            logits = logits[:, -1, :] / temperature + mask
+            return tf.random.categorical(logits, num_samples=1, dtype=tf.int32), state
+        return one_step
 
-    def onestep_generate(prefix_text: str, n: int) -> str:
+    one_step = make_one_step(lambda ids, state: model(ids, state, training=False))
+    tutorial_step = make_one_step(
+        lambda ids, state: (lambda out: (out[0], out[1:]))(tutorial([ids, *state], training=False)))
+
+    def onestep_generate(prefix_text: str, n: int, one_step=one_step) -> str:
         ids = tf.constant(vocab.encode(prefix_text).astype(np.int32)[None, :])
         state = model.initial_state(1)
         out = []
@@ -141,7 +176,9 @@ def main(argv=None) -> int:
                             lambda: list(gen.stream([prefix], length, seed=next_seed()))),
         "charlm-16": ("charlm Generator, 16 samples in one batch", 16 * length,
                       lambda: gen.generate(prefix, length, num_samples=16, seed=next_seed())),
-        "onestep": ("OneStep (TF tutorial): Python loop around a one-step tf.function", length,
+        "onestep-keras": ("OneStep (TF tutorial) over plain keras.layers.LSTM, as the tutorial",
+                          length, lambda: onestep_generate(prefix, length, tutorial_step)),
+        "onestep": ("OneStep loop over charlm's own model (its fast layers)", length,
                     lambda: onestep_generate(prefix, length)),
         "rerun-100": (f"re-run the model on the last {window} chars per new char",
                       rerun_length, lambda: rerun_generate(known[:window], rerun_length)),
@@ -190,6 +227,12 @@ def main(argv=None) -> int:
                          "chars": chars, "chars_per_sec": (chars / t) if chars else None,
                          "rates": [chars / x for x in times[name]] if chars else None}
     ratios = {
+        "charlm-1 speed / onestep-keras speed (per round; the issue's OneStep)":
+            C.median([b / a for a, b in zip(times["charlm-1"], times["onestep-keras"])]),
+        "charlm-16 total chars/s / charlm-1 chars/s":
+            C.median([16 * a / b for a, b in zip(times["charlm-1"], times["charlm-16"])]),
+        "onestep (charlm's layers) speed / onestep-keras speed":
+            C.median([b / a for a, b in zip(times["onestep"], times["onestep-keras"])]),
         "charlm-1 speed / onestep speed (per round)":
             C.median([(length / a) / (length / b) for a, b in zip(times["charlm-1"], times["onestep"])]),
         "charlm-16 total chars/s / onestep chars/s":
@@ -207,7 +250,7 @@ def main(argv=None) -> int:
     info = machine.finish()
     gen_rows = [[s["label"], s["chars"], s["median_seconds"], s["chars_per_sec"],
                  C.spread(s["rates"]),
-                 (s["chars_per_sec"] / summary["onestep"]["chars_per_sec"])]
+                 (s["chars_per_sec"] / summary["onestep-keras"]["chars_per_sec"])]
                 for n, s in summary.items() if s["chars"]]
     warm_rows = [[s["label"], s["median_seconds"] * 1000, C.spread([x * 1000 for x in s["seconds"]])]
                  for n, s in summary.items() if not s["chars"]]
@@ -215,7 +258,7 @@ def main(argv=None) -> int:
            f"{len(vocab)}), {rounds} interleaved rounds, medians", "",
            f"Machine: {machine.describe()}", "",
            C.table(["contender", "chars generated per call", "seconds (median)", "chars/s",
-                    "chars/s range", "× OneStep"], gen_rows), "",
+                    "chars/s range", "× OneStep (Keras layers)"], gen_rows), "",
            C.table(["prefix warm-up", "ms (median)", "range (ms)"], warm_rows), "",
            C.table(["ratio (median over rounds)", "value"], [[k, v] for k, v in ratios.items()])]
     text_out = "\n".join(out)
