@@ -42,30 +42,39 @@ class Scorer:
 
     def __call__(self, ids: np.ndarray, batch_size: int = 64, seq_len: int = 256,
                  carry_state: bool = True) -> dict:
-        """``{"nats_per_char", "bits_per_char", "perplexity", "chars"}`` for ``ids``."""
-        ids = np.asarray(ids)
+        """``{"nats_per_char", "bits_per_char", "perplexity", "chars"}`` for ``ids``.
+
+        ``ids`` may be memory-mapped: each call reads only its chunk of every stream, so
+        scoring needs memory for one chunk, not for the text."""
+        ids = np.asarray(ids)  # a view of a memory map, not a copy
         n = len(ids) - 1
         if n < 1:
             raise CharLMError("the text is too short to score: it needs at least 2 characters")
         streams = max(1, min(batch_size, n // max(1, seq_len) or 1))
-        length = -(-n // streams)  # ceil
-        x = np.zeros(streams * length, np.int32)
-        y = np.zeros(streams * length, np.int32)
-        w = np.zeros(streams * length, np.float64)
-        x[:n], y[:n], w[:n] = ids[:-1], ids[1:], 1.0
-        x, y, w = (a.reshape(streams, length) for a in (x, y, w))
+        length = -(-n // streams)  # ceil: stream r scores positions r·length .. (r+1)·length - 1
         zeros = self.model.initial_state(streams)
         state, total = zeros, 0.0
         for start in range(0, length, seq_len):
-            sl = slice(start, start + seq_len)
             if not carry_state:
                 state = zeros
-            nats, state = self._chunk(tf.constant(x[:, sl]), tf.constant(y[:, sl]),
-                                      tf.constant(w[:, sl]), state)
+            x, y, w = _chunk_of_streams(ids, n, streams, length, start, seq_len)
+            nats, state = self._chunk(tf.constant(x), tf.constant(y), tf.constant(w), state)
             total += float(nats)
         mean = total / n
         return {"nats_per_char": mean, "bits_per_char": mean / math.log(2),
                 "perplexity": math.exp(min(mean, 700.0)), "chars": n}
+
+
+def _chunk_of_streams(ids, n: int, streams: int, length: int, start: int, seq_len: int):
+    """Inputs, targets and weights ``[streams, ≤ seq_len]`` of positions ``start ..`` of every
+    stream; positions past the text (the last stream's tail) get weight 0."""
+    steps = min(seq_len, length - start)
+    at = (np.arange(streams) * length + start)[:, None] + np.arange(steps)  # [streams, steps]
+    inside = at < n
+    at = np.minimum(at, n - 1)
+    x = np.asarray(ids[at.ravel()], np.int32).reshape(at.shape)
+    y = np.asarray(ids[at.ravel() + 1], np.int32).reshape(at.shape)
+    return x, y, inside.astype(np.float64)
 
 
 def score(model, ids, batch_size: int = 64, seq_len: int = 256, carry_state: bool = True) -> dict:
