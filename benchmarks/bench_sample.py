@@ -54,6 +54,7 @@ def tutorial_model(vocab_size: int, units: int, charlm_model):
     out), holding ``charlm_model``'s weights (charlm's fast layers keep Keras's weight layout)."""
     import keras
     import numpy as np
+    import tensorflow as tf
     ids = keras.Input((None,), dtype="int32")
     states = [keras.Input((units,)) for _ in range(2 * LAYERS)]
     x, new = keras.layers.Embedding(vocab_size, EMB)(ids), []
@@ -63,7 +64,7 @@ def tutorial_model(vocab_size: int, units: int, charlm_model):
         new += [h, c]
     model = keras.Model([ids, *states], [keras.layers.Dense(vocab_size)(x), *new])
     model.set_weights(charlm_model.keras_model.get_weights())
-    probe = np.arange(vocab_size, dtype=np.int32)[None, :]
+    probe = tf.constant(np.arange(vocab_size, dtype=np.int32)[None, :])
     mine, _ = charlm_model(probe, charlm_model.initial_state(1))
     theirs = model([probe, *charlm_model.initial_state(1)])[0]
     np.testing.assert_allclose(theirs, mine, rtol=1e-4, atol=1e-5)

@@ -19,7 +19,12 @@ that the noise of this shared machine hits all of them alike:
   For scale, the project's reference measurements on an AMD EPYC with AVX2/FMA only (2 cores,
   2026-11-24, the shakespeare preset's LSTM 256 x 2, not in this repository): eval 27-33k
   chars/s, about 3x training (8-10k); a forward pass is about 1.7 of a training step's 5.2
-  MFLOP per character, so about 9x training is the FLOP ceiling there.
+  MFLOP per character, so about 9x training is the FLOP ceiling there;
+* ``matmul`` (with ``eval``) — this machine's arithmetic ceiling, measured in the same rounds:
+  a float32 [1024, 1024] x [1024, 1024] ``tf.matmul``, 2.1 GFLOP per product. The report gives
+  training, eval and this in GFLOP/s (a forward pass costs 2 FLOPs per weight outside the
+  embedding per character, a training step 3 times that), so it says how close to the
+  machine's limit each runs and what eval/training ratio that limit allows.
 
 Each call trains a contender for N steps (N chosen from a warm-up so a call lasts about
 ``--seconds``); the steady-state rate of a call is measured between the end of its first step
@@ -216,6 +221,47 @@ class CharlmEval:
         return {"params": self.loop.trainer.model.count_params(), "chars_scored": len(self.ids) - 1}
 
 
+class MatmulPeak:
+    """The machine's arithmetic ceiling: float32 [N, N] x [N, N] products, FLOP/s in "rate"."""
+
+    def __init__(self, n: int = 1024):
+        import tensorflow as tf
+
+        self.label = f"float32 matmul {n} x {n} x {n} (arithmetic ceiling; rate in FLOP/s)"
+        self.n = n
+        a, b = tf.random.normal([n, n], seed=1), tf.random.normal([n, n], seed=2)
+        self.product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+
+    def run(self, steps: int) -> dict:
+        calls = max(5, steps)
+        float(self.product())
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            float(self.product())
+        seconds = time.perf_counter() - t0
+        return {"rate": 2 * self.n ** 3 * calls / seconds, "call_seconds": seconds, "steps": 0}
+
+    def describe(self) -> dict:
+        return {"params": 0}
+
+
+def flop_rates(summary: dict, contenders: dict) -> list[list]:
+    """GFLOP/s of charlm lstm training and eval against the matmul ceiling (same rounds)."""
+    loop = contenders["lstm"]
+    model = loop.trainer.model
+    dense = model.count_params() - model.vocab_size * EMB  # weights used once per character
+    forward = 2 * dense
+    peak = summary["matmul"]["median_chars_per_sec"]
+    rows = []
+    for name, flops in (("lstm", 3 * forward), ("eval", forward)):
+        rate = summary[name]["median_chars_per_sec"] * flops
+        rows.append([summary[name]["label"], flops / 1e6, rate / 1e9, rate / peak])
+    rows.append([summary["matmul"]["label"], None, peak / 1e9, 1.0])
+    rows.append(["eval/training chars/s if both ran at the ceiling (= 3, the FLOP ratio)",
+                 None, None, 3.0])
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
@@ -265,6 +311,7 @@ def main(argv=None) -> int:
             contenders[n] = KerasFit(ids, len(vocab), units=units, precision=precision)
         elif n == "eval":
             contenders[n] = CharlmEval(contenders["lstm"])
+            contenders["matmul"] = MatmulPeak()
         else:
             contenders[n] = CharlmLoop(n, tmp)
 
@@ -301,7 +348,7 @@ def main(argv=None) -> int:
     for name, rs in results.items():
         rates = [r["rate"] for r in rs]
         ratios = [r["rate"] / ref_by_round[r["round"]] for r in rs
-                  if r["rate"] and ref_by_round.get(r["round"]) and name != "eval"]
+                  if r["rate"] and ref_by_round.get(r["round"]) and name not in ("eval", "matmul")]
         summary[name] = {"label": contenders[name].label, "median_chars_per_sec": C.median(rates),
                          "rates": rates, "median_ratio_vs_keras_fit": C.median(ratios),
                          "ratios_vs_keras_fit": ratios, "steps_per_call": steps[name],
@@ -329,6 +376,9 @@ def main(argv=None) -> int:
         out += ["", C.table(["B vs A", "B / A (median of per-round ratios)", "range"],
                             [[PAIR_LABELS.get((q["a"], q["b"]), f"{q['b']} vs {q['a']}"),
                               q["median_ratio_b_over_a"], C.spread(q["ratios"])] for q in pairs])]
+    if "matmul" in summary:
+        out += ["", C.table(["arithmetic", "MFLOP per char", "GFLOP/s (median)", "× the matmul's"],
+                            flop_rates(summary, contenders))]
     text_out = "\n".join(out)
     print(text_out)
     path = C.write_results(args.out, {
