@@ -155,10 +155,11 @@ def _schedule(cfg, fixed: set[str], rate: float, seconds: float, train_chars: in
               "dropout": 0.0 if passes < 3 else (0.1 if passes < 8 else 0.2),
               "eval_every": max(20, steps // evals), "eval_chars": 0}
     cfg = cfg.replace(**{k: v for k, v in choice.items() if k not in fixed})
+    why = ("random windows, each from a zero state, train the start of a text as well as its "
+           "middle" if cfg.sampler == "random" else "the state is carried between batches")
     log(f"recipe: {cfg.sampler} sampler, batch {cfg.batch_size} x {cfg.seq_len} chars: "
         f"~{steps:,} updates in {seconds:.0f} s (short budgets gain more from updates than "
-        "from bigger batches; random windows, each from a zero state, train the start of a "
-        "text as well as its middle)")
+        f"from bigger batches; {why})")
     log(f"recipe: lr {cfg.lr:g}, warm-up {cfg.warmup_steps} steps, then {cfg.lr_schedule} "
         f"decay to {cfg.min_lr_fraction:g}x, driven by the clock so it ends with the budget")
     log(f"recipe: dropout {cfg.dropout:g} (~{passes:.1f} passes over the training text); "

@@ -153,3 +153,13 @@ def test_a_scorer_can_be_reused_on_texts_of_other_lengths(tiny):
         assert tiny.scorer(IDS[:n], batch_size=1, seq_len=16)["nats_per_char"] == pytest.approx(
             expected, rel=RTOL)
 
+
+
+def test_a_memory_mapped_id_file_scores_as_the_array_does(tiny, tmp_path):
+    path = tmp_path / "ids.npy"
+    np.save(path, IDS.astype(np.uint8))  # as charlm.idfile writes a small vocabulary's ids
+    mapped = np.load(path, mmap_mode="r")
+    for carry_state in (True, False):
+        got = tiny.scorer(mapped, batch_size=4, seq_len=9, carry_state=carry_state)
+        want = tiny.scorer(IDS, batch_size=4, seq_len=9, carry_state=carry_state)
+        assert got["nats_per_char"] == pytest.approx(want["nats_per_char"], rel=RTOL)

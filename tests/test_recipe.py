@@ -61,7 +61,8 @@ def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
     said = "\n".join(lines)
     assert "measured lstm training speed" in said and "2x48:" in said
     assert "width" not in said  # the width was given: nothing to choose or explain
-    assert "consecutive sampler" in said and "lr 0.01" in said and "dropout" in said
+    assert "consecutive sampler" in said and "zero state" not in said
+    assert "lr 0.01" in said and "dropout" in said
 
 
 def test_a_time_budget_alone_trains_the_recipes_model_and_ends_its_schedule_with_the_budget(
