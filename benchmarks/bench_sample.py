@@ -185,7 +185,7 @@ def main(argv=None) -> int:
                       rerun_length, lambda: rerun_generate(known[:window], rerun_length)),
         "warm-200-charlm-1": (f"warm_up, 1 copy of a {prefix_len}-char prefix", None,
                               lambda: sync(gen.warm_up([long_ids], copies=1))),
-        "warm-200-charlm-16": (f"warm_up, 16 copies of the same prefix (fed once, state broadcast)",
+        "warm-200-charlm-16": ("warm_up, 16 copies of the same prefix (fed once, state broadcast)",
                                None, lambda: sync(gen.warm_up([long_ids], copies=16))),
         "warm-200-batch-16": (f"the 16 identical rows fed in one batched call (Generator.warm, [16, {prefix_len}])",
                               None, lambda: sync(gen.warm(batch16))),

@@ -84,9 +84,11 @@ def pick_width(cfg, vocab_size: int, rates: dict[int, float], seconds: float) ->
             best = h
     params = param_count(cfg.model, vocab_size, cfg.layers, best, cfg.embedding_dim)
     chars = rates[best] * seconds
+    why = (f"the widest with >= {TOKENS_PER_PARAM:g}" if chars >= TOKENS_PER_PARAM * params
+           else f"the narrowest; none reaches {TOKENS_PER_PARAM:g}")
     return best, (f"{cfg.layers}x{best} ({params:,} weights) at ~{rates[best]:,.0f} chars/s "
                   f"sees ~{chars / 1e6:.1f}M characters in {seconds:.0f} s, "
-                  f"{chars / params:.0f} per weight (the widest with >= {TOKENS_PER_PARAM:g})")
+                  f"{chars / params:.0f} per weight ({why})")
 
 
 def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: int,

@@ -39,6 +39,7 @@ def test_the_width_is_the_widest_that_sees_enough_characters_per_weight(seconds)
     enough = [h for h in WIDTHS if rates[h] * seconds >= TOKENS_PER_PARAM * params(h)]
     assert units == (max(enough) if enough else WIDTHS[0])
     assert f"2x{units}" in why and "per weight" in why
+    assert ("the widest with" in why) == bool(enough)  # never claims a width it could not reach
 
 
 @settings(max_examples=60, deadline=None)
