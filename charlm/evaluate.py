@@ -67,14 +67,12 @@ class Scorer:
 
 def _chunk_of_streams(ids, n: int, streams: int, length: int, start: int, seq_len: int):
     """Inputs, targets and weights ``[streams, ≤ seq_len]`` of positions ``start ..`` of every
-    stream; positions past the text (the last stream's tail) get weight 0."""
+    stream, from one read of each stream's window (its targets are the inputs moved by one);
+    positions past the text (the last stream's tail) get weight 0."""
     steps = min(seq_len, length - start)
-    at = (np.arange(streams) * length + start)[:, None] + np.arange(steps)  # [streams, steps]
-    inside = at < n
-    at = np.minimum(at, n - 1)
-    x = np.asarray(ids[at.ravel()], np.int32).reshape(at.shape)
-    y = np.asarray(ids[at.ravel() + 1], np.int32).reshape(at.shape)
-    return x, y, inside.astype(np.float64)
+    at = (np.arange(streams) * length + start)[:, None] + np.arange(steps + 1)
+    window = np.asarray(ids[np.minimum(at, n).ravel()], np.int32).reshape(at.shape)
+    return window[:, :-1], window[:, 1:], (at[:, :-1] < n).astype(np.float64)
 
 
 def score(model, ids, batch_size: int = 64, seq_len: int = 256, carry_state: bool = True) -> dict:

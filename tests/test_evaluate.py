@@ -154,7 +154,6 @@ def test_a_scorer_can_be_reused_on_texts_of_other_lengths(tiny):
             expected, rel=RTOL)
 
 
-
 def test_a_memory_mapped_id_file_scores_as_the_array_does(tiny, tmp_path):
     path = tmp_path / "ids.npy"
     np.save(path, IDS.astype(np.uint8))  # as charlm.idfile writes a small vocabulary's ids
