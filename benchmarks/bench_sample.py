@@ -129,9 +129,12 @@ def main(argv=None) -> int:
             return tf.random.categorical(logits, num_samples=1, dtype=tf.int32), state
         return one_step
 
+    def tutorial_call(ids, state):  # the plain Keras model: [ids, *state] -> [logits, *state]
+        logits, *state = tutorial([ids, *state], training=False)
+        return logits, state
+
     one_step = make_one_step(lambda ids, state: model(ids, state, training=False))
-    tutorial_step = make_one_step(
-        lambda ids, state: (lambda out: (out[0], out[1:]))(tutorial([ids, *state], training=False)))
+    tutorial_step = make_one_step(tutorial_call)
 
     def onestep_generate(prefix_text: str, n: int, one_step=one_step) -> str:
         ids = tf.constant(vocab.encode(prefix_text).astype(np.int32)[None, :])
