@@ -32,6 +32,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from .errors import CharLMError
 from .models import build_model, param_count
 from .trainer import make_optimizer, make_train_step
 
@@ -45,6 +46,7 @@ TOKENS_PER_PARAM = 8.0  # characters seen per weight at which a wider model stop
 BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
 LAYERS, EMBEDDING = 2, 64
 EVALS_PER_BUDGET = 10  # validations spread over the budget
+MIN_SECONDS = 10.0  # left after start-up: below this the recipe cannot measure and train
 EVAL_CHARS = 65_536  # held-out characters per intermediate validation (the last is full)
 
 
@@ -95,6 +97,11 @@ def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: i
            budget_left: float, log=print):
     """``cfg`` with every setting in CHOSEN that is not in ``fixed`` chosen for a run that
     must end within ``budget_left`` seconds; each choice is logged with its reason."""
+    if budget_left < MIN_SECONDS:
+        raise CharLMError(
+            f"--time-budget {cfg.time_budget} leaves {max(budget_left, 0):.0f} s after start-up; the "
+            f"budget recipe needs at least {MIN_SECONDS:g} s to measure this machine and train: "
+            "give a longer budget, e.g. 1m")
     base = {"model": "lstm", "layers": LAYERS, "embedding_dim": EMBEDDING, "batch_size": BATCH,
             "seq_len": SEQ_LEN, "sampler": "random", "lr_schedule": "cosine",
             "min_lr_fraction": 0.1}

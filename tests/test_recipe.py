@@ -5,7 +5,7 @@ import csv
 import time
 
 import pytest
-from conftest import CORPORA
+from conftest import CORPORA, error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -97,3 +97,10 @@ def test_recipe_fixed_keeps_the_given_settings_under_a_time_budget(workdir):
     assert not [line for line in lines if line.startswith("recipe")]
     cfg = run.config
     assert (cfg.units, cfg.seq_len, cfg.batch_size, cfg.sampler) == (16, 16, 8, Config().sampler)
+
+
+def test_a_budget_too_short_to_measure_and_train_is_one_clear_error_and_writes_nothing(workdir):
+    message = error(charlm.train, [CORPORA / "tinyshakespeare.txt"], time_budget="1s",
+                    progress=False, log=lambda line: None)
+    assert "--time-budget 1s leaves" in message and "give a longer budget" in message
+    assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
