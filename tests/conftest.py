@@ -2,6 +2,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -46,6 +47,16 @@ def error(fn, *args, **kwargs) -> str:
     message = str(info.value)
     assert "\n" not in message, "errors are one line"
     return message
+
+
+def assert_close(actual, expected, rtol: float = 1e-5, floor: float | None = None) -> None:
+    """Equal within ``rtol``, with an absolute floor relative to the size of ``expected``
+    (``floor`` times its largest magnitude; ``rtol`` times it unless given): float32 round-off
+    grows with the values, and differs between CPU kinds (AVX2 against AVX-512 reductions)."""
+    expected = np.asarray(expected)
+    scale = float(np.max(np.abs(expected), initial=0.0)) or 1.0
+    np.testing.assert_allclose(np.asarray(actual), expected, rtol=rtol,
+                               atol=(rtol if floor is None else floor) * scale)
 
 
 def tree_snapshot(path: Path) -> dict:

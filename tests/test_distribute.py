@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import charlm
+from conftest import assert_close
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = "".join(f"{i} little pigs went to market and {i * 7 % 13} came back home.\n"
@@ -57,12 +58,11 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def assert_close(a: list, b: list, rtol: float = 1e-5) -> None:
+def assert_all_close(a: list, b: list, rtol: float = 1e-5) -> None:
     """Every weight equal within ``rtol`` of the size of its tensor."""
     assert len(a) == len(b)
     for x, y in zip(a, b):
-        scale = max(float(np.abs(y).max()), 1e-12)
-        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * scale)
+        assert_close(x, y, rtol=rtol)
 
 
 def load_npz(path) -> list:
@@ -85,7 +85,7 @@ def test_two_devices_train_the_same_weights_as_one(model, corpus, tmp_path):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = (load_npz(tmp_path / "runs" / f"{s}.npz") for s in ("none", "mirrored"))
-    assert_close(two, one)
+    assert_all_close(two, one)
     rows = charlm.load(tmp_path / "runs" / "mirrored").metrics()
     assert float(rows[-1]["grad_norm"]) > 2 * SMALL["clip_norm"]  # clipping did act
     assert int(rows[-1]["step"]) == 20
@@ -139,18 +139,18 @@ def test_two_workers_train_one_run_that_samples_evaluates_and_resumes(corpus, tm
               "--runs-dir", d] for d in ("chief-runs", "worker-runs")]  # two disks
     t0 = time.monotonic()
     chief, worker = run_workers(first, tmp_path, "first")
-    assert_close(worker, chief, rtol=1e-6)
+    assert_all_close(worker, chief, rtol=1e-6)
     run_path = tmp_path / "chief-runs" / "mw"
     assert not (tmp_path / "worker-runs" / "mw").exists()  # the other worker kept nothing
     again = [["--resume", str(run_path), *flags, "--steps", "30"]] * 2  # a shared disk
     chief, worker = run_workers(again, tmp_path, "again")
-    assert_close(worker, chief, rtol=1e-6)
+    assert_all_close(worker, chief, rtol=1e-6)
     print(f"two workers, 20 + 10 steps: {time.monotonic() - t0:.0f} s")
     run = charlm.load(run_path, weights="last")
     losses = [float(r["train_loss"]) for r in run.metrics() if r["train_loss"] != "nan"]
     assert [int(r["step"]) for r in run.metrics()][-1] == 30
     assert losses[-1] < losses[0]
-    assert_close([v.numpy() for v in run.model.trainable_variables], chief, rtol=1e-6)
+    assert_all_close([v.numpy() for v in run.model.trainable_variables], chief, rtol=1e-6)
     assert run.generate("3 little", length=20, seed=1)[0].startswith("3 little")
     assert np.isfinite(run.evaluate()["perplexity"])
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import assert_close
 from charlm.fastrnn import FastGRU, FastLSTM, cpu_has_native_bf16
 
 # (batch, steps, input dim, units): T = 1 is generation
@@ -12,11 +13,8 @@ SHAPES = [(1, 1, 3, 4), (5, 1, 6, 8), (1, 6, 3, 4), (5, 7, 5, 8), (2, 33, 16, 12
 PAIRS = {"lstm": (keras.layers.LSTM, FastLSTM, 2), "gru": (keras.layers.GRU, FastGRU, 1)}
 
 
-def close(actual, expected, rtol=1e-5):
-    """Equal within rtol, with an absolute floor relative to the tensor's scale."""
-    expected = np.asarray(expected)
-    scale = float(np.max(np.abs(expected))) or 1.0
-    np.testing.assert_allclose(np.asarray(actual), expected, rtol=rtol, atol=1e-6 * scale)
+def close(actual, expected):
+    return assert_close(actual, expected, floor=1e-6)
 
 
 def pair(kind, shape, seed=0):

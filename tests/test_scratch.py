@@ -5,11 +5,11 @@ import pytest
 import tensorflow as tf
 import keras
 
+from conftest import assert_close
 from charlm.clipping import clip_by_global_norm
 from charlm.scratch import GRUCell, LSTMCell, RNNCell, ScratchLM
 
 SHAPES = [(1, 1, 3, 4), (3, 7, 5, 8), (2, 20, 16, 32)]  # B, T, D, H
-TOL = dict(rtol=1e-5, atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,10 +87,10 @@ def test_cell_outputs_and_final_state_equal_keras(kind, B, T, D, H):
     layer, cell, X, state, _ = _pair(kind, B, T, D, H)
     keras_outputs, *keras_state = layer(X, initial_state=state)
     outputs, final_state = cell(X, state)
-    np.testing.assert_allclose(outputs.numpy(), keras_outputs.numpy(), **TOL)
+    assert_close(outputs.numpy(), keras_outputs.numpy())
     assert len(final_state) == len(keras_state) == cell.state_size
     for ours, theirs in zip(final_state, keras_state):
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), **TOL)
+        assert_close(ours.numpy(), theirs.numpy())
 
 
 @pytest.mark.parametrize("kind", list(CASES))
@@ -108,8 +108,7 @@ def test_cell_gradients_equal_keras(kind, B, T, D, H):
                      tape.gradient(loss, cell.trainable_variables)))
     assert {id(variable) for _, _, variable in weight_map} == set(grads)  # every parameter
     for index, part, variable in weight_map:
-        np.testing.assert_allclose(grads[id(variable)].numpy(), keras_grads[index][part],
-                                   err_msg=variable.name, **TOL)
+        assert_close(grads[id(variable)].numpy(), keras_grads[index][part])
 
 
 def test_gru_rejects_keras_layer_with_other_reset_after():
@@ -241,9 +240,9 @@ def test_stepping_one_char_at_a_time_equals_one_call_on_the_sequence(config):
     for t in range(6):
         logits, state = model(ids[:, t:t + 1], state)
         steps.append(logits)
-    np.testing.assert_allclose(tf.concat(steps, axis=1).numpy(), whole.numpy(), **TOL)
+    assert_close(tf.concat(steps, axis=1).numpy(), whole.numpy())
     for s, w in zip(state, whole_state):
-        np.testing.assert_allclose(s.numpy(), w.numpy(), **TOL)
+        assert_close(s.numpy(), w.numpy())
 
 
 def test_state_carries_across_calls():
@@ -252,7 +251,7 @@ def test_state_carries_across_calls():
     whole, _ = model(ids, model.initial_state(2))
     _, state = model(ids[:, :5], model.initial_state(2))
     rest, _ = model(ids[:, 5:], state)
-    np.testing.assert_allclose(rest.numpy(), whole[:, 5:].numpy(), **TOL)
+    assert_close(rest.numpy(), whole[:, 5:].numpy())
 
 
 def test_tf_function_accepts_any_sequence_length_without_retracing():
@@ -264,7 +263,7 @@ def test_tf_function_accepts_any_sequence_length_without_retracing():
         ids = _ids(3, T)
         logits, _ = call(ids, model.initial_state(3))
         eager, _ = model(ids, model.initial_state(3))
-        np.testing.assert_allclose(logits.numpy(), eager.numpy(), **TOL)
+        assert_close(logits.numpy(), eager.numpy())
     assert call.experimental_get_tracing_count() == 1
 
 
