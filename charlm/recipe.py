@@ -7,18 +7,27 @@ machine in the first seconds, then chooses every setting the user left unset and
    chars/s; other sizes are predicted from those two by a power law in the parameter count
    (the step costs ~6 FLOPs per weight per character, and small matrices run less
    efficiently, which the measured exponent captures).
-2. **Width.** With T seconds left, a width H processes ``rate(H)·T`` characters. The recipe
-   takes the widest H that still sees ``TOKENS_PER_PARAM`` characters per weight: a wider
-   model learns more per character, a narrower one sees more characters.
-3. **Updates.** Short budgets are limited by the number of optimizer updates more than by
+2. **Depth.** One layer, unless the vocabulary is an alphabet and the budget is long. A
+   second layer slows early learning: on tiny Shakespeare, measured in one session, one
+   layer scored 1.74 against 2.03 at 90 s and 1.51 against 1.55 at 5 minutes (val, state
+   carried); on the Tang poems (5,992 characters) two layers sat at the unigram level for
+   minutes (val 6.71 against 5.70 for one layer after 400 steps). Long budgets on an
+   alphabet keep the two layers of the 10-minute race (BENCHMARKS.md).
+3. **Width.** With T seconds left, a width H processes ``rate(H)·T`` characters. The recipe
+   takes the widest H that still sees ``TOKENS_PER_PARAM`` characters per recurrent weight:
+   a wider model learns more per character, a narrower one sees more characters. The
+   embedding and output rows are not counted: each trains only where its character occurs,
+   and with a large vocabulary they would make every width look too wide.
+4. **Updates.** Short budgets are limited by the number of optimizer updates more than by
    the characters seen, so batches are small (``BATCH`` windows of ``SEQ_LEN``). The random
    sampler starts every window from a zero state. Carrying the state between batches
    (consecutive sampler, truncated BPTT) was measured too: on tiny Shakespeare at 5 minutes it
    scored 0.10 nats/char worse in 64-character windows and no better with the state carried,
    because a model that never starts from zero learns no good start.
-4. **Schedule.** Warm-up, then cosine decay driven by the elapsed time, ending at the budget.
-5. **Regularisation.** Dropout only when the budget allows many passes over the corpus.
-6. **Precision.** mixed_bfloat16 only when the CPU has native bf16 and measures faster.
+5. **Schedule.** Warm-up, then cosine decay driven by the elapsed time, ending at the budget;
+   a large vocabulary takes a higher peak (1e-2: its rare characters' rows get few updates).
+6. **Regularisation.** Dropout only when the budget allows many passes over the corpus.
+7. **Precision.** mixed_bfloat16 only when the CPU has native bf16 and measures faster.
 
     cfg = choose(cfg, fixed={"model"}, vocab_size=65, train_chars=1_003_854,
                  val_chars=111_540, budget_left=280.0)
@@ -44,7 +53,10 @@ WIDTHS = (96, 128, 192, 256, 384, 512, 768)
 CALIBRATE = (128, 384)  # the widths whose speed is measured; the others are predicted
 TOKENS_PER_PARAM = 8.0  # characters seen per weight at which a wider model stops paying
 BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
-LAYERS, EMBEDDING = 2, 64
+LARGE_VOCAB = 1_000  # characters: from here on, a large vocabulary (its own shape and lr)
+MODEL_WHY = ("a GRU of the same width scored the same within noise: 1.506 against 1.510 "
+             "nats/char on tiny Shakespeare at 5 minutes, 1x384 each, in one session")
+DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
 MIN_SECONDS = 10.0  # left after start-up: below this the recipe cannot measure and train
 EVAL_CHARS = 65_536  # held-out characters per intermediate validation (the last is full)
@@ -77,20 +89,48 @@ def predict_rates(cfg, vocab_size: int, measured: dict[int, float]) -> dict[int,
     return {h: r1 * (p[h1] / p[h]) ** alpha for h in WIDTHS}
 
 
+def recurrent_weights(cfg, vocab_size: int, units: int) -> int:
+    """The weights of the recurrent layers alone (what the width rule counts)."""
+    def total(layers):
+        return param_count(cfg.model, vocab_size, layers, units, cfg.embedding_dim)
+
+    return total(cfg.layers) - total(0)
+
+
 def pick_width(cfg, vocab_size: int, rates: dict[int, float], seconds: float) -> tuple[int, str]:
-    """The widest width whose characters per weight reach TOKENS_PER_PARAM, and why."""
+    """The widest width whose characters per recurrent weight reach TOKENS_PER_PARAM, and why."""
     best = WIDTHS[0]
     for h in WIDTHS:
-        params = param_count(cfg.model, vocab_size, cfg.layers, h, cfg.embedding_dim)
-        if rates[h] * seconds >= TOKENS_PER_PARAM * params:
+        if rates[h] * seconds >= TOKENS_PER_PARAM * recurrent_weights(cfg, vocab_size, h):
             best = h
-    params = param_count(cfg.model, vocab_size, cfg.layers, best, cfg.embedding_dim)
+    params = recurrent_weights(cfg, vocab_size, best)
     chars = rates[best] * seconds
     why = (f"the widest with >= {TOKENS_PER_PARAM:g}" if chars >= TOKENS_PER_PARAM * params
            else f"the narrowest; none reaches {TOKENS_PER_PARAM:g}")
-    return best, (f"{cfg.layers}x{best} ({params:,} weights) at ~{rates[best]:,.0f} chars/s "
-                  f"sees ~{chars / 1e6:.1f}M characters in {seconds:.0f} s, "
-                  f"{chars / params:.0f} per weight ({why})")
+    total = param_count(cfg.model, vocab_size, cfg.layers, best, cfg.embedding_dim)
+    return best, (f"{cfg.layers}x{best} ({params:,} recurrent weights, {total:,} in all) at "
+                  f"~{rates[best]:,.0f} chars/s sees ~{chars / 1e6:.1f}M characters in "
+                  f"{seconds:.0f} s, {chars / params:.0f} per recurrent weight ({why})")
+
+
+def large_vocabulary(vocab_size: int) -> bool:
+    """Thousands of characters (as in Chinese), not an alphabet."""
+    return vocab_size >= LARGE_VOCAB
+
+
+def pick_shape(vocab_size: int, budget_left: float, fixed: set[str]) -> tuple[dict, str]:
+    """Depth and embedding size for this vocabulary and budget (those the user did not give),
+    and why."""
+    large = large_vocabulary(vocab_size)
+    deep = not large and budget_left >= DEEP_SECONDS
+    shape = {"layers": 2 if deep else 1, "embedding_dim": 128 if large else 64}
+    why = ("a large vocabulary: a second layer kept such models at the unigram level for "
+           "minutes" if large else
+           f"an alphabet and {budget_left:.0f} s left: long enough for a second layer" if deep
+           else f"an alphabet and under {DEEP_SECONDS:.0f} s left: too short for a second "
+           "layer, which learns slower")
+    return ({k: v for k, v in shape.items() if k not in fixed},
+            f"{vocab_size:,} characters, {why}")
 
 
 def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: int,
@@ -102,10 +142,15 @@ def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: i
             f"--time-budget {cfg.time_budget} leaves {max(budget_left, 0):.0f} s after start-up; the "
             f"budget recipe needs at least {MIN_SECONDS:g} s to measure this machine and train: "
             "give a longer budget, e.g. 1m")
-    base = {"model": "lstm", "layers": LAYERS, "embedding_dim": EMBEDDING, "batch_size": BATCH,
-            "seq_len": SEQ_LEN, "sampler": "random", "lr_schedule": "cosine",
-            "min_lr_fraction": 0.1}
-    cfg = cfg.replace(**{k: v for k, v in base.items() if k not in fixed})
+    base = {"model": "lstm", "batch_size": BATCH, "seq_len": SEQ_LEN, "sampler": "random",
+            "lr_schedule": "cosine", "min_lr_fraction": 0.1}
+    shape, why = pick_shape(vocab_size, budget_left, fixed)
+    cfg = cfg.replace(**{k: v for k, v in base.items() if k not in fixed}, **shape)
+    if "model" not in fixed:
+        log(f"recipe: model lstm ({MODEL_WHY})")
+    if shape:
+        log(f"recipe: {cfg.layers} layer{'s' * (cfg.layers > 1)}, embedding "
+            f"{cfg.embedding_dim} ({why})")
     t0 = time.monotonic()
     cfg, measured = _calibrate(cfg, fixed, vocab_size, log)
     seconds = training_seconds(budget_left - (time.monotonic() - t0))
@@ -117,7 +162,8 @@ def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: i
         rate = rates[units]
     else:
         rate = measured[cfg.units]
-    return _schedule(cfg, fixed, rate, seconds, train_chars, val_chars, log)
+    return _schedule(cfg, fixed, rate, seconds, train_chars, val_chars,
+                     large_vocabulary(vocab_size), log)
 
 
 def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
@@ -152,14 +198,14 @@ def training_seconds(left: float) -> float:
 
 
 def _schedule(cfg, fixed: set[str], rate: float, seconds: float, train_chars: int,
-              val_chars: int, log):
+              val_chars: int, large_vocab: bool, log):
     """Learning rate, warm-up, dropout and validation spacing for ``seconds`` at ``rate``."""
     chars = rate * seconds
     steps = max(1, int(chars / (cfg.batch_size * cfg.seq_len)))
     passes = chars / max(1, train_chars)
     eval_seconds = val_chars / (3 * rate)
     evals = int(max(2, min(EVALS_PER_BUDGET, 0.03 * seconds / max(eval_seconds, 1e-3))))
-    choice = {"lr": 3e-3 if cfg.units <= 256 else 2e-3,
+    choice = {"lr": 1e-2 if large_vocab else (3e-3 if cfg.units <= 256 else 2e-3),
               "warmup_steps": max(10, steps // 50),
               "dropout": 0.0 if passes < 3 else (0.1 if passes < 8 else 0.2),
               "eval_every": max(20, steps // evals), "eval_chars": 0}

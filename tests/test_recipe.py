@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 import charlm
 from charlm.config import Config
-from charlm.models import param_count
-from charlm.recipe import (CHOSEN, TOKENS_PER_PARAM, WIDTHS, choose, pick_width,
-                           predict_rates)
+from charlm.recipe import (CHOSEN, DEEP_SECONDS, LARGE_VOCAB, TOKENS_PER_PARAM, WIDTHS, choose,
+                           pick_shape, pick_width, predict_rates, recurrent_weights)
 
 VOCAB = 65
 CFG = Config(model="lstm", layers=2, embedding_dim=64)
@@ -21,7 +20,7 @@ MEASURED = {128: 90_000.0, 384: 27_000.0}  # chars/s, as measured on a 2-core AM
 
 
 def params(units):
-    return param_count("lstm", VOCAB, 2, units, 64)
+    return recurrent_weights(CFG, VOCAB, units)
 
 
 def test_predicted_rates_go_through_the_measured_widths_and_fall_with_size():
@@ -38,7 +37,7 @@ def test_the_width_is_the_widest_that_sees_enough_characters_per_weight(seconds)
     units, why = pick_width(CFG, VOCAB, rates, seconds)
     enough = [h for h in WIDTHS if rates[h] * seconds >= TOKENS_PER_PARAM * params(h)]
     assert units == (max(enough) if enough else WIDTHS[0])
-    assert f"2x{units}" in why and "per weight" in why
+    assert f"2x{units}" in why and "per recurrent weight" in why
     assert ("the widest with" in why) == bool(enough)  # never claims a width it could not reach
 
 
@@ -48,6 +47,35 @@ def test_a_longer_budget_never_chooses_a_narrower_model(a, b):
     rates = predict_rates(CFG, VOCAB, MEASURED)
     short, long = sorted((a, b))
     assert pick_width(CFG, VOCAB, rates, short)[0] <= pick_width(CFG, VOCAB, rates, long)[0]
+
+
+def test_recurrent_weights_are_the_lstm_layers_alone():
+    # layer 1: 4 gates x H x (E + H) + 4H biases; layer 2: the same with H inputs
+    assert recurrent_weights(CFG, VOCAB, 256) == 4 * 256 * (64 + 256 + 1) + 4 * 256 * (512 + 1)
+    assert recurrent_weights(CFG, 6_000, 256) == recurrent_weights(CFG, VOCAB, 256)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=2, max_value=100_000), st.floats(min_value=10.0, max_value=86_400.0))
+def test_two_layers_only_for_an_alphabet_with_a_long_budget(vocab_size, budget_left):
+    shape, why = pick_shape(vocab_size, budget_left, fixed=set())
+    deep = vocab_size < LARGE_VOCAB and budget_left >= DEEP_SECONDS
+    assert shape["layers"] == (2 if deep else 1)
+    assert shape["embedding_dim"] == (64 if vocab_size < LARGE_VOCAB else 128)
+    assert f"{vocab_size:,} characters" in why
+    assert pick_shape(vocab_size, budget_left, fixed={"layers", "embedding_dim"})[0] == {}
+
+
+def test_a_large_vocabulary_trains_one_layer_at_a_higher_learning_rate_and_says_why():
+    lines = []
+    cfg = choose(Config(time_budget="1m"), fixed={"units"}, vocab_size=6_000,
+                 train_chars=700_000, val_chars=77_000, budget_left=60.0, log=lines.append)
+    assert (cfg.layers, cfg.lr) == (1, 1e-2)
+    said = "\n".join(lines)
+    assert "recipe: 1 layer, embedding" in said and "6,000 characters, a large vocabulary" in said
+    alphabet = choose(Config(time_budget="1m"), fixed={"units", "layers"}, vocab_size=VOCAB,
+                      train_chars=700_000, val_chars=77_000, budget_left=60.0, log=print)
+    assert alphabet.layers == Config().layers and alphabet.lr < 1e-2
 
 
 def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
@@ -60,8 +88,9 @@ def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
     assert cfg.warmup_steps >= 10 and cfg.eval_every >= 20 and cfg.dropout in (0.0, 0.1, 0.2)
     assert all(line.startswith("recipe: ") for line in lines)
     said = "\n".join(lines)
-    assert "measured lstm training speed" in said and "2x48:" in said
-    assert "width" not in said  # the width was given: nothing to choose or explain
+    assert "measured lstm training speed" in said and "1x48:" in said  # one layer at 1 minute
+    assert "recipe: model lstm (a GRU" in said
+    assert "recipe: width" not in said  # the width was given: nothing to choose or explain
     assert "consecutive sampler" in said and "zero state" not in said
     assert "lr 0.01" in said and "dropout" in said
 
@@ -75,7 +104,8 @@ def test_a_time_budget_alone_trains_the_recipes_model_and_ends_its_schedule_with
     wall = time.monotonic() - t0
     cfg = run.config
     said = "\n".join(lines)
-    assert "recipe: width 2x" in said and "recipe: random sampler" in said
+    assert "recipe: 1 layer, embedding 64" in said  # 30 s: too short for a second layer
+    assert "recipe: width 1x" in said and "recipe: random sampler" in said
     assert cfg.units in WIDTHS and cfg.sampler == "random" and cfg.lr_schedule == "cosine"
     assert cfg.recipe == "auto" and set(CHOSEN) <= set(cfg.to_dict())
     rows = list(csv.DictReader(open(run.path / "metrics.csv")))
