@@ -18,9 +18,9 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, canonical_keys, read_preset
-from .corpus import read_chunks, read_corpus, split_corpus
+from .corpus import read_chunks, read_corpus, source_signature, split_corpus
 from .errors import CharLMError
-from .idfile import EncodedCorpus, encode
+from .idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
 from .rundir import RunDir, WorkerRunDir, resolve_run
 from .samplers import make_sampler
 
@@ -68,9 +68,17 @@ def read_texts(cfg: Config, paths=None, warn=_warn) -> tuple[str, str]:
 def encode_corpus(cfg: Config, folder, log=_warn, progress: bool | None = None) -> EncodedCorpus:
     """The corpus ``cfg`` describes, streamed twice and encoded into an id file in ``folder``
     (:mod:`charlm.idfile`): train and held-out ids equal ``vocab.encode`` of :func:`read_texts`."""
+    sources = corpus_sources(cfg)  # before reading: a file changed meanwhile shows next time
     source = _source(list(cfg.paths), _corpus_options(cfg), log)
     val_source = _source([cfg.val_file], _read_options(cfg), log) if cfg.val_file else None
-    return encode(source, val_source, cfg.val_fraction, folder, log=log, progress=progress)
+    corpus = encode(source, val_source, cfg.val_fraction, folder, log=log, progress=progress)
+    corpus.sources = sources
+    return corpus
+
+
+def corpus_sources(cfg: Config) -> list | None:
+    """The size and modification time of every file the corpus of ``cfg`` reads."""
+    return source_signature(list(cfg.paths) + ([cfg.val_file] if cfg.val_file else []))
 
 
 def _source(paths: list[str], opts: dict, warn):
@@ -183,14 +191,27 @@ def _resumed_inputs(paths, config, resume, overrides, log, progress):
     cfg = saved.replace(**{k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
                         **({"paths": [str(p) for p in paths]} if paths else {}))
     cfg = cfg.replace(runs_dir=saved.runs_dir, name=saved.name)
+    return cfg, rundir, _resumed_corpus(cfg, rundir, log, progress), rundir.read_vocab()
+
+
+def _resumed_corpus(cfg, rundir, log, progress) -> EncodedCorpus:
+    """The run's own id file when the corpus files are unchanged since the run encoded them
+    (the same sizes and modification times), else the corpus encoded again and checked
+    against the run's hashes."""
+    info, sources = rundir.corpus_info(), corpus_sources(cfg)
+    kept = all((rundir.path / name).is_file() for name in (IDS_FILE, VAL_FILE))
+    if kept and sources is not None and info.get("sources") == sources:
+        log(f"corpus: unchanged since {rundir.path.name} encoded it (the same files, sizes and "
+            f"modification times): training on its {IDS_FILE} as it is")
+        return EncodedCorpus.placed(rundir.path, rundir.read_vocab(), info)
     corpus = encode_corpus(cfg, rundir.path, log, progress)
     try:
         rundir.check_corpus(corpus)
     except BaseException:
         corpus.discard()
         raise
-    corpus.place(rundir.path)
-    return cfg, rundir, corpus, rundir.read_vocab()
+    rundir.write_corpus_info(corpus, rundir.read_vocab())  # the same text: note its files anew
+    return corpus
 
 
 def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, started):

@@ -154,6 +154,24 @@ def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def source_signature(paths) -> list[list] | None:
+    """``[path, size, mtime_ns]`` of every file a corpus of ``paths`` reads (a folder's files
+    as they are read, a .zip or .gz as one file): what ``make`` and ``rsync`` compare to tell
+    that files are unchanged without reading them. None for standard input, which cannot be
+    checked without reading it.
+
+    >>> source_signature(["-"]) is None
+    True
+    """
+    paths = _as_paths(paths)
+    if "-" in paths:
+        return None
+    _check_inputs(paths, None)
+    files = [f for p in paths for f in (_folder_listing(p) if os.path.isdir(p) else [p])]
+    return [[os.path.abspath(f), st.st_size, st.st_mtime_ns] for f in files
+            for st in [os.stat(f)]]
+
+
 def split_corpus(text: str, val_fraction: float) -> tuple[str, str]:
     """Split ``text`` into ``(train, val)``; val is the LAST ``int(len(text) * val_fraction)`` chars.
 

@@ -70,6 +70,16 @@ class EncodedCorpus:
     train_sha256: str
     val_sha256: str
     made_folder: bool = False  # the folder was created for these files
+    sources: list | None = None  # the files it was read from (charlm.corpus.source_signature)
+
+    @classmethod
+    def placed(cls, folder, vocab: Vocab, info: dict) -> "EncodedCorpus":
+        """The corpus already encoded in ``folder`` (a run's ids.npy and val.txt), as
+        :meth:`info` described it."""
+        folder = Path(folder)
+        return cls(folder / IDS_FILE, folder / VAL_FILE, vocab, info["train_chars"],
+                   info["val_chars"], info["train_sha256"], info["val_sha256"],
+                   sources=info.get("sources"))
 
     @property
     def ids(self) -> np.ndarray:
@@ -85,9 +95,11 @@ class EncodedCorpus:
         return self.ids[self.train_chars :]
 
     def info(self) -> dict:
-        """What ``corpus.json`` records: sizes and the sha256 of the UTF-8 train and val text."""
+        """What ``corpus.json`` records: sizes, the sha256 of the UTF-8 train and val text, and
+        the files it was read from."""
         return {"train_chars": self.train_chars, "val_chars": self.val_chars,
-                "train_sha256": self.train_sha256, "val_sha256": self.val_sha256}
+                "train_sha256": self.train_sha256, "val_sha256": self.val_sha256,
+                "sources": self.sources}
 
     def place(self, folder) -> None:
         """Move the id file and the held-out text into ``folder`` as ids.npy and val.txt."""

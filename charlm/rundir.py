@@ -181,15 +181,19 @@ class RunDir:
         corpus.place(self.path)
         atomic_write(self.path / "corpus.json", json.dumps(info, indent=1) + "\n")
 
+    def corpus_info(self) -> dict:
+        """corpus.json: what the run's corpus was (:meth:`EncodedCorpus.info`)."""
+        try:
+            return json.loads((self.path / "corpus.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise CharLMError(f"{self.path}/corpus.json is missing or corrupt; cannot check "
+                              "that the corpus is unchanged; start a new run") from None
+
     def check_corpus(self, corpus) -> None:
         """Refuse to resume on a corpus other than the one the run started with: ``corpus``'s
         hashes (an :class:`~charlm.idfile.EncodedCorpus`) against corpus.json."""
         train, val = corpus.info()["train_sha256"], corpus.info()["val_sha256"]
-        try:
-            info = json.loads((self.path / "corpus.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise CharLMError(f"{self.path}/corpus.json is missing or corrupt; cannot check "
-                              "that the corpus is unchanged; start a new run") from None
+        info = self.corpus_info()
         if info.get("train_sha256") != train or info.get("val_sha256") != val:
             raise CharLMError(f"the corpus is not the one {self.path} was trained on "
                               f"({info.get('train_chars')} + {info.get('val_chars')} characters); "

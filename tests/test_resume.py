@@ -60,6 +60,36 @@ def test_resume_refuses_to_change_the_model_or_the_corpus(workdir):
         charlm.train([other], resume="runs/r", steps=10, progress=False)
 
 
+def test_resume_reuses_the_runs_id_file_while_the_corpus_files_are_unchanged(workdir):
+    corpus = workdir / "c.txt"
+    corpus.write_text(CORPUS.read_text()[:3000])
+    charlm.train([corpus], name="r", steps=5, progress=False, **SMALL)
+    ids = workdir / "runs/r/ids.npy"
+    written = ids.stat().st_mtime_ns
+    said = []
+    charlm.train(resume="runs/r", steps=8, progress=False, log=said.append)
+    assert any("unchanged since r encoded it" in line for line in said)
+    assert ids.stat().st_mtime_ns == written  # not encoded again
+    # the same text with a new modification time: encoded again, checked, and noted anew
+    os.utime(corpus, ns=(written + 10**9, written + 10**9))
+    said.clear()
+    run = charlm.train(resume="runs/r", steps=11, progress=False, log=said.append)
+    assert not any("unchanged since" in line for line in said)
+    assert ids.stat().st_mtime_ns != written and run.metrics()[-1]["step"] == "11"
+    said.clear()
+    charlm.train(resume="runs/r", steps=13, progress=False, log=said.append)
+    assert any("unchanged since r encoded it" in line for line in said)
+
+
+def test_resume_refuses_a_corpus_file_changed_in_place(workdir):
+    corpus = workdir / "c.txt"
+    corpus.write_text(CORPUS.read_text()[:3000])
+    charlm.train([corpus], name="r", steps=5, progress=False, **SMALL)
+    corpus.write_text(CORPUS.read_text()[3000:6000])  # same size, other text
+    with pytest.raises(CharLMError, match="not the one .* was trained on"):
+        charlm.train(resume="runs/r", steps=10, progress=False)
+
+
 def test_training_into_an_existing_run_without_resume_or_force_refuses_and_changes_nothing(workdir):
     from conftest import tree_snapshot
 
