@@ -29,6 +29,7 @@ RESUMABLE_KEYS = {"epochs", "steps", "time_budget", "eval_every", "eval_every_ep
                   "eval_chars", "checkpoint_every", "sample_every", "sample_every_epochs",
                   "sample_prefixes", "sample_length", "sample_temperature", "paths",
                   "max_input_bytes", "runs_dir", "name"}
+FIXED_MIN_SECONDS = 5.0  # left after start-up, for a --recipe fixed run to train at all
 
 
 def _warn(msg: str) -> None:
@@ -134,8 +135,8 @@ def prepare(paths=None, *, config=None, resume: str | bool | None = None, force:
         corpus = encode_corpus(cfg, Path(cfg.runs_dir), notes.append, progress)
         vocab = corpus.vocab
     try:  # everything that can be wrong with the data is checked before a run file is written
-        if not resume and cfg.recipe == "auto" and cfg.time_budget_seconds:
-            cfg = _budget_recipe(cfg, given_keys(config, overrides), len(vocab),
+        if not resume and cfg.time_budget_seconds:
+            cfg = _within_budget(cfg, given_keys(config, overrides), len(vocab),
                                  corpus.train_chars, corpus.val_chars, started, notes.append)
         sampler = make_sampler(cfg.sampler, corpus.train_ids, cfg.seq_len, cfg.batch_size, cfg.cut)
         if not resume:
@@ -165,12 +166,21 @@ def given_keys(config, overrides: dict) -> set[str]:
     return set(overrides) | (set(read_preset(config)) if config else set())
 
 
-def _budget_recipe(cfg, given, vocab_size, train_chars, val_chars, started, log) -> Config:
-    """``cfg`` with the settings the user left unset chosen by the budget recipe."""
-    from .recipe import choose
-
+def _within_budget(cfg, given, vocab_size, train_chars, val_chars, started, log) -> Config:
+    """``cfg`` for a run that must end within its time budget: with the settings the user left
+    unset chosen by the budget recipe, or (``--recipe fixed``) as it is, once it is clear that
+    start-up has left time to train."""
     left = cfg.time_budget_seconds - (time.monotonic() - (started or time.monotonic()))
-    return choose(cfg, given, vocab_size, train_chars, val_chars, left, log)
+    if cfg.recipe == "auto":
+        from .recipe import choose
+
+        return choose(cfg, given, vocab_size, train_chars, val_chars, left, log)
+    if left < FIXED_MIN_SECONDS:
+        raise CharLMError(
+            f"--time-budget {cfg.time_budget} leaves {max(left, 0):.0f} s after start-up, too "
+            f"little to train, validate and save (at least {FIXED_MIN_SECONDS:g} s): give a "
+            "longer budget, e.g. 1m")
+    return cfg
 
 
 def _resumed_inputs(paths, config, resume, overrides, log, progress):

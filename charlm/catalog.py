@@ -203,8 +203,8 @@ def describe(path) -> dict:
 
 def _corpus_info(run: RunDir) -> dict | None:
     try:
-        info = json.loads((run.path / "corpus.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        info = run.corpus_info()
+    except CharLMError:
         return None
     return info if isinstance(info, dict) else None
 

@@ -134,3 +134,10 @@ def test_a_budget_too_short_to_measure_and_train_is_one_clear_error_and_writes_n
                     progress=False, log=lambda line: None)
     assert "--time-budget 1s leaves" in message and "give a longer budget" in message
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
+
+
+def test_a_fixed_recipe_with_a_budget_spent_on_start_up_is_one_clear_error(workdir):
+    message = error(charlm.train, [CORPORA / "tinyshakespeare.txt"], time_budget="1s",
+                    recipe="fixed", progress=False, log=lambda line: None)
+    assert "--time-budget 1s leaves" in message and "give a longer budget" in message
+    assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
