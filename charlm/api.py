@@ -201,10 +201,11 @@ def _resumed_inputs(paths, config, resume, overrides, log, progress):
     cfg = saved.replace(**{k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
                         **({"paths": [str(p) for p in paths]} if paths else {}))
     cfg = cfg.replace(runs_dir=saved.runs_dir, name=saved.name)
-    return cfg, rundir, _resumed_corpus(cfg, rundir, log, progress), rundir.read_vocab()
+    vocab = rundir.read_vocab()
+    return cfg, rundir, _resumed_corpus(cfg, rundir, vocab, log, progress), vocab
 
 
-def _resumed_corpus(cfg, rundir, log, progress) -> EncodedCorpus:
+def _resumed_corpus(cfg, rundir, vocab, log, progress) -> EncodedCorpus:
     """The run's own id file when the corpus files are unchanged since the run encoded them
     (the same sizes and modification times), else the corpus encoded again and checked
     against the run's hashes."""
@@ -213,14 +214,14 @@ def _resumed_corpus(cfg, rundir, log, progress) -> EncodedCorpus:
     if kept and sources is not None and info.get("sources") == sources:
         log(f"corpus: unchanged since {rundir.path.name} encoded it (the same files, sizes and "
             f"modification times): training on its {IDS_FILE} as it is")
-        return EncodedCorpus.placed(rundir.path, rundir.read_vocab(), info)
+        return EncodedCorpus.placed(rundir.path, vocab, info)
     corpus = encode_corpus(cfg, rundir.path, log, progress)
     try:
         rundir.check_corpus(corpus)
     except BaseException:
         corpus.discard()
         raise
-    rundir.write_corpus_info(corpus, rundir.read_vocab())  # the same text: note its files anew
+    rundir.write_corpus_info(corpus, vocab)  # the same text: note its files anew
     return corpus
 
 
