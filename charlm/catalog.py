@@ -203,10 +203,9 @@ def describe(path) -> dict:
 
 def _corpus_info(run: RunDir) -> dict | None:
     try:
-        info = run.corpus_info()
+        return run.corpus_info()
     except CharLMError:
         return None
-    return info if isinstance(info, dict) else None
 
 
 def _vocabulary(run: RunDir) -> dict:

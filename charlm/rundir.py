@@ -165,10 +165,7 @@ class RunDir:
             raise CharLMError(f"{path} is missing; the run cannot be used without its "
                               "vocabulary; restore the file or retrain the run")
         vocab = Vocab.load(path)
-        try:
-            expected = json.loads((self.path / "corpus.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            expected = {}
+        expected = self._corpus_json() or {}
         if expected.get("vocab_sha256") not in (None, text_sha256(vocab.to_json())):
             raise CharLMError(f"{path} is not the vocabulary this run was trained with (it was "
                               "edited); restore the run's own vocab.json or retrain the run")
@@ -181,13 +178,21 @@ class RunDir:
         corpus.place(self.path)
         atomic_write(self.path / "corpus.json", json.dumps(info, indent=1) + "\n")
 
+    def _corpus_json(self) -> dict | None:
+        """corpus.json as a dict, or None if it is missing or not a JSON object."""
+        try:
+            info = json.loads((self.path / "corpus.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
     def corpus_info(self) -> dict:
         """corpus.json: what the run's corpus was (:meth:`EncodedCorpus.info`)."""
-        try:
-            return json.loads((self.path / "corpus.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        info = self._corpus_json()
+        if info is None:
             raise CharLMError(f"{self.path}/corpus.json is missing or corrupt; cannot check "
-                              "that the corpus is unchanged; start a new run") from None
+                              "that the corpus is unchanged; start a new run")
+        return info
 
     def check_corpus(self, corpus) -> None:
         """Refuse to resume on a corpus other than the one the run started with: ``corpus``'s

@@ -90,6 +90,13 @@ def test_resume_refuses_a_corpus_file_changed_in_place(workdir):
         charlm.train(resume="runs/r", steps=10, progress=False)
 
 
+def test_resume_with_a_corpus_json_that_is_not_an_object_is_one_clear_error(workdir):
+    charlm.train([CORPUS], name="r", steps=5, progress=False, **SMALL)
+    (workdir / "runs/r/corpus.json").write_text("[1, 2]\n")
+    with pytest.raises(CharLMError, match="corpus.json is missing or corrupt"):
+        charlm.train(resume="runs/r", steps=10, progress=False)
+
+
 def test_training_into_an_existing_run_without_resume_or_force_refuses_and_changes_nothing(workdir):
     from conftest import tree_snapshot
 
