@@ -261,6 +261,7 @@ class Run:
         self.vocab = self.dir.read_vocab()
         self.model = model if model is not None else self._load_model(weights)
         self._generator = None
+        self._generation_model = None
         self._scorer = None
 
     def __repr__(self) -> str:
@@ -273,10 +274,19 @@ class Run:
         return load_model(self.config, len(self.vocab), path, way_out)
 
     @property
+    def generation_model(self):
+        """The model that generates, for ``charlm sample`` and ``charlm export`` alike: the
+        run's weights computing in float32 (see ``LanguageModel.in_float32``), so that an
+        export of a mixed_bfloat16 run writes what ``charlm sample`` writes."""
+        if self._generation_model is None:
+            self._generation_model = self.model.in_float32()
+        return self._generation_model
+
+    @property
     def generator(self):
         if self._generator is None:
             from .generate import Generator
-            self._generator = Generator(self.model, self.vocab)
+            self._generator = Generator(self.generation_model, self.vocab)
         return self._generator
 
     def generate(self, prefixes: str | list[str], length: int = 200, **kwargs) -> list[str]:

@@ -15,7 +15,8 @@ with a ``None`` batch, so the reloaded model takes any number of prefixes::
 
 ``greedy=True`` takes the most likely character and ignores temperature, top-k and top-p
 (temperature 0 is not greedy: like ``charlm sample``, a temperature must be > 0 unless greedy).
-The same prefixes, length, settings and seed give exactly the text of ``charlm sample --seed``.
+The same prefixes, length, settings and seed give exactly the text of ``charlm sample --seed``:
+both run the run's ``generation_model``, float32 math even for a mixed_bfloat16 run.
 
 ``charlm export RUN --format tflite`` writes ``model.tflite`` (one step: ids ``[B, 1]`` and the
 state in, logits ``[B, V]`` and the new state out; signature ``serving_default``, tensors
@@ -60,8 +61,6 @@ def export_run(run, fmt: str, out=None, force: bool = False, batch_size: int = 1
     if final.exists() and not (force and final.is_dir()):  # --force replaces only a folder
         how = "pass --force to replace it, or " if final.is_dir() else ""
         raise CharLMError(f"{final} already exists; {how}choose another --out")
-    if fmt == "tflite":
-        _check_tflite(run)
     tmp = temp_name(final)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -172,7 +171,7 @@ def savedmodel_module(model, vocab) -> tf.Module:
 
 
 def _write_savedmodel(run, path: Path) -> None:
-    module = savedmodel_module(run.model, run.vocab)
+    module = savedmodel_module(run.generation_model, run.vocab)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.generate})
 
 
@@ -192,14 +191,8 @@ def step_function(model, batch_size=None):
     return step, sizes
 
 
-def _check_tflite(run) -> None:
-    if getattr(run.config, "precision", "float32") != "float32":
-        raise CharLMError(f"{run.path} computes in {run.config.precision}, which TFLite cannot "
-                          "run; export it as --format savedmodel, or train with float32")
-
-
 def _write_tflite(run, path: Path, batch_size: int) -> None:
-    step, sizes = step_function(run.model, batch_size)
+    step, sizes = step_function(run.generation_model, batch_size)
     concrete = step.get_concrete_function()
     holder = tf.Module()
     holder.model_variables = list(concrete.variables)

@@ -64,6 +64,10 @@ class LanguageModel(Protocol):
         """One character per row, ids ``[B]``: logits ``[B, V]`` and the next state, with no
         loop over time (what generation calls once per character)."""
 
+    def in_float32(self) -> LanguageModel:
+        """This model computing in float32, with the same weights (itself if it already does):
+        what generation and export run, so that every graph of it rounds alike."""
+
     @property
     def trainable_variables(self) -> Sequence[tf.Variable]:
         """The weights an optimizer updates."""
@@ -160,6 +164,19 @@ class KerasLM:
             i += n
         return tf.cast(self._logits(x), tf.float32), new_state
 
+    def in_float32(self) -> KerasLM:
+        """A copy whose layers all compute in float32, holding this model's weights (which a
+        mixed_bfloat16 model keeps in float32 already, so the copy is exact).
+
+        bf16 math rounds differently in each traced graph (the sampling loop of ``charlm
+        sample``, an export's serving function), enough to flip a greedy choice; in float32
+        they agree exactly."""
+        if all(layer.dtype_policy.name == "float32" for layer in self.keras_model.layers):
+            return self
+        twin = keras.models.clone_model(self.keras_model, clone_function=_in_float32)
+        twin.set_weights(self.keras_model.get_weights())
+        return KerasLM(twin)
+
     @property
     def trainable_variables(self):
         return self.keras_model.trainable_variables
@@ -198,6 +215,10 @@ class KerasLM:
         return cls(model)
 
 
+def _in_float32(layer: keras.layers.Layer) -> keras.layers.Layer:
+    return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+
 class ScratchModel(ScratchLM):
     """A :class:`LanguageModel` of the scratch cells; saved as a ``tf.train.Checkpoint`` folder."""
 
@@ -209,6 +230,9 @@ class ScratchModel(ScratchLM):
 
     def checkpoint_objects(self) -> dict:
         return {"model": self}
+
+    def in_float32(self) -> ScratchModel:
+        return self  # the scratch cells compute in float32 only
 
     def step(self, ids, state):
         """Each cell's equations once, for ids ``[B]``: logits ``[B, V]`` and the next state."""

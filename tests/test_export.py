@@ -15,7 +15,11 @@ from conftest import CORPORA, TINY
 import charlm
 from charlm.cli import main
 
-MODELS = ["lstm", "gru", "rnn", "scratch-rnn", "scratch-gru", "scratch-lstm"]
+# a run of each model, and one trained in mixed_bfloat16 (the recipe's choice on a CPU with bf16)
+RUNS = {**{m: {"model": m} for m in ["lstm", "gru", "rnn", "scratch-rnn", "scratch-gru",
+                                       "scratch-lstm"]},
+        "lstm-bf16": {"model": "lstm", "precision": "mixed_bfloat16"}}
+MODELS = list(RUNS)
 PREFIXES = ["ROMEO:", "a", "Zebra✓ at"]  # three lengths; ✓ is not in the vocabulary
 LENGTH = 100  # more than one 64-character chunk of `charlm sample`
 SEED = 7
@@ -63,14 +67,14 @@ def cli(*args) -> str:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One tiny run of each model (in ``runs/`` of a fresh folder, the last one the newest),
-    trained on the first 20,000 characters of Shakespeare."""
+    """One tiny run of each of :data:`RUNS` (in ``runs/`` of a fresh folder, the last one the
+    newest), trained on the first 20,000 characters of Shakespeare."""
     home, back = tmp_path_factory.mktemp("export"), os.getcwd()
     os.chdir(home)
     try:
-        for model in MODELS:
-            charlm.train([CORPORA / "tinyshakespeare.txt"], max_chars=20_000, model=model,
-                         name=model, progress=False, log=lambda _: None, **{**TINY, "steps": 40})
+        for name, settings in RUNS.items():
+            charlm.train([CORPORA / "tinyshakespeare.txt"], max_chars=20_000, name=name,
+                         progress=False, log=lambda _: None, **{**TINY, "steps": 40, **settings})
     finally:
         os.chdir(back)
     return {model: charlm.load(home / "runs" / model) for model in MODELS}
@@ -164,6 +168,7 @@ def test_tflite_step_gives_the_logits_and_state_of_the_model_step(runs, model, t
 
     run = runs[model]
     cli("export", run.path, "--format", "tflite", "--batch-size", 3, "--out", tmp_path / "t")
+    step = run.generation_model  # the run's weights in float32 math (itself for float32 runs)
     info = json.loads((tmp_path / "t" / "export.json").read_text())
     assert charlm.vocab.Vocab.load(tmp_path / "t" / "vocab.json") == run.vocab
     interpreter = Interpreter(model_path=str(tmp_path / "t" / "model.tflite"))
@@ -172,9 +177,9 @@ def test_tflite_step_gives_the_logits_and_state_of_the_model_step(runs, model, t
     # a real state: the model's own after three different prefixes
     warm = run.vocab.encode("ROMEO: the").astype(np.int32).reshape(1, -1).repeat(3, 0)
     warm[1, :3], warm[2, -2:] = run.vocab.encode("xyz"), run.vocab.encode("?!")
-    _, state = run.model(tf.constant(warm), run.model.initial_state(3), training=False)
+    _, state = step(tf.constant(warm), step.initial_state(3), training=False)
     ids = warm[:, -1:]
-    logits, new_state = run.model(tf.constant(ids), state, training=False)
+    logits, new_state = step(tf.constant(ids), state, training=False)
     got = interpreter.get_signature_runner()(
         ids=ids, **{f"state_{i}": s.numpy() for i, s in enumerate(state)})
     assert info["state_sizes"] == [int(s.shape[-1]) for s in state]
@@ -204,13 +209,18 @@ def test_export_without_a_run_exports_the_newest_into_its_folder(runs):
     assert (run_dir / MODELS[-1] / "export" / "tflite" / "model.tflite").is_file()
 
 
-def test_tflite_export_of_a_mixed_bfloat16_run_is_refused_in_one_line(runs, tmp_path):
-    from conftest import error
+def test_a_mixed_bfloat16_run_generates_in_float32_with_its_own_weights(runs):
+    import tensorflow as tf
 
-    from charlm.export import export_run
-
-    run = charlm.load(runs["lstm"].path)
-    run.config = run.config.replace(precision="mixed_bfloat16")
-    message = error(export_run, run, "tflite", out=tmp_path / "t")
-    assert "TFLite cannot run" in message and "--format savedmodel" in message
-    assert not (tmp_path / "t").exists()
+    run = runs["lstm-bf16"]
+    assert run.config.precision == "mixed_bfloat16"
+    assert {layer.dtype_policy.name for layer in run.model.keras_model.layers} > {"float32"}
+    twin = run.generation_model
+    assert {layer.dtype_policy.name for layer in twin.keras_model.layers} == {"float32"}
+    for mine, its in zip(twin.keras_model.weights, run.model.keras_model.weights, strict=True):
+        assert mine.path == its.path and np.array_equal(mine.numpy(), its.numpy())
+    ids = tf.constant(run.vocab.encode("ROMEO: the king").reshape(1, -1).astype(np.int32))
+    bf16, _ = run.model(ids, run.model.initial_state(1))
+    f32, _ = twin(ids, twin.initial_state(1))
+    assert 0 < np.abs(bf16 - f32).max() < 0.1  # the same model, rounded differently
+    assert runs["lstm"].generation_model is runs["lstm"].model  # a float32 run: no copy
