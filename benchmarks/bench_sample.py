@@ -10,6 +10,8 @@ Contenders, interleaved round by round (and reversed every other round), medians
 * ``charlm 1, streamed`` — the same through ``Generator.stream`` in chunks of 64 (how one
   sample is streamed to stdout);
 * ``charlm 16``    — ``num_samples=16``: 16 samples of 500 in one batch (total chars/s);
+* ``graph 1``, ``graph 16`` — the same, with the sampling loop as a plain TensorFlow graph
+  (``Generator(xla=False)``) instead of XLA-compiled: what XLA brings;
 * ``OneStep (Keras layers)`` — the TF text-generation tutorial as written: a Python loop
   around a one-step ``tf.function`` (model call, temperature, mask, ``tf.random.categorical``),
   batch 1, over the tutorial's kind of model, plain ``keras.layers.LSTM`` layers with
@@ -102,6 +104,7 @@ def main(argv=None) -> int:
     model = build_model(cfg, len(vocab))
     params = model.count_params()
     gen = Generator(model, vocab)
+    gen_graph = Generator(model, vocab, xla=False)  # the same loop as a TensorFlow graph
     known = "".join(c for c in text[:5000] if c in set(chars))
     prefix = "ROMEO:"
     long_prefix = known[:prefix_len]
@@ -180,6 +183,11 @@ def main(argv=None) -> int:
                             lambda: list(gen.stream([prefix], length, seed=next_seed()))),
         "charlm-16": ("charlm Generator, 16 samples in one batch", 16 * length,
                       lambda: gen.generate(prefix, length, num_samples=16, seed=next_seed())),
+        "graph-1": ("the same loop as a TF graph, no XLA (Generator(xla=False)), 1 sample",
+                    length, lambda: gen_graph.generate(prefix, length, seed=next_seed())),
+        "graph-16": ("the same loop as a TF graph, no XLA, 16 samples", 16 * length,
+                     lambda: gen_graph.generate(prefix, length, num_samples=16,
+                                                seed=next_seed())),
         "onestep-keras": ("OneStep (TF tutorial) over plain keras.layers.LSTM, as the tutorial",
                           length, lambda: onestep_generate(prefix, length, tutorial_step)),
         "onestep": ("OneStep loop over charlm's own model (its fast layers)", length,
@@ -201,10 +209,12 @@ def main(argv=None) -> int:
     C.say(f"bench_sample: load {C.fmt_load(machine.start_load)}; LSTM {LAYERS}x{units}, "
           f"{params:,} params, vocab {len(vocab)}, length {length}, {rounds} rounds")
     # warm-up round: trace everything (every batch size / prefix shape the rounds will use)
+    first_call = {}
     for name, (_, _, fn) in contenders.items():
         t0 = time.perf_counter()
         fn()
-        C.say(f"  warm-up {name}: {time.perf_counter() - t0:.2f} s")
+        first_call[name] = time.perf_counter() - t0
+        C.say(f"  warm-up {name}: {first_call[name]:.2f} s")
     # a sanity check that the samples have the asked-for length
     s1 = gen.generate(prefix, length, seed=1)
     s16 = gen.generate(prefix, length, num_samples=16, seed=1)
@@ -242,6 +252,11 @@ def main(argv=None) -> int:
         "charlm-16 total chars/s / onestep chars/s":
             C.median([(16 * length / a) / (length / b) for a, b in zip(times["charlm-16"], times["onestep"])]),
         "charlm-16 time / charlm-1 time": per_round("charlm-16", "charlm-1"),
+        "charlm-1 speed / graph-1 speed (XLA against the same loop as a graph)":
+            per_round("graph-1", "charlm-1"),
+        "charlm-16 speed / graph-16 speed": per_round("graph-16", "charlm-16"),
+        "graph-16 total chars/s / graph-1 chars/s":
+            C.median([16 * a / b for a, b in zip(times["graph-1"], times["graph-16"])]),
         "charlm-1 streamed time / charlm-1 time": per_round("charlm-1-stream", "charlm-1"),
         "charlm-1 speed / re-run-100 speed":
             C.median([(length / a) / (rerun_length / b) for a, b in zip(times["charlm-1"], times["rerun-100"])]),
@@ -264,7 +279,10 @@ def main(argv=None) -> int:
            C.table(["contender", "chars generated per call", "seconds (median)", "chars/s",
                     "chars/s range", "× OneStep (Keras layers)"], gen_rows), "",
            C.table(["prefix warm-up", "ms (median)", "range (ms)"], warm_rows), "",
-           C.table(["ratio (median over rounds)", "value"], [[k, v] for k, v in ratios.items()])]
+           C.table(["ratio (median over rounds)", "value"], [[k, v] for k, v in ratios.items()]),
+           "", C.table(["first call of the process (tracing, and XLA compiling)", "seconds"],
+                       [[contenders[n][0], first_call[n]] for n in
+                        ("charlm-1", "graph-1", "charlm-16", "graph-16", "onestep-keras")])]
     text_out = "\n".join(out)
     print(text_out)
     path = C.write_results("bench_sample_quick" if args.quick else "bench_sample", {
@@ -272,7 +290,8 @@ def main(argv=None) -> int:
         "settings": {"units": units, "layers": LAYERS, "embedding_dim": EMB, "vocab": len(vocab),
                      "params": params, "length": length, "rerun_length": rerun_length,
                      "prefix": prefix, "warm_prefix_len": prefix_len},
-        "summary": summary, "ratios": ratios, "markdown": text_out})
+        "summary": summary, "ratios": ratios, "first_call_seconds": first_call,
+        "markdown": text_out})
     C.say(f"results: {path}")
     return 0
 

@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from .errors import CharLMError
 from .fsio import atomic_write, fsync_tree, replace_path, temp_name
-from .generate import sample_loop  # traced into the exported graph: one place decides
+from .generate import compiled_loop, sample_loop  # traced into the export: one place decides
 
 FORMATS = ("savedmodel", "tflite")
 
@@ -151,6 +151,7 @@ def savedmodel_module(model, vocab) -> tf.Module:
     returns ``{"text": prefix + continuation, "generated": continuation}`` per prefix."""
     module = tf.Module()
     module.codec_table = (codec := _Codec(vocab)).table
+    loop = compiled_loop(model)
 
     @tf.function(input_signature=GENERATE_SIGNATURE)
     def generate_text(prefixes, length, temperature, top_k, top_p, seed, greedy):
@@ -159,8 +160,8 @@ def savedmodel_module(model, vocab) -> tf.Module:
             prefixes, length = tf.identity(prefixes), tf.identity(length)
         ids = codec.encode(prefixes)
         logits, state = _warm_each(model, ids)
-        new_ids, _, _ = sample_loop(model, logits, state, length, temperature, top_k, top_p,
-                                    greedy, seed, tf.constant(0, tf.int64))
+        new_ids = sample_loop(loop, logits, state, length, temperature, top_k, top_p, greedy,
+                              seed)
         generated = codec.decode(new_ids)
         return {"text": tf.strings.join([prefixes, generated]), "generated": generated}
 
