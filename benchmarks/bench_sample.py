@@ -12,6 +12,9 @@ Contenders, interleaved round by round (and reversed every other round), medians
 * ``charlm 16``    — ``num_samples=16``: 16 samples of 500 in one batch (total chars/s);
 * ``graph 1``, ``graph 16`` — the same, with the sampling loop as a plain TensorFlow graph
   (``Generator(xla=False)``) instead of XLA-compiled: what XLA brings;
+* ``floor 1``, ``floor 16`` — only the matrix products of one step (per layer x·W and h·U,
+  then h·V), for 1 and 16 rows, in the same kind of XLA-compiled loop: what the step could
+  cost at best, and so the most 16 streams can gain over one;
 * ``OneStep (Keras layers)`` — the TF text-generation tutorial as written: a Python loop
   around a one-step ``tf.function`` (model call, temperature, mask, ``tf.random.categorical``),
   batch 1, over the tutorial's kind of model, plain ``keras.layers.LSTM`` layers with
@@ -170,6 +173,26 @@ def main(argv=None) -> int:
             ids.append(int(nxt[0, 0]))
         return vocab.decode(np.array(ids))
 
+    # --- the floor: the step's matrix products alone, in the same XLA-compiled loop ------------
+    def matmul_floor(rows: int):
+        """A loop of ``length`` steps doing only one step's products for ``rows`` rows: per
+        layer x @ W and h @ U (W: [64 or units, 4·units], U: [units, 4·units]), then h @ V."""
+        shapes = [(EMB, 4 * units), (units, 4 * units)] + [(units, 4 * units)] * 2 * (LAYERS - 1)
+        weights = [tf.Variable(tf.random.normal(s, stddev=0.02)) for s in shapes]
+        out_w = tf.Variable(tf.random.normal([units, VOCAB], stddev=0.02))
+
+        @tf.function(jit_compile=True)
+        def loop(x, h):
+            def body(i, x, h):
+                for j in range(0, len(weights), 2):
+                    g = tf.matmul(x if j == 0 else h, weights[j]) + tf.matmul(h, weights[j + 1])
+                    h = tf.tanh(g[:, :units])
+                return i + 1, x, h + 0.0 * tf.reduce_sum(tf.matmul(h, out_w))
+            return tf.while_loop(lambda i, *_: i < length, body, (0, x, h))[2]
+
+        x, h = tf.random.normal([rows, EMB]), tf.random.normal([rows, units])
+        return lambda: loop(x, h).numpy()
+
     seed = [0]
 
     def next_seed():
@@ -188,6 +211,10 @@ def main(argv=None) -> int:
         "graph-16": ("the same loop as a TF graph, no XLA, 16 samples", 16 * length,
                      lambda: gen_graph.generate(prefix, length, num_samples=16,
                                                 seed=next_seed())),
+        "floor-1": ("floor: one step's matrix products alone, 1 row, XLA loop", length,
+                    matmul_floor(1)),
+        "floor-16": ("floor: one step's matrix products alone, 16 rows, XLA loop", 16 * length,
+                     matmul_floor(16)),
         "onestep-keras": ("OneStep (TF tutorial) over plain keras.layers.LSTM, as the tutorial",
                           length, lambda: onestep_generate(prefix, length, tutorial_step)),
         "onestep": ("OneStep loop over charlm's own model (its fast layers)", length,
@@ -255,6 +282,10 @@ def main(argv=None) -> int:
         "charlm-1 speed / graph-1 speed (XLA against the same loop as a graph)":
             per_round("graph-1", "charlm-1"),
         "charlm-16 speed / graph-16 speed": per_round("graph-16", "charlm-16"),
+        "charlm-1 time / its matmul floor (floor-1)": per_round("charlm-1", "floor-1"),
+        "charlm-16 time / its matmul floor (floor-16)": per_round("charlm-16", "floor-16"),
+        "16 x charlm-1 time / floor-16 time (the most charlm-16 / charlm-1 could be)":
+            C.median([16 * a / b for a, b in zip(times["charlm-1"], times["floor-16"])]),
         "graph-16 total chars/s / graph-1 chars/s":
             C.median([16 * a / b for a, b in zip(times["graph-1"], times["graph-16"])]),
         "charlm-1 streamed time / charlm-1 time": per_round("charlm-1-stream", "charlm-1"),

@@ -36,7 +36,7 @@ from .config import check_sampling  # lives with the other option checks, free o
 from .errors import CharLMError
 
 
-CHUNK = 64  # characters per call of the compiled loop (its output buffer has this length)
+CHUNK = 512  # the most characters per call of the compiled loop (its output buffer's length)
 
 
 def sample_next(logits, temperature, top_k, top_p, greedy, seed):
@@ -196,12 +196,13 @@ class Generator:
         for ids in encoded:
             key = ids.tobytes()
             if key not in distinct:
-                distinct[key] = self.warm(tf.constant(ids[None, :]))
-        rows = [distinct[ids.tobytes()] for ids in encoded]
-        repeat = tf.constant(copies)
-        logits = tf.repeat(tf.concat([lg for lg, _ in rows], 0), repeat, axis=0)
-        state = [tf.repeat(tf.concat(parts, 0), repeat, axis=0)
-                 for parts in zip(*(st for _, st in rows))]
+                logits, state = self.warm(tf.constant(ids[None, :]))
+                distinct[key] = [logits.numpy(), *(s.numpy() for s in state)]
+        # numpy, not eager TensorFlow ops: a few ms less per call, the same bits
+        order = {key: i for i, key in enumerate(distinct)}
+        rows = np.repeat([order[ids.tobytes()] for ids in encoded], copies)
+        logits, *state = (tf.constant(np.concatenate(parts)[rows])
+                          for parts in zip(*distinct.values()))
         return logits, state
 
     def generate(self, prefixes: list[str] | str | None, length: int = 100, **kwargs) -> list[str]:
