@@ -15,6 +15,7 @@ Contenders, interleaved round by round (and reversed every other round), medians
 * ``floor 1``, ``floor 16`` — only the matrix products of one step (per layer x·W and h·U,
   then h·V), for 1 and 16 rows, in the same kind of XLA-compiled loop: what the step could
   cost at best, and so the most 16 streams can gain over one;
+* ``peak`` — 20 float32 1024³ products, the machine's arithmetic ceiling in these rounds;
 * ``OneStep (Keras layers)`` — the TF text-generation tutorial as written: a Python loop
   around a one-step ``tf.function`` (model call, temperature, mask, ``tf.random.categorical``),
   batch 1, over the tutorial's kind of model, plain ``keras.layers.LSTM`` layers with
@@ -193,6 +194,17 @@ def main(argv=None) -> int:
         x, h = tf.random.normal([rows, EMB]), tf.random.normal([rows, units])
         return lambda: loop(x, h).numpy()
 
+    a, b = tf.random.normal([1024, 1024], seed=1), tf.random.normal([1024, 1024], seed=2)
+    peak_product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    PEAK_CALLS = 20
+
+    def matmul_peak():  # the machine's arithmetic ceiling, float32 (as in bench_train.py)
+        for _ in range(PEAK_CALLS):
+            float(peak_product())
+
+    # FLOPs of one step's products for one row: x·W and h·U per layer, then h·V
+    step_flops = 2 * (EMB * 4 * units + (2 * LAYERS - 1) * units * 4 * units + units * VOCAB)
+
     seed = [0]
 
     def next_seed():
@@ -215,6 +227,8 @@ def main(argv=None) -> int:
                     matmul_floor(1)),
         "floor-16": ("floor: one step's matrix products alone, 16 rows, XLA loop", 16 * length,
                      matmul_floor(16)),
+        "peak": (f"float32 1024^3 matmul x {PEAK_CALLS} (the arithmetic ceiling)", None,
+                 matmul_peak),
         "onestep-keras": ("OneStep (TF tutorial) over plain keras.layers.LSTM, as the tutorial",
                           length, lambda: onestep_generate(prefix, length, tutorial_step)),
         "onestep": ("OneStep loop over charlm's own model (its fast layers)", length,
@@ -286,6 +300,9 @@ def main(argv=None) -> int:
         "charlm-16 time / its matmul floor (floor-16)": per_round("charlm-16", "floor-16"),
         "16 x charlm-1 time / floor-16 time (the most charlm-16 / charlm-1 could be)":
             C.median([16 * a / b for a, b in zip(times["charlm-1"], times["floor-16"])]),
+        "16 x charlm-1 time / (16-row step FLOPs at the 1024^3 matmul's rate)":
+            C.median([16 * a / (length * 16 * step_flops / (PEAK_CALLS * 2 * 1024 ** 3 / p))
+                      for a, p in zip(times["charlm-1"], times["peak"])]),
         "graph-16 total chars/s / graph-1 chars/s":
             C.median([16 * a / b for a, b in zip(times["graph-1"], times["graph-16"])]),
         "charlm-1 streamed time / charlm-1 time": per_round("charlm-1-stream", "charlm-1"),
@@ -303,10 +320,13 @@ def main(argv=None) -> int:
                  (s["chars_per_sec"] / summary["onestep-keras"]["chars_per_sec"])]
                 for n, s in summary.items() if s["chars"]]
     warm_rows = [[s["label"], s["median_seconds"] * 1000, C.spread([x * 1000 for x in s["seconds"]])]
-                 for n, s in summary.items() if not s["chars"]]
+                 for n, s in summary.items() if not s["chars"] and n != "peak"]
+    peak = PEAK_CALLS * 2 * 1024 ** 3 / summary["peak"]["median_seconds"] / 1e9
     out = [f"### Generation, LSTM {LAYERS}x{units} ({params:,} params, random weights, vocab "
            f"{len(vocab)}), {rounds} interleaved rounds, medians", "",
            f"Machine: {machine.describe()}", "",
+           f"float32 1024^3 matmul in the same rounds: {peak:.0f} GFLOP/s; one step's products: "
+           f"{step_flops / 1e6:.2f} MFLOP per row", "",
            C.table(["contender", "chars generated per call", "seconds (median)", "chars/s",
                     "chars/s range", "× OneStep (Keras layers)"], gen_rows), "",
            C.table(["prefix warm-up", "ms (median)", "range (ms)"], warm_rows), "",
