@@ -72,13 +72,14 @@ _TINY = float(np.finfo(np.float32).tiny)
 
 
 def compiled_loop(model, xla: bool = True):
-    """The sampling loop of ``model``, compiled by XLA (a plain graph if not ``xla``): ``(logits, state, n, temperature,
-    top_k, top_p, greedy, seed, position)`` -> ids ``[B, CHUNK]`` (the first ``n`` <=
-    :data:`CHUNK` are the sample) and the logits and state after them.
+    """The sampling loop of ``model``, compiled by XLA (a plain graph if not ``xla``):
+    ``(logits, state, n, temperature, top_k, top_p, greedy, seed, position)`` -> ids
+    ``[B, CHUNK]`` (the first ``n`` <= :data:`CHUNK` are the sample) and the logits and state
+    after them.
 
     Each id is sampled from the logits and fed back with the state inside one
     ``tf.while_loop``; the randomness of the i-th is seeded by ``(seed, position + i)``.
-    XLA fuses the per-character step into a few kernels: one stream runs about 2x the speed
+    XLA fuses the per-character step into a few kernels: one stream runs 1.6-1.8x the speed
     of the same loop as a TensorFlow graph (BENCHMARKS.md). ``charlm sample`` and the
     SavedModel export call this same function, so an export samples what ``charlm sample``
     samples."""
@@ -100,8 +101,9 @@ def compiled_loop(model, xla: bool = True):
 
 def sample_loop(loop, logits, state, length, temperature, top_k, top_p, greedy, seed):
     """``length`` ids per row ``[B, length]``, in-graph: calls of ``loop`` (from
-    :func:`compiled_loop`) of :data:`CHUNK` characters each, as ``Generator.stream`` makes
-    them. What the SavedModel export traces."""
+    :func:`compiled_loop`) of :data:`CHUNK` characters each. What the SavedModel export
+    traces; ``Generator.stream`` calls the same loop from Python, and where the calls split
+    the text changes nothing (each id's seed is its position)."""
     chunks = (length + CHUNK - 1) // CHUNK
     parts = tf.TensorArray(tf.int32, size=chunks, element_shape=tf.TensorShape([None, CHUNK]))
 

@@ -12,7 +12,8 @@ machine in the first seconds, then chooses every setting the user left unset and
    layer scored 1.74 against 2.03 at 90 s and 1.51 against 1.55 at 5 minutes (val, state
    carried); on the Tang poems (5,992 characters) two layers sat at the unigram level for
    minutes (val 6.71 against 5.70 for one layer after 400 steps). Long budgets on an
-   alphabet keep the two layers of the 10-minute race (BENCHMARKS.md).
+   alphabet keep the two layers of the 10-minute race (BENCHMARKS.md); at 10 minutes the
+   depth no longer matters: 1x512 and 2x256 scored 1.514 and 1.518 in 64-char windows.
 3. **Width.** With T seconds left, a width H processes ``rate(H)·T`` characters. The recipe
    takes the widest H that still sees ``TOKENS_PER_PARAM`` characters per recurrent weight:
    a wider model learns more per character, a narrower one sees more characters. The
@@ -120,17 +121,28 @@ def large_vocabulary(vocab_size: int) -> bool:
 
 def pick_shape(vocab_size: int, budget_left: float, fixed: set[str]) -> tuple[dict, str]:
     """Depth and embedding size for this vocabulary and budget (those the user did not give),
-    and why."""
+    and why (the depth's reason only where the recipe chose the depth)."""
     large = large_vocabulary(vocab_size)
     deep = not large and budget_left >= DEEP_SECONDS
-    shape = {"layers": 2 if deep else 1, "embedding_dim": 128 if large else 64}
-    why = ("a large vocabulary: a second layer kept such models at the unigram level for "
-           "minutes" if large else
-           f"an alphabet and {budget_left:.0f} s left: long enough for a second layer" if deep
-           else f"an alphabet and under {DEEP_SECONDS:.0f} s left: too short for a second "
-           "layer, which learns slower")
-    return ({k: v for k, v in shape.items() if k not in fixed},
-            f"{vocab_size:,} characters, {why}")
+    shape = {k: v for k, v in {"layers": 2 if deep else 1,
+                               "embedding_dim": 128 if large else 64}.items() if k not in fixed}
+    why = f"{vocab_size:,} characters, {'a large vocabulary' if large else 'an alphabet'}"
+    if "layers" in shape:
+        why += ("; a second layer kept such models at the unigram level for minutes" if large
+                else f", {budget_left:.0f} s left: long enough for a second layer" if deep
+                else f", under {DEEP_SECONDS:.0f} s left: too short for a second layer, which "
+                "learns slower")
+    return shape, why
+
+
+def describe_shape(shape: dict) -> str:
+    """``"1 layer, embedding 64"``: the parts of ``shape`` the recipe chose."""
+    parts = []
+    if "layers" in shape:
+        parts.append(f"{shape['layers']} layer{'s' * (shape['layers'] > 1)}")
+    if "embedding_dim" in shape:
+        parts.append(f"embedding {shape['embedding_dim']}")
+    return ", ".join(parts)
 
 
 def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: int,
@@ -149,8 +161,7 @@ def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: i
     if "model" not in fixed:
         log(f"recipe: model lstm ({MODEL_WHY})")
     if shape:
-        log(f"recipe: {cfg.layers} layer{'s' * (cfg.layers > 1)}, embedding "
-            f"{cfg.embedding_dim} ({why})")
+        log(f"recipe: {describe_shape(shape)} ({why})")
     t0 = time.monotonic()
     cfg, measured = _calibrate(cfg, fixed, vocab_size, log)
     seconds = training_seconds(budget_left - (time.monotonic() - t0))

@@ -14,6 +14,7 @@ from conftest import CORPORA, TINY
 
 import charlm
 from charlm.cli import main
+from charlm.generate import CHUNK
 
 # a run of each model, and one trained in mixed_bfloat16 (the recipe's choice on a CPU with bf16)
 RUNS = {**{m: {"model": m} for m in ["lstm", "gru", "rnn", "scratch-rnn", "scratch-gru",
@@ -21,7 +22,7 @@ RUNS = {**{m: {"model": m} for m in ["lstm", "gru", "rnn", "scratch-rnn", "scrat
         "lstm-bf16": {"model": "lstm", "precision": "mixed_bfloat16"}}
 MODELS = list(RUNS)
 PREFIXES = ["ROMEO:", "a", "Zebra✓ at"]  # three lengths; ✓ is not in the vocabulary
-LENGTH = 100  # more than one 64-character chunk of `charlm sample`
+LENGTH = CHUNK + 18  # chunks of 64 in `charlm sample`; two calls of the compiled loop
 SEED = 7
 SETTINGS = {
     "greedy": dict(temperature=1.0, top_k=0, top_p=1.0, greedy=True),

@@ -8,7 +8,7 @@ from conftest import error
 
 from charlm.config import Config
 from charlm.errors import CharLMError
-from charlm.generate import Generator, sample_next
+from charlm.generate import CHUNK, Generator, sample_next
 from charlm.models import build_model
 from charlm.vocab import Vocab
 
@@ -172,14 +172,18 @@ def generator():
     return Generator(model, vocab)
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 25])
-def test_streamed_chunks_join_to_the_same_text_as_one_call(generator, chunk):
+@pytest.mark.parametrize("length, chunk", [
+    (25, 1), (25, 7), (25, 25),
+    (CHUNK + 90, 64), (CHUNK + 90, CHUNK + 40),  # several calls of the compiled loop
+])
+def test_streamed_chunks_join_to_the_same_text_as_one_call(generator, length, chunk):
     options = dict(num_samples=2, temperature=1.5, top_k=8, seed=11)
-    whole = generator.generate(["the", "cat"], length=25, chunk=25, **options)
-    pieces = list(generator.stream(["the", "cat"], 25, chunk=chunk, **options))
-    assert [len(p[0]) for p in pieces[1:]] == [chunk] * (25 // chunk) + (
-        [25 % chunk] if 25 % chunk else [])
+    whole = generator.generate(["the", "cat"], length=length, **options)
+    pieces = list(generator.stream(["the", "cat"], length, chunk=chunk, **options))
+    assert [len(p[0]) for p in pieces[1:]] == [chunk] * (length // chunk) + (
+        [length % chunk] if length % chunk else [])
     assert ["".join(parts) for parts in zip(*pieces)] == whole
+    assert [len(t) for t in whole] == [3 + length] * 4
 
 
 def test_the_first_yield_is_the_prefixes_one_per_sample(generator):

@@ -64,6 +64,17 @@ def test_two_layers_only_for_an_alphabet_with_a_long_budget(vocab_size, budget_l
     assert shape["embedding_dim"] == (64 if vocab_size < LARGE_VOCAB else 128)
     assert f"{vocab_size:,} characters" in why
     assert pick_shape(vocab_size, budget_left, fixed={"layers", "embedding_dim"})[0] == {}
+    shape, why = pick_shape(vocab_size, budget_left, fixed={"layers"})
+    assert list(shape) == ["embedding_dim"] and "layer" not in why  # a depth it did not choose
+
+
+def test_a_depth_the_user_gives_is_neither_logged_nor_explained_by_the_recipe():
+    lines = []
+    cfg = choose(Config(time_budget="10m", layers=1), fixed={"layers", "units"}, vocab_size=66,
+                 train_chars=1_000_000, val_chars=111_000, budget_left=595.0, log=lines.append)
+    said = "\n".join(lines)
+    assert cfg.layers == 1
+    assert "recipe: embedding 64 (66 characters, an alphabet)" in said and "layer" not in said
 
 
 def test_a_large_vocabulary_trains_one_layer_at_a_higher_learning_rate_and_says_why():
