@@ -43,32 +43,34 @@ def sample_next(logits, temperature, top_k, top_p, greedy, seed):
     """Next ids ``[B]`` from ``logits [B, V]`` (float32); ``seed`` is a shape-[2] int tensor.
 
     Written for XLA: the k-th largest logit is read from a sort (``top_k``'s k must be static
-    there), and the categorical draw is the Gumbel-max trick on stateless uniforms (XLA has no
-    kernel for ``stateless_categorical`` with an int64 seed): the same distribution."""
-    def top_k_filter(scaled):
-        k = tf.minimum(top_k, tf.shape(scaled)[-1])
-        kth = tf.gather(tf.sort(scaled, direction="DESCENDING"), [k - 1], axis=1)
-        return tf.where(scaled < kth, -np.inf, scaled)
+    there; the same sort gives the nucleus), and the categorical draw inverts the cumulative
+    distribution at one stateless uniform per row (XLA has no kernel for
+    ``stateless_categorical`` with an int64 seed)."""
+    def filtered(scaled):
+        # one sort serves both: top-k's k-th largest, then the nucleus of what top-k kept
+        srt = tf.sort(scaled, direction="DESCENDING")
+        vocab = tf.shape(scaled)[-1]
+        kth = tf.gather(srt, [tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab) - 1], axis=1)
+        srt = tf.where(srt < kth, -np.inf, srt)
 
-    def top_p_filter(scaled):
-        # nucleus: keep the most likely tokens while the mass *before* each is < top_p
-        sorted_logits = tf.sort(scaled, direction="DESCENDING")
-        mass_before = tf.cumsum(tf.nn.softmax(sorted_logits), axis=-1, exclusive=True)
-        threshold = tf.reduce_min(tf.where(mass_before < top_p, sorted_logits, np.inf),
-                                  axis=-1, keepdims=True)
-        return tf.where(scaled < threshold, -np.inf, scaled)
+        def nucleus():  # keep the most likely while the mass *before* each is < top_p
+            mass_before = tf.cumsum(tf.nn.softmax(srt), axis=-1, exclusive=True)
+            return tf.reduce_min(tf.where(mass_before < top_p, srt, np.inf), axis=-1,
+                                 keepdims=True)
+
+        threshold = tf.cond(top_p < 1.0, nucleus, lambda: kth)
+        return tf.where(scaled < tf.maximum(kth, threshold), -np.inf, scaled)
 
     def sample():
         scaled = logits / temperature
-        scaled = tf.cond(top_k > 0, lambda: top_k_filter(scaled), lambda: scaled)
-        scaled = tf.cond(top_p < 1.0, lambda: top_p_filter(scaled), lambda: scaled)
-        u = tf.random.stateless_uniform(tf.shape(scaled), seed, minval=_TINY, maxval=1.0)
-        return tf.argmax(scaled - tf.math.log(-tf.math.log(u)), -1, output_type=tf.int32)
+        scaled = tf.cond(tf.logical_or(top_k > 0, top_p < 1.0), lambda: filtered(scaled),
+                         lambda: scaled)
+        # inverse CDF: one uniform per row (XLA's CPU generator is slow per number, ~1 µs)
+        cdf = tf.cumsum(tf.nn.softmax(scaled), axis=-1)
+        u = tf.random.stateless_uniform([tf.shape(scaled)[0], 1], seed) * cdf[:, -1:]
+        return tf.reduce_sum(tf.cast(cdf <= u, tf.int32), axis=-1)  # never a 0-probability id
 
     return tf.cond(greedy, lambda: tf.argmax(logits, -1, output_type=tf.int32), sample)
-
-
-_TINY = float(np.finfo(np.float32).tiny)
 
 
 def compiled_loop(model, xla: bool = True):
