@@ -8,20 +8,22 @@ from conftest import error
 
 from charlm.config import Config
 from charlm.errors import CharLMError
-from charlm.generate import CHUNK, Generator, sample_next
+from charlm.generate import CHUNK, PARTIAL, Generator, sample_next
 from charlm.models import build_model
 from charlm.vocab import Vocab
 
 DRAWS = 20_000  # independent draws per distribution: one row each, in one call
 
 
-def draw(logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=(1, 0), rows=DRAWS):
+def draw(logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=(1, 0), rows=DRAWS,
+         xla=False):
     """Ids drawn by sample_next from ``rows`` copies of the 1-D ``logits`` (or from a given
-    2-D batch when ``rows`` is None)."""
+    2-D batch when ``rows`` is None); compiled by XLA, as generation runs it, if ``xla``."""
     logits = tf.constant(logits, tf.float32)
     if rows is not None:
         logits = tf.tile(logits[None, :], [rows, 1])
-    ids = sample_next(logits, tf.constant(float(temperature)), tf.constant(int(top_k)),
+    fn = tf.function(sample_next, jit_compile=True) if xla else sample_next
+    ids = fn(logits, tf.constant(float(temperature)), tf.constant(int(top_k)),
                       tf.constant(float(top_p)), tf.constant(bool(greedy)),
                       tf.constant(seed, tf.int64))
     return ids.numpy()
@@ -149,6 +151,49 @@ def test_top_p_applies_to_the_distribution_after_the_temperature():
     assert drawn_set(draw(logits, temperature=0.5, top_p=0.6)) == {0}
     assert drawn_set(draw(logits, temperature=1.0, top_p=0.9)) == {0, 1, 2}
     assert drawn_set(draw(logits, temperature=0.5, top_p=0.9)) == {0, 1}
+
+
+# -- a vocabulary larger than what the filters read first (PARTIAL logits) ------------------------
+
+BIG = 4 * PARTIAL
+ORDER = np.random.default_rng(3).permutation(BIG)  # ORDER[r]: the id of rank r
+
+
+def ranked(logits_by_rank):
+    """Logits whose r-th largest (of ``logits_by_rank``, descending) sits at id ORDER[r]."""
+    out = np.empty(BIG)
+    out[ORDER] = logits_by_rank
+    return out
+
+
+def ranks(ids):
+    return np.argsort(ORDER)[ids]
+
+
+FLAT = ranked(np.linspace(0.0, -1.0, BIG))  # every id likely, the ranks in order
+
+
+@pytest.mark.parametrize("xla", [False, True])
+@pytest.mark.parametrize("top_k", [5, PARTIAL + 44])  # within the PARTIAL read first, and past
+def test_top_k_in_a_large_vocabulary_keeps_exactly_the_k_largest(top_k, xla):
+    drawn = ranks(draw(FLAT, top_k=top_k, xla=xla))
+    assert drawn.max() == top_k - 1 and set(drawn.tolist()) == set(range(top_k))
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_top_p_in_a_large_vocabulary_within_the_first_logits_read(xla):
+    probs = np.r_[0.5, 0.3, 0.15, np.full(BIG - 3, 0.05 / (BIG - 3))]
+    assert set(ranks(draw(ranked(np.log(probs)), top_p=0.81, xla=xla)).tolist()) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_top_p_in_a_large_vocabulary_reaching_past_the_first_logits_read(xla):
+    probs = softmax(np.linspace(0.0, -1.0, BIG))
+    nucleus = int(np.sum(np.cumsum(probs) - probs < 0.5))  # ranks whose mass before is < p
+    assert nucleus > PARTIAL + 50
+    drawn = ranks(draw(FLAT, top_p=0.5, xla=xla))
+    assert abs(int(drawn.max()) + 1 - nucleus) <= 1  # float32 may round the boundary either way
+    assert len(set(drawn.tolist())) >= nucleus - 1
 
 
 def test_the_same_seed_gives_the_same_ids_and_another_seed_other_ids():
