@@ -53,8 +53,8 @@ def sample_next(logits, temperature, top_k, top_p, greedy, seed):
         in descending order (all of them or the first few), and whether the nucleus ends
         within ``srt``."""
         use_k = tf.logical_and(top_k > 0, top_k < tf.shape(scaled)[-1])
-        kth = tf.where(use_k, tf.gather(srt, [tf.clip_by_value(top_k, 1, tf.shape(srt)[-1]) - 1],
-                                        axis=1), -np.inf)
+        k = tf.clip_by_value(top_k, 1, tf.shape(srt)[-1])  # past srt: the caller sorts all
+        kth = tf.where(use_k, tf.gather(srt, [k - 1], axis=1), -np.inf)
         srt = tf.where(srt < kth, -np.inf, srt)  # what top-k keeps, then the nucleus of that
         kept = tf.where(scaled < kth, -np.inf, scaled)
         probs = tf.exp(srt - tf.reduce_logsumexp(kept, axis=-1, keepdims=True))
@@ -101,7 +101,7 @@ def compiled_loop(model, xla: bool = True):
 
     Each id is sampled from the logits and fed back with the state inside one
     ``tf.while_loop``; the randomness of the i-th is seeded by ``(seed, position + i)``.
-    XLA fuses the per-character step into a few kernels: one stream runs 1.6-1.8x the speed
+    XLA fuses the per-character step into a few kernels: one stream runs 1.6-1.9x the speed
     of the same loop as a TensorFlow graph (BENCHMARKS.md). ``charlm sample`` and the
     SavedModel export call this same function, so an export samples what ``charlm sample``
     samples."""
