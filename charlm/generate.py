@@ -201,13 +201,13 @@ class Generator:
                 tf.constant(int(seed), tf.int64))
         done = 0
         while done < length:
-            pieces = []
-            for start in range(done, min(done + chunk, length), CHUNK):
-                n = min(CHUNK, length - start, done + chunk - start)
+            end, pieces = min(done + chunk, length), []
+            for start in range(done, end, CHUNK):
+                n = min(CHUNK, end - start)
                 ids, logits, state = self._loop(logits, state, tf.constant(n), *args,
                                                 tf.constant(start, tf.int64))
                 pieces.append(ids.numpy()[:, :n])
-            done += sum(p.shape[1] for p in pieces)
+            done = end
             yield [self.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
 
     def warm_up(self, encoded: list[np.ndarray], copies: int = 1):
