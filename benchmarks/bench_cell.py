@@ -1,7 +1,7 @@
-"""The recurrent step: keras.layers.LSTM / GRU against charlm.fastrnn's FastLSTM / FastGRU.
+"""The recurrent step: keras.layers.LSTM / GRU against charlm.models.fastrnn's FastLSTM / FastGRU.
 
 The model is the one charlm trains: Embedding 64 -> RNN 256 -> RNN 256 -> Dense 65, windows
-of 100 characters, batch 64, the states as inputs and outputs as in ``charlm.models``. Every
+of 100 characters, batch 64, the states as inputs and outputs as in ``charlm.models.lm``. Every
 variant starts from the same weights and trains on the same batches, so their losses after
 the same steps must agree (the tables show the largest difference). Timed warm, inside
 ``tf.function``, in interleaved rounds; medians, the best round, CPU time, ratios to Keras:
@@ -43,7 +43,7 @@ def variant_layers():
     import keras
 
     import cell_variants as V
-    from charlm import fastrnn as F
+    from charlm.models import fastrnn as F
 
     return {"lstm": {"keras": keras.layers.LSTM, "fast": F.FastLSTM,
                      "groups1": V.grouped(F.FastLSTM, 1), "fused": V.FusedLSTM,
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
     machine = C.Machine()
     import tensorflow as tf  # noqa: F401  (after quiet_tensorflow)
 
-    from charlm.fastrnn import cpu_has_native_bf16
+    from charlm.models.fastrnn import cpu_has_native_bf16
 
     machine.add_versions()
     cpu = f"{machine.info['cpu_model']}; {', '.join(machine.info['cpu_flags'])}"

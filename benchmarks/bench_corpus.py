@@ -117,7 +117,7 @@ def train_child(corpus: Path, launched: float) -> None:
     """Train for a few steps; print one JSON line: time to first step, peak RSS."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from charlm import api
-    from charlm.trainer import Callback
+    from charlm.training.trainer import Callback
 
     timing = {}
 

@@ -68,7 +68,7 @@ class Tee(io.TextIOBase):
 
 
 def corpus_stats() -> dict:
-    from charlm.corpus import read_corpus
+    from charlm.text.corpus import read_corpus
 
     text = read_corpus([str(CORPUS)], max_chars=10000, newlines="space")
     seen, repeated = set(), 0
@@ -121,7 +121,7 @@ def run_reference(sampler: str, epochs: int, seed: int = 0, steps: int = 0,
     charlm with ``seed``: its initial weights, its shuffle order and its vocabulary (with
     <unk>). ``perturb``: multiply each initial weight by 1 + perturb * N(0, 1) first."""
     import numpy as np
-    from charlm.vocab import Vocab
+    from charlm.text.vocab import Vocab
 
     text = ref.load_text(CORPUS)
     vocab = Vocab.from_text(text)
@@ -176,7 +176,7 @@ class TimedTrainer:
 
     def __init__(self, model: str, tmp: Path, name: str):
         from charlm.api import prepare
-        from charlm.trainer import Callback
+        from charlm.training.trainer import Callback
 
         events = self.events = []  # (kind, time)
 

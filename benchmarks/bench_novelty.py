@@ -1,4 +1,4 @@
-"""The memorisation check's index (charlm.novelty) on 10 MB and 100 MB of text.
+"""The memorisation check's index (charlm.use.novelty) on 10 MB and 100 MB of text.
 
 The text is tiny Shakespeare repeated to size (90 copies for 100 MB: every 20-gram occurs
 at least 90 times, the hardest case for the suffix sort, which must go deep enough that no
@@ -56,7 +56,7 @@ def rss_mb() -> float:
 
 def measure(megabytes: int) -> dict:
     """Build, save, load and query the index of ``megabytes`` MB of text (in this process)."""
-    from charlm.novelty import NoveltyIndex
+    from charlm.use.novelty import NoveltyIndex
 
     base = (C.CORPORA / "tinyshakespeare.txt").read_text(encoding="utf-8")
     size = megabytes * 1_000_000

@@ -1,7 +1,7 @@
 """Generation speed of charlm's Generator against the tutorials' ways, LSTM 2 x 512.
 
 The model is charlm's Keras LSTM (Embedding 64 -> LSTM 512 x 2 -> Dense, 3.3 M parameters;
-``--units`` changes the width), built with ``charlm.models.build_model``,
+``--units`` changes the width), built with ``charlm.models.lm.build_model``,
 with random weights and a vocabulary of 65 (timing does not depend on the weights).
 Contenders, interleaved round by round (and reversed every other round), medians reported:
 
@@ -94,10 +94,10 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from charlm.config import Config
-    from charlm.corpus import read_corpus
-    from charlm.generate import Generator
-    from charlm.models import build_model
-    from charlm.vocab import Vocab
+    from charlm.text.corpus import read_corpus
+    from charlm.use.generate import Generator
+    from charlm.models.lm import build_model
+    from charlm.text.vocab import Vocab
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])

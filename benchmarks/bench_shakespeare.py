@@ -2,7 +2,7 @@
 
 Runs the command as a subprocess and clocks it from process launch to exit (imports and
 start-up included), then scores the best weights on the last 10 % of tiny Shakespeare as
-charlm splits it (``charlm.corpus.split_corpus(text, 0.1)``, 111,539 characters) three ways:
+charlm splits it (``charlm.text.corpus.split_corpus(text, 0.1)``, 111,539 characters) three ways:
 
 * val 64-char windows: non-overlapping 64-character windows, each from a zero state, every
   character after the first of each window scored (benchmarks/_scoring.py, as race.py);
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     C.say(f"  trained in {wall:.1f} s (launch to exit)")
 
     import charlm
-    from charlm.corpus import read_corpus, split_corpus
+    from charlm.text.corpus import read_corpus, split_corpus
 
     machine.add_versions()
     run = charlm.load(run_dir / "shakespeare", weights="best")

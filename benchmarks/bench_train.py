@@ -8,12 +8,12 @@ that the noise of this shared machine hits all of them alike:
   Dense (Adam 2e-3, clipnorm 5, sparse CE from logits) on a tf.data pipeline of shuffled
   100-character windows, batch 64 (the model and optimizer of benchmarks/keras_reference.py);
 * charlm's training loop through its public API: ``charlm.api.prepare(...)`` builds the
-  Trainer exactly as ``charlm train`` does, with a :class:`charlm.trainer.Callback` that
+  Trainer exactly as ``charlm train`` does, with a :class:`charlm.training.trainer.Callback` that
   time-stamps the end of every step (``on_batch_end``), then ``Trainer.fit()``. Models
   ``lstm`` (the default of --quick and the comparison that matters), ``scratch-lstm``,
   ``gru``, ``scratch-gru``, ``rnn``, ``scratch-rnn`` (2 x 256, embedding 64, seq 100,
   batch 64, Adam 2e-3, clip 5), and ``lstm`` 2 x 512 in float32 and ``mixed_bfloat16``;
-* ``eval`` — evaluation speed of the same charlm lstm 2 x 256: ``charlm.evaluate.Scorer`` on
+* ``eval`` — evaluation speed of the same charlm lstm 2 x 256: ``charlm.use.evaluate.Scorer`` on
   the whole val split (111,538 characters scored; charlm eval's default, 64 streams of 256
   characters, state carried), compared with that model's training chars/s in the same round.
   For scale, the project's reference measurements on an AMD EPYC with AVX2/FMA only (2 cores,
@@ -142,8 +142,8 @@ class KerasFit:
 
 
 def step_clock():
-    """A :class:`charlm.trainer.Callback` that time-stamps the start and end of every step."""
-    from charlm.trainer import Callback
+    """A :class:`charlm.training.trainer.Callback` that time-stamps the start and end of every step."""
+    from charlm.training.trainer import Callback
 
     class StepClock(Callback):
         def __init__(self):
@@ -199,11 +199,11 @@ class CharlmLoop:
 
 
 class CharlmEval:
-    """Evaluation speed of a charlm contender's model: charlm.evaluate.Scorer on the whole val
+    """Evaluation speed of a charlm contender's model: charlm.use.evaluate.Scorer on the whole val
     split with charlm eval's defaults (64 streams x 256 characters, state carried)."""
 
     def __init__(self, loop: CharlmLoop):
-        from charlm.evaluate import Scorer
+        from charlm.use.evaluate import Scorer
 
         self.loop = loop
         self.label = f"{loop.label}: eval (Scorer, 64 x 256, state carried, whole val split)"
@@ -294,8 +294,8 @@ def main(argv=None) -> int:
     t_start = time.monotonic()
     C.say(f"bench_train: {C.fmt_load(machine.start_load)} load; contenders keras-fit, {', '.join(names)}")
 
-    from charlm.corpus import read_corpus, split_corpus
-    from charlm.vocab import Vocab
+    from charlm.text.corpus import read_corpus, split_corpus
+    from charlm.text.vocab import Vocab
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])

@@ -1,4 +1,4 @@
-"""The recurrent-layer variants that lost to charlm.fastrnn's, kept so bench_cell can re-run them.
+"""The recurrent-layer variants that lost to charlm.models.fastrnn's, kept so bench_cell can re-run them.
 
 Each is a FastLSTM / FastGRU subclass (same weights, same call) that overrides only ``_run``,
 how a window is computed. Imported by ``bench_cell.py`` after TensorFlow's logging is quieted.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from charlm import fastrnn as F
+from charlm.models import fastrnn as F
 
 
 def grouped(cls, k):

@@ -1,4 +1,4 @@
-"""Evidence for a proposed change to charlm.generate: in the sampling loop, call the Keras LSTM
+"""Evidence for a proposed change to charlm.use.generate: in the sampling loop, call the Keras LSTM
 cells directly for the one new character instead of the whole functional model.
 
 A call of the functional model with T = 1 runs each LSTM layer's sequence machinery (a loop
@@ -6,10 +6,10 @@ of one step) per character; calling ``layer.cell`` skips it. Both give bit-ident
 (checked below, float32 and mixed_bfloat16). LSTM 2x512, vocabulary 65, random weights,
 500 characters, interleaved rounds, medians.
 
-The Keras model is built here with ``charlm.models.build_keras_model`` and wrapped in
-``charlm.models.KerasLM`` (so the script holds the layers it calls, rather than reading them
+The Keras model is built here with ``charlm.models.lm.build_keras_model`` and wrapped in
+``charlm.models.lm.KerasLM`` (so the script holds the layers it calls, rather than reading them
 out of a charlm model); the prefix warm-up is ``Generator.warm_up`` and the choice of the next
-character ``charlm.generate.sample_next``, as in the Generator's own loop.
+character ``charlm.use.generate.sample_next``, as in the Generator's own loop.
 
     python benchmarks/investigate_sampling_step.py            # about a minute
     python benchmarks/investigate_sampling_step.py --quick    # about 30 s
@@ -35,10 +35,10 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from charlm.corpus import read_corpus
-    from charlm.generate import Generator, sample_next
-    from charlm.models import KerasLM, build_keras_model
-    from charlm.vocab import Vocab
+    from charlm.text.corpus import read_corpus
+    from charlm.use.generate import Generator, sample_next
+    from charlm.models.lm import KerasLM, build_keras_model
+    from charlm.text.vocab import Vocab
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])

@@ -4,12 +4,12 @@ Per step, interleaved rounds, medians (ms per step of 64 x 100 characters), thro
 interfaces only:
 
 * charlm's ``Trainer.fit`` (built by ``charlm.api.prepare`` as ``charlm train`` builds it),
-  timed by a :class:`charlm.trainer.Callback`: the step itself (``on_batch_begin`` to
+  timed by a :class:`charlm.training.trainer.Callback`: the step itself (``on_batch_begin`` to
   ``on_batch_end``: the compiled step and reading its loss) and the whole loop per step
   (``on_batch_end`` to ``on_batch_end``: also the tf.data batch, the learning-rate update and
   the checks between steps);
 * the same step rebuilt here around the same model (``model(x, state, training=True)``,
-  cross-entropy, ``charlm.clipping.clip_by_global_norm``, Adam), with ``tf.clip_by_global_norm``
+  cross-entropy, ``charlm.training.clipping.clip_by_global_norm``, Adam), with ``tf.clip_by_global_norm``
   and with no clipping, on one fixed batch (the cost of charlm's own clipping);
 * plain Keras ``train_on_batch`` on the same batch (the reference model of bench_train).
 
@@ -44,9 +44,9 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     import bench_train as BT
-    from charlm.clipping import clip_by_global_norm
-    from charlm.corpus import read_corpus, split_corpus
-    from charlm.vocab import Vocab
+    from charlm.training.clipping import clip_by_global_norm
+    from charlm.text.corpus import read_corpus, split_corpus
+    from charlm.text.vocab import Vocab
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])

@@ -1,6 +1,6 @@
 """The plain Keras char-LSTM that charlm grew from: the reference contender of race.py.
 
-Tiny Shakespeare, first 90 % train (the cut of charlm.corpus.split_corpus(text, 0.1)), vocabulary
+Tiny Shakespeare, first 90 % train (the cut of charlm.text.corpus.split_corpus(text, 0.1)), vocabulary
 from the training text; Embedding 64 -> LSTM 256 -> LSTM 256 -> Dense; windows of 100 at random
 offsets, batch 64, Adam 2e-3 (constant), clipnorm 5; ``model.fit`` on a tf.data pipeline. It
 stops itself when the next step would end past its wall-clock budget, counted from the

@@ -14,7 +14,7 @@ ALONE in its own subprocess, clocked from launch to exit (imports and start-up i
 
 The order of the two alternates from one budget to the next. After each run (never while one
 is training) this process scores the model on tiny Shakespeare's val split, the last 10 % as
-charlm splits it (``charlm.corpus.split_corpus(text, 0.1)``, 111,539 characters), the same
+charlm splits it (``charlm.text.corpus.split_corpus(text, 0.1)``, 111,539 characters), the same
 two ways for both (benchmarks/_scoring.py; scoring time is not part of any budget):
 
 * val 64-char windows: non-overlapping 64-character windows, each from a zero state, every
@@ -33,7 +33,7 @@ step; charlm: to its last metrics row, evaluations and saves included).
 Time to quality: the first row of charlm's metrics.csv whose val_loss is at or below the Keras
 reference's val loss at the largest budget. charlm scores its val_loss during training with
 state carried, 64 streams of min(256, max(seq_len, 64))-character chunks
-(``charlm.evaluate.Scorer``, the first
+(``charlm.use.evaluate.Scorer``, the first
 ``eval_chars`` + 1 characters of val, or all of it), so for this comparison the Keras model is
 scored the same way with the same Scorer. metrics.csv's wall_time is charlm's own budget
 clock, which counts from launch (start-up included).
@@ -171,7 +171,7 @@ def keras_target_charlm_style(folder: Path, val: str, cfg: dict) -> dict:
     """The Keras model's val loss scored as charlm scores val_loss during training."""
     import numpy as np
 
-    from charlm.evaluate import Scorer
+    from charlm.use.evaluate import Scorer
     model, chars = keras_scoring_model(folder)
     index = {c: i for i, c in enumerate(chars)}
     ids = np.array([index.get(c, 0) for c in val], np.int32)
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
     val_chars = args.val_chars or (20_000 if args.quick else 0)
 
     machine = C.Machine()
-    from charlm.corpus import read_corpus, split_corpus
+    from charlm.text.corpus import read_corpus, split_corpus
     text = read_corpus([str(CORPUS)])
     train_text, val = split_corpus(text, 0.1)
     val_scored = val[:val_chars] if val_chars else val
@@ -305,7 +305,7 @@ def main(argv=None) -> int:
         seq = min(256, max(cfg["seq_len"], 64))
         out += ["", f"Time to quality: when charlm's metrics.csv val_loss (carried state, 64 streams × "
                 f"{seq}-char chunks, scored during training) first reached the Keras reference's "
-                f"{top:g} s val loss scored the same way (charlm.evaluate.Scorer, 64 × {seq}, "
+                f"{top:g} s val loss scored the same way (charlm.use.evaluate.Scorer, 64 × {seq}, "
                 f"{'all of val' if not cfg.get('eval_chars') else str(cfg['eval_chars']) + ' val chars'}). "
                 "Times are metrics.csv's wall_time, charlm's own budget clock; 'since launch' is at "
                 "most wall_time + max(0, launch-to-exit s − the last row's wall_time). Rows come every "

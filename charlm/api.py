@@ -18,11 +18,11 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, canonical_keys, read_preset
-from .corpus import read_chunks, read_corpus, source_signature, split_corpus
+from .text.corpus import read_chunks, read_corpus, source_signature, split_corpus
 from .errors import CharLMError
-from .idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
-from .rundir import RunDir, WorkerRunDir, resolve_run
-from .samplers import make_sampler
+from .text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
+from .runs.rundir import RunDir, WorkerRunDir, resolve_run
+from .text.samplers import make_sampler
 
 # settings that may change when a run is resumed: limits and monitoring, never the model or data
 RESUMABLE_KEYS = {"epochs", "steps", "time_budget", "eval_every", "eval_every_epochs",
@@ -68,7 +68,7 @@ def read_texts(cfg: Config, paths=None, warn=_warn) -> tuple[str, str]:
 
 def encode_corpus(cfg: Config, folder, log=_warn, progress: bool | None = None) -> EncodedCorpus:
     """The corpus ``cfg`` describes, streamed twice and encoded into an id file in ``folder``
-    (:mod:`charlm.idfile`): train and held-out ids equal ``vocab.encode`` of :func:`read_texts`."""
+    (:mod:`charlm.text.idfile`): train and held-out ids equal ``vocab.encode`` of :func:`read_texts`."""
     sources = corpus_sources(cfg)  # before reading: a file changed meanwhile shows next time
     source = _source(list(cfg.paths), _corpus_options(cfg), log)
     val_source = _source([cfg.val_file], _read_options(cfg), log) if cfg.val_file else None
@@ -105,7 +105,7 @@ def train(paths=None, *, config=None, resume: str | bool | None = None, force: b
     ``paths``: corpus files/folders/.zip/.gz; ``config``: a TOML preset path or a Config;
     ``overrides``: any config key, e.g. ``model="gru", steps=500``. ``resume=True`` (the
     newest run) or a run folder continues that run; ``force`` replaces an existing run.
-    ``callbacks``: :class:`~charlm.trainer.Callback`\\ s that watch the loop. A time
+    ``callbacks``: :class:`~charlm.training.trainer.Callback`\\ s that watch the loop. A time
     budget counts from ``started`` (a ``time.monotonic()``; default: now).
     """
     started = time.monotonic() if started is None else started
@@ -120,7 +120,7 @@ def prepare(paths=None, *, config=None, resume: str | bool | None = None, force:
             **overrides):
     """Everything :func:`train` does before the first step: read and check the corpus and
     config, write the run directory, build the model, and return the
-    :class:`~charlm.trainer.Trainer` (not yet fitted). Benchmarks and tools that drive the
+    :class:`~charlm.training.trainer.Trainer` (not yet fitted). Benchmarks and tools that drive the
     loop themselves start here."""
     overrides = canonical_keys(overrides)
     notes = []  # told once the inputs are known good, so that a bad one is the only line
@@ -172,7 +172,7 @@ def _within_budget(cfg, given, vocab_size, train_chars, val_chars, started, log)
     start-up has left time to train."""
     left = cfg.time_budget_seconds - (time.monotonic() - (started or time.monotonic()))
     if cfg.recipe == "auto":
-        from .recipe import choose
+        from .training.recipe import choose
 
         return choose(cfg, given, vocab_size, train_chars, val_chars, left, log)
     if left < FIXED_MIN_SECONDS:
@@ -229,13 +229,13 @@ def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, sta
     """The trainer and what it is handed from above: the model, the scorer, the generator and
     the TensorBoard log. TensorFlow is imported only here, once the inputs are good. Under a
     ``--strategy`` they are built in its scope, and a non-chief worker saves into a temporary
-    folder (charlm.distribute)."""
-    from . import distribute
-    from .evaluate import Scorer
-    from .generate import Generator
-    from .models import build_model
-    from .monitor import LossPlot, RunRecord, TensorBoardLog
-    from .trainer import Trainer
+    folder (charlm.training.distribute)."""
+    from .training import distribute
+    from .use.evaluate import Scorer
+    from .use.generate import Generator
+    from .models.lm import build_model
+    from .training.monitor import LossPlot, RunRecord, TensorBoardLog
+    from .training.trainer import Trainer
 
     strategy = distribute.strategy(cfg.strategy)
     if strategy is not None:
@@ -268,7 +268,7 @@ class Run:
         return f"Run({str(self.path)!r})"
 
     def _load_model(self, weights: str):
-        from .models import load_model, weights_suffix
+        from .models.lm import load_model, weights_suffix
 
         path, way_out = self.dir.find_weights(weights, weights_suffix(self.config))
         return load_model(self.config, len(self.vocab), path, way_out)
@@ -285,7 +285,7 @@ class Run:
     @property
     def generator(self):
         if self._generator is None:
-            from .generate import Generator
+            from .use.generate import Generator
             self._generator = Generator(self.generation_model, self.vocab)
         return self._generator
 
@@ -318,7 +318,7 @@ class Run:
                 raise CharLMError(f"{self.path} has no held-out text (val-fraction 0); "
                                   "name a file to score: charlm eval FILE")
         if self._scorer is None:
-            from .evaluate import Scorer
+            from .use.evaluate import Scorer
             self._scorer = Scorer(self.model)
         ids = self.vocab.encode(text)
         result = self._scorer(ids, batch_size=batch_size, seq_len=seq_len, carry_state=carry_state)

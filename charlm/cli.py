@@ -58,7 +58,7 @@ def user_errors(fn):
 
 def find_run(run_path: str | None, runs_dir: str) -> str:
     """The run folder, its config and vocabulary checked before TensorFlow loads (a few seconds)."""
-    from .rundir import RunDir, resolve_run
+    from .runs.rundir import RunDir, resolve_run
 
     run = RunDir(resolve_run(run_path, runs_dir))
     run.read_config()
@@ -95,7 +95,7 @@ def complete_runs(ctx, param, incomplete: str):
     runs/), or folders when what is typed is no run's path."""
     from click.shell_completion import CompletionItem
 
-    from .catalog import run_names
+    from .runs.catalog import run_names
 
     runs_dir = ctx.params.get("runs_dir") or "runs"
     paths = [os.path.join(runs_dir, name) for name in run_names(runs_dir)]
@@ -132,11 +132,11 @@ def train(paths, config_path, resume, force, **options):
     Config.from_dict(overrides, source="")
     cfg = (Config.load(config_path) if config_path else Config()).replace(**overrides)
     if cfg.strategy == "multi-worker":  # it must exist before TensorFlow's devices do
-        from .distribute import at_startup
+        from .training.distribute import at_startup
         at_startup(cfg.strategy)
     quiet_tensorflow()  # before anything imports TensorFlow, or its start-up chatter shows
     from .api import train as train_run
-    from .trainer import TrainingInterrupted
+    from .training.trainer import TrainingInterrupted
 
     try:
         run = train_run(list(paths) or None, config=config_path,
@@ -224,9 +224,9 @@ def write_samples(chunks, out, separator: str) -> list[str]:
 
 
 def novelty_reporter(run_path: str):
-    """A function that prints the memorisation check of one sample (charlm.novelty) on stderr."""
-    from .catalog import novelty_index
-    from .novelty import format_report
+    """A function that prints the memorisation check of one sample (charlm.use.novelty) on stderr."""
+    from .runs.catalog import novelty_index
+    from .use.novelty import format_report
 
     index = novelty_index(run_path, warn=lambda m: click.echo(m, err=True))
 
@@ -239,8 +239,8 @@ def novelty_reporter(run_path: str):
 
 
 def sample_interactively(run, settings: dict, report=None) -> None:
-    """The prompt loop of ``sample --interactive`` (charlm.interactive) around ``run``."""
-    from .interactive import Session, lines, run_session
+    """The prompt loop of ``sample --interactive`` (charlm.use.interactive) around ``run``."""
+    from .use.interactive import Session, lines, run_session
 
     def generate(prefix, s):
         for piece in run.stream([prefix], s["length"], temperature=s["temperature"],
@@ -261,7 +261,7 @@ def sample_interactively(run, settings: dict, report=None) -> None:
 def runs(runs_dir, as_json):
     """List the runs under --runs-dir, newest first: model, parameters, steps, training time,
     best val loss, and whether each finished or can be resumed."""
-    from .catalog import format_runs, list_runs
+    from .runs.catalog import format_runs, list_runs
 
     rows = list_runs(runs_dir)
     if as_json:
@@ -279,8 +279,8 @@ def runs(runs_dir, as_json):
 @user_errors
 def info(run_path, runs_dir, as_json):
     """Describe RUN (default: the newest): its settings, vocabulary, corpus and latest metrics."""
-    from .catalog import describe, format_info
-    from .rundir import resolve_run
+    from .runs.catalog import describe, format_info
+    from .runs.rundir import resolve_run
 
     described = describe(resolve_run(run_path, runs_dir))
     click.echo(json.dumps(described, ensure_ascii=False, indent=1) if as_json
@@ -353,7 +353,7 @@ def export(run_path, runs_dir, fmt, out, weights, batch_size, force):
     run_path = find_run(run_path, runs_dir)
     quiet_tensorflow()
     from .api import load
-    from .export import export_run
+    from .use.export import export_run
 
     path = export_run(load(run_path, weights=weights), fmt, out=out, force=force,
                       batch_size=batch_size)

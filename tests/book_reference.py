@@ -182,7 +182,7 @@ def train(text: str, sampler: str, epochs: int = 250, steps: int = 0,
 
 def charlm_initial_weights(vocab_size: int, seed: int = 0) -> dict:
     """The weights charlm's scratch-rnn 1 x 256 starts from with this seed, by the book's names."""
-    from charlm.scratch import ScratchLM
+    from charlm.models.scratch import ScratchLM
 
     model = ScratchLM(vocab_size, cell="rnn", units=NUM_HIDDENS, seed=seed)
     cell = model.cells[0]
@@ -193,7 +193,7 @@ def charlm_initial_weights(vocab_size: int, seed: int = 0) -> dict:
 def charlm_shuffle(ids, seed: int = 0, num_steps: int = NUM_STEPS, batch_size: int = BATCH_SIZE):
     """``shuffle(epoch, indices)`` for :func:`train`: each epoch's example order as charlm's
     random sampler with the fixed cut draws it (seed ``seed``)."""
-    from charlm.samplers import make_sampler
+    from charlm.text.samplers import make_sampler
 
     sampler = make_sampler("random", ids, num_steps, batch_size, cut="fixed")
 

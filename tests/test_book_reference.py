@@ -21,7 +21,7 @@ TANG = CORPORA / "tang_poems.txt"
 @pytest.mark.parametrize("sampler", ["consecutive", "random"])
 def test_charlm_and_the_books_loop_take_the_same_steps_from_the_same_weights(sampler, tmp_path):
     import charlm
-    from charlm.vocab import Vocab
+    from charlm.text.vocab import Vocab
 
     text = load_text(TANG)
     vocab = Vocab.from_text(text)

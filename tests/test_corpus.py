@@ -1,4 +1,4 @@
-"""Specification of charlm.corpus: reading, decoding, normalising and splitting a corpus."""
+"""Specification of charlm.text.corpus: reading, decoding, normalising and splitting a corpus."""
 
 import gzip
 import importlib.util
@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from conftest import error
 
-from charlm import corpus
-from charlm.corpus import read_corpus, split_corpus
-from charlm.vocab import Vocab
+from charlm.text import corpus
+from charlm.text.corpus import read_corpus, split_corpus
+from charlm.text.vocab import Vocab
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01"

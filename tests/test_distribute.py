@@ -45,14 +45,14 @@ MIRRORED = textwrap.dedent("""
 # `charlm train` with the trainer's final weights written to $CHARLM_TEST_WEIGHTS.
 WORKER = textwrap.dedent("""
     import os, sys, numpy as np
-    import charlm.trainer
-    fit = charlm.trainer.Trainer.fit
+    import charlm.training.trainer
+    fit = charlm.training.trainer.Trainer.fit
     def fit_and_keep(self, resume=False):
         row = fit(self, resume)
         np.savez(os.environ["CHARLM_TEST_WEIGHTS"],
                  *[v.numpy() for v in self.model.trainable_variables])
         return row
-    charlm.trainer.Trainer.fit = fit_and_keep
+    charlm.training.trainer.Trainer.fit = fit_and_keep
     from charlm.cli import main
     main(sys.argv[1:], prog_name="charlm")
 """)

@@ -9,9 +9,9 @@ import tensorflow as tf
 from conftest import error
 
 from charlm.config import Config
-from charlm.evaluate import Scorer, score
-from charlm.models import build_model
-from charlm.vocab import Vocab
+from charlm.use.evaluate import Scorer, score
+from charlm.models.lm import build_model
+from charlm.text.vocab import Vocab
 
 TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, "
         "it was the age of foolishness, it was the epoch of belief.\n")
@@ -156,7 +156,7 @@ def test_a_scorer_can_be_reused_on_texts_of_other_lengths(tiny):
 
 def test_a_memory_mapped_id_file_scores_as_the_array_does(tiny, tmp_path):
     path = tmp_path / "ids.npy"
-    np.save(path, IDS.astype(np.uint8))  # as charlm.idfile writes a small vocabulary's ids
+    np.save(path, IDS.astype(np.uint8))  # as charlm.text.idfile writes a small vocabulary's ids
     mapped = np.load(path, mmap_mode="r")
     for carry_state in (True, False):
         got = tiny.scorer(mapped, batch_size=4, seq_len=9, carry_state=carry_state)

@@ -14,7 +14,7 @@ from conftest import CORPORA, TINY
 
 import charlm
 from charlm.cli import main
-from charlm.generate import CHUNK
+from charlm.use.generate import CHUNK
 
 # a run of each model, and one trained in mixed_bfloat16 (the recipe's choice on a CPU with bf16)
 RUNS = {**{m: {"model": m} for m in ["lstm", "gru", "rnn", "scratch-rnn", "scratch-gru",
@@ -129,7 +129,7 @@ def test_reloaded_savedmodel_keeps_a_none_batch_and_takes_any_number_of_prefixes
 def one_savedmodel(runs, tmp_path_factory):
     import tensorflow as tf
 
-    from charlm.export import export_run
+    from charlm.use.export import export_run
 
     path = export_run(runs["gru"], "savedmodel", out=tmp_path_factory.mktemp("one") / "sm")
     return tf.saved_model.load(str(path))
@@ -171,7 +171,7 @@ def test_tflite_step_gives_the_logits_and_state_of_the_model_step(runs, model, t
     cli("export", run.path, "--format", "tflite", "--batch-size", 3, "--out", tmp_path / "t")
     step = run.generation_model  # the run's weights in float32 math (itself for float32 runs)
     info = json.loads((tmp_path / "t" / "export.json").read_text())
-    assert charlm.vocab.Vocab.load(tmp_path / "t" / "vocab.json") == run.vocab
+    assert charlm.text.vocab.Vocab.load(tmp_path / "t" / "vocab.json") == run.vocab
     interpreter = Interpreter(model_path=str(tmp_path / "t" / "model.tflite"))
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert not [op for op in ops if op.startswith("Flex")], ops  # builtins only

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import assert_close
-from charlm.fastrnn import FastGRU, FastLSTM, cpu_has_native_bf16
+from charlm.models.fastrnn import FastGRU, FastLSTM, cpu_has_native_bf16
 
 # (batch, steps, input dim, units): T = 1 is generation
 SHAPES = [(1, 1, 3, 4), (5, 1, 6, 8), (1, 6, 3, 4), (5, 7, 5, 8), (2, 33, 16, 12)]

@@ -8,9 +8,9 @@ from conftest import error
 
 from charlm.config import Config
 from charlm.errors import CharLMError
-from charlm.generate import CHUNK, PARTIAL, Generator, sample_next
-from charlm.models import build_model
-from charlm.vocab import Vocab
+from charlm.use.generate import CHUNK, PARTIAL, Generator, sample_next
+from charlm.models.lm import build_model
+from charlm.text.vocab import Vocab
 
 DRAWS = 20_000  # independent draws per distribution: one row each, in one call
 

@@ -1,17 +1,17 @@
-"""The streamed, memory-mapped corpus (charlm/idfile.py) gives exactly what the in-memory path gives."""
+"""The streamed, memory-mapped corpus (charlm/text/idfile.py) gives exactly what the in-memory path gives."""
 
 import json
 
 import numpy as np
 import pytest
 
-import charlm.corpus
+import charlm.text.corpus
 from charlm.api import encode_corpus, read_texts
 from charlm.config import Config
-from charlm.idfile import encode, id_dtype
-from charlm.rundir import text_sha256
-from charlm.samplers import dataset, make_sampler
-from charlm.vocab import Vocab
+from charlm.text.idfile import encode, id_dtype
+from charlm.runs.rundir import text_sha256
+from charlm.text.samplers import dataset, make_sampler
+from charlm.text.vocab import Vocab
 from conftest import CORPORA, TINY, error
 
 MIXED = "Ἐν ἀρχῇ ἦν ὁ λόγος.\r\n床前明月光，疑是地上霜。\n" * 40 + "naïve café 🙂\n" * 30 + "zebra Ω ق\n"
@@ -26,7 +26,7 @@ def in_memory(cfg):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Read 7 bytes at a time, so chunks cut through characters, CRLFs and the val cut."""
-    monkeypatch.setattr(charlm.corpus, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(charlm.text.corpus, "CHUNK_BYTES", 7)
 
 
 @pytest.mark.parametrize("val_fraction", [0.0, 0.1, 0.37])

@@ -14,7 +14,7 @@ import pytest
 from conftest import CORPORA, TINY
 
 import charlm
-from charlm.interactive import Session, lines, run_session
+from charlm.use.interactive import Session, lines, run_session
 
 START = dict(length=10, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=None)
 

@@ -95,7 +95,7 @@ def test_run_json_records_the_parameter_count_and_that_the_run_finished(run):
 
 
 def test_a_loss_plot_that_cannot_be_written_is_one_warning_and_training_goes_on(tmp_path):
-    from charlm.monitor import LossPlot
+    from charlm.training.monitor import LossPlot
 
     warnings = []
     plot = LossPlot(tmp_path / "no-such-folder", log=warnings.append)

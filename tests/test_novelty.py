@@ -1,13 +1,13 @@
-"""Specification of charlm.novelty: how much of a sample was copied verbatim from the training text."""
+"""Specification of charlm.use.novelty: how much of a sample was copied verbatim from the training text."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm import novelty
+from charlm.use import novelty
 from charlm.errors import CharLMError
-from charlm.novelty import Match, NoveltyIndex, format_report, suffix_array
+from charlm.use.novelty import Match, NoveltyIndex, format_report, suffix_array
 
 
 # -- the obvious answers, by brute force --------------------------------------------------------

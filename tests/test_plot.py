@@ -1,4 +1,4 @@
-"""Specification of charlm.plot: loss.png from the rows of metrics.csv."""
+"""Specification of charlm.training.plot: loss.png from the rows of metrics.csv."""
 
 import math
 import os
@@ -11,7 +11,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import imread
 
-from charlm.plot import DPI, FIGSIZE, LN2, draw_losses, loss_points, plot_losses
+from charlm.training.plot import DPI, FIGSIZE, LN2, draw_losses, loss_points, plot_losses
 
 # as read back from metrics.csv: strings, val_loss empty between validations
 CSV_ROWS = [
@@ -100,7 +100,7 @@ def test_the_title_gives_the_best_validation_loss_in_both_units():
 
 def test_drawing_leaves_pyplot_and_the_global_backend_alone(tmp_path):
     code = ("import sys, matplotlib; before = matplotlib.get_backend(); "
-            "from charlm.plot import plot_losses; "
+            "from charlm.training.plot import plot_losses; "
             f"plot_losses([{{'step': 1, 'train_loss': 2.0, 'val_loss': 2.1, 'wall_time': 9}}], {str(tmp_path / 'l.png')!r}); "
             "print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend() == before)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import charlm
 from charlm.config import Config
-from charlm.recipe import (CHOSEN, DEEP_SECONDS, LARGE_VOCAB, TOKENS_PER_PARAM, WIDTHS, choose,
+from charlm.training.recipe import (CHOSEN, DEEP_SECONDS, LARGE_VOCAB, TOKENS_PER_PARAM, WIDTHS, choose,
                            pick_shape, pick_width, predict_rates, recurrent_weights)
 
 VOCAB = 65

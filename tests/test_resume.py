@@ -11,7 +11,7 @@ import pytest
 from conftest import CORPORA, TINY
 
 import charlm
-import charlm.trainer
+import charlm.training.trainer
 from charlm.errors import CharLMError
 
 CORPUS = CORPORA / "timemachine.txt"
@@ -124,7 +124,7 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(workdir):
     assert_same_weights(whole, resumed)
 
 
-class PoisonWeightsOnce(charlm.trainer.Callback):
+class PoisonWeightsOnce(charlm.training.trainer.Callback):
     """Before step ``at_step`` (once), set a weight to NaN: the step's loss is NaN."""
 
     def __init__(self, at_step: int):

@@ -16,8 +16,8 @@ import charlm
 from charlm.config import Config
 from charlm.errors import CharLMError
 from charlm.fsio import atomic_write, readable_path, replace_path
-from charlm.models import build_model
-from charlm.rundir import KEEP_CHECKPOINTS, RunDir, resolve_run
+from charlm.models.lm import build_model
+from charlm.runs.rundir import KEEP_CHECKPOINTS, RunDir, resolve_run
 
 
 def hidden_entries(folder: Path) -> list[str]:

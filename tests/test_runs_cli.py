@@ -14,7 +14,7 @@ from conftest import CORPORA, TINY, tree_snapshot
 
 import charlm
 from charlm.cli import main
-from charlm.trainer import Callback
+from charlm.training.trainer import Callback
 
 CORPUS_CHARS = 20_000
 
@@ -193,7 +193,7 @@ def test_novelty_reports_the_longest_copy_and_the_copied_20_gram_share(runs, mon
     line = next(t for t in result.stderr.splitlines() if t.startswith("novelty"))
     assert "(the 120 characters after the prefix): longest copy" in line
     assert "of 101 20-grams copied" in line
-    from charlm.novelty import NoveltyIndex
+    from charlm.use.novelty import NoveltyIndex
 
     expected = NoveltyIndex(runs["corpus"].read_text()[:18_000]).report(sample[6:])
     assert f"longest copy {expected['longest_match']} chars" in line

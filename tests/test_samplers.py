@@ -1,4 +1,4 @@
-"""The samplers follow the d2l chapter exactly (see charlm/samplers.py).
+"""The samplers follow the d2l chapter exactly (see charlm/text/samplers.py).
 
 The fixed cut is compared batch for batch with the 1st edition's own ``data_iter_random`` and
 ``data_iter_consecutive``, ported in tests/book_reference.py (no code shared with charlm).
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from book_reference import data_iter_consecutive, data_iter_random, replay_order
 from charlm.errors import CharLMError
-from charlm.samplers import ConsecutiveSampler, RandomSampler, dataset, make_sampler, windows
+from charlm.text.samplers import ConsecutiveSampler, RandomSampler, dataset, make_sampler, windows
 
 IDS = np.arange(1000, dtype=np.int64)
 

@@ -1,4 +1,4 @@
-"""Specification of charlm.scratch (RNN/GRU/LSTM from their equations) and charlm.clipping."""
+"""Specification of charlm.models.scratch (RNN/GRU/LSTM from their equations) and charlm.training.clipping."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import tensorflow as tf
 import keras
 
 from conftest import assert_close
-from charlm.clipping import clip_by_global_norm
-from charlm.scratch import GRUCell, LSTMCell, RNNCell, ScratchLM
+from charlm.training.clipping import clip_by_global_norm
+from charlm.models.scratch import GRUCell, LSTMCell, RNNCell, ScratchLM
 
 SHAPES = [(1, 1, 3, 4), (3, 7, 5, 8), (2, 20, 16, 32)]  # B, T, D, H
 

@@ -7,10 +7,10 @@ import tensorflow as tf
 from conftest import CORPORA, TINY
 
 import charlm
-import charlm.trainer
+import charlm.training.trainer
 
 
-class StepRecorder(charlm.trainer.Callback):
+class StepRecorder(charlm.training.trainer.Callback):
     """Record, per step, the state fed in, the state that came out, and the gradients — plus
     the gradients recomputed from a detached copy of the state."""
 

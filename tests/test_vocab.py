@@ -1,4 +1,4 @@
-"""Specification of charlm.vocab: chars <-> ids and the vocab.json file."""
+"""Specification of charlm.text.vocab: chars <-> ids and the vocab.json file."""
 
 import json
 import os
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from conftest import error
 
-from charlm import vocab as vocab_module
-from charlm.vocab import UNK, Vocab
+from charlm.text import vocab as vocab_module
+from charlm.text.vocab import UNK, Vocab
 
 any_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=60)
 

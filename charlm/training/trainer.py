@@ -1,4 +1,4 @@
-"""The training loop, one for every :class:`~charlm.models.LanguageModel`.
+"""The training loop, one for every :class:`~charlm.models.lm.LanguageModel`.
 
 Each step is one ``tf.function`` call::
 
@@ -6,7 +6,7 @@ Each step is one ``tf.function`` call::
         logits, state = model(x, state, training=True)
         loss = mean cross-entropy(y, logits)          # nats per character
     g = tape.gradient(loss, θ)
-    g ← min(1, clip_norm / ‖g‖) · g                    # global-norm clipping (charlm.clipping)
+    g ← min(1, clip_norm / ‖g‖) · g                    # global-norm clipping (charlm.training.clipping)
     optimizer.apply_gradients(g, θ)
 
 With the consecutive sampler the final hidden state of batch b is the initial state of
@@ -20,7 +20,7 @@ resumed run continues exactly where it stopped. A loss that is not finite rolls 
 to its last checkpoint and halves the learning rate; the third failure in a row stops it.
 
 The trainer is given everything from above: the model, the sampler, the run folder it saves
-into (anything with the methods of :class:`~charlm.rundir.RunDir` it calls), a ``score``
+into (anything with the methods of :class:`~charlm.runs.rundir.RunDir` it calls), a ``score``
 function for validation and a ``generate`` function for the periodic samples. Code that
 wants to watch the loop (TensorBoard, tests, benchmarks) passes :class:`Callback`\\ s.
 """
@@ -39,9 +39,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from .clipping import clip_by_global_norm
-from .errors import CharLMError
-from .samplers import dataset
+from ..training.clipping import clip_by_global_norm
+from ..errors import CharLMError
+from ..text.samplers import dataset
 
 MAX_NAN_RETRIES = 3  # rollbacks in a row (each halving the learning rate) before giving up
 NAN_LR_FACTOR = 0.5
@@ -134,7 +134,7 @@ def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
 class Trainer:
     """Trains ``model`` on ``sampler``'s batches, saving into ``rundir``; with a
     ``tf.distribute`` ``strategy`` (under whose scope the model and the trainer are built), each
-    step runs over its replicas (:mod:`charlm.distribute`)."""
+    step runs over its replicas (:mod:`charlm.training.distribute`)."""
 
     def __init__(self, cfg, model, sampler, val_ids: np.ndarray, rundir, *, score=None,
                  generate=None, callbacks=(), log=print, progress: bool | None = None,
@@ -161,7 +161,7 @@ class Trainer:
         if strategy is None:
             self._train_step = make_train_step(model, self.optimizer, cfg.clip_norm)
         else:  # built under strategy.scope() by the caller, like the model
-            from .distribute import distributed_train_step
+            from ..training.distribute import distributed_train_step
             self._train_step = distributed_train_step(strategy, model, self.optimizer,
                                                       cfg.clip_norm, cfg.batch_size)
         self.step = self.epoch = self.batch = 0

@@ -1,5 +1,5 @@
 """The language models, behind one interface: Keras ``LSTM | GRU | SimpleRNN`` stacks, and the
-scratch cells of :mod:`charlm.scratch`.
+scratch cells of :mod:`charlm.models.scratch`.
 
 Every model, Keras or scratch, is a :class:`LanguageModel`; the trainer, the generator, the
 evaluator and the run folder use nothing else::
@@ -30,12 +30,12 @@ from typing import Protocol, runtime_checkable
 import keras
 import tensorflow as tf
 
-from .errors import CharLMError
-from .fastrnn import FastGRU, FastLSTM
-from .scratch import ScratchLM
+from ..errors import CharLMError
+from ..models.fastrnn import FastGRU, FastLSTM
+from ..models.scratch import ScratchLM
 
 KERAS_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
-# The same math and weights, faster on a CPU (charlm.fastrnn); a GPU keeps Keras's layers,
+# The same math and weights, faster on a CPU (charlm.models.fastrnn); a GPU keeps Keras's layers,
 # which take cuDNN there.
 CPU_LAYERS = {**KERAS_LAYERS, "lstm": FastLSTM, "gru": FastGRU}
 

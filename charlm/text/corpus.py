@@ -40,8 +40,8 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from charlm.config import CHOICES
-from charlm.errors import CharLMError
+from ..config import CHOICES
+from ..errors import CharLMError
 
 CHUNK_BYTES = 1 << 20  # bytes per read; tests shrink it to exercise chunk boundaries
 SNIFF_BYTES = 8000  # the head of each file checked for binary content (as many as git checks for NUL)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 import sys
 
-from .config import check_sampling
-from .errors import CharLMError
+from ..config import check_sampling
+from ..errors import CharLMError
 
 HELP = """\
 Type a prefix and press Enter: its continuation streams back. Commands:

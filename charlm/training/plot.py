@@ -24,7 +24,7 @@ import math
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from charlm.fsio import atomic_write
+from ..fsio import atomic_write
 
 LN2 = math.log(2)
 FIGSIZE = (11.0, 4.0)  # inches

@@ -30,8 +30,8 @@ import contextlib
 
 import tensorflow as tf
 
-from .clipping import clip_by_global_norm
-from .errors import CharLMError
+from ..training.clipping import clip_by_global_norm
+from ..errors import CharLMError
 
 _STRATEGIES: dict = {}  # name -> the one strategy of this process
 
@@ -62,7 +62,7 @@ def _create(name: str):
         except (RuntimeError, ValueError) as e:
             raise CharLMError(f"cannot start the multi-worker strategy ({_first_line(e)}); set "
                               "TF_CONFIG on every worker and create the strategy at program "
-                              "start (charlm.distribute.at_startup)") from None
+                              "start (charlm.training.distribute.at_startup)") from None
     raise CharLMError(f"unknown strategy '{name}'; use none, mirrored or multi-worker")
 
 
@@ -92,7 +92,7 @@ def _sum_once(optimizer) -> None:
 
 def distributed_train_step(strat, model, optimizer, clip_norm: float, batch_size: int):
     """The training step ``(x, y, state) -> (loss, grad_norm, new_state)`` of
-    :func:`charlm.trainer.make_train_step`, over the replicas of ``strat``: the same global
+    :func:`charlm.training.trainer.make_train_step`, over the replicas of ``strat``: the same global
     batch in, the same results out."""
     rows = check_batch(strat, batch_size)
     variables = list(model.trainable_variables)

@@ -12,9 +12,9 @@ smallest set whose probability reaches p; greedy takes the argmax. Randomness is
 ``tf.random.stateless_uniform`` seeded by ``(seed, position)``, so a seed gives the same
 text however the output is chunked.
 
-    >>> from charlm.config import Config
-    >>> from charlm.models import build_model
-    >>> from charlm.vocab import Vocab
+    >>> from ..config import Config
+    >>> from ..models.lm import build_model
+    >>> from ..text.vocab import Vocab
     >>> vocab = Vocab.from_text("分開 春眠不覺曉")
     >>> gen = Generator(build_model(Config(model="gru", layers=1, units=8), len(vocab)), vocab)
     >>> texts = gen.generate(["分開"], length=20, num_samples=2, top_p=0.9, seed=1)
@@ -32,8 +32,8 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-from .config import check_sampling  # lives with the other option checks, free of TensorFlow
-from .errors import CharLMError
+from ..config import check_sampling  # lives with the other option checks, free of TensorFlow
+from ..errors import CharLMError
 
 
 CHUNK = 512  # the most characters per call of the compiled loop (its output buffer's length)

@@ -35,8 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from charlm.errors import CharLMError
-from charlm.fsio import replace_path, temp_name
+from ..errors import CharLMError
+from ..fsio import replace_path, temp_name
 
 DEFAULT_N = 20  # the n of the n-gram share
 MAX_GROUP = 1024  # stop sorting deeper once no more than this many suffixes are tied
@@ -239,7 +239,7 @@ class NoveltyIndex:
 
     ``max_group`` and ``max_depth`` trade build time against query time (see
     :func:`suffix_array`); answers do not depend on them. ``sha256`` is the text's
-    :func:`charlm.rundir.text_sha256` if the caller has it already (computed otherwise).
+    :func:`charlm.runs.rundir.text_sha256` if the caller has it already (computed otherwise).
     """
 
     def __init__(self, text: str, *, max_group: int = MAX_GROUP, max_depth: int = MAX_DEPTH,
@@ -521,7 +521,7 @@ INDEX_FILE = "novelty-index.npz"  # the index's name in a run directory
 
 
 def _text_sha256(text: str) -> str:
-    from charlm.rundir import text_sha256  # the one definition; imported late: no import cycle
+    from ..runs.rundir import text_sha256  # the one definition; imported late: no import cycle
 
     return text_sha256(text)
 

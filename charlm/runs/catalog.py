@@ -9,7 +9,7 @@ text again::
     20261124-042300-lstm  lstm 1x64  23,713    150    21s    2.4120     3.4798  finished
 
 A run's status: **finished** when training ended at its limit (``run.json``, written by
-:class:`charlm.monitor.RunRecord`), **resumable** when it has a checkpoint but did not reach
+:class:`charlm.training.monitor.RunRecord`), **resumable** when it has a checkpoint but did not reach
 its limit (interrupted, crashed, or still training), **no checkpoint** when it stopped before
 its first one. Folders that are not readable runs are listed with a note, never skipped.
 """
@@ -23,9 +23,9 @@ import math
 import time
 from pathlib import Path
 
-from .config import Config
-from .errors import CharLMError
-from .rundir import RunDir
+from ..config import Config
+from ..errors import CharLMError
+from ..runs.rundir import RunDir
 
 LN2 = math.log(2)
 METRIC_ROWS = 5  # the last rows of metrics.csv that `charlm info` shows
@@ -292,10 +292,10 @@ def _metric(key: str, value) -> str:
 # -- the training text, for the memorisation check -------------------------------------------------
 
 def novelty_index(path, warn=print):
-    """The :class:`~charlm.novelty.NoveltyIndex` of the run's training text: the one cached in
+    """The :class:`~charlm.use.novelty.NoveltyIndex` of the run's training text: the one cached in
     the run folder if it indexes that very text (corpus.json's sha256), else built from the
     corpus re-read with the run's settings, checked against that sha256, and cached."""
-    from .novelty import INDEX_FILE, NoveltyIndex
+    from ..use.novelty import INDEX_FILE, NoveltyIndex
 
     run = RunDir(path)
     corpus = _corpus_info(run) or {}
@@ -317,8 +317,8 @@ def novelty_index(path, warn=print):
 
 def training_text(run: RunDir, sha256: str) -> str:
     """The run's training text, read again with its settings and checked against ``sha256``."""
-    from .api import read_texts
-    from .rundir import text_sha256
+    from ..api import read_texts
+    from ..runs.rundir import text_sha256
 
     cfg: Config = run.read_config()
     if "-" in cfg.paths:

@@ -1,11 +1,11 @@
-"""Watching a run train: the :class:`~charlm.trainer.Callback`\\ s that ``charlm train`` attaches.
+"""Watching a run train: the :class:`~charlm.training.trainer.Callback`\\ s that ``charlm train`` attaches.
 
 * :class:`TensorBoardLog` writes real TensorBoard event files into ``RUN/tb``: every metrics
   row as scalars, the periodic samples as text (in a code block, so TensorBoard's Markdown
   shows them as written), and the run's settings to the HParams dashboard with the val loss
   as its metric.
 * :class:`LossPlot` draws ``RUN/loss.png`` (train and val loss against step and time, in
-  nats and bits per character: :func:`charlm.plot.plot_losses`) after each validation.
+  nats and bits per character: :func:`charlm.training.plot.plot_losses`) after each validation.
 * :class:`RunRecord` keeps ``RUN/run.json``: the model's parameter count, and whether the run
   reached its limit (``charlm runs`` reads it without loading TensorFlow).
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from .errors import CharLMError
-from .trainer import Callback
+from ..errors import CharLMError
+from ..training.trainer import Callback
 
 LOSS_PLOT = "loss.png"
 
@@ -93,7 +93,7 @@ class LossPlot(Callback):
         if self._broken:
             return
         try:
-            from .plot import plot_losses
+            from ..training.plot import plot_losses
 
             plot_losses(rows, self.path)
         except (ImportError, OSError, ValueError, CharLMError) as e:

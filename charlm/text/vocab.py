@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-from charlm.errors import CharLMError
-from charlm.fsio import atomic_write
+from ..errors import CharLMError
+from ..fsio import atomic_write
 
 UNK = "<unk>"
 FORMAT = "charlm-vocab"

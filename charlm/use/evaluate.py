@@ -6,9 +6,9 @@ stream is fed ``seq_len`` characters per call with its hidden state carried from
 (or reset every window with ``carry_state=False``, the way nanoGPT-style figures are scored).
 The loop over chunks is in Python; all the work on a chunk is one graph call.
 
-    >>> from charlm.config import Config
-    >>> from charlm.models import build_model
-    >>> from charlm.vocab import Vocab
+    >>> from ..config import Config
+    >>> from ..models.lm import build_model
+    >>> from ..text.vocab import Vocab
     >>> vocab = Vocab.from_text("hello world")
     >>> model = build_model(Config(model="gru", layers=1, units=8), len(vocab))  # untrained
     >>> r = score(model, vocab.encode("hello world"), seq_len=4)
@@ -25,7 +25,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from .errors import CharLMError
+from ..errors import CharLMError
 
 
 class Scorer:

@@ -42,9 +42,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from .errors import CharLMError
-from .models import build_model, param_count
-from .trainer import make_optimizer, make_train_step
+from ..errors import CharLMError
+from ..models.lm import build_model, param_count
+from ..training.trainer import make_optimizer, make_train_step
 
 # What the recipe may choose (a setting the user gave is never changed).
 CHOSEN = ("model", "layers", "units", "embedding_dim", "dropout", "precision", "sampler",
@@ -186,7 +186,7 @@ def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
         f"{cfg.seq_len} on this CPU (chars/s): {shown}")
     if "precision" in fixed or "mixed_bfloat16" not in cfg.precisions:
         return cfg, measured
-    from .fastrnn import cpu_has_native_bf16
+    from ..models.fastrnn import cpu_has_native_bf16
 
     if not cpu_has_native_bf16():
         log("recipe: precision float32 (this CPU has no native bfloat16)")

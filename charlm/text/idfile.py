@@ -1,14 +1,14 @@
 """The corpus encoded once, streaming, into a compact file of ids that training reads memory-mapped.
 
 A corpus larger than memory never becomes one ``str``: :func:`encode` reads it twice as a
-stream of chunks (:func:`charlm.corpus.read_chunks`).
+stream of chunks (:func:`charlm.text.corpus.read_chunks`).
 
 - pass 1 counts the characters and notes where each code point first appears; the
   vocabulary is then the characters that appear before the train/val cut
-  (:func:`charlm.corpus.split_point`), i.e. exactly ``Vocab.from_text(train_text)``;
+  (:func:`charlm.text.corpus.split_point`), i.e. exactly ``Vocab.from_text(train_text)``;
 - pass 2 writes the ids (uint8, uint16 or uint32 by vocabulary size, :func:`id_dtype`) to a
   ``.npy`` file, the held-out text to a text file, and hashes the UTF-8 bytes of the train and
-  val parts (the same values as :func:`charlm.rundir.text_sha256` of the two texts).
+  val parts (the same values as :func:`charlm.runs.rundir.text_sha256` of the two texts).
 
 The train ids are ``ids[:train_chars]``, the held-out ids ``ids[train_chars:]``::
 
@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import split_point
-from .errors import CharLMError
-from .fsio import replace_path
-from .vocab import CHUNK_CHARS, Vocab
+from ..text.corpus import split_point
+from ..errors import CharLMError
+from ..fsio import replace_path
+from ..text.vocab import CHUNK_CHARS, Vocab
 
 IDS_FILE = "ids.npy"
 VAL_FILE = "val.txt"
@@ -70,7 +70,7 @@ class EncodedCorpus:
     train_sha256: str
     val_sha256: str
     made_folder: bool = False  # the folder was created for these files
-    sources: list | None = None  # the files it was read from (charlm.corpus.source_signature)
+    sources: list | None = None  # the files it was read from (charlm.text.corpus.source_signature)
 
     @classmethod
     def placed(cls, folder, vocab: Vocab, info: dict) -> "EncodedCorpus":

@@ -36,10 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import FORMAT_VERSION, Config
-from .errors import CharLMError
-from .fsio import atomic_write, fault_point, fsync_dir, fsync_tree, readable_path, replace_path, temp_name
-from .vocab import Vocab
+from ..config import FORMAT_VERSION, Config
+from ..errors import CharLMError
+from ..fsio import atomic_write, fault_point, fsync_dir, fsync_tree, readable_path, replace_path, temp_name
+from ..text.vocab import Vocab
 
 METRIC_FIELDS = ["step", "epoch", "train_loss", "train_perplexity", "val_loss",
                  "val_perplexity", "val_bits_per_char", "chars_per_sec", "lr", "grad_norm",
@@ -172,7 +172,7 @@ class RunDir:
         return vocab
 
     def write_corpus_info(self, corpus, vocab: Vocab) -> None:
-        """corpus.json from ``corpus`` (an :class:`~charlm.idfile.EncodedCorpus`), whose id file
+        """corpus.json from ``corpus`` (an :class:`~charlm.text.idfile.EncodedCorpus`), whose id file
         and held-out text move into the run folder (ids.npy, val.txt)."""
         info = {**corpus.info(), "vocab_sha256": text_sha256(vocab.to_json())}
         corpus.place(self.path)
@@ -196,7 +196,7 @@ class RunDir:
 
     def check_corpus(self, corpus) -> None:
         """Refuse to resume on a corpus other than the one the run started with: ``corpus``'s
-        hashes (an :class:`~charlm.idfile.EncodedCorpus`) against corpus.json."""
+        hashes (an :class:`~charlm.text.idfile.EncodedCorpus`) against corpus.json."""
         train, val = corpus.info()["train_sha256"], corpus.info()["val_sha256"]
         info = self.corpus_info()
         if info.get("train_sha256") != train or info.get("val_sha256") != val:

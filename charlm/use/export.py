@@ -23,7 +23,7 @@ state in, logits ``[B, V]`` and the new state out; signature ``serving_default``
 ``ids``, ``state_0``.. in and ``logits``, ``state_0``.. out), ``vocab.json`` (the run's
 vocabulary) and ``export.json`` (the state sizes): strings and sampling stay on the host.
 
-    from charlm.export import export_run
+    from ..use.export import export_run
     export_run(charlm.load("runs/x"), "savedmodel", out="exported/x")
 """
 
@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from .errors import CharLMError
-from .fsio import atomic_write, fsync_tree, replace_path, temp_name
-from .generate import compiled_loop, sample_loop  # traced into the export: one place decides
+from ..errors import CharLMError
+from ..fsio import atomic_write, fsync_tree, replace_path, temp_name
+from ..use.generate import compiled_loop, sample_loop  # traced into the export: one place decides
 
 FORMATS = ("savedmodel", "tflite")
 
@@ -82,7 +82,7 @@ def export_run(run, fmt: str, out=None, force: bool = False, batch_size: int = 1
 # -- SavedModel: strings in, strings out ----------------------------------------------------------
 
 class _Codec:
-    """chars <-> ids as graph ops, the in-graph twin of :class:`charlm.vocab.Vocab`."""
+    """chars <-> ids as graph ops, the in-graph twin of :class:`charlm.text.vocab.Vocab`."""
 
     def __init__(self, vocab):
         cps = np.array([ord(c) for c in vocab.chars[1:]], np.int32)

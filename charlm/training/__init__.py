@@ -1,0 +1,3 @@
+"""Training: the trainer, the clock and schedule, the budget recipe, clipping, tf.distribute,
+monitors and the loss plot. Imports text/, models/ and the ground.
+"""
