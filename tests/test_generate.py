@@ -302,18 +302,35 @@ def test_an_empty_prefix_is_a_clear_error(generator):
 
 
 @pytest.mark.parametrize("options, words", [
-    (dict(temperature=0.0), ["--temperature must be greater than 0", "--greedy"]),
-    (dict(temperature=-1.0), ["--temperature must be greater than 0"]),
+    (dict(temperature=-1.0), ["--temperature must be 0 (greedy) or more"]),
+    (dict(temperature=float("nan")), ["--temperature must be 0 (greedy) or more"]),
     (dict(top_p=0.0), ["--top-p must be in (0, 1]"]),
     (dict(top_p=1.5), ["--top-p must be in (0, 1]"]),
-    (dict(top_k=-1), ["--top-k must be 0 (off) or positive"]),
-    (dict(length=-1), ["--length must be 0 or more"]),
+    (dict(top_k=-1), ["--top-k must be 0 (off) or a whole number"]),
+    (dict(top_k=2**31), ["--top-k must be 0 (off) or a whole number"]),
+    (dict(length=-1), ["--length must be a whole number from 0"]),
+    (dict(seed=-1), ["--seed must be a whole number from 0 to 2**63-1"]),
+    (dict(seed=2**63), ["--seed must be a whole number from 0 to 2**63-1"]),
+    (dict(stop=("",)), ["--stop must be non-empty text"]),
     (dict(num_samples=0), ["--num-samples must be at least 1"]),
 ])
 def test_bad_options_are_a_clear_error(generator, options, words):
     options = {"length": 5, **options}
     message = error(generator.generate, ["the"], **options)
     assert all(w in message for w in words), message
+
+
+def test_a_temperature_of_zero_is_greedy(generator):
+    assert (generator.generate(["the"], length=20, temperature=0.0)
+            == generator.generate(["the"], length=20, greedy=True))
+
+
+def test_a_sample_ends_before_its_first_stop_string(generator):
+    free = generator.generate(["the"], length=40, seed=3)[0][3:]
+    stop = free[10:12]
+    first = free.find(stop)
+    stopped = generator.generate(["the"], length=40, seed=3, stop=(stop, "never seen"))[0]
+    assert stopped == "the" + free[:first]
 
 
 def test_greedy_ignores_the_temperature_and_filters(generator):

@@ -32,8 +32,8 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-from ..config import check_sampling  # lives with the other option checks, free of TensorFlow
 from ..errors import CharLMError
+from ..sampling import SamplingOptions, StopCut
 
 
 CHUNK = 512  # the most characters per call of the compiled loop (its output buffer's length)
@@ -178,37 +178,35 @@ class Generator:
             encoded.append(self.vocab.encode(p).astype(np.int32))
         return encoded
 
-    def stream(self, prefixes: list[str] | None, length: int, *, num_samples: int = 1,
-               temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-               greedy: bool = False, seed: int | None = None, warn=None,
-               chunk: int | None = None) -> Iterator[list[str]]:
+    def stream(self, prefixes: list[str] | None, length: int | None = None, *,
+               options: SamplingOptions | None = None, num_samples: int = 1, warn=None,
+               chunk: int | None = None, **changes) -> Iterator[list[str]]:
         """Yield, chunk by chunk, the new text of every sample (``num_samples`` per prefix;
         no prefixes: one from the vocabulary's first character).
 
-        The first yield is the prefixes themselves, so the concatenated output of a sample
-        starts with its prefix.
+        ``options`` (:class:`~charlm.sampling.SamplingOptions`), with ``length`` and any of
+        its fields given as keywords (``temperature=0.5``) on top. The first yield is the
+        prefixes themselves, so the concatenated output of a sample starts with its prefix.
+        A row that meets a stop string ends there (the stop string left out); generation
+        ends when every row has.
         """
-        check_sampling(temperature, top_k, top_p, length, greedy, num_samples)
-        if seed is None:
-            seed = int.from_bytes(os.urandom(4), "little")
+        options = SamplingOptions.of(options, length=length, **changes)
+        rows = self.start(prefixes, options, num_samples, warn)
+        yield rows.prefixes
+        while not rows.done:
+            yield rows.advance(chunk or self.chunk)
+
+    def start(self, prefixes, options: SamplingOptions, num_samples: int = 1, warn=None):
+        """The rows of one call, warmed up on their prefixes: :class:`Rows`."""
+        if not (isinstance(num_samples, int) and num_samples >= 1):
+            raise CharLMError(f"--num-samples must be at least 1, not {num_samples}")
+        if options.seed is None:
+            options = options.replace(seed=int.from_bytes(os.urandom(4), "little"))
         prefixes = list(prefixes or [self.default_prefix])
         encoded = self.encode_prefixes(prefixes, warn)
-        yield [p for p in prefixes for _ in range(num_samples)]
         logits, state = self.warm_up(encoded, num_samples)
-        chunk = chunk or self.chunk
-        args = (tf.constant(float(temperature)), tf.constant(int(top_k)),
-                tf.constant(float(top_p)), tf.constant(bool(greedy)),
-                tf.constant(int(seed), tf.int64))
-        done = 0
-        while done < length:
-            end, pieces = min(done + chunk, length), []
-            for start in range(done, end, CHUNK):
-                n = min(CHUNK, end - start)
-                ids, logits, state = self._loop(logits, state, tf.constant(n), *args,
-                                                tf.constant(start, tf.int64))
-                pieces.append(ids.numpy()[:, :n])
-            done = end
-            yield [self.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
+        return Rows(self, [p for p in prefixes for _ in range(num_samples)], options,
+                    logits, state)
 
     def warm_up(self, encoded: list[np.ndarray], copies: int = 1):
         """The logits and state after each prefix, ``copies`` rows per prefix, in order.
@@ -229,12 +227,52 @@ class Generator:
                           for parts in zip(*distinct.values()))
         return logits, state
 
-    def generate(self, prefixes: list[str] | str | None, length: int = 100, **kwargs) -> list[str]:
+    def generate(self, prefixes: list[str] | str | None, length: int | None = None,
+                 **kwargs) -> list[str]:
         """Whole samples (each starting with its prefix); see :meth:`stream` for the options."""
         if isinstance(prefixes, str):
             prefixes = [prefixes]
-        kwargs.setdefault("chunk", max(1, length))
+        kwargs.setdefault("chunk", max(1, length or SamplingOptions().length))
         parts = None
         for piece in self.stream(prefixes, length, **kwargs):
             parts = piece if parts is None else [a + b for a, b in zip(parts, piece)]
         return parts
+
+
+class Rows:
+    """The rows of one generation, advanced a chunk at a time: the model's logits and state,
+    the options, and each row's stop-string cut. :meth:`advance` returns each row's new
+    text; :attr:`finish_reasons` says, once :attr:`done`, ``"stop"`` or ``"length"``."""
+
+    def __init__(self, gen: Generator, prefixes: list[str], options: SamplingOptions,
+                 logits, state):
+        self.gen, self.prefixes, self.options = gen, prefixes, options
+        self.logits, self.state, self.position = logits, state, 0
+        self.cuts = [StopCut(options.stop) for _ in prefixes]
+        o = options if not options.is_greedy else SamplingOptions(greedy=True, seed=options.seed)
+        self.args = (tf.constant(float(o.temperature or 1.0)), tf.constant(int(o.top_k)),
+                     tf.constant(float(o.top_p)), tf.constant(bool(o.is_greedy)),
+                     tf.constant(int(o.seed), tf.int64))
+
+    @property
+    def done(self) -> bool:
+        return self.position >= self.options.length or all(c.stopped for c in self.cuts)
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        return ["stop" if c.stopped else "length" for c in self.cuts]
+
+    def advance(self, chunk: int) -> list[str]:
+        """The next ``chunk`` characters of every row (fewer where a row stops)."""
+        end, pieces = min(self.position + chunk, self.options.length), []
+        for start in range(self.position, end, CHUNK):
+            n = min(CHUNK, end - start)
+            ids, self.logits, self.state = self.gen._loop(
+                self.logits, self.state, tf.constant(n), *self.args, tf.constant(start, tf.int64))
+            pieces.append(ids.numpy()[:, :n])
+        self.position = end
+        texts = [self.gen.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
+        out = [cut.feed(text) for cut, text in zip(self.cuts, texts, strict=True)]
+        if self.done:
+            out = [o + cut.flush() for o, cut in zip(out, self.cuts, strict=True)]
+        return out
