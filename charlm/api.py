@@ -23,13 +23,13 @@ from .errors import CharLMError
 from .text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
 from .runs.rundir import RunDir, WorkerRunDir, resolve_run
 from .text.samplers import make_sampler
+from .training.clock import Clock, check_time_left
 
 # settings that may change when a run is resumed: limits and monitoring, never the model or data
 RESUMABLE_KEYS = {"epochs", "steps", "time_budget", "eval_every", "eval_every_epochs",
                   "eval_chars", "checkpoint_every", "sample_every", "sample_every_epochs",
                   "sample_prefixes", "sample_length", "sample_temperature", "paths",
                   "max_input_bytes", "runs_dir", "name"}
-FIXED_MIN_SECONDS = 5.0  # left after start-up, for a --recipe fixed run to train at all
 
 
 def _warn(msg: str) -> None:
@@ -170,16 +170,12 @@ def _within_budget(cfg, given, vocab_size, train_chars, val_chars, started, log)
     """``cfg`` for a run that must end within its time budget: with the settings the user left
     unset chosen by the budget recipe, or (``--recipe fixed``) as it is, once it is clear that
     start-up has left time to train."""
-    left = cfg.time_budget_seconds - (time.monotonic() - (started or time.monotonic()))
+    left = Clock(cfg.time_budget_seconds, started).left()
     if cfg.recipe == "auto":
         from .training.recipe import choose
 
         return choose(cfg, given, vocab_size, train_chars, val_chars, left, log)
-    if left < FIXED_MIN_SECONDS:
-        raise CharLMError(
-            f"--time-budget {cfg.time_budget} leaves {max(left, 0):.0f} s after start-up, too "
-            f"little to train, validate and save (at least {FIXED_MIN_SECONDS:g} s): give a "
-            "longer budget, e.g. 1m")
+    check_time_left(cfg.time_budget, left, cfg.recipe)
     return cfg
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import re
@@ -245,8 +246,10 @@ class Config:
     def is_scratch(self) -> bool:
         return self.model.startswith("scratch-")
 
-    @property
+    @functools.cached_property
     def time_budget_seconds(self) -> float | None:
+        """The budget in seconds (None: no limit), parsed once per config: the trainer's clock
+        reads it, and a config never changes (``replace`` makes a new one)."""
         return parse_duration(self.time_budget) if self.time_budget else None
 
 

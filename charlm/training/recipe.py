@@ -42,8 +42,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CharLMError
 from ..models.lm import build_model, param_count
+from ..training.clock import check_time_left, training_seconds, validation_seconds
 from ..training.trainer import make_optimizer, make_train_step
 
 # What the recipe may choose (a setting the user gave is never changed).
@@ -59,7 +59,6 @@ MODEL_WHY = ("a GRU of the same width scored the same within noise: 1.506 agains
              "nats/char on tiny Shakespeare at 5 minutes, 1x384 each, in one session")
 DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
-MIN_SECONDS = 10.0  # left after start-up: below this the recipe cannot measure and train
 EVAL_CHARS = 65_536  # held-out characters per intermediate validation (the last is full)
 
 
@@ -149,11 +148,7 @@ def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: i
            budget_left: float, log=print):
     """``cfg`` with every setting in CHOSEN that is not in ``fixed`` chosen for a run that
     must end within ``budget_left`` seconds; each choice is logged with its reason."""
-    if budget_left < MIN_SECONDS:
-        raise CharLMError(
-            f"--time-budget {cfg.time_budget} leaves {max(budget_left, 0):.0f} s after start-up; the "
-            f"budget recipe needs at least {MIN_SECONDS:g} s to measure this machine and train: "
-            "give a longer budget, e.g. 1m")
+    check_time_left(cfg.time_budget, budget_left, "auto")
     base = {"model": "lstm", "batch_size": BATCH, "seq_len": SEQ_LEN, "sampler": "random",
             "lr_schedule": "cosine", "min_lr_fraction": 0.1}
     shape, why = pick_shape(vocab_size, budget_left, fixed)
@@ -202,19 +197,13 @@ def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
     return cfg, measured
 
 
-def training_seconds(left: float) -> float:
-    """Of ``left`` seconds, those the training steps get: the rest traces the model and the
-    scorer (~4 s) and validates (the schedule keeps validations to ~3 % of the time)."""
-    return max(1.0, 0.95 * left - 4.0)
-
-
 def _schedule(cfg, fixed: set[str], rate: float, seconds: float, train_chars: int,
               val_chars: int, large_vocab: bool, log):
     """Learning rate, warm-up, dropout and validation spacing for ``seconds`` at ``rate``."""
     chars = rate * seconds
     steps = max(1, int(chars / (cfg.batch_size * cfg.seq_len)))
     passes = chars / max(1, train_chars)
-    eval_seconds = val_chars / (3 * rate)
+    eval_seconds = validation_seconds(val_chars, rate)
     evals = int(max(2, min(EVALS_PER_BUDGET, 0.03 * seconds / max(eval_seconds, 1e-3))))
     choice = {"lr": 1e-2 if large_vocab else (3e-3 if cfg.units <= 256 else 2e-3),
               "warmup_steps": max(10, steps // 50),

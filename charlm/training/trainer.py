@@ -40,13 +40,13 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from ..training.clipping import clip_by_global_norm
+from ..training.clock import Clock, learning_rate, validation_seconds
 from ..errors import CharLMError
 from ..text.samplers import dataset
 
 MAX_NAN_RETRIES = 3  # rollbacks in a row (each halving the learning rate) before giving up
 NAN_LR_FACTOR = 0.5
 DEFAULT_EPOCHS = 10  # when no --epochs, --steps or --time-budget is given
-EXIT_SECONDS = 2.0  # a time budget keeps this back for closing files and TensorFlow's exit
 
 
 class TrainingInterrupted(Exception):
@@ -172,16 +172,14 @@ class Trainer:
         self._nan_failures = 0
         # the time budget counts from ``started`` (time.monotonic() of the launch), so that
         # start-up, the final validation and the final save all fit in it
-        self.started = time.monotonic() if started is None else started
-        self._clock = (0.0, self.started)  # (elapsed saved in the checkpoint, when we started)
-        self._costs = {"evaluate": None, "save": 0.0}  # seconds the last of each took
+        self.clock = Clock(cfg.time_budget_seconds, started)
         self._bar = None
 
     # -- schedule and limits -----------------------------------------------------------------
 
     def elapsed(self) -> float:
         """Seconds of training, resumed runs included."""
-        return self._clock[0] + time.monotonic() - self._clock[1]
+        return self.clock.elapsed()
 
     @property
     def max_epochs(self) -> int:
@@ -195,44 +193,30 @@ class Trainer:
         limits = [n for n in (self.cfg.steps, self.max_epochs * per_epoch) if n]
         return min(limits) if limits else None
 
-    def lr_at(self, step: int, elapsed: float) -> float:
-        """The learning rate of step ``step + 1``: warm-up, then constant or cosine decay over
-        the steps or the time budget (whichever runs out first)."""
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step ``step + 1``: the schedule (charlm.training.clock) at the
+        run's progress by steps and clock, times the roll-backs' scale."""
         cfg = self.cfg
-        lr = cfg.lr * float(self.counters["lr_scale"].numpy())
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            lr *= (step + 1) / cfg.warmup_steps
-        if cfg.lr_schedule == "cosine":
-            total, budget = self.total_steps, cfg.time_budget_seconds
-            progress = step / total if total else 0.0
-            if budget:
-                progress = max(progress, elapsed / budget)
-            progress = min(1.0, progress)
-            f = cfg.min_lr_fraction
-            lr *= f + (1 - f) * 0.5 * (1 + math.cos(math.pi * progress))
-        return lr
+        lr = learning_rate(self.clock.progress(step, self.total_steps), step, cfg.lr,
+                           cfg.lr_schedule, cfg.warmup_steps, cfg.min_lr_fraction)
+        return lr * float(self.counters["lr_scale"].numpy())
 
     def finished(self) -> bool:
         """A limit is reached. A time budget keeps back what the final validation and save
-        will take (as long as the last ones took) and the exit, so the run ends within it."""
+        will take and the exit (Clock.reserve), so the run ends within it."""
         cfg = self.cfg
-        reserve = self._evaluate_cost() + self._costs["save"] + EXIT_SECONDS
-        out_of_time = (bool(cfg.time_budget) and
-                       self.elapsed() + reserve >= cfg.time_budget_seconds)
         return bool((cfg.steps and self.step >= cfg.steps) or
-                    (self.max_epochs and self.epoch >= self.max_epochs) or out_of_time)
+                    (self.max_epochs and self.epoch >= self.max_epochs) or
+                    self.clock.spent(self._first_validation()))
 
-    def _evaluate_cost(self) -> float:
-        """Seconds the next validation will take: as long as the last one, or before the first,
-        a forward pass over the held-out text at a third of the cost per character of a
-        training step (at the speed trained so far), plus 3 s to build the scorer's graph."""
-        if self._costs["evaluate"] is not None:
-            return self._costs["evaluate"]
+    def _first_validation(self) -> float:
+        """Seconds the first validation will take, at the speed trained so far (0 when there
+        is nothing to validate or no speed yet); later ones take as long as the last."""
         if self.score is None or not self.meter.steps:
             return 0.0
         chars = len(self.val_ids) if not self.cfg.eval_chars else self.cfg.eval_chars
         rate = self.cfg.batch_size * self.cfg.seq_len * self.meter.steps_per_sec()
-        return 3.0 + chars / (3 * rate)
+        return validation_seconds(chars, rate, first=True)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -287,7 +271,7 @@ class Trainer:
 
     def _train_batch(self, x, y) -> bool:
         """One optimizer step; False if its loss was not finite and the run rolled back."""
-        self.optimizer.learning_rate.assign(self.lr_at(self.step, self.elapsed()))
+        self.optimizer.learning_rate.assign(self.lr_at(self.step))
         state = self.carry if self.sampler.carries_state else self.zero_state
         self._notify("on_batch_begin", x, y, state)
         loss, norm, new_state = self._train_step(x, y, state)
@@ -354,7 +338,7 @@ class Trainer:
                "val_perplexity": val["perplexity"] if val else None,
                "val_bits_per_char": val["bits_per_char"] if val else None,
                "chars_per_sec": self.cfg.batch_size * self.cfg.seq_len * meter.steps_per_sec(),
-               "lr": self.lr_at(self.step, self.elapsed()), "grad_norm": meter.mean_norm(),
+               "lr": self.lr_at(self.step), "grad_norm": meter.mean_norm(),
                "wall_time": self.elapsed()}
         self.rundir.append_metrics(row)
         self._notify("on_evaluate", row)
@@ -362,7 +346,7 @@ class Trainer:
         self._say(describe_row(row))
         meter.reset()
         self.last_row = row
-        self._costs["evaluate"] = time.monotonic() - t0
+        self.clock.record("evaluate", since=t0)
         return row
 
     def _keep_best(self, row: dict) -> None:
@@ -385,7 +369,7 @@ class Trainer:
         self.rundir.save_checkpoint(self.checkpoint, self.step)
         self._saved_step = self.step
         self._nan_failures = 0
-        self._costs["save"] = time.monotonic() - t0
+        self.clock.record("save", since=t0)
         self._notify("on_save", "checkpoint")
 
     def _sample(self, when: str) -> None:
@@ -419,7 +403,7 @@ class Trainer:
         self.step, self.epoch, self.batch = (int(self.counters[k].numpy())
                                              for k in ("step", "epoch", "batch"))
         if not keep_clock:  # the saved time (step 0's save holds the start-up), then now on
-            self._clock = (float(self.counters["elapsed"].numpy()), time.monotonic())
+            self.clock.restart(float(self.counters["elapsed"].numpy()))
         if self._bar is not None:
             self._bar.n = self.step
 

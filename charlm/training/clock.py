@@ -1,0 +1,139 @@
+"""The clock and the schedule: how much of a run's time budget is spent, what must be kept
+back for the end, and the learning rate at each point of the run.
+
+A ``--time-budget`` counts from the launch of the command (``charlm.cli.LAUNCHED``, or the
+``started`` the Python API is given), so that start-up, the final validation, the final save
+and the exit all fit in it. The schedule is driven by the fraction of the run done, measured
+by the clock as well as by the steps, because a schedule tuned in steps on one CPU is wrong
+on another (DESIGN.md: the cosine decay tuned for ~1,900 steps lost 0.26 nats on a CPU that
+managed 2.3x fewer).
+
+No TensorFlow here: the API and the CLI check a budget with it before TensorFlow loads.
+
+    >>> clock = Clock(60.0, started=time.monotonic() - 30.0)
+    >>> round(clock.progress(), 1), round(clock.left())
+    (0.5, 30)
+    >>> learning_rate(1.0, step=500, peak=2e-3, kind="cosine", warmup_steps=10, floor=0.1)
+    0.0002
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from ..errors import CharLMError
+
+EXIT_SECONDS = 2.0  # kept back for closing files and TensorFlow's exit
+# left after start-up, below which a run cannot measure (recipe auto) or train at all (fixed)
+MIN_SECONDS = {"auto": 10.0, "fixed": 5.0}
+TOO_SHORT = {"auto": "; the budget recipe needs at least {:g} s to measure this machine and train",
+             "fixed": ", too little to train, validate and save (at least {:g} s)"}
+SCORER_TRACE_SECONDS = 3.0  # building the scorer's graph, before the first validation
+FORWARD_SPEEDUP = 3.0  # a forward pass costs a third of a training step per character
+
+
+def learning_rate(progress: float, step: int, peak: float, kind: str = "constant",
+                  warmup_steps: int = 0, floor: float = 0.1) -> float:
+    """The learning rate of step ``step + 1`` at ``progress`` (0 to 1) of the run: linear
+    warm-up over the first ``warmup_steps`` steps, times, for ``"cosine"``, a half cosine from
+    ``peak`` down to ``floor * peak`` at progress 1 (nanoGPT's ``get_lr``, by the clock).
+
+    >>> learning_rate(0.0, step=0, peak=1.0, warmup_steps=4)
+    0.25
+    >>> learning_rate(0.5, step=100, peak=1.0, kind="cosine", floor=0.0)
+    0.5
+    """
+    lr = peak
+    if warmup_steps and step < warmup_steps:
+        lr *= (step + 1) / warmup_steps
+    if kind == "cosine":
+        lr *= floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return lr
+
+
+def run_progress(step: int, total_steps: int | None, elapsed: float,
+                 budget: float | None) -> float:
+    """The fraction of the run done: of the planned steps or of the time budget, whichever
+    is further along (at most 1); 0 when neither is known.
+
+    >>> run_progress(50, 200, elapsed=30.0, budget=60.0)
+    0.5
+    """
+    done = step / total_steps if total_steps else 0.0
+    if budget:
+        done = max(done, elapsed / budget)
+    return min(1.0, done)
+
+
+def validation_seconds(chars: int, train_rate: float, first: bool = False) -> float:
+    """Seconds to score ``chars`` held-out characters when training runs at ``train_rate``
+    chars/s: a forward pass at FORWARD_SPEEDUP times the training speed, plus, for the
+    ``first`` validation of a process, the time to build the scorer's graph."""
+    seconds = chars / (FORWARD_SPEEDUP * train_rate)
+    return seconds + SCORER_TRACE_SECONDS if first else seconds
+
+
+def training_seconds(left: float) -> float:
+    """Of ``left`` seconds, those the training steps get: the rest traces the model and the
+    scorer (~4 s) and validates (the recipe keeps validations to ~3 % of the time)."""
+    return max(1.0, 0.95 * left - 4.0)
+
+
+def check_time_left(budget_text: str, left: float, recipe: str) -> None:
+    """One clear error when start-up has left under MIN_SECONDS[recipe] of the budget."""
+    need = MIN_SECONDS[recipe]
+    if left >= need:
+        return
+    raise CharLMError(f"--time-budget {budget_text} leaves {max(left, 0):.0f} s after start-up"
+                      f"{TOO_SHORT[recipe].format(need)}: give a longer budget, e.g. 1m")
+
+
+class Clock:
+    """A run's clock: its budget (seconds, or None), the time trained so far (resumed runs
+    included) and what the end keeps back. ``started`` is the ``time.monotonic()`` of the
+    launch; ``elapsed`` the time a resumed run had already trained.
+
+        clock = Clock(cfg.time_budget_seconds, started=LAUNCHED)
+        while not clock.spent(): ...
+    """
+
+    def __init__(self, budget: float | None, started: float | None = None,
+                 elapsed: float = 0.0):
+        self.budget = budget or None
+        self.started = time.monotonic() if started is None else started
+        self._base, self._since = elapsed, self.started  # elapsed = base + now - since
+        self.took = {"evaluate": None, "save": 0.0}  # seconds the last of each took
+
+    def elapsed(self) -> float:
+        """Seconds of the run so far, resumed runs included."""
+        return self._base + time.monotonic() - self._since
+
+    def restart(self, elapsed: float) -> None:
+        """Count on from ``elapsed`` seconds (what a checkpoint saved), from now."""
+        self._base, self._since = elapsed, time.monotonic()
+
+    def left(self) -> float | None:
+        """Seconds of the budget not yet used (negative once overrun); None without one."""
+        return None if self.budget is None else self.budget - self.elapsed()
+
+    def progress(self, step: int = 0, total_steps: int | None = None) -> float:
+        """The fraction of the run done, by the steps and by this clock (see run_progress)."""
+        return run_progress(step, total_steps, self.elapsed(), self.budget)
+
+    def record(self, what: str, since: float) -> None:
+        """Note that ``what`` ("evaluate" or "save"), begun at monotonic ``since``, is done."""
+        self.took[what] = time.monotonic() - since
+
+    def reserve(self, first_validation: float = 0.0) -> float:
+        """Seconds kept back for the end: the final validation and save, as long as the last
+        ones took (``first_validation`` before any validation), and the exit."""
+        evaluate = self.took["evaluate"]
+        return (first_validation if evaluate is None else evaluate) + self.took["save"] + \
+            EXIT_SECONDS
+
+    def spent(self, first_validation: float = 0.0) -> bool:
+        """The budget is used up but for the reserve: training must stop now for the run to
+        end within it. Never, without a budget."""
+        return (self.budget is not None and
+                self.elapsed() + self.reserve(first_validation) >= self.budget)
