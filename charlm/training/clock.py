@@ -5,8 +5,8 @@ A ``--time-budget`` counts from the launch of the command (``charlm.cli.LAUNCHED
 ``started`` the Python API is given), so that start-up, the final validation, the final save
 and the exit all fit in it. The schedule is driven by the fraction of the run done, measured
 by the clock as well as by the steps, because a schedule tuned in steps on one CPU is wrong
-on another (DESIGN.md: the cosine decay tuned for ~1,900 steps lost 0.26 nats on a CPU that
-managed 2.3x fewer).
+on another (DESIGN.md: a cosine decay tuned for ~1,900 steps lost 0.26 nats to a constant
+rate on a CPU about 2.3x slower).
 
 No TensorFlow here: the API and the CLI check a budget with it before TensorFlow loads.
 
