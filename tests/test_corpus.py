@@ -528,7 +528,8 @@ def test_an_unreadable_file_error_names_it_and_the_way_out_even_as_root(tmp_path
     def denied(file, *args, **kwargs):
         raise PermissionError(13, "Permission denied", file)
 
-    monkeypatch.setattr(corpus, "open", denied, raising=False)  # shadows the builtin inside corpus only
+    # shadows the builtin inside the module that opens files only
+    monkeypatch.setattr(corpus.reading, "open", denied, raising=False)
     assert error(read_corpus, [path]) == (
         f"{path}: permission denied; make it readable (chmod +r) or pass another path"
     )
