@@ -515,6 +515,16 @@ def test_a_zip_not_named_zip_is_told_to_be_renamed(tmp_path):
     assert "rename it to end in .zip" in error(read_corpus, [str(tmp_path / "c.data")])
 
 
+@pytest.mark.parametrize("reader", [r for r in corpus.READERS if r.magic], ids=lambda r: r.name)
+def test_a_file_in_a_readers_format_named_otherwise_is_told_the_suffix_that_reads_it(
+    tmp_path, reader
+):
+    for i, magic in enumerate(reader.magic):
+        path = write(tmp_path / f"data{i}.bin", magic + bytes(20))
+        assert error(read_corpus, [path]).endswith(f"rename it to end in {reader.suffix}")
+        assert corpus.reader_for(str(tmp_path / f"DATA{i}{reader.suffix.upper()}")) is reader
+
+
 def test_a_missing_path_is_an_error_naming_it(tmp_path):
     missing = str(tmp_path / "nope.txt")
     assert error(read_corpus, [missing]) == f"{missing}: no such file or folder; check the path"
@@ -528,7 +538,8 @@ def test_an_unreadable_file_error_names_it_and_the_way_out_even_as_root(tmp_path
     def denied(file, *args, **kwargs):
         raise PermissionError(13, "Permission denied", file)
 
-    monkeypatch.setattr(corpus, "open", denied, raising=False)  # shadows the builtin inside corpus only
+    # shadows the builtin inside the module that opens files only
+    monkeypatch.setattr(corpus.reading, "open", denied, raising=False)
     assert error(read_corpus, [path]) == (
         f"{path}: permission denied; make it readable (chmod +r) or pass another path"
     )

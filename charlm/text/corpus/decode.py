@@ -1,0 +1,116 @@
+"""Bytes -> text: sniff the head of a byte stream, then decode it chunk by chunk.
+
+The stream is read ``chunk_bytes`` at a time through an incremental decoder, so a caller
+that stops early never reads the rest, and an invalid byte is reported at its offset in the
+file, wherever the chunks were cut::
+
+    >>> import io
+    >>> how = Decoding("utf-8", "strict", chunk_bytes=7, sniff_bytes=8000, magic=())
+    >>> opened = open_text("t.txt", "t.txt", io.BytesIO("\\ufeffcafé".encode()), how)
+    >>> opened.binary, opened.encoding, list(opened.texts)   # the BOM dropped, é across a cut
+    (None, 'utf-8', ['caf', 'é', ''])
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ...errors import CharLMError
+from .sniff import NUL, binary_kind, bom_encoding, bomless_wide_encoding, wrong_encoding
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How every file of one corpus is decoded."""
+
+    encoding: str  # a codec name; the default "utf-8" also follows UTF-16/32 byte-order marks
+    errors: str  # strict, replace or ignore
+    chunk_bytes: int  # bytes per read
+    sniff_bytes: int  # the head of each file checked for binary content
+    magic: tuple  # (prefix, description, way out) of each binary format told by its start
+
+
+class Opened(NamedTuple):
+    """A sniffed stream: binary (``binary`` says what it is), or text in ``encoding``."""
+
+    binary: tuple[str, str] | None  # (description, way out)
+    encoding: str | None  # the encoding it is read in: a byte-order mark may have chosen it
+    texts: Iterator[str] | None  # the text chunk by chunk, a leading BOM dropped, not normalised
+
+
+def open_text(name: str, where: str, stream, how: Decoding) -> Opened:
+    """Sniff the head of ``stream`` and, if it is text, decode it lazily.
+
+    With the default utf-8, a UTF-16/32 byte-order mark picks that encoding. Text in
+    UTF-16/32 read as another encoding is an error naming the right one; ``where`` is the
+    folder or zip that ``name`` is in (``name`` itself when the user named it).
+    """
+    head_chunks = _read_head(stream, how)
+    head = b"".join(head_chunks)[: how.sniff_bytes]
+    encoding = (bom_encoding(head) if how.encoding == "utf-8" else None) or how.encoding
+    kind = binary_kind(head, encoding, how.magic)
+    if kind == NUL:  # UTF-16/32 text has NULs too: named as text in the wrong encoding
+        wide = bom_encoding(head) or bomless_wide_encoding(head)
+        if wide not in (None, encoding):
+            raise CharLMError(wrong_encoding(name, where, head, encoding, wide))
+    if kind is not None:
+        return Opened(kind, None, None)
+    return Opened(None, encoding, _decode(name, stream, head_chunks, encoding, how))
+
+
+def _read_head(stream, how: Decoding) -> list[bytes]:
+    """The first chunks of ``stream``, at least ``sniff_bytes`` bytes unless it is shorter."""
+    head_chunks, size = [], 0
+    while size < how.sniff_bytes:
+        chunk = stream.read(how.chunk_bytes)
+        if not chunk:
+            break
+        head_chunks.append(chunk)
+        size += len(chunk)
+    return head_chunks
+
+
+def _decode(name: str, stream, head_chunks: list[bytes], encoding: str,
+            how: Decoding) -> Iterator[str]:
+    """Decode ``head_chunks`` then the rest of ``stream``; an error tells the byte's offset in
+    the file."""
+    decoder = codecs.getincrementaldecoder(encoding)(how.errors)
+    bom = bom_encoding(b"".join(head_chunks[:4])[:4])
+    offset = 0  # bytes of this file given to the decoder so far
+    first = True
+
+    def decode(chunk: bytes, final: bool) -> str:
+        pending = len(decoder.getstate()[0])  # bytes held back from the previous chunk
+        try:
+            return decoder.decode(chunk, final)
+        except UnicodeDecodeError as e:
+            raise CharLMError(_invalid(name, encoding, offset - pending + e.start, bom)) from None
+
+    def chunks():
+        yield from head_chunks
+        while chunk := stream.read(how.chunk_bytes):
+            yield chunk
+
+    for chunk in chunks():
+        text = decode(chunk, False)
+        offset += len(chunk)
+        if first and text:
+            first = False
+            text = text.removeprefix("\ufeff")
+        yield text
+    text = decode(b"", True)
+    if first and text:
+        text = text.removeprefix("\ufeff")
+    yield text
+
+
+def _invalid(name: str, encoding: str, at: int, bom: str | None) -> str:
+    """The error for a byte at offset ``at`` that ``encoding`` cannot decode."""
+    if at == 0 and bom:
+        return (f"{name}: invalid {encoding} at byte 0, it starts with a {bom.upper()}"
+                f" byte-order mark; pass --encoding {bom}")
+    return (f"{name}: invalid {encoding} at byte {at}; pass --encoding if the file uses another"
+            f" encoding, or --errors replace to substitute bad bytes")
