@@ -46,14 +46,18 @@ def brute_share(text, sample, n):
 texts = st.text(alphabet="abc", max_size=80)
 samples = st.text(alphabet="abcz", max_size=40)
 # every way the text's ids are stored: a byte each, or two big-endian bytes once the text has
-# more than 255 distinct characters (300 CJK characters in front); the answers must not change
+# more than 255 distinct characters (300 CJK characters in front); and every first-pass cap
+# of a query (matches longer than it are settled by bisection): the answers must not change
 WIDE = "".join(chr(0x4E00 + i) for i in range(300))
-builds = st.sampled_from(["", WIDE])
+builds = st.tuples(st.sampled_from(["", WIDE]), st.sampled_from([1, 2, 3, 64]))
 
 
 def index_of(text, build):
-    """The index of ``build + text`` (``build``: a prefix that widens the ids), and that text."""
-    return NoveltyIndex(build + text, sha256="0" * 64), build + text
+    """The index of ``prefix + text`` (``prefix``: widens the ids, or not), and that text."""
+    prefix, cap = build
+    index = NoveltyIndex(prefix + text, sha256="0" * 64)
+    index.cap = cap
+    return index, prefix + text
 
 
 # -- against brute force ------------------------------------------------------------------------
