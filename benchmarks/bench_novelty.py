@@ -1,12 +1,15 @@
 """The memorisation check's index (charlm.use.novelty) on 10 MB and 100 MB of text.
 
 The text is tiny Shakespeare repeated to size (90 copies for 100 MB: every 20-gram occurs
-at least 90 times, the hardest case for the suffix sort, which must go deep enough that no
-more than 1,024 suffixes tie). Each size runs in a fresh child process, which reports:
+at least 90 times, and suffixes share prefixes a copy long: a hard case for a suffix sort).
+Each size runs in a fresh child process, which reports:
 
-* build: wall and CPU seconds (user + system) of ``NoveltyIndex(text)`` and the depth sorted;
-* memory: the process's peak RSS, and its RSS before the build (the text itself, Python);
-* save / load: seconds to write the ``.npz`` next to a run and read it back, and its size;
+* build: wall and CPU seconds (user + system) of ``NoveltyIndex(text)``;
+* memory: the process's peak RSS, its RSS before the build (the text itself, Python), and
+  the build's own estimate (``memory_needed``, what ``check_memory`` compares with the
+  machine's available memory), to compare with the growth of the peak over the RSS before;
+* save / load: seconds to write the index next to a run and to load it (memory-mapped), and
+  the file's size;
 * query: median seconds of ``report(sample)`` for three samples of 1,000 characters, one
   copied from the text, one from an order-4 character Markov chain fitted to tiny
   Shakespeare (what a small model writes: short copies), one of random characters.
@@ -56,7 +59,8 @@ def rss_mb() -> float:
 
 def measure(megabytes: int) -> dict:
     """Build, save, load and query the index of ``megabytes`` MB of text (in this process)."""
-    from charlm.use.novelty import NoveltyIndex
+    from charlm.use.novelty import INDEX_FILE, NoveltyIndex
+    from charlm.use.novelty_build import memory_needed, symbol_dtype
 
     base = (C.CORPORA / "tinyshakespeare.txt").read_text(encoding="utf-8")
     size = megabytes * 1_000_000
@@ -67,12 +71,14 @@ def measure(megabytes: int) -> dict:
     before = rss_mb()
     t, cpu = time.perf_counter(), time.process_time()
     index = NoveltyIndex(text)
-    out = {"megabytes": megabytes, "chars": len(text), "depth": index.depth,
+    out = {"megabytes": megabytes, "chars": len(text),
            "build_wall_s": time.perf_counter() - t, "build_cpu_s": time.process_time() - cpu,
            "rss_before_build_mb": before,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "estimate_mb": memory_needed(len(text),
+                                        symbol_dtype(len(index.vocab)).itemsize) / 2**20}
     with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "novelty-index.npz")
+        path = os.path.join(folder, INDEX_FILE)
         t = time.perf_counter()
         index.save(path)
         out["save_s"], out["file_mb"] = time.perf_counter() - t, os.path.getsize(path) / 1e6
@@ -122,12 +128,14 @@ def report_table(results: list[dict]) -> str:
     rows = []
     for r in results:
         q = r["queries"]
-        rows.append([f"{r['megabytes']} MB", r["build_wall_s"], r["build_cpu_s"], r["depth"],
-                     r["peak_rss_mb"] / 1024, r["rss_before_build_mb"] / 1024, r["save_s"],
+        rows.append([f"{r['megabytes']} MB", r["build_wall_s"], r["build_cpu_s"],
+                     r["peak_rss_mb"] / 1024, r["rss_before_build_mb"] / 1024,
+                     r["estimate_mb"] / 1024, r["save_s"],
                      r["load_s"], r["file_mb"],
                      *(1000 * q[k]["median_s"] for k in ("copied", "markov-4", "random"))])
-    return C.table(["text", "build s (wall)", "build s (CPU)", "depth", "peak RSS GB",
-                    "RSS before GB", "save s", "load s", "file MB", "query ms copied",
+    return C.table(["text", "build s (wall)", "build s (CPU)", "peak RSS GB",
+                    "RSS before GB", "estimate GB", "save s", "load s", "file MB",
+                    "query ms copied",
                     "query ms markov-4", "query ms random"], rows)
 
 

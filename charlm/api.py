@@ -18,7 +18,8 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, canonical_keys, read_preset
-from .text.corpus import read_chunks, read_corpus, source_signature, split_corpus
+from .text.corpus import read_chunks, read_corpus, source_signature
+from .text.reading import corpus_options, read_options, read_texts  # noqa: F401 (API)
 from .errors import CharLMError
 from .text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
 from .runs.rundir import RunDir, WorkerRunDir, resolve_run
@@ -47,31 +48,12 @@ def resolve_config(config=None, **overrides) -> Config:
     return cfg.replace(**overrides) if overrides else cfg
 
 
-def _read_options(cfg: Config) -> dict:
-    """How ``cfg`` says every corpus file is read (the corpus paths also take max_chars, member)."""
-    return dict(encoding=cfg.encoding, errors=cfg.errors, newlines=cfg.newlines,
-                lowercase=cfg.lowercase, max_input_bytes=cfg.max_input_bytes)
-
-
-def _corpus_options(cfg: Config) -> dict:
-    return dict(max_chars=cfg.max_chars or None, member=cfg.member or None, **_read_options(cfg))
-
-
-def read_texts(cfg: Config, paths=None, warn=_warn) -> tuple[str, str]:
-    """The training and held-out text that ``cfg`` describes."""
-    paths = list(paths if paths is not None else cfg.paths)
-    text = read_corpus(paths, warn=warn, **_corpus_options(cfg))
-    if cfg.val_file:
-        return text, read_corpus([cfg.val_file], warn=warn, **_read_options(cfg))
-    return split_corpus(text, cfg.val_fraction)
-
-
 def encode_corpus(cfg: Config, folder, log=_warn, progress: bool | None = None) -> EncodedCorpus:
     """The corpus ``cfg`` describes, streamed twice and encoded into an id file in ``folder``
     (:mod:`charlm.text.idfile`): train and held-out ids equal ``vocab.encode`` of :func:`read_texts`."""
     sources = corpus_sources(cfg)  # before reading: a file changed meanwhile shows next time
-    source = _source(list(cfg.paths), _corpus_options(cfg), log)
-    val_source = _source([cfg.val_file], _read_options(cfg), log) if cfg.val_file else None
+    source = _source(list(cfg.paths), corpus_options(cfg), log)
+    val_source = _source([cfg.val_file], read_options(cfg), log) if cfg.val_file else None
     corpus = encode(source, val_source, cfg.val_fraction, folder, log=log, progress=progress)
     corpus.sources = sources
     return corpus

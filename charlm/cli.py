@@ -225,10 +225,9 @@ def write_samples(chunks, out, separator: str) -> list[str]:
 
 def novelty_reporter(run_path: str):
     """A function that prints the memorisation check of one sample (charlm.use.novelty) on stderr."""
-    from .runs.catalog import novelty_index
-    from .use.novelty import format_report
+    from .use.novelty import format_report, run_index
 
-    index = novelty_index(run_path, warn=lambda m: click.echo(m, err=True))
+    index = run_index(run_path, warn=lambda m: click.echo(m, err=True))
 
     def report(prefix: str, text: str, label: str = "") -> None:
         generated = text[len(prefix):]  # the prefix is the user's, not the model's

@@ -5,7 +5,11 @@ The recipe is always the same: write under a temporary name in the same folder, 
 data, rename over the final name, fsync the folder so the rename itself is durable::
 
     atomic_write("runs/x/config.toml", text)       # a file
+    with atomic_file("runs/x/index.bin") as f:     # a file written piece by piece
+        f.write(header); big_array.tofile(f)
     replace_path(tmp_folder, "runs/x/best")         # a folder written beside its final name
+
+:func:`text_sha256` names a text by its content (corpus.json, the memorisation index's tag).
 
 ``fault_point(name)`` is a test hook: with ``CHARLM_PAUSE_AT=name[:n]`` in the environment the
 n-th write that reaches point ``name`` stops and waits, so a test can SIGKILL the process there.
@@ -15,6 +19,8 @@ Pure Python: no numpy, no TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
 import sys
@@ -60,11 +66,21 @@ def atomic_write(path, data: str | bytes) -> None:
     A failure (a full disk, a read-only folder) raises the ``OSError`` and leaves no
     temporary file behind.
     """
+    with atomic_file(path) as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """A binary file open for writing that becomes ``path`` when the ``with`` block ends
+    (fsync, rename, fsync of the folder), for data too big to join into one ``bytes`` first.
+    An exception in the block, or a failure to write, leaves the old ``path`` and no
+    temporary file; the exception goes on."""
     path = Path(path)
     tmp = temp_name(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -72,6 +88,19 @@ def atomic_write(path, data: str | bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def text_sha256(text: str) -> str:
+    """The sha256 of ``text`` as UTF-8 (lone surrogates passed through), hashed in pieces so
+    that a big text is never copied whole.
+
+    >>> text_sha256("abc")[:16]
+    'ba7816bf8f01cfea'
+    """
+    h = hashlib.sha256()
+    for i in range(0, len(text), 1 << 22):
+        h.update(text[i:i + (1 << 22)].encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def replace_path(tmp, final) -> None:

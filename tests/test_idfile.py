@@ -9,7 +9,7 @@ import charlm.text.corpus
 from charlm.api import encode_corpus, read_texts
 from charlm.config import Config
 from charlm.text.idfile import encode, id_dtype
-from charlm.runs.rundir import text_sha256
+from charlm.fsio import text_sha256
 from charlm.text.samplers import dataset, make_sampler
 from charlm.text.vocab import Vocab
 from conftest import CORPORA, TINY, error

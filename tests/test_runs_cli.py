@@ -15,6 +15,7 @@ from conftest import CORPORA, TINY, tree_snapshot
 import charlm
 from charlm.cli import main
 from charlm.training.trainer import Callback
+from charlm.use.novelty import INDEX_FILE
 
 CORPUS_CHARS = 20_000
 
@@ -197,7 +198,7 @@ def test_novelty_reports_the_longest_copy_and_the_copied_20_gram_share(runs, mon
 
     expected = NoveltyIndex(runs["corpus"].read_text()[:18_000]).report(sample[6:])
     assert f"longest copy {expected['longest_match']} chars" in line
-    assert (runs["a"] / "novelty-index.npz").exists()  # cached for the next time
+    assert (runs["a"] / INDEX_FILE).exists()  # cached for the next time
 
 
 def copy_run(source, dest, corpus_path: str, keep_index: bool = False):
@@ -205,7 +206,7 @@ def copy_run(source, dest, corpus_path: str, keep_index: bool = False):
     import re
     import shutil
 
-    ignore = None if keep_index else shutil.ignore_patterns("novelty-index.npz")
+    ignore = None if keep_index else shutil.ignore_patterns(INDEX_FILE)
     shutil.copytree(source, dest, ignore=ignore)
     config = dest / "config.toml"
     config.write_text(re.sub(r"(?m)^paths = .*$", f"paths = {json.dumps([corpus_path])}",
@@ -239,6 +240,18 @@ def test_novelty_without_the_corpus_is_one_error_line(runs, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     before = tree_snapshot(tmp_path)
     refused(cli("sample", "--run", "a", "--novelty"), "needs the training text", "corpus.txt")
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_novelty_refuses_a_corpus_too_big_for_the_memory_before_reading_it(runs, tmp_path,
+                                                                            monkeypatch):
+    copy_run(runs["a"], tmp_path / "a", "corpus.txt")  # no corpus.txt here: never read
+    info = json.loads((tmp_path / "a" / "corpus.json").read_text())
+    (tmp_path / "a" / "corpus.json").write_text(json.dumps({**info, "train_chars": 10**13}))
+    monkeypatch.chdir(tmp_path)
+    before = tree_snapshot(tmp_path)
+    refused(cli("sample", "--run", "a", "--novelty"), "10,000,000,000,000 characters",
+            "needs about", "GiB is available")
     assert tree_snapshot(tmp_path) == before
 
 

@@ -1,6 +1,5 @@
 """What the run folders hold, read without TensorFlow: ``charlm runs`` lists a folder of
-runs, ``charlm info`` describes one, and ``charlm sample --novelty`` finds a run's training
-text again::
+runs, ``charlm info`` describes one::
 
     rows = list_runs("runs")
     print(format_runs(rows))
@@ -23,7 +22,6 @@ import math
 import time
 from pathlib import Path
 
-from ..config import Config
 from ..errors import CharLMError
 from ..runs.rundir import RunDir
 
@@ -287,49 +285,3 @@ def _metric(key: str, value) -> str:
     if key == "wall_time":
         return format_duration(x)
     return f"{x:,.0f}" if key in ("step", "epoch", "chars_per_sec") else f"{x:.4f}"
-
-
-# -- the training text, for the memorisation check -------------------------------------------------
-
-def novelty_index(path, warn=print):
-    """The :class:`~charlm.use.novelty.NoveltyIndex` of the run's training text: the one cached in
-    the run folder if it indexes that very text (corpus.json's sha256), else built from the
-    corpus re-read with the run's settings, checked against that sha256, and cached."""
-    from ..use.novelty import INDEX_FILE, NoveltyIndex
-
-    run = RunDir(path)
-    corpus = _corpus_info(run) or {}
-    want = corpus.get("train_sha256")
-    if not want:
-        raise CharLMError(f"{run.path}/corpus.json is missing or unreadable, so the training "
-                          "text cannot be checked; --novelty needs it")
-    cache = run.path / INDEX_FILE
-    index = NoveltyIndex.load_matching(cache, want)  # no need to read the corpus again
-    if index is not None:
-        return index
-    index = NoveltyIndex(training_text(run, want), sha256=want)
-    try:
-        index.save(cache)
-    except CharLMError as e:
-        warn(f"warning: {e}; the index is used without being cached")
-    return index
-
-
-def training_text(run: RunDir, sha256: str) -> str:
-    """The run's training text, read again with its settings and checked against ``sha256``."""
-    from ..api import read_texts
-    from ..runs.rundir import text_sha256
-
-    cfg: Config = run.read_config()
-    if "-" in cfg.paths:
-        raise CharLMError(f"{run.path} was trained on standard input, which cannot be read "
-                          "again; --novelty needs the training text")
-    try:
-        text, _ = read_texts(cfg, warn=lambda message: None)
-    except CharLMError as e:
-        raise CharLMError(f"--novelty needs the training text of {run.path}: {e}") from None
-    if text_sha256(text) != sha256:
-        raise CharLMError(f"the corpus at {', '.join(cfg.paths)} is not the text {run.path} was "
-                          "trained on (its sha256 differs: it changed since); --novelty needs "
-                          "the very same training text")
-    return text

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import csv
-import hashlib
 import io
 import json
 import os
@@ -38,7 +37,8 @@ from pathlib import Path
 
 from ..config import FORMAT_VERSION, Config
 from ..errors import CharLMError
-from ..fsio import atomic_write, fault_point, fsync_dir, fsync_tree, readable_path, replace_path, temp_name
+from ..fsio import (atomic_write, fault_point, fsync_dir, fsync_tree, readable_path, replace_path,
+                    temp_name, text_sha256)
 from ..text.vocab import Vocab
 
 METRIC_FIELDS = ["step", "epoch", "train_loss", "train_perplexity", "val_loss",
@@ -379,13 +379,6 @@ class WorkerRunDir(RunDir):
             if link.is_symlink() and link.resolve() == self.source.path.resolve():
                 link.unlink()
             shutil.rmtree(self.source.path, ignore_errors=True)
-
-
-def text_sha256(text: str) -> str:
-    h = hashlib.sha256()
-    for i in range(0, len(text), 1 << 22):
-        h.update(text[i:i + (1 << 22)].encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
 
 
 def _fmt(v):

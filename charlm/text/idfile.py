@@ -8,7 +8,7 @@ stream of chunks (:func:`charlm.text.corpus.read_chunks`).
   (:func:`charlm.text.corpus.split_point`), i.e. exactly ``Vocab.from_text(train_text)``;
 - pass 2 writes the ids (uint8, uint16 or uint32 by vocabulary size, :func:`id_dtype`) to a
   ``.npy`` file, the held-out text to a text file, and hashes the UTF-8 bytes of the train and
-  val parts (the same values as :func:`charlm.runs.rundir.text_sha256` of the two texts).
+  val parts (the same values as :func:`charlm.fsio.text_sha256` of the two texts).
 
 The train ids are ``ids[:train_chars]``, the held-out ids ``ids[train_chars:]``::
 
@@ -40,6 +40,7 @@ import numpy as np
 from ..text.corpus import split_point
 from ..errors import CharLMError
 from ..fsio import replace_path
+from ..text.codepoints import code_points
 from ..text.vocab import CHUNK_CHARS, Vocab
 
 IDS_FILE = "ids.npy"
@@ -158,10 +159,6 @@ def _pieces(chunks: Iterator[str]) -> Iterator[str]:
             yield chunk[start : start + CHUNK_CHARS]
 
 
-def _code_points(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-
-
 def _scan(chunks: Iterator[str], bar) -> tuple[int, np.ndarray]:
     """Pass 1: the number of characters, and each code point's first position (``_UNSEEN``)."""
     first = np.full(_MAX_CODE_POINT + 1, _UNSEEN, dtype=np.int64)
@@ -174,7 +171,7 @@ def _scan(chunks: Iterator[str], bar) -> tuple[int, np.ndarray]:
                 for byte in sorted(set(latin.translate(None, seen))):
                     first[byte] = n + latin.find(byte)
             else:
-                cps = _code_points(text)
+                cps = code_points(text)  # a piece: already cut small
                 mark[cps] = True
                 present = np.flatnonzero(mark)
                 mark[present] = False

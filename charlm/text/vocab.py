@@ -25,25 +25,20 @@ import numpy as np
 
 from ..errors import CharLMError
 from ..fsio import atomic_write
+from . import codepoints
 
 UNK = "<unk>"
 FORMAT = "charlm-vocab"
 VERSION = 1
-CHUNK_CHARS = 1 << 22  # characters converted at a time by encode/decode/from_text
+CHUNK_CHARS = codepoints.CHUNK_CHARS  # characters converted at a time by encode/decode/from_text
 
 _MAX_CODE_POINT = 0x10FFFF
 _EDITED = "the vocabulary file was edited or corrupted; restore it or retrain the run"
 
 
 def _codepoints(text: str):
-    """Yield ``(start, uint32 code points)`` for successive chunks of ``text``.
-
-    Lone surrogates (e.g. from a command-line argument that was not valid UTF-8) pass
-    through as their code points U+D800..U+DFFF instead of raising.
-    """
-    for start in range(0, len(text), CHUNK_CHARS):
-        chunk = text[start : start + CHUNK_CHARS].encode("utf-32-le", "surrogatepass")
-        yield start, np.frombuffer(chunk, dtype=np.uint32)
+    """:func:`charlm.text.codepoints.chunks` of ``CHUNK_CHARS`` (read at call time)."""
+    return codepoints.chunks(text, CHUNK_CHARS)
 
 
 class Vocab:
@@ -102,12 +97,19 @@ class Vocab:
     def __repr__(self) -> str:
         return f"Vocab({len(self)} ids: <unk> + {len(self) - 1} chars)"
 
-    def encode(self, text: str) -> np.ndarray:
+    def encode(self, text: str, dtype=None) -> np.ndarray:
         """Ids of the characters of ``text``; characters not in the vocabulary get id 0 (``<unk>``).
 
-        The dtype is uint16 when ``len(self) <= 65536``, else uint32.
+        The dtype is uint16 when ``len(self) <= 65536``, else uint32; or ``dtype``, which must
+        hold every id (uint8 for up to 256 ids saves half of a big text's memory):
+
+        >>> Vocab.from_text("ab").encode("abc", dtype=np.uint8)
+        array([1, 2, 0], dtype=uint8)
         """
-        out = np.empty(len(text), dtype=self.dtype)
+        dtype = np.dtype(dtype or self.dtype)
+        if dtype.kind != "u" or len(self) - 1 > np.iinfo(dtype).max:
+            raise ValueError(f"dtype {dtype} cannot hold the {len(self)} ids of this vocabulary")
+        out = np.empty(len(text), dtype=dtype)
         top = len(self._cp_to_id) - 1  # the catch-all slot for code points above the max
         for start, cps in _codepoints(text):
             out[start : start + len(cps)] = self._cp_to_id[np.minimum(cps, top)]
