@@ -19,7 +19,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config, canonical_keys, read_preset
 from .text.corpus import read_chunks, read_corpus, source_signature
-from .text.reading import corpus_options, read_options, read_texts  # noqa: F401 (API)
+from .text.texts import corpus_options, read_options, read_texts  # noqa: F401 (API)
 from .errors import CharLMError
 from .text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
 from .runs.rundir import RunDir, WorkerRunDir, resolve_run

@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import CharLMError
 from ..fsio import text_sha256
 from ..runs.rundir import RunDir
-from ..text.reading import read_texts
+from ..text.texts import read_texts
 from ..text.vocab import Vocab
 from .novelty_build import check_memory, suffix_array, symbol_dtype
 from .novelty_file import INDEX_FILE, read_index, write_index
