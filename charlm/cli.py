@@ -19,7 +19,7 @@ LAUNCHED = time.monotonic()  # a --time-budget counts from here: launch to exit
 
 from .config import CHOICES, Config
 from .errors import CharLMError
-
+from .fsio import quiet_stderr
 
 
 def quiet_tensorflow() -> None:
@@ -27,19 +27,11 @@ def quiet_tensorflow() -> None:
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notes; Python errors still raise
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with quiet_stderr():
         import tensorflow as tf
 
         tf.config.list_logical_devices()  # the CUDA probe prints here too
         import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def user_errors(fn):

@@ -30,16 +30,14 @@ vocabulary) and ``export.json`` (the state sizes): strings and sampling stay on 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CharLMError
-from ..fsio import atomic_write, fsync_tree, replace_path, temp_name
+from ..errors import CharLMError, first_line
+from ..fsio import atomic_write, fsync_tree, quiet_stderr, replace_path, temp_name
 from ..use.generate import compiled_loop, sample_loop  # traced into the export: one place decides
 
 FORMATS = ("savedmodel", "tflite")
@@ -200,10 +198,11 @@ def _write_tflite(run, path: Path, batch_size: int) -> None:
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex ops
     try:
-        flat = _quietly(converter.convert)
+        with quiet_stderr():  # the converter's C++ log: MLIR passes, op lists
+            flat = converter.convert()
     except Exception as e:  # the converter raises ConverterError and others, with a long log
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CharLMError(f"{run.path}: TFLite cannot convert this model ({first[:200]}); "
+        raise CharLMError(f"{run.path}: TFLite cannot convert this model "
+                          f"({first_line(e)[:200]}); "
                           "export it as --format savedmodel") from None
     path.mkdir(parents=True)
     atomic_write(path / "model.tflite", flat)
@@ -213,17 +212,3 @@ def _write_tflite(run, path: Path, batch_size: int) -> None:
             "inputs": ["ids"] + [f"state_{i}" for i in range(len(sizes))],
             "outputs": ["logits"] + [f"state_{i}" for i in range(len(sizes))]}
     atomic_write(path / "export.json", json.dumps(info, indent=1) + "\n")
-
-
-def _quietly(fn):
-    """Run ``fn`` with the converter's C++ log (MLIR passes, op lists) kept off stderr."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        return fn()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
