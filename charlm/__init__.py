@@ -3,6 +3,7 @@
     import charlm
     run = charlm.train(["corpora/tinyshakespeare.txt"], config="configs/tiny.toml")
     print(run.generate("ROMEO:", length=200)[0])
+    print(run.generate("ROMEO:", options=charlm.SamplingOptions(top_p=0.9, stop=["\n\n"]))[0])
     print(run.evaluate()["perplexity"])
 
 TensorFlow is imported only when a model is built or loaded, so reading corpora and
@@ -11,9 +12,10 @@ configs stays fast.
 
 from .config import Config
 from .errors import CharLMError
+from .sampling import SamplingOptions
 
 __version__ = "0.1.0"
-__all__ = ["CharLMError", "Config", "Run", "load", "train", "__version__"]
+__all__ = ["CharLMError", "Config", "Run", "SamplingOptions", "load", "train", "__version__"]
 
 
 def __getattr__(name):

@@ -21,6 +21,7 @@ from .config import Config, canonical_keys, read_preset
 from .text.corpus import read_chunks, read_corpus, source_signature
 from .text.texts import corpus_options, read_options, read_texts  # noqa: F401 (API)
 from .errors import CharLMError
+from .sampling import SamplingOptions, check_num_samples
 from .text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
 from .runs.rundir import RunDir, WorkerRunDir, resolve_run
 from .text.samplers import make_sampler
@@ -267,16 +268,30 @@ class Run:
             self._generator = Generator(self.generation_model, self.vocab)
         return self._generator
 
-    def generate(self, prefixes: str | list[str], length: int = 200, **kwargs) -> list[str]:
-        """Samples that start with each prefix: ``temperature``, ``top_k``, ``top_p``,
-        ``greedy``, ``num_samples``, ``seed`` as in ``charlm sample``."""
-        kwargs.setdefault("warn", _warn)
-        return self.generator.generate(prefixes, length, **kwargs)
+    def generate(self, prefixes: str | list[str] | None, length: int | None = None, *,
+                 options: SamplingOptions | None = None, num_samples: int = 1, warn=_warn,
+                 chunk: int | None = None, **fields) -> list[str]:
+        """``num_samples`` samples for each prefix, each starting with its prefix, drawn with
+        ``options`` (a :class:`~charlm.sampling.SamplingOptions`; default: its defaults) and
+        ``length`` and any of its fields as keywords on top, as ``charlm sample`` takes them::
 
-    def stream(self, prefixes: list[str], length: int = 200, **kwargs):
-        """Like :meth:`generate`, but yields the new text of every sample chunk by chunk."""
-        kwargs.setdefault("warn", _warn)
-        return self.generator.stream(prefixes, length, **kwargs)
+            run.generate("ROMEO:", length=200, temperature=0.8, stop=["\\n\\n"])
+            run.generate(["A", "B"], options=SamplingOptions(top_p=0.9, seed=1))
+        """
+        options = SamplingOptions.of(options, length=length, **fields)
+        check_num_samples(num_samples)
+        return self.generator.generate(prefixes, options=options, num_samples=num_samples,
+                                       warn=warn, chunk=chunk or max(1, options.length))
+
+    def stream(self, prefixes: list[str] | None, length: int | None = None, *,
+               options: SamplingOptions | None = None, num_samples: int = 1, warn=_warn,
+               chunk: int | None = None, **fields):
+        """Like :meth:`generate`, but yields the new text of every sample chunk by chunk (the
+        first yield: the prefixes); a bad option raises before the first yield."""
+        options = SamplingOptions.of(options, length=length, **fields)
+        check_num_samples(num_samples)
+        return self.generator.stream(prefixes, options=options, num_samples=num_samples,
+                                     warn=warn, chunk=chunk)
 
     def evaluate(self, text: str | None = None, paths=None, batch_size: int = 64,
                  seq_len: int = 256, carry_state: bool = True, encoding: str | None = None,

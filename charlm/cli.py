@@ -19,7 +19,8 @@ LAUNCHED = time.monotonic()  # a --time-budget counts from here: launch to exit
 
 from .config import CHOICES, Config
 from .errors import CharLMError
-
+from .fsio import quiet_stderr
+from .sampling import SamplingOptions, check_num_samples
 
 
 def quiet_tensorflow() -> None:
@@ -27,19 +28,11 @@ def quiet_tensorflow() -> None:
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notes; Python errors still raise
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with quiet_stderr():
         import tensorflow as tf
 
         tf.config.list_logical_devices()  # the CUDA probe prints here too
         import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def user_errors(fn):
@@ -66,24 +59,40 @@ def find_run(run_path: str | None, runs_dir: str) -> str:
     return str(run.path)
 
 
-def config_options(fn):
-    """One option per Config field (``--seq-len``, ``--sample-prefix`` ...), all default None;
-    the help, choices and flag names come from the field (charlm.config.setting)."""
-    for f in reversed(dataclasses.fields(Config)):
-        if f.name == "paths":
-            continue
-        meta = f.metadata
-        flag = meta["flag"] or "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            decls, extra = [f"{flag}/--no-{flag[2:]}"], {"default": None}
-        elif f.type == "list[str]":
-            decls, extra = [flag], {"multiple": True}
-        else:
-            kind = click.Choice(meta["choices"]) if meta["choices"] else {
-                "int": int, "float": float}.get(f.type, str)
-            decls, extra = [flag, *meta["aliases"]], {"type": kind, "default": None}
-        fn = click.option(*decls, f.name, help=meta["help"], **extra)(fn)
-    return fn
+def field_options(record, skip=(), show_defaults: bool = False):
+    """A decorator that adds one option per field of the dataclass ``record`` (``--seq-len``,
+    ``--sample-prefix``, ``--top-k`` ...); the help, choices and flag names come from the field
+    (charlm.config.setting). An option not typed is None (or ``()``), so that the record's
+    defaults, or a preset's, apply; with ``show_defaults`` it is the field's default, shown in
+    the help."""
+    def decorate(fn):
+        for f in reversed(dataclasses.fields(record)):
+            if f.name not in skip:
+                fn = click.option(*_declarations(f), f.name, help=f.metadata["help"],
+                                  **_kind(f, show_defaults))(fn)
+        return fn
+    return decorate
+
+
+def _declarations(f) -> list[str]:
+    flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+    return [f"{flag}/--no-{flag[2:]}"] if f.type == "bool" else [flag, *f.metadata["aliases"]]
+
+
+def _kind(f, show_defaults: bool) -> dict:
+    """click's type and default for field ``f`` (its type is a string: annotations are lazy)."""
+    if f.type in ("list[str]", "tuple[str, ...]"):
+        return {"multiple": True}
+    if f.type == "bool":
+        return {"default": None}
+    kind = click.Choice(f.metadata["choices"]) if f.metadata["choices"] else {
+        "int": int, "int | None": int, "float": float}.get(f.type, str)
+    shown = show_defaults and f.default is not None  # None: its help says what it means
+    return {"type": kind, "default": f.default if show_defaults else None, "show_default": shown}
+
+
+config_options = field_options(Config, skip=("paths",))
+sampling_options = field_options(SamplingOptions, show_defaults=True)
 
 
 RUNS_DIR_OPTION = click.option("--runs-dir", "--run-dir", "runs_dir", default="runs",
@@ -161,18 +170,9 @@ def train(paths, config_path, resume, force, **options):
               show_default=True, help="Which saved weights to use.")
 @click.option("--prefix", "prefixes", multiple=True,
               help="Text to start from (repeatable: several prompts in one batch).")
-@click.option("--length", default=200, show_default=True, type=int,
-              help="Characters to generate after the prefix.")
-@click.option("--temperature", default=1.0, show_default=True, type=float,
-              help="> 0; lower is more conservative. Use --greedy for the argmax.")
-@click.option("--top-k", default=0, show_default=True, type=int,
-              help="Sample only from the k most likely characters (0 = off).")
-@click.option("--top-p", default=1.0, show_default=True, type=float,
-              help="Nucleus sampling: the smallest set with this much probability, in (0, 1].")
-@click.option("--greedy", is_flag=True, help="Always take the most likely character.")
+@sampling_options
 @click.option("--num-samples", default=1, show_default=True, type=int,
               help="Samples per prefix (generated together in one batch).")
-@click.option("--seed", type=int, default=None, help="Same seed, same text.")
 @click.option("--separator", default="\n\n", show_default=repr("\n\n"),
               help="Printed between samples when there are several.")
 @click.option("--interactive", "-i", is_flag=True,
@@ -183,27 +183,24 @@ def train(paths, config_path, resume, force, **options):
                    "from the training corpus and the share of its 20-grams that are copied "
                    "(on stderr; needs the run's corpus, unchanged).")
 @user_errors
-def sample(run_path, runs_dir, weights, prefixes, length, temperature, top_k, top_p, greedy,
-           num_samples, seed, separator, interactive, novelty):
+def sample(run_path, runs_dir, weights, prefixes, num_samples, separator, interactive, novelty,
+           **fields):
     """Generate text from a trained run, streamed to stdout as it is produced."""
-    from .config import check_sampling
-
     if interactive and (prefixes or num_samples != 1):
         raise click.UsageError("--interactive reads its prefixes from standard input, one "
                                "sample each; drop --prefix and --num-samples")
-    check_sampling(temperature, top_k, top_p, length, greedy, num_samples)  # before TensorFlow
+    options = SamplingOptions.of(**fields)  # checked here, before TensorFlow loads
+    check_num_samples(num_samples)
     run_path = find_run(run_path, runs_dir)
     report = novelty_reporter(run_path) if novelty else None  # the corpus checked first, too
     quiet_tensorflow()
     from .api import load
 
     run = load(run_path, runs_dir=runs_dir, weights=weights)
-    settings = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                    greedy=greedy, seed=seed)
     if interactive:
-        return sample_interactively(run, settings, report)
+        return sample_interactively(run, options, report)
     prefixes = list(prefixes) or run.config.sample_prefixes[:1] or [run.generator.default_prefix]
-    texts = write_samples(run.stream(prefixes, num_samples=num_samples, **settings),
+    texts = write_samples(run.stream(prefixes, options=options, num_samples=num_samples),
                           sys.stdout, separator)
     for i, text in enumerate(texts):
         if report:
@@ -237,20 +234,19 @@ def novelty_reporter(run_path: str):
     return report
 
 
-def sample_interactively(run, settings: dict, report=None) -> None:
-    """The prompt loop of ``sample --interactive`` (charlm.use.interactive) around ``run``."""
+def sample_interactively(run, options: SamplingOptions, report=None) -> None:
+    """The prompt loop of ``sample --interactive`` (charlm.use.interactive) around ``run``,
+    starting from the ``options`` of the command line."""
     from .use.interactive import Session, lines, run_session
 
-    def generate(prefix, s):
-        for piece in run.stream([prefix], s["length"], temperature=s["temperature"],
-                                top_k=s["top_k"], top_p=s["top_p"], greedy=s["greedy"],
-                                seed=s["seed"]):
+    def generate(prefix, current: SamplingOptions):  # the session's options, as changed
+        for piece in run.stream([prefix], options=current):
             yield piece[0]
 
     say = functools.partial(click.echo, err=True)
     if sys.stdin.isatty():
         say(f"{run.path}: type a prefix, or :help for the commands; Ctrl-D leaves")
-    run_session(Session(generate, settings, sys.stdout, say, after=report), lines())
+    run_session(Session(generate, options, sys.stdout, say, after=report), lines())
 
 
 @main.command()

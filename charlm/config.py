@@ -221,8 +221,10 @@ class Config:
             bad(f"min-lr-fraction must be in [0, 1], not {self.min_lr_fraction}")
         if self.clip_norm < 0 or not math.isfinite(self.clip_norm):
             bad(f"clip-norm must be 0 (off) or positive, not {self.clip_norm}")
-        if self.sample_temperature < 0:
-            bad(f"sample-temperature must be 0 (greedy) or positive, not {self.sample_temperature}")
+        try:  # the periodic samples' options: checked as every sample's are
+            _ = self.sample_options
+        except CharLMError as e:
+            bad(str(e).removeprefix("--"))
         if self.time_budget:
             parse_duration(self.time_budget, source or "--time-budget")
         if self.name and (self.name in (".", "..", "latest") or "/" in self.name or "\\" in self.name):
@@ -241,6 +243,25 @@ class Config:
     def precisions(self) -> tuple[str, ...]:
         """The precisions this model can train in: the scratch cells, float32 only."""
         return ("float32",) if self.is_scratch else CHOICES["precision"]
+
+    @property
+    def sample_options(self):
+        """The :class:`~charlm.sampling.SamplingOptions` of the samples printed during
+        training: ``sample_length`` characters at ``sample_temperature`` (0 = greedy), seeded
+        by ``seed``; a value out of range is named as its setting (``--sample-temperature``).
+
+        >>> Config(sample_temperature=0).sample_options.is_greedy
+        True
+        """
+        # imported here: charlm.sampling builds its fields with setting() above
+        from .sampling import SamplingOptions
+
+        try:
+            return SamplingOptions(length=self.sample_length, temperature=self.sample_temperature,
+                                   seed=self.seed)
+        except CharLMError as e:
+            named = re.sub(r"^--(length|temperature)\b", r"--sample-\1", str(e))
+            raise CharLMError(named) from None
 
     @property
     def is_scratch(self) -> bool:
@@ -284,24 +305,6 @@ def _parse_toml(text: str, source: str) -> dict:
 def canonical_keys(values: dict) -> dict:
     """``values`` with old setting names (e.g. ``run_dir``) renamed to today's."""
     return {LEGACY_KEYS.get(k, k): v for k, v in values.items()}
-
-
-def check_sampling(temperature: float, top_k: int, top_p: float, length: int,
-                   greedy: bool = False, num_samples: int = 1) -> None:
-    """One clear error for each sampling option out of range (``greedy`` ignores the filters)."""
-    if not greedy:
-        if not temperature > 0:
-            raise CharLMError(f"--temperature must be greater than 0, not {temperature:g}; "
-                              "for always the most likely character use --greedy")
-        if top_k < 0:
-            raise CharLMError(f"--top-k must be 0 (off) or positive, not {top_k}")
-        if not 0.0 < top_p <= 1.0:
-            raise CharLMError(f"--top-p must be in (0, 1], not {top_p:g}; "
-                              "1 turns nucleus sampling off")
-    if length < 0:
-        raise CharLMError(f"--length must be 0 or more, not {length}")
-    if num_samples < 1:
-        raise CharLMError(f"--num-samples must be at least 1, not {num_samples}")
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")

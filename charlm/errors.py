@@ -8,3 +8,14 @@ The command-line interface prints it as one line and exits non-zero, with no tra
 
 class CharLMError(Exception):
     """A problem with the user's input, files or options, explained in one line."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of ``e``'s message (its type's name if it has none): TensorFlow's and
+    Keras's errors run to pages of internals, and a CharLMError quotes one line of them.
+
+    >>> first_line(ValueError("bad shape\\n  at layer 3")), first_line(KeyError())
+    ('bad shape', 'KeyError')
+    """
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

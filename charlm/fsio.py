@@ -132,6 +132,27 @@ def readable_path(final) -> Path:
     return olds[-1] if olds else final
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Keep what C++ code writes to file descriptor 2 (TensorFlow's start-up notes, the TFLite
+    converter's MLIR log) off the terminal for the ``with`` block: it bypasses ``sys.stderr``,
+    so only the descriptor itself can be pointed at ``/dev/null``. Python errors still raise.
+
+        with quiet_stderr():
+            import tensorflow
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 _fault_hits: dict[str, int] = {}
 
 

@@ -141,3 +141,9 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
     """
     ends = [i for i in (text.find(s) for s in stop) if i >= 0]
     return (text[:min(ends)], True) if ends else (text, False)
+
+
+def check_num_samples(num_samples) -> None:
+    """Samples per prefix: at least 1 (a batch of none draws nothing)."""
+    if not (_is_int(num_samples) and num_samples >= 1):
+        raise CharLMError(f"--num-samples must be at least 1, not {num_samples}")

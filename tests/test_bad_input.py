@@ -67,13 +67,19 @@ def no_tensorflow(tmp_path_factory):
 # -- options: checked before TensorFlow loads ---------------------------------------------------
 
 @pytest.mark.parametrize("args, words", [
-    (["--temperature", "0"], ["--temperature", "greater than 0", "--greedy"]),
-    (["--temperature", "-0.5"], ["--temperature", "greater than 0", "--greedy"]),
+    (["--temperature", "-0.5"], ["--temperature", "0 (greedy) or more", "-0.5"]),
+    (["--temperature", "nan"], ["--temperature", "0 (greedy) or more", "nan"]),
+    (["--temperature", "inf"], ["--temperature", "0 (greedy) or more", "inf"]),
     (["--top-p", "0"], ["--top-p", "(0, 1]"]),
     (["--top-p", "1.5"], ["--top-p", "(0, 1]"]),
-    (["--top-k", "-1"], ["--top-k", "0 (off) or positive"]),
-    (["--length", "-1"], ["--length", "0 or more"]),
-    (["--greedy", "--length", "-5"], ["--length", "0 or more"]),
+    (["--top-k", "-1"], ["--top-k", "0 (off) or a whole number up to 2147483647"]),
+    (["--top-k", str(2**31)], ["--top-k", "up to 2147483647", str(2**31)]),
+    (["--length", "-1"], ["--length", "whole number from 0"]),
+    (["--greedy", "--length", "-5"], ["--length", "whole number from 0"]),
+    (["--seed", "-1"], ["--seed", "from 0 to 2**63-1", "-1"]),
+    (["--seed", str(2**63)], ["--seed", "from 0 to 2**63-1", str(2**63)]),
+    (["--stop", ""], ["--stop", "non-empty text"]),
+    (["--stop", "END", "--stop", ""], ["--stop", "non-empty text"]),
     (["--num-samples", "0"], ["--num-samples", "at least 1"]),
 ])
 def test_bad_sampling_options_are_refused(workdir, charlm_cli, no_tensorflow, args, words):
@@ -88,6 +94,10 @@ def test_bad_sampling_options_are_refused(workdir, charlm_cli, no_tensorflow, ar
     (["--time-budget", "ten minutes"], ["--time-budget", "ten minutes", "90s, 10m or 1h30m"]),
     (["--model", "scratch-gru", "--precision", "mixed_bfloat16"],
      ["precision mixed_bfloat16", "keras models", "drop"]),
+    (["--sample-temperature", "-1"], ["--sample-temperature", "0 (greedy) or more"]),
+    (["--sample-temperature", "nan"], ["--sample-temperature", "0 (greedy) or more", "nan"]),
+    (["--sample-temperature", "inf"], ["--sample-temperature", "0 (greedy) or more", "inf"]),
+    (["--seed", "-1"], ["--seed", "from 0 to 2**63-1"]),
 ])
 def test_bad_training_options_are_refused_and_create_no_run(workdir, charlm_cli, no_tensorflow,
                                                             args, words):

@@ -68,10 +68,28 @@ def test_missing_config_file_is_named():
     ({"lr": 0.0}, "lr must be a positive number"),
     ({"time_budget": "ten minutes"}, "cannot read the duration 'ten minutes'"),
     ({"name": "../x"}, "not a valid run folder name"),
+    ({"sample_temperature": -0.5}, r"sample-temperature must be 0 \(greedy\) or more"),
+    ({"sample_temperature": float("nan")}, "sample-temperature must be .* not nan"),
+    ({"sample_temperature": float("inf")}, "sample-temperature must be .* not inf"),
+    ({"sample_length": 2**31}, "sample-length must be a whole number from 0 to 2147483647"),
+    ({"seed": -1}, r"seed must be a whole number from 0 to 2\*\*63-1, not -1"),
 ])
 def test_out_of_range_values_are_refused(changes, message):
-    with pytest.raises(CharLMError, match=message):
+    with pytest.raises(CharLMError, match=message) as info:
         Config().replace(**changes)
+    assert "\n" not in str(info.value)
+
+
+def test_a_preset_names_a_bad_sample_temperature_as_its_key(tmp_path):
+    (tmp_path / "p.toml").write_text("sample_temperature = nan\n")
+    with pytest.raises(CharLMError, match=r"p.toml: sample-temperature must be 0 \(greedy\)"):
+        Config.load(tmp_path / "p.toml")
+
+
+def test_the_periodic_samples_options_come_from_the_config_and_zero_is_greedy():
+    opts = Config(sample_length=30, sample_temperature=0.0, seed=4).sample_options
+    assert (opts.length, opts.temperature, opts.seed, opts.is_greedy) == (30, 0.0, 4, True)
+    assert not Config(sample_temperature=0.7).sample_options.is_greedy
 
 
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10m", 600),

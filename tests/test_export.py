@@ -14,6 +14,7 @@ from conftest import CORPORA, TINY
 
 import charlm
 from charlm.cli import main
+from charlm.sampling import SamplingOptions
 from charlm.use.generate import CHUNK
 
 # a run of each model, and one trained in mixed_bfloat16 (the recipe's choice on a CPU with bf16)
@@ -149,7 +150,8 @@ def test_savedmodel_length_zero_gives_back_the_prefixes(one_savedmodel):
 
 @pytest.mark.parametrize("prefixes, temperature, message", [
     (["ok", ""], 1.0, "a prefix must not be empty"),
-    (["ok"], 0.0, "unless greedy, temperature must be > 0"),
+    (["ok"], -0.5, r"unless greedy, temperature must be 0 \(greedy\) or more"),
+    (["ok"], float("nan"), r"unless greedy, temperature must be 0 \(greedy\) or more"),
 ])
 def test_savedmodel_refuses_bad_arguments_with_a_message(one_savedmodel, prefixes, temperature,
                                                           message):
@@ -157,6 +159,25 @@ def test_savedmodel_refuses_bad_arguments_with_a_message(one_savedmodel, prefixe
 
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         _generate(one_savedmodel, prefixes, temperature=temperature)
+
+
+def test_savedmodel_temperature_zero_is_greedy(one_savedmodel):
+    prefixes = ["ROMEO:", "a"]
+    zero = _generate(one_savedmodel, prefixes, length=40, temperature=0.0)
+    greedy = _generate(one_savedmodel, prefixes, length=40, greedy=True)
+    assert zero["text"].numpy().tolist() == greedy["text"].numpy().tolist()
+
+
+def test_savedmodel_inputs_left_out_are_sampling_options_defaults(runs, one_savedmodel):
+    import tensorflow as tf
+
+    prefixes = ["ROMEO:", "a"]
+    seeded = one_savedmodel.generate(tf.constant(prefixes), seed=tf.constant(3, tf.int64))
+    texts = [t.decode() for t in seeded["text"].numpy()]
+    assert texts == runs["gru"].generate(prefixes, seed=3)  # length 200, temperature 1 ...
+    assert [len(t) for t in texts] == [len(p) + SamplingOptions().length for p in prefixes]
+    unseeded = [one_savedmodel.generate(tf.constant(["a"]))["text"].numpy()[0] for _ in "ab"]
+    assert unseeded[0] != unseeded[1]  # no seed: a new one each call, as charlm sample
 
 
 @pytest.mark.parametrize("model", MODELS)

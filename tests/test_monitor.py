@@ -12,10 +12,10 @@ import charlm
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A tiny run that validates and samples every 10 steps."""
+    """A tiny run that validates and samples (greedily: temperature 0) every 10 steps."""
     work = tmp_path_factory.mktemp("monitor")
     settings = {**TINY, "steps": 30, "eval_every": 10, "sample_every": 10, "sample_length": 20,
-                "sample_prefixes": ["ROMEO:"]}
+                "sample_prefixes": ["ROMEO:"], "sample_temperature": 0.0}
     return charlm.train([CORPORA / "tinyshakespeare.txt"], max_chars=20_000,
                         runs_dir=str(work / "runs"), progress=False, log=lambda m: None,
                         **settings)
@@ -57,6 +57,15 @@ def test_periodic_samples_are_a_text_summary_in_code_blocks(events):
         assert text.startswith(f"**step {step}**")
         body = text.split("\n\n", 1)[1]
         assert body.startswith("```\nROMEO:") and body.endswith("\n```")
+
+
+def test_a_sample_temperature_of_zero_samples_greedily(run, events):
+    last = next(tensor_value(v).item().decode() for tag, step, v in events
+                if tag == "samples" and step == 30)
+    sample = last.split("```\n", 1)[1].removesuffix("\n```")
+    final = charlm.load(run.path, weights="last")  # the weights of step 30
+    assert sample == final.generate("ROMEO:", length=20, greedy=True)[0]
+    assert len(sample) == len("ROMEO:") + 20
 
 
 def test_the_settings_go_to_the_hparams_dashboard_with_val_loss_as_its_metric(events):

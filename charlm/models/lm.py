@@ -30,7 +30,7 @@ from typing import Protocol, runtime_checkable
 import keras
 import tensorflow as tf
 
-from ..errors import CharLMError
+from ..errors import CharLMError, first_line
 from ..models.fastrnn import FastGRU, FastLSTM
 from ..models.scratch import ScratchLM
 
@@ -208,7 +208,7 @@ class KerasLM:
                     f"{path}: refusing to load: the model file holds code (e.g. a Lambda layer), "
                     "which charlm never runs; retrain the run or restore its weights file") from None
             raise CharLMError(f"{path}: cannot load the weights, the file is truncated or corrupt "
-                              f"({_first_line(e)}); {way_out}") from None
+                              f"({first_line(e)}); {way_out}") from None
         if not (isinstance(model, keras.Model) and len(model.outputs) >= 2 and
                 len(model.inputs) == len(model.outputs)):
             raise CharLMError(f"{path}: not a charlm model file; {way_out}")
@@ -257,17 +257,13 @@ class ScratchModel(ScratchLM):
                 str(Path(path) / "weights")).assert_existing_objects_matched()
         except Exception as e:  # OpError, ValueError, AssertionError, IndexError (truncated) ...
             detail = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]|TensorBundle at \S+ shard \d+ "
-                            r"\(\d+ bytes\): ", "", _first_line(e))  # TensorFlow's internals
+                            r"\(\d+ bytes\): ", "", first_line(e))  # TensorFlow's internals
             if "shape" in detail.lower():
                 raise CharLMError(f"{path}: the weights do not match this run's vocab.json "
                                   f"({self.vocab_size} characters) or config.toml; restore the "
                                   "run's own vocab.json and config.toml") from None
             raise CharLMError(f"{path}: cannot load the weights, they are truncated or "
                               f"corrupt ({detail}); {way_out}") from None
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def param_count(model: str, vocab_size: int, layers: int, units: int,

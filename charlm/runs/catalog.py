@@ -18,14 +18,13 @@ from __future__ import annotations
 import collections
 import csv
 import json
-import math
 import time
 from pathlib import Path
 
 from ..errors import CharLMError
+from ..metrics import LN2, number
 from ..runs.rundir import RunDir
 
-LN2 = math.log(2)
 METRIC_ROWS = 5  # the last rows of metrics.csv that `charlm info` shows
 TOP_CHARS = 10  # the most frequent characters that `charlm info` shows
 COLUMNS = [("name", "NAME", "<"), ("size", "MODEL", "<"), ("parameters", "PARAMS", ">"),
@@ -90,7 +89,7 @@ def summarise(path) -> dict:
     best = _best_val_loss(rows)
     row.update(model=cfg.model, size=f"{cfg.model} {cfg.layers}x{cfg.units}",
                parameters=run.read_record().get("parameters"), steps=steps,
-               seconds_trained=_number(rows[-1].get("wall_time")) if rows else 0.0,
+               seconds_trained=number(rows[-1].get("wall_time")) if rows else 0.0,
                best_val_loss=best, best_bits_per_char=best / LN2 if best is not None else None,
                status=status(run))
     return row
@@ -112,16 +111,8 @@ def _steps(run: RunDir, rows: list[dict]) -> int:
 
 
 def _best_val_loss(rows: list[dict]) -> float | None:
-    losses = [v for v in (_number(r.get("val_loss")) for r in rows) if v is not None]
+    losses = [v for v in (number(r.get("val_loss")) for r in rows) if v is not None]
     return min(losses) if losses else None
-
-
-def _number(value) -> float | None:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _created(path: Path) -> float:
@@ -279,7 +270,7 @@ def _metrics_lines(metrics: dict) -> list[str]:
 
 
 def _metric(key: str, value) -> str:
-    x = _number(value)
+    x = number(value)
     if x is None:
         return "-"
     if key == "wall_time":

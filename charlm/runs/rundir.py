@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from ..config import FORMAT_VERSION, Config
-from ..errors import CharLMError
+from ..errors import CharLMError, first_line
 from ..fsio import (atomic_write, fault_point, fsync_dir, fsync_tree, readable_path, replace_path,
                     temp_name, text_sha256)
 from ..text.vocab import Vocab
@@ -302,7 +302,7 @@ class RunDir:
             try:
                 tf_checkpoint.read(str(path / "ckpt")).assert_existing_objects_matched()
             except Exception as e:  # TF raises OpError, ValueError, IndexError, ... on bad files
-                errors.append(f"{path.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                errors.append(f"{path.name}: {first_line(e)}")
                 warn(f"warning: checkpoint {path} is unreadable ({errors[-1]}); trying an older one")
                 continue
             return step

@@ -31,7 +31,7 @@ import contextlib
 import tensorflow as tf
 
 from ..training.clipping import clip_by_global_norm
-from ..errors import CharLMError
+from ..errors import CharLMError, first_line
 
 _STRATEGIES: dict = {}  # name -> the one strategy of this process
 
@@ -60,7 +60,7 @@ def _create(name: str):
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except (RuntimeError, ValueError) as e:
-            raise CharLMError(f"cannot start the multi-worker strategy ({_first_line(e)}); set "
+            raise CharLMError(f"cannot start the multi-worker strategy ({first_line(e)}); set "
                               "TF_CONFIG on every worker and create the strategy at program "
                               "start (charlm.training.distribute.at_startup)") from None
     raise CharLMError(f"unknown strategy '{name}'; use none, mirrored or multi-worker")
@@ -141,7 +141,3 @@ def is_chief(strat) -> bool:
     if "chief" in cluster:
         return resolver.task_type == "chief"
     return resolver.task_type in (None, "worker") and (resolver.task_id or 0) == 0
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

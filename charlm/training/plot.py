@@ -25,19 +25,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..fsio import atomic_write
+from ..metrics import LN2, number
 
-LN2 = math.log(2)
 FIGSIZE = (11.0, 4.0)  # inches
 DPI = 100  # so loss.png is 1100 x 400 pixels
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
-
-
-def _number(value) -> float | None:
-    """A metrics.csv cell as a float; None for an empty cell, a missing one or a NaN."""
-    if value is None or value == "":
-        return None
-    x = float(value)
-    return None if math.isnan(x) else x
 
 
 def loss_points(rows, loss: str) -> dict[str, list[float]]:
@@ -50,10 +42,10 @@ def loss_points(rows, loss: str) -> dict[str, list[float]]:
     """
     out: dict[str, list[float]] = {"step": [], "minutes": [], "loss": []}
     for row in rows:
-        value, step = _number(row.get(loss)), _number(row.get("step"))
+        value, step = number(row.get(loss)), number(row.get("step"))
         if value is None or step is None:
             continue
-        seconds = _number(row.get("wall_time"))
+        seconds = number(row.get("wall_time"))
         out["step"].append(step)
         out["minutes"].append(math.nan if seconds is None else seconds / 60)
         out["loss"].append(value)

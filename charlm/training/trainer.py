@@ -376,9 +376,9 @@ class Trainer:
         if self.generate is None:
             return
         cfg = self.cfg
-        texts = self.generate(cfg.sample_prefixes or None, cfg.sample_length,
-                              greedy=cfg.sample_temperature == 0,
-                              temperature=cfg.sample_temperature or 1.0, seed=cfg.seed)
+        options = cfg.sample_options  # a temperature of 0 is greedy there, as everywhere
+        texts = self.generate(cfg.sample_prefixes or None, options=options,
+                              chunk=max(1, options.length))
         for text in texts:
             self._say(f"[{when}] {text}")
         self._notify("on_samples", texts, when)

@@ -12,11 +12,16 @@ with a ``None`` batch, so the reloaded model takes any number of prefixes::
         temperature=tf.constant(0.8), top_k=tf.constant(0), top_p=tf.constant(0.9),
         seed=tf.constant(1, tf.int64), greedy=tf.constant(False))
     out["text"]         # [2] strings: each prefix and its continuation, as `charlm sample` prints
+    loaded.generate(tf.constant(["ROMEO:"]), top_p=0.9)    # the others: `charlm sample`'s defaults
 
-``greedy=True`` takes the most likely character and ignores temperature, top-k and top-p
-(temperature 0 is not greedy: like ``charlm sample``, a temperature must be > 0 unless greedy).
-The same prefixes, length, settings and seed give exactly the text of ``charlm sample --seed``:
-both run the run's ``generation_model``, float32 math even for a mixed_bfloat16 run.
+A signature takes every input; ``loaded.generate`` takes the prefixes and, by name, any of
+the others, defaulting to :class:`~charlm.sampling.SamplingOptions`' defaults; its default
+seed, ``-1`` (any negative seed), draws a new one each call, as no ``--seed`` does.
+``greedy=True``, or a temperature of 0, takes the most likely character and ignores the
+temperature, top-k and top-p, as in ``charlm sample``. The same prefixes, length, settings and
+seed give exactly the text of ``charlm sample --seed``: both run the run's
+``generation_model``, float32 math even for a mixed_bfloat16 run. (Stop strings are charlm's:
+the export generates ``length`` characters.)
 
 ``charlm export RUN --format tflite`` writes ``model.tflite`` (one step: ids ``[B, 1]`` and the
 state in, logits ``[B, V]`` and the new state out; signature ``serving_default``, tensors
@@ -30,16 +35,15 @@ vocabulary) and ``export.json`` (the state sizes): strings and sampling stay on 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CharLMError
-from ..fsio import atomic_write, fsync_tree, replace_path, temp_name
+from ..errors import CharLMError, first_line
+from ..fsio import atomic_write, fsync_tree, quiet_stderr, replace_path, temp_name
+from ..sampling import MAX_SEED, SamplingOptions
 from ..use.generate import compiled_loop, sample_loop  # traced into the export: one place decides
 
 FORMATS = ("savedmodel", "tflite")
@@ -123,18 +127,31 @@ def _warm_each(model, ids):
 
 
 def _check_args(prefixes, length, temperature, top_k, top_p, greedy):
-    """In-graph argument checks: a bad value stops the call with InvalidArgumentError."""
+    """In-graph argument checks, the graph's twin of SamplingOptions.check (the graph cannot
+    call it): a bad value stops the call with InvalidArgumentError."""
     sampling = tf.logical_or(greedy, tf.reduce_all(tf.stack(
-        [temperature > 0.0, top_k >= 0, top_p > 0.0, top_p <= 1.0])))
+        [temperature >= 0.0, tf.math.is_finite(temperature), top_k >= 0, top_p > 0.0,
+         top_p <= 1.0])))
     return [
         tf.debugging.assert_greater(tf.strings.length(prefixes, "UTF8_CHAR"), 0,
                                     message="a prefix must not be empty"),
         tf.debugging.assert_non_negative(length, message="length must be 0 or more"),
-        tf.debugging.Assert(sampling, ["unless greedy, temperature must be > 0, top_k >= 0 "
-                                       "and top_p in (0, 1]"]),
+        tf.debugging.Assert(sampling, ["unless greedy, temperature must be 0 (greedy) or more, "
+                                       "top_k 0 (off) or more and top_p in (0, 1]"]),
     ]
 
 
+def _as_sampled(temperature, seed, greedy):
+    """What the loop is given, as the Generator gives it: a temperature of 0 is greedy (and
+    divides by 1, not 0); a negative seed is a new one."""
+    greedy = tf.logical_or(greedy, tf.equal(temperature, 0.0))
+    temperature = tf.where(greedy, tf.constant(1.0), temperature)
+    new = tf.random.uniform([], 0, MAX_SEED, dtype=tf.int64)
+    return temperature, tf.where(seed < 0, new, seed), greedy
+
+
+DEFAULTS = SamplingOptions()  # what an input left out of ``generate`` is
+NEW_SEED = -1  # the default seed: a new one each call (SamplingOptions' seed None)
 GENERATE_SIGNATURE = [
     tf.TensorSpec([None], tf.string, "prefixes"),
     tf.TensorSpec([], tf.int32, "length"),
@@ -154,10 +171,13 @@ def savedmodel_module(model, vocab) -> tf.Module:
     loop = compiled_loop(model)
 
     @tf.function(input_signature=GENERATE_SIGNATURE)
-    def generate_text(prefixes, length, temperature, top_k, top_p, seed, greedy):
+    def generate_text(prefixes, length=DEFAULTS.length, temperature=DEFAULTS.temperature,
+                      top_k=DEFAULTS.top_k, top_p=DEFAULTS.top_p, seed=NEW_SEED,
+                      greedy=DEFAULTS.greedy):
         with tf.control_dependencies(_check_args(prefixes, length, temperature, top_k,
                                                  top_p, greedy)):  # checked before any use
             prefixes, length = tf.identity(prefixes), tf.identity(length)
+        temperature, seed, greedy = _as_sampled(temperature, seed, greedy)
         ids = codec.encode(prefixes)
         logits, state = _warm_each(model, ids)
         new_ids = sample_loop(loop, logits, state, length, temperature, top_k, top_p, greedy,
@@ -200,10 +220,11 @@ def _write_tflite(run, path: Path, batch_size: int) -> None:
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex ops
     try:
-        flat = _quietly(converter.convert)
+        with quiet_stderr():  # the converter's C++ log: MLIR passes, op lists
+            flat = converter.convert()
     except Exception as e:  # the converter raises ConverterError and others, with a long log
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CharLMError(f"{run.path}: TFLite cannot convert this model ({first[:200]}); "
+        raise CharLMError(f"{run.path}: TFLite cannot convert this model "
+                          f"({first_line(e)[:200]}); "
                           "export it as --format savedmodel") from None
     path.mkdir(parents=True)
     atomic_write(path / "model.tflite", flat)
@@ -213,17 +234,3 @@ def _write_tflite(run, path: Path, batch_size: int) -> None:
             "inputs": ["ids"] + [f"state_{i}" for i in range(len(sizes))],
             "outputs": ["logits"] + [f"state_{i}" for i in range(len(sizes))]}
     atomic_write(path / "export.json", json.dumps(info, indent=1) + "\n")
-
-
-def _quietly(fn):
-    """Run ``fn`` with the converter's C++ log (MLIR passes, op lists) kept off stderr."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        return fn()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)

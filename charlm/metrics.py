@@ -1,0 +1,26 @@
+"""The numbers of metrics.csv, read one way: a cell as a float, and nats as bits.
+
+``charlm info`` and ``charlm runs`` (charlm.runs.catalog) and the loss picture
+(charlm.training.plot) read the same file; what counts as a number is decided here.
+
+    >>> number("2.5"), number(""), number("nan"), number(None), number(3)
+    (2.5, None, None, None, 3.0)
+    >>> round(number("0.6931471805599453") / LN2, 6)   # nats per character to bits
+    1.0
+"""
+
+from __future__ import annotations
+
+import math
+
+LN2 = math.log(2)  # a loss in nats / LN2 = bits
+
+
+def number(value) -> float | None:
+    """A metrics.csv cell as a float; None for an empty or missing cell, text that is no
+    number, a NaN or an infinity (a row written without that metric, or a diverged loss)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
