@@ -28,7 +28,8 @@ def page(server):
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 900, "height": 700})
+        # the page's Content-Security-Policy forbids eval, which Playwright's waits use
+        page = browser.new_page(viewport={"width": 900, "height": 700}, bypass_csp=True)
         page.goto(server.url + "/")
         page.wait_for_function("document.getElementById('model').options.length > 0")
         yield page

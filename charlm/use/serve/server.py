@@ -14,7 +14,6 @@ import time
 import uvicorn
 
 from ...errors import CharLMError
-from .app import create_app
 from .protocol import Limits
 
 COMPILE_AHEAD = (1, 2, 4, 8, 16, 32, 64)  # batch sizes compiled before the first request
@@ -76,6 +75,8 @@ def serve(runs, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None
     SIGINT or SIGTERM. Says what it serves, how long compiling took, and the address.
     ``sock``: the socket from :func:`listen` (the CLI binds before TensorFlow loads, so a
     port in use is said at once); default: bound here to ``host`` and ``port``."""
+    from .app import create_app  # TensorFlow: after listen(), so a port in use is said at once
+
     limits = limits or Limits()
     app = create_app(runs, limits, chunk)
     service = app.state.service
