@@ -324,34 +324,40 @@ class Generator:
         while not rows.done:
             yield rows.advance(chunk or self.chunk)
 
-    def start(self, prefixes, options: SamplingOptions, num_samples: int = 1, warn=None):
-        """The rows of one call, warmed up on their prefixes: :class:`Rows`."""
+    def start(self, prefixes, options: SamplingOptions, num_samples: int = 1, warn=None,
+              warmed: dict | None = None):
+        """The rows of one call, warmed up on their prefixes: :class:`Rows` (``warmed``: see
+        :meth:`warm_up`)."""
         if not (isinstance(num_samples, int) and num_samples >= 1):
             raise CharLMError(f"--num-samples must be at least 1, not {num_samples}")
         if options.seed is None:
             options = options.replace(seed=int.from_bytes(os.urandom(4), "little"))
         prefixes = list(prefixes or [self.default_prefix])
         encoded = self.encode_prefixes(prefixes, warn)
-        logits, state = self.warm_up(encoded, num_samples)
+        logits, state = self.warm_up(encoded, num_samples, warmed)
         return Rows(self, [p for p in prefixes for _ in range(num_samples)], options,
                     logits, state)
 
-    def warm_up(self, encoded: list[np.ndarray], copies: int = 1):
+    def warm_up(self, encoded: list[np.ndarray], copies: int = 1, warmed: dict | None = None):
         """The logits and state (numpy) after each prefix, ``copies`` rows per prefix, in order.
 
         Each distinct prefix is fed once, as one row, and its state is repeated for every row
-        that starts with it: 16 samples of one prefix cost one prefix's warm-up.
+        that starts with it: 16 samples of one prefix cost one prefix's warm-up. ``warmed``,
+        a dict kept by the caller, carries the prefixes fed across calls (a server's requests
+        that arrive together with the same prompt).
         """
-        distinct = {}
+        warmed = {} if warmed is None else warmed
         for ids in encoded:
             key = ids.tobytes()
-            if key not in distinct:
+            if key not in warmed:
                 logits, state = self.warm(tf.constant(ids[None, :]))
-                distinct[key] = [logits.numpy(), *(s.numpy() for s in state)]
+                warmed[key] = [logits.numpy(), *(s.numpy() for s in state)]
         # numpy, not eager TensorFlow ops: a few ms less per call, the same bits
-        order = {key: i for i, key in enumerate(distinct)}
+        keys = list(dict.fromkeys(ids.tobytes() for ids in encoded))
+        order = {key: i for i, key in enumerate(keys)}
         rows = np.repeat([order[ids.tobytes()] for ids in encoded], copies)
-        logits, *state = (np.concatenate(parts)[rows] for parts in zip(*distinct.values()))
+        logits, *state = (np.concatenate(parts)[rows]
+                          for parts in zip(*(warmed[k] for k in keys)))
         return logits, state
 
     def generate(self, prefixes: list[str] | str | None, length: int | None = None,

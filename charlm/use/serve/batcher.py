@@ -28,6 +28,9 @@ from ...sampling import SamplingOptions
 from ..generate import ROW_DTYPES, Batch, Generator
 
 
+MIN_ADMIT_SECONDS = 0.02  # warm-ups per turn run at least this long (or one job)
+
+
 def bucket(rows: int) -> int:
     """The batch size ``rows`` is padded to: the next power of two.
 
@@ -65,6 +68,7 @@ class Batcher:
         self.live: list[Job] = []
         self.cond = threading.Condition()
         self.stopping = False
+        self.turn_seconds = 0.0  # how long the last turn took: the warm-ups' share per turn
         self.thread = threading.Thread(target=self._work, name="charlm-batcher", daemon=True)
 
     def start(self) -> Batcher:
@@ -112,8 +116,7 @@ class Batcher:
                 if self.stopping:
                     break
                 arrived, self.pending = self.pending, []
-            for job in arrived:
-                self._admit(job)
+            self._admit_some(arrived)
             self.live = [j for j in self.live if not j.cancelled]
             if self.live:
                 try:
@@ -127,12 +130,26 @@ class Batcher:
             job.deliver(("error", "the server is shutting down", None))
         self.live, self.pending = [], []
 
-    def _admit(self, job: Job) -> None:
+    def _admit_some(self, arrived: list[Job]) -> None:
+        """Warm up the jobs that arrived, for about as long as a turn takes (at least one
+        job, and :data:`MIN_ADMIT_SECONDS`); the rest wait for the next turn. A burst of
+        requests thus starts a few at a time instead of all after every warm-up, and the rows
+        already streaming are not held up by it. Identical prompts are fed once."""
+        started, warmed = time.perf_counter(), {}
+        budget = max(self.turn_seconds, MIN_ADMIT_SECONDS)
+        for i, job in enumerate(arrived):
+            if i and time.perf_counter() - started > budget:
+                with self.cond:
+                    self.pending[:0] = arrived[i:]
+                return
+            self._admit(job, warmed)
+
+    def _admit(self, job: Job, warmed: dict | None = None) -> None:
         """Warm the job's rows up on their prefixes; an error goes to the job alone."""
         if job.cancelled:
             return
         try:
-            job.rows = self.gen.start(job.prompts, job.options, job.n)
+            job.rows = self.gen.start(job.prompts, job.options, job.n, warmed=warmed)
         except Exception as e:  # the request was checked: this is the server's fault
             job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
             return
@@ -140,9 +157,10 @@ class Batcher:
 
     def _turn(self) -> None:
         """One chunk for every live row in one call; each job gets its rows' text."""
-        jobs = self.live
+        jobs, started = self.live, time.perf_counter()
         batch = Batch.join([j.rows.batch for j in jobs])
         ids = batch.run(self.gen.loop, self.chunk, bucket(len(batch)))
+        self.turn_seconds = time.perf_counter() - started
         start, still = 0, []
         for job in jobs:
             rows = job.rows
