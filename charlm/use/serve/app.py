@@ -51,12 +51,12 @@ class Service:
         self.limits, self.in_flight, self.stopping = limits, 0, False
 
     def describe(self, name: str) -> dict:
-        """The model's entry in ``GET /v1/models``: OpenAI's fields and charlm's own."""
+        """The model's entry in ``GET /v1/models``: OpenAI's fields and charlm's own (not its
+        path: a client learns nothing of the server's files)."""
         run, row = self.runs[name], summarise(self.runs[name].path)
         return {"id": name, "object": "model", "created": int(run.path.stat().st_mtime),
                 "owned_by": "charlm", "model": row["size"], "vocab_size": len(run.vocab),
-                "parameters": row["parameters"], "best_val_loss": row["best_val_loss"],
-                "path": str(run.path)}
+                "parameters": row["parameters"], "best_val_loss": row["best_val_loss"]}
 
     def compile(self, sizes) -> float:
         return sum(b.compile(sizes) for b in self.batchers.values())

@@ -84,8 +84,8 @@ def serve(runs, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None
         d = service.describe(name)
         best = f", best val loss {d['best_val_loss']:.4f}" if d["best_val_loss"] else ""
         params = f"{d['parameters']:,} parameters, " if d["parameters"] else ""
-        say(f"model {name}: {d['path']} ({d['model']}, {params}{d['vocab_size']} characters"
-            f"{best})")
+        say(f"model {name}: {service.runs[name].path} ({d['model']}, {params}"
+            f"{d['vocab_size']} characters{best})")
     sizes = sorted({s for s in compile_ahead if s <= limits.max_streams})
     if sizes:
         started = time.perf_counter()
