@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from serving import PROMPTS, openai_client, stream_events
 
 CLIENTS = 32
@@ -98,3 +99,13 @@ def test_past_its_capacity_the_server_answers_503_with_retry_after(server):
         time.sleep(0.05)
     r = httpx.post(server.url + "/v1/completions", json={"prompt": "春", "max_tokens": 5})
     assert r.status_code == 200 and len(r.json()["choices"][0]["text"]) == 5
+
+
+def test_a_client_that_leaves_a_whole_reply_unfinished_frees_its_rows(server):
+    with httpx.Client(timeout=0.5) as client, pytest.raises(httpx.TimeoutException):
+        client.post(server.url + "/v1/completions",  # accepted, then the client gives up
+                    json={"prompt": PROMPTS[0], "max_tokens": 100_000, "n": 4})
+    deadline = time.monotonic() + 5
+    while server.health()["streams"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.health()["streams"] == 0 and server.health()["rows"]["tang"] == 0

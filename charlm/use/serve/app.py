@@ -32,6 +32,7 @@ from .protocol import (Completion, Limits, RequestError, choice, completion_id, 
                        reply, usage)
 
 RETRY_AFTER = "1"  # seconds a refused client waits before it asks again
+DISCONNECT_CHECK = 0.5  # seconds between checks that a client waiting for a whole reply is there
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
                 "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
 
@@ -146,13 +147,18 @@ async def completions(request: Request) -> Response:
 
 async def whole(request: Request, completion: Completion, queue, job) -> Response:
     """The reply of a request that does not stream: every sample once all have ended."""
-    texts = [""] * completion.rows
+    texts, loop = [""] * completion.rows, asyncio.get_running_loop()
+    checked = loop.time()
     while True:
         try:
-            kind, pieces, reasons = await asyncio.wait_for(queue.get(), timeout=0.5)
+            kind, pieces, reasons = await asyncio.wait_for(queue.get(), timeout=DISCONNECT_CHECK)
         except TimeoutError:
+            kind = None
+        if loop.time() - checked >= DISCONNECT_CHECK:
+            checked = loop.time()
             if await request.is_disconnected():  # its rows go at the worker's next turn
                 return Response(status_code=499)
+        if kind is None:
             continue
         if kind == "error":
             return error_response(RequestError(pieces, None, 503, "generation", "server_error"))

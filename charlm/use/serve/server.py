@@ -62,6 +62,11 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (else ``charlm serve`` warns).
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "10.0.0.2")]
+    [True, True, True, False, False]
+    """
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
