@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     tutorial = tutorial_model(len(vocab), units, model)
 
     def sync(logits_state):  # make sure the work is done before the clock stops
-        logits_state[0].numpy()
+        np.asarray(logits_state[0])  # a tensor (Generator.warm) or numpy (warm_up)
 
     # --- the TF tutorial's OneStep ------------------------------------------------------------
     mask = np.zeros([len(vocab)], np.float32)

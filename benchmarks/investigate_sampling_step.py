@@ -84,8 +84,10 @@ def main(argv=None) -> int:
         out = tf.TensorArray(tf.int32, size=n)
 
         def body(i, logits, state, out):
-            nxt = sample_next(logits, tf.constant(1.0), tf.constant(0), tf.constant(1.0),
-                       tf.constant(False), tf.stack([seed, tf.cast(i, tf.int64)]))
+            b = tf.shape(logits)[0]
+            nxt = sample_next(logits, tf.fill([b], 1.0), tf.fill([b], 0), tf.fill([b], 1.0),
+                              tf.fill([b], False), tf.fill([b], seed),
+                              tf.range(b, dtype=tf.int64), tf.fill([b], tf.cast(i, tf.int64)))
             logits, state = step(nxt, state)
             return i + 1, logits, state, out.write(i, nxt)
 

@@ -63,3 +63,25 @@ def tree_snapshot(path: Path) -> dict:
     """{relative path: bytes} of every file under path (to show nothing changed)."""
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
             if p.is_file()}
+
+
+# -- charlm serve: one tiny run and one live server for the whole session (tests/serving.py) ---
+
+@pytest.fixture(scope="session")
+def serve_run(tmp_path_factory):
+    """A tiny run trained on Tang poems, loaded (charlm.api.Run) in this process."""
+    import charlm
+    from serving import train_tiny
+
+    return charlm.load(train_tiny(tmp_path_factory.mktemp("serve")))
+
+
+@pytest.fixture(scope="session")
+def server(serve_run, tmp_path_factory):
+    """``charlm serve`` of :func:`serve_run` on a free loopback port, for the whole session."""
+    from serving import Server
+
+    live = Server(serve_run.path, "--max-tokens", "100000", "--compile-ahead", "1,2,4,8,16,32",
+                  log=tmp_path_factory.mktemp("serve-log") / "server.log").wait_ready()
+    yield live
+    live.stop()

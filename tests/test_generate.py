@@ -8,7 +8,7 @@ from conftest import error
 
 from charlm.config import Config
 from charlm.errors import CharLMError
-from charlm.use.generate import CHUNK, PARTIAL, Generator, sample_next
+from charlm.use.generate import CHUNK, PARTIAL, Batch, Generator, sample_next, uniforms
 from charlm.models.lm import build_model
 from charlm.text.vocab import Vocab
 
@@ -23,9 +23,11 @@ def draw(logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=(1, 0),
     if rows is not None:
         logits = tf.tile(logits[None, :], [rows, 1])
     fn = tf.function(sample_next, jit_compile=True) if xla else sample_next
-    ids = fn(logits, tf.constant(float(temperature)), tf.constant(int(top_k)),
-                      tf.constant(float(top_p)), tf.constant(bool(greedy)),
-                      tf.constant(seed, tf.int64))
+    b = logits.shape[0]  # every row the same options; seed = (the seed, the position)
+    ids = fn(logits, tf.fill([b], float(temperature)), tf.fill([b], int(top_k)),
+             tf.fill([b], float(top_p)), tf.fill([b], bool(greedy)),
+             tf.fill([b], tf.constant(seed[0], tf.int64)), tf.range(b, dtype=tf.int64),
+             tf.fill([b], tf.constant(seed[1], tf.int64)))
     return ids.numpy()
 
 
@@ -342,3 +344,66 @@ def test_greedy_ignores_the_temperature_and_filters(generator):
 def test_errors_come_before_the_first_yield(generator):
     with pytest.raises(CharLMError):
         next(generator.stream([""], 5))
+
+
+# -- per-row options and randomness: rows of different calls share one batch --------------------
+
+def test_each_row_draws_with_its_own_options_whatever_shares_the_batch():
+    logits = tf.constant(np.tile(LOGITS, (4, 1)), tf.float32)
+    rows = dict(temperature=[1.0, 0.0, 2.0, 1.0], top_k=[0, 0, 1, 2], top_p=[1.0, 1.0, 1.0, 0.3],
+                greedy=[False, True, False, False], seed=[3, 3, 8, 9], index=[0, 1, 0, 5],
+                position=[0, 4, 7, 2])
+    args = [tf.constant(v, dt) for v, dt in zip(rows.values(), [tf.float32, tf.int32, tf.float32,
+                                                              tf.bool, tf.int64, tf.int64,
+                                                              tf.int64])]
+    together = sample_next(logits, *args).numpy()
+    alone = [sample_next(logits[i:i + 1], *(a[i:i + 1] for a in args)).numpy()[0]
+             for i in range(4)]
+    assert together.tolist() == alone
+    assert together[1:3].tolist() == [2, 2]  # greedy, and top-k 1: the argmax
+
+
+def test_the_uniforms_are_splitmix64_of_seed_index_and_position():
+    """The hash written out in Python integers: a row's draw is a function of these three."""
+    mask = 2**64 - 1
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    def step(z, n):
+        return mix((z + 0x9E3779B97F4A7C15 * (n + 1)) & mask)
+
+    cases = [(5, 0, 0), (5, 1, 0), (2**63 - 1, 3, 7), (0, 0, 2**40)]
+    expected = [(step(step(s, i), p) >> 40) / 2**24 for s, i, p in cases]
+    seed, index, position = (tf.constant(c, tf.int64) for c in zip(*cases))
+    for fn in (uniforms, tf.function(uniforms, jit_compile=True)):
+        assert fn(seed, index, position).numpy().tolist() == expected
+
+
+def test_the_uniforms_are_spread_evenly():
+    u = uniforms(tf.fill([50_000], tf.constant(9, tf.int64)), tf.zeros([50_000], tf.int64),
+                 tf.range(50_000, dtype=tf.int64)).numpy()
+    counts = np.histogram(u, bins=10, range=(0, 1))[0]
+    assert np.all(np.abs(counts - 5_000) < 5 * np.sqrt(5_000 * 0.9))
+
+
+def test_rows_of_two_calls_run_in_one_padded_batch_give_each_calls_own_text(generator):
+    """What a server does: two calls' rows joined, padded, run together, split again."""
+    from charlm.sampling import SamplingOptions
+
+    calls = [(["the"], SamplingOptions(length=40, temperature=1.5, top_k=8, seed=11), 2),
+             (["cat", "mat"], SamplingOptions(length=40, top_p=0.8, seed=3), 1)]
+    alone = [generator.generate(p, num_samples=n, options=o) for p, o, n in calls]
+    rows = [generator.start(p, o, n) for p, o, n in calls]
+    texts = [list(r.prefixes) for r in rows]
+    while not all(r.done for r in rows):
+        batch = Batch.join([r.batch for r in rows])
+        ids = batch.run(generator.loop, 16, size=8)  # 4 rows padded to 8
+        start = 0
+        for r, t in zip(rows, texts):
+            r.batch = batch.part(start, start + len(r.prefixes))
+            t[:] = [a + b for a, b in zip(t, r.take(ids[start:start + len(r.prefixes)]))]
+            start += len(r.prefixes)
+    assert texts == alone

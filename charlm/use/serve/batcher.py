@@ -1,0 +1,175 @@
+"""One batched generation shared by every request to one model.
+
+A :class:`Batcher` owns a :class:`~charlm.use.generate.Generator` and a worker thread. Its
+batch holds the rows of every live request; each turn of the worker admits the requests that
+arrived since the last one (their prefixes warmed up), runs one call of the compiled loop for
+all rows together (``chunk`` characters each), hands each request its rows' new text, and
+drops the requests that are done or whose client went away. A request thus joins at the next
+chunk boundary and leaves at the one after it ends; its rows keep their own options, seed,
+index and position (:class:`~charlm.use.generate.Batch`), so a seeded request gets the text
+``charlm sample`` prints whatever shares the batch with it.
+
+XLA compiles the loop once per batch size: the batch is padded to the next power of two
+(:func:`bucket`), and :meth:`Batcher.compile` compiles the sizes the server expects ahead.
+
+    batcher = Batcher(run.generator, chunk=16)
+    job = Job(["ROMEO:"], SamplingOptions(length=50, seed=5), 1, deliver=print)
+    batcher.submit(job)     # deliver gets ("text", pieces, None) ... then ("text", pieces, reasons)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from ...sampling import SamplingOptions
+from ..generate import ROW_DTYPES, Batch, Generator
+
+
+MIN_ADMIT_SECONDS = 0.02  # warm-ups per turn run at least this long (or one job)
+
+
+def bucket(rows: int) -> int:
+    """The batch size ``rows`` is padded to: the next power of two.
+
+    >>> [bucket(n) for n in (1, 2, 3, 5, 16, 17)]
+    [1, 2, 4, 8, 16, 32]
+    """
+    return 1 << max(0, rows - 1).bit_length()
+
+
+class Job:
+    """One request's rows, between the HTTP handler and the worker. ``deliver(event)`` is
+    called from the worker thread with ``("text", pieces, finish_reasons or None)`` after
+    each chunk (one piece per row; the reasons come with the last) or ``("error", message,
+    None)``; :meth:`cancel` (any thread) makes the worker drop the rows at its next turn."""
+
+    def __init__(self, prompts: list[str], options: SamplingOptions, n: int, deliver):
+        self.prompts, self.options, self.n, self.deliver = prompts, options, n, deliver
+        self.rows = None  # charlm.use.generate.Rows, once admitted
+        self.cancelled = False
+
+    @property
+    def size(self) -> int:
+        return len(self.prompts) * self.n
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Batcher:
+    """The worker that runs every live request of one model in one batch (see the module)."""
+
+    def __init__(self, generator: Generator, chunk: int = 16, log=None):
+        self.gen, self.chunk, self.log = generator, chunk, log
+        self.pending: list[Job] = []
+        self.live: list[Job] = []
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.turn_seconds = 0.0  # how long the last turn took: the warm-ups' share per turn
+        self.thread = threading.Thread(target=self._work, name="charlm-batcher", daemon=True)
+
+    def start(self) -> Batcher:
+        self.thread.start()
+        return self
+
+    def compile(self, sizes) -> float:
+        """Compile the loop for batches of each of ``sizes`` rows ahead (padding rows, one
+        character each); the seconds it took."""
+        started = time.perf_counter()
+        vocab, state = len(self.gen.vocab), self.gen.model.initial_state(1)
+        for size in sorted({bucket(s) for s in sizes}):
+            batch = Batch(np.zeros((0, vocab), np.float32),
+                          [np.zeros((0, *s.shape[1:]), np.float32) for s in state],
+                          {k: np.zeros(0, dt) for k, dt in ROW_DTYPES.items()})
+            batch.run(self.gen.loop, 1, size)
+        return time.perf_counter() - started
+
+    def submit(self, job: Job) -> None:
+        with self.cond:
+            if self.stopping:
+                job.deliver(("error", "the server is shutting down", None))
+                return
+            self.pending.append(job)
+            self.cond.notify()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the worker: every request still waiting or running gets an error event."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+    @property
+    def rows(self) -> int:
+        """Rows in the batch now (padding left out)."""
+        return sum(j.size for j in self.live)
+
+    def _work(self) -> None:
+        while True:
+            with self.cond:
+                while not (self.pending or self.live or self.stopping):
+                    self.cond.wait()
+                if self.stopping:
+                    break
+                arrived, self.pending = self.pending, []
+            self._admit_some(arrived)
+            self.live = [j for j in self.live if not j.cancelled]
+            if self.live:
+                try:
+                    self._turn()
+                except Exception as e:  # never leave the clients waiting on a dead worker
+                    for job in self.live:
+                        job.deliver(("error", f"generation failed: {type(e).__name__}: {e}",
+                                     None))
+                    self.live = []
+        for job in self.live + self.pending:
+            job.deliver(("error", "the server is shutting down", None))
+        self.live, self.pending = [], []
+
+    def _admit_some(self, arrived: list[Job]) -> None:
+        """Warm up the jobs that arrived, for about as long as a turn takes (at least one
+        job, and :data:`MIN_ADMIT_SECONDS`); the rest wait for the next turn. A burst of
+        requests thus starts a few at a time instead of all after every warm-up, and the rows
+        already streaming are not held up by it. Identical prompts are fed once."""
+        started, warmed = time.perf_counter(), {}
+        budget = max(self.turn_seconds, MIN_ADMIT_SECONDS)
+        for i, job in enumerate(arrived):
+            if i and time.perf_counter() - started > budget:
+                with self.cond:
+                    self.pending[:0] = arrived[i:]
+                return
+            self._admit(job, warmed)
+
+    def _admit(self, job: Job, warmed: dict | None = None) -> None:
+        """Warm the job's rows up on their prefixes; an error goes to the job alone."""
+        if job.cancelled:
+            return
+        try:
+            job.rows = self.gen.start(job.prompts, job.options, job.n, warmed=warmed)
+        except Exception as e:  # the request was checked: this is the server's fault
+            job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
+            return
+        self.live.append(job)
+
+    def _turn(self) -> None:
+        """One chunk for every live row in one call; each job gets its rows' text."""
+        jobs, started = self.live, time.perf_counter()
+        batch = Batch.join([j.rows.batch for j in jobs])
+        ids = batch.run(self.gen.loop, self.chunk, bucket(len(batch)))
+        self.turn_seconds = time.perf_counter() - started
+        start, still = 0, []
+        for job in jobs:
+            rows = job.rows
+            end = start + len(rows.prefixes)
+            rows.batch = batch.part(start, end)
+            pieces = rows.take(ids[start:end])
+            start = end
+            job.deliver(("text", pieces, rows.finish_reasons if rows.done else None))
+            if not rows.done:
+                still.append(job)
+        self.live = still
+

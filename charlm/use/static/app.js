@@ -1,0 +1,125 @@
+// charlm serve's page: POST /v1/completions with stream: true, and the server-sent events
+// read from the response body as they come (EventSource cannot POST). No build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let controller = null;
+
+function setStatus(text, isError) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+function number(id) {
+  const raw = $(id).value.trim();
+  return raw === "" ? undefined : Number(raw);
+}
+
+function stopStrings() {
+  // comma-separated; \n and \t typed as two characters mean a newline and a tab
+  const raw = $("stop").value;
+  if (!raw) return undefined;
+  return raw.split(",").filter((s) => s !== "")
+    .map((s) => s.replace(/\\n/g, "\n").replace(/\\t/g, "\t"));
+}
+
+function request() {
+  const body = {
+    model: $("model").value || undefined,
+    prompt: $("prompt").value,
+    max_tokens: number("max_tokens"),
+    temperature: number("temperature"),
+    top_k: number("top_k"),
+    top_p: number("top_p"),
+    seed: number("seed"),
+    stop: stopStrings(),
+    stream: true,
+  };
+  return JSON.stringify(body);
+}
+
+function running(on) {
+  $("generate").disabled = on;
+  $("stop-button").disabled = !on;
+}
+
+async function generate() {
+  controller = new AbortController();
+  $("shown-prompt").textContent = $("prompt").value;
+  $("generated").textContent = "";
+  setStatus("generating…");
+  running(true);
+  let count = 0, reason = null;
+  try {
+    const response = await fetch("/v1/completions", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: request(), signal: controller.signal,
+    });
+    if (!response.ok) {
+      const reply = await response.json().catch(() => ({}));
+      throw new Error((reply.error && reply.error.message) || response.statusText);
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      const events = buffer.split("\n\n");
+      buffer = events.pop();
+      let text = "";
+      for (const event of events) {
+        const data = event.replace(/^data: /, "");
+        if (data === "[DONE]") continue;
+        const chunk = JSON.parse(data);
+        if (chunk.error) throw new Error(chunk.error.message);
+        for (const choice of chunk.choices) {
+          text += choice.text;
+          reason = choice.finish_reason || reason;
+        }
+      }
+      if (text) {
+        $("generated").textContent += text;
+        count += [...text].length;
+      }
+    }
+    setStatus(`${count} characters (${reason === "stop" ? "a stop string ended it" : "length reached"})`);
+  } catch (e) {
+    if (e.name === "AbortError") setStatus(`stopped after ${count} characters`);
+    else setStatus(e.message, true);
+  } finally {
+    running(false);
+    controller = null;
+  }
+}
+
+async function loadModels() {
+  try {
+    const reply = await (await fetch("/v1/models")).json();
+    for (const m of reply.data) {
+      const option = document.createElement("option");
+      option.value = m.id;
+      option.textContent = m.id;
+      $("model").appendChild(option);
+    }
+    const describe = () => {
+      const m = reply.data.find((d) => d.id === $("model").value);
+      if (!m) return;
+      const loss = m.best_val_loss == null ? "" : `, val loss ${m.best_val_loss.toFixed(3)}`;
+      const params = m.parameters == null ? "" : `, ${m.parameters.toLocaleString()} parameters`;
+      $("model-info").textContent = `${m.model}${params}, ${m.vocab_size} characters${loss}`;
+    };
+    $("model").addEventListener("change", describe);
+    describe();
+  } catch (e) {
+    setStatus("cannot list the models: " + e.message, true);
+  }
+}
+
+$("generate").addEventListener("click", generate);
+$("stop-button").addEventListener("click", () => controller && controller.abort());
+$("prompt").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !$("generate").disabled) generate();
+});
+loadModels();
