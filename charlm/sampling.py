@@ -43,7 +43,10 @@ class SamplingOptions:
         flag="--stop")
 
     def __post_init__(self):
-        object.__setattr__(self, "stop", tuple(self.stop))
+        stop = (self.stop,) if isinstance(self.stop, str) else self.stop  # one, or several
+        if not isinstance(stop, (list, tuple)):
+            raise CharLMError(f"--stop must be text or a list of texts, not {stop!r}")
+        object.__setattr__(self, "stop", tuple(stop))
         self.check()
 
     def check(self) -> None:
@@ -89,12 +92,17 @@ class SamplingOptions:
 
 
 def _check_filters(t, k, p) -> None:
-    if not (isinstance(t, (int, float)) and math.isfinite(t) and t >= 0):
+    if not (_is_number(t) and math.isfinite(t) and t >= 0):
         raise CharLMError(f"--temperature must be 0 (greedy) or more, not {t}")
     if not (_is_int(k) and 0 <= k <= MAX_INT):
         raise CharLMError(f"--top-k must be 0 (off) or a whole number up to {MAX_INT}, not {k}")
-    if not (isinstance(p, (int, float)) and 0.0 < p <= 1.0):
-        raise CharLMError(f"--top-p must be in (0, 1], not {p:g}; 1 turns nucleus sampling off")
+    if not (_is_number(p) and 0.0 < p <= 1.0):
+        shown = f"{p:g}" if _is_number(p) else repr(p)
+        raise CharLMError(f"--top-p must be in (0, 1], not {shown}; 1 turns nucleus sampling off")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_int(value) -> bool:

@@ -6,6 +6,8 @@ test_bad_input.py; the interactive commands: test_interactive.py.)"""
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 from conftest import CORPORA, TINY
 
@@ -98,3 +100,19 @@ def test_the_api_refuses_a_bad_option_in_one_line_before_streaming(run, fields, 
         with pytest.raises(CharLMError) as info:
             call(["ROMEO:"], length=5, **fields)
         assert words in str(info.value) and "\n" not in str(info.value)
+
+
+_ANY = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=3),
+                 st.lists(st.text(max_size=2), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([f.name for f in dataclasses.fields(SamplingOptions)]),
+                       _ANY, max_size=4))
+def test_any_values_give_options_or_one_clear_error(values):
+    """Whatever a client sends (JSON, a preset, a Python caller), the options are made or
+    refused with CharLMError's one line; never another exception."""
+    try:
+        SamplingOptions(**values)
+    except CharLMError as e:
+        assert "\n" not in str(e) and str(e).startswith("--")
