@@ -32,7 +32,7 @@ def weights(model) -> list[np.ndarray]:
 def assert_same_weights(a, b):
     wa, wb = weights(a), weights(b)
     assert len(wa) == len(wb)
-    for x, y in zip(wa, wb):
+    for x, y in zip(wa, wb, strict=True):
         np.testing.assert_array_equal(x, y)
 
 

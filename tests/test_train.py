@@ -98,7 +98,8 @@ def test_same_seed_gives_the_same_sample_and_another_seed_another(shakespeare_ru
     c = shakespeare_run.generate(["ROMEO:", "JULIET:"], length=80, seed=4, num_samples=2)
     assert a == b and a != c
     assert [s[:6] for s in a[:2]] == ["ROMEO:", "ROMEO:"] and a[2].startswith("JULIET:")
-    assert all(len(s) == len(p) + 80 for s, p in zip(a, ["ROMEO:"] * 2 + ["JULIET:"] * 2))
+    assert all(len(s) == len(p) + 80 for s, p in zip(a, ["ROMEO:"] * 2 + ["JULIET:"] * 2,
+                                                     strict=True))
 
 
 def test_streamed_chunks_join_to_the_same_text_as_one_call(shakespeare_run):

@@ -224,7 +224,7 @@ class Generator:
         order = {key: i for i, key in enumerate(distinct)}
         rows = np.repeat([order[ids.tobytes()] for ids in encoded], copies)
         logits, *state = (tf.constant(np.concatenate(parts)[rows])
-                          for parts in zip(*distinct.values()))
+                          for parts in zip(*distinct.values(), strict=True))
         return logits, state
 
     def generate(self, prefixes: list[str] | str | None, length: int | None = None,
@@ -235,7 +235,7 @@ class Generator:
         kwargs.setdefault("chunk", max(1, length or SamplingOptions().length))
         parts = None
         for piece in self.stream(prefixes, length, **kwargs):
-            parts = piece if parts is None else [a + b for a, b in zip(parts, piece)]
+            parts = piece if parts is None else [a + b for a, b in zip(parts, piece, strict=True)]
         return parts
 
 
