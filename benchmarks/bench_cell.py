@@ -150,7 +150,7 @@ def summarize(times: dict, work: float, unit: str) -> dict:
     out = {}
     for name, t in times.items():
         ts = t["wall"]
-        ratios = [r / x for r, x in zip(ref, ts)]
+        ratios = [r / x for r, x in zip(ref, ts, strict=True)]
         out[name] = {"seconds": ts, "cpu_seconds": t["cpu"], "median_ms": C.median(ts) * 1e3,
                      "min_ms": min(ts) * 1e3, "median_cpu_ms": C.median(t["cpu"]) * 1e3,
                      f"median_{unit}_per_sec": work / C.median(ts),
@@ -188,7 +188,7 @@ def bench_training(kind: str, variants: dict, rounds: int, calls: int) -> dict:
     for name in out:
         out[name]["losses"] = losses[name]
         out[name]["max_loss_diff_vs_keras"] = max(
-            abs(a - b) for a, b in zip(losses[name], losses["keras"]))
+            abs(a - b) for a, b in zip(losses[name], losses["keras"], strict=True))
     return out
 
 

@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import _common as C
@@ -106,13 +107,13 @@ def run_recipe(sampler: str, tmp: Path, epochs: int, seed: int = 0, steps: int =
         return {"losses": [float(r["train_loss"]) for r in rows]}
     ppl = {int(float(r["epoch"])): float(r["train_perplexity"]) for r in rows}
     walls = [(int(float(r["epoch"])), float(r["wall_time"])) for r in rows]
-    per_epoch = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(walls, walls[1:]) if b[0] > a[0]]
+    per_epoch = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in pairwise(walls) if b[0] > a[0]]
     with contextlib.redirect_stderr(Tee()):
         samples = run.generate(PREFIXES, length=50, greedy=True,
                                warn=lambda m: warnings.append(m))
     return {"sampler": sampler, "seed": seed, "epochs": epochs, "seconds": seconds,
             "seconds_per_epoch": C.median(per_epoch), "perplexity": ppl,
-            "samples": dict(zip(PREFIXES, samples)), "warnings": warnings}
+            "samples": dict(zip(PREFIXES, samples, strict=True)), "warnings": warnings}
 
 
 def run_reference(sampler: str, epochs: int, seed: int = 0, steps: int = 0,
@@ -157,11 +158,11 @@ def epoch_spans(events: list[tuple[str, float]]) -> list[dict]:
     time (each save's end minus the mark before it: the row, or the save before) and the rest."""
     rows = [i for i, (kind, _) in enumerate(events) if kind == "row"]
     spans = []
-    for a, b in zip(rows, rows[1:]):  # the call's first epoch has no start mark
+    for a, b in pairwise(rows):  # the call's first epoch has no start mark
         inside = events[a:b + 1]
-        steps = [(t1 - t0) for (k0, t0), (k1, t1) in zip(inside, inside[1:])
+        steps = [(t1 - t0) for (k0, t0), (k1, t1) in pairwise(inside)
                  if k0 == "begin" and k1 == "end"]
-        saves = [(t1 - t0) for (_, t0), (k1, t1) in zip(inside, inside[1:]) if k1 == "save"]
+        saves = [(t1 - t0) for (_, t0), (k1, t1) in pairwise(inside) if k1 == "save"]
         if not steps:
             continue  # the extra save fit() makes when it stops
         total = inside[-1][1] - inside[0][1]
@@ -298,7 +299,8 @@ def part_speed(tmp: Path, rounds: int, per_call: int) -> tuple[dict, list[str]]:
         for key, seconds in (("steps_only", "step_seconds"), ("whole_epoch", "epoch_seconds")):
             st[f"chars_per_sec_{key}"] = chars / st[seconds] if st[seconds] else None
         st["epochs_measured"] = len(spans)
-    ratios = {k: C.median([a[k] / b[k] for a, b in zip(speed["scratch-rnn"], speed["rnn"])])
+    ratios = {k: C.median([a[k] / b[k] for a, b in zip(speed["scratch-rnn"], speed["rnn"],
+                                                       strict=True)])
               for k in ("epoch_seconds", "step_seconds")}
     lines = [C.table(
         ["model (1x256, one-hot, d2l recipe)", "s/epoch (median)", "of which train steps",

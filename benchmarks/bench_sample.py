@@ -273,7 +273,7 @@ def main(argv=None) -> int:
         C.say("  round {}: ".format(rnd + 1) + ", ".join(f"{n} {times[n][-1]:.3f} s" for n in order))
 
     def per_round(a, b):  # median over rounds of time[a] / time[b]
-        return C.median([x / y for x, y in zip(times[a], times[b])])
+        return C.median([x / y for x, y in zip(times[a], times[b], strict=True)])
 
     summary = {}
     for name, (label, chars, _) in contenders.items():
@@ -283,15 +283,20 @@ def main(argv=None) -> int:
                          "rates": [chars / x for x in times[name]] if chars else None}
     ratios = {
         "charlm-1 speed / onestep-keras speed (per round; the issue's OneStep)":
-            C.median([b / a for a, b in zip(times["charlm-1"], times["onestep-keras"])]),
+            C.median([b / a for a, b in zip(times["charlm-1"], times["onestep-keras"],
+                                            strict=True)]),
         "charlm-16 total chars/s / charlm-1 chars/s":
-            C.median([16 * a / b for a, b in zip(times["charlm-1"], times["charlm-16"])]),
+            C.median([16 * a / b for a, b in zip(times["charlm-1"], times["charlm-16"],
+                                                 strict=True)]),
         "onestep (charlm's layers) speed / onestep-keras speed":
-            C.median([b / a for a, b in zip(times["onestep"], times["onestep-keras"])]),
+            C.median([b / a for a, b in zip(times["onestep"], times["onestep-keras"],
+                                            strict=True)]),
         "charlm-1 speed / onestep speed (per round)":
-            C.median([(length / a) / (length / b) for a, b in zip(times["charlm-1"], times["onestep"])]),
+            C.median([(length / a) / (length / b) for a, b in zip(times["charlm-1"], times["onestep"],
+                                                                  strict=True)]),
         "charlm-16 total chars/s / onestep chars/s":
-            C.median([(16 * length / a) / (length / b) for a, b in zip(times["charlm-16"], times["onestep"])]),
+            C.median([(16 * length / a) / (length / b) for a, b in zip(times["charlm-16"], times["onestep"],
+                                                                       strict=True)]),
         "charlm-16 time / charlm-1 time": per_round("charlm-16", "charlm-1"),
         "charlm-1 speed / graph-1 speed (XLA against the same loop as a graph)":
             per_round("graph-1", "charlm-1"),
@@ -299,15 +304,18 @@ def main(argv=None) -> int:
         "charlm-1 time / its matmul floor (floor-1)": per_round("charlm-1", "floor-1"),
         "charlm-16 time / its matmul floor (floor-16)": per_round("charlm-16", "floor-16"),
         "16 x charlm-1 time / floor-16 time (the most charlm-16 / charlm-1 could be)":
-            C.median([16 * a / b for a, b in zip(times["charlm-1"], times["floor-16"])]),
+            C.median([16 * a / b for a, b in zip(times["charlm-1"], times["floor-16"],
+                                                 strict=True)]),
         "16 x charlm-1 time / (16-row step FLOPs at the 1024^3 matmul's rate)":
             C.median([16 * a / (length * 16 * step_flops / (PEAK_CALLS * 2 * 1024 ** 3 / p))
-                      for a, p in zip(times["charlm-1"], times["peak"])]),
+                      for a, p in zip(times["charlm-1"], times["peak"], strict=True)]),
         "graph-16 total chars/s / graph-1 chars/s":
-            C.median([16 * a / b for a, b in zip(times["graph-1"], times["graph-16"])]),
+            C.median([16 * a / b for a, b in zip(times["graph-1"], times["graph-16"],
+                                                 strict=True)]),
         "charlm-1 streamed time / charlm-1 time": per_round("charlm-1-stream", "charlm-1"),
         "charlm-1 speed / re-run-100 speed":
-            C.median([(length / a) / (rerun_length / b) for a, b in zip(times["charlm-1"], times["rerun-100"])]),
+            C.median([(length / a) / (rerun_length / b) for a, b in zip(times["charlm-1"], times["rerun-100"],
+                                                                        strict=True)]),
         "200-char warm-up, char-by-char time / charlm one-call time": per_round("warm-200-onestep", "warm-200-charlm-1"),
         "200-char warm-up, 16 copies / 1 copy (broadcast)": per_round("warm-200-charlm-16", "warm-200-charlm-1"),
         "200-char warm-up, 16 rows in one batched call / 16 copies broadcast": per_round("warm-200-batch-16", "warm-200-charlm-16"),

@@ -68,7 +68,7 @@ def _fused_forward(xw, h0, c0, U):
     def body(t, h, c, *arrays):
         c_prev = c
         h, c, gates = F.lstm_step(xw[t], h, c, U)
-        return (h, c, *[a.write(t, v) for a, v in zip(arrays, (h, *gates, c_prev))])
+        return (h, c, *[a.write(t, v) for a, v in zip(arrays, (h, *gates, c_prev), strict=True)])
 
     h, c, *arrays = F._loop(T, body, (h0, c0, *[F._array(h0, T, h0) for _ in range(7)]))
     return [a.stack() for a in arrays], h, c

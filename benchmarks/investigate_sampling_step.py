@@ -116,8 +116,10 @@ def main(argv=None) -> int:
             times[k].append(time.perf_counter() - t0)
     info = machine.finish()
     rows = [[k, n, C.median(times[k]), n / C.median(times[k])] for k, (n, _) in contenders.items()]
-    ratio1 = C.median([a / b for a, b in zip(times["Generator, 1 sample"], times["cells loop, 1 sample"])])
-    ratio16 = C.median([a / b for a, b in zip(times["Generator, 16 samples"], times["cells loop, 16 samples"])])
+    ratio1 = C.median([a / b for a, b in zip(times["Generator, 1 sample"], times["cells loop, 1 sample"],
+                                             strict=True)])
+    ratio16 = C.median([a / b for a, b in zip(times["Generator, 16 samples"], times["cells loop, 16 samples"],
+                                              strict=True)])
     out = ["### Sampling loop: whole functional model vs the LSTM cells, LSTM 2x512"
            + (" (QUICK)" if args.quick else ""), "",
            f"Machine: {machine.describe()}", "",

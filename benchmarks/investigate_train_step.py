@@ -76,7 +76,7 @@ def main(argv=None) -> int:
                 grads, _ = clip_by_global_norm(grads, BT.CLIP)
             elif clip == "tf":
                 grads, _ = tf.clip_by_global_norm(grads, BT.CLIP)
-            opt.apply_gradients(zip(grads, variables))
+            opt.apply_gradients(zip(grads, variables, strict=True))
             return loss
         return step
 
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     def fit_per_step():
         loop.run(n + 1)
         clock = loop.clock  # skip the first step (iterator start-up)
-        steps = [e - b for b, e in zip(clock.begins[1:], clock.ends[1:])]
+        steps = [e - b for b, e in zip(clock.begins[1:], clock.ends[1:], strict=True)]
         whole = (clock.ends[-1] - clock.ends[0]) / (len(clock.ends) - 1)
         return {"step": C.median(steps), "whole": whole}
 
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     times.update({k: [t["per_step"] for t in v] for k, v in raw.items() if k != "charlm Trainer.fit"})
     base = times["plain Keras train_on_batch"]
     rows = [[k, C.median(ts) * 1000, C.spread([v * 1000 for v in ts]),
-             C.median([b / a for a, b in zip(ts, base)])] for k, ts in times.items()]
+             C.median([b / a for a, b in zip(ts, base, strict=True)])] for k, ts in times.items()]
     text_out = "\n".join([f"### charlm lstm 2x256: its step and loop vs plain Keras ({rounds} rounds, "
                           f"{n} steps a call, medians)" + (" (QUICK)" if args.quick else ""), "",
                           f"Machine: {machine.describe()}", "",

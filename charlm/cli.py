@@ -214,7 +214,7 @@ def write_samples(chunks, out, separator: str) -> list[str]:
     for piece in chunks:
         out.write(piece[0])
         out.flush()
-        texts = piece if texts is None else [a + b for a, b in zip(texts, piece)]
+        texts = piece if texts is None else [a + b for a, b in zip(texts, piece, strict=True)]
     out.write("".join(separator + text for text in texts[1:]) + "\n")
     out.flush()
     return texts

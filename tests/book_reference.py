@@ -122,7 +122,7 @@ def _make_step(params: list, vocab_size: int, num_steps: int, lr: float, theta: 
         grads = tape.gradient(loss, params)
         norm = tf.sqrt(tf.add_n([tf.reduce_sum(g * g) for g in grads]))
         scale = tf.where(norm > theta, theta / norm, 1.0)  # grad_clipping
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             p.assign_sub(lr * scale * g)  # sgd (the loss is already a mean)
         return loss, norm, H
 
@@ -187,7 +187,8 @@ def charlm_initial_weights(vocab_size: int, seed: int = 0) -> dict:
     model = ScratchLM(vocab_size, cell="rnn", units=NUM_HIDDENS, seed=seed)
     cell = model.cells[0]
     return dict(zip(PARAM_NAMES, (v.numpy() for v in
-                                  (cell.W_xh, cell.W_hh, cell.b_h, model.W_hq, model.b_q))))
+                                  (cell.W_xh, cell.W_hh, cell.b_h, model.W_hq, model.b_q)),
+                strict=True))
 
 
 def charlm_shuffle(ids, seed: int = 0, num_steps: int = NUM_STEPS, batch_size: int = BATCH_SIZE):

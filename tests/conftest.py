@@ -1,5 +1,8 @@
 import os
+import shutil
 import sys
+import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +26,81 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+class Ran:
+    """What a run of the ``charlm`` command gave: ``exit_code``, ``stdout``, ``stderr`` (and
+    ``output``, both as a terminal shows them); unpacks as ``code, out, err``."""
+
+    def __init__(self, exit_code: int, stdout: str, stderr: str, output: str):
+        self.exit_code, self.stdout, self.stderr, self.output = exit_code, stdout, stderr, output
+
+    def __iter__(self):
+        return iter((self.exit_code, self.stdout, self.stderr))
+
+
+def run_cli(*args, cwd=None, input=None, env=None) -> Ran:
+    """Run ``charlm *args`` in this process through click's test runner, as a fresh process
+    would: TensorFlow's start-up (seconds) is paid once per session, not once per call.
+
+    Captures file descriptors 1 and 2, so what TensorFlow's C++ prints shows too; an exception
+    that escapes the command ends as a process would, exit status 1 and its traceback on stderr.
+    ``--time-budget`` counts from the launch (charlm.cli.LAUNCHED): each call is a new launch.
+    Keep real subprocesses where the process is the point: signals, what an interpreter imports,
+    tty and stdin pipes, workers. Usage: ``code, out, err = run_cli("eval", "--json")``.
+    """
+    from click.testing import CliRunner
+
+    import charlm.cli
+
+    back, launched = os.getcwd(), charlm.cli.LAUNCHED
+    charlm.cli.LAUNCHED = time.monotonic()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner(capture="fd").invoke(charlm.cli.main, [str(a) for a in args],
+                                                input=input, env=env, prog_name="charlm")
+    finally:
+        os.chdir(back)
+        charlm.cli.LAUNCHED = launched
+    stderr, output = result.stderr, result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        trace = "".join(traceback.format_exception(*result.exc_info))
+        stderr, output = stderr + trace, output + trace
+    return Ran(result.exit_code, result.stdout, stderr, output)
+
+
+# the settings of the runs trained once per session and shared by the modules (shared_run)
+SHARED = dict(TINY, steps=20, max_chars=20_000, eval_every=10, eval_chars=2000)
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory):
+    """``shared_run(model)``: the folder of a tiny run of ``model`` (lstm, scratch-gru, ...)
+    trained with :data:`SHARED` on 20,000 characters of Shakespeare, once per session: training
+    is the slow part of most tests that only need some run. Read it; copy it (``copy_run``)
+    to change it."""
+    import charlm
+
+    home, trained = tmp_path_factory.mktemp("shared-runs"), {}
+
+    def get(model: str) -> Path:
+        if model not in trained:
+            trained[model] = charlm.train(
+                [CORPORA / "tinyshakespeare.txt"], model=model, name=model,
+                runs_dir=str(home / "runs"), progress=False, log=lambda _: None, **SHARED).path
+        return trained[model]
+
+    return get
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A copy of the run folder ``run`` at ``dest``, to change (shared runs stay as trained)."""
+    return Path(shutil.copytree(run, dest))
+
+
 @pytest.fixture
 def charlm_cli():
-    """Run the real `charlm` command in a subprocess: (exit code, stdout, stderr)."""
+    """Run the real `charlm` command in a subprocess: (exit code, stdout, stderr). Only where
+    the process itself is tested; elsewhere :func:`run_cli` runs it in this process."""
     import subprocess
 
     def run(*args, cwd=None, input=None, env=None, timeout=300):

@@ -1,8 +1,11 @@
 """Bad input: one clear line, a non-zero exit, no traceback, nothing lost.
 
-Every case runs the real ``charlm`` command in a subprocess and checks that the last line of
-stderr is ``Error: ...`` naming the problem and the way out, and that no file under the
-working folder changed (a bad corpus or option creates no run folder at all).
+Every case runs the real ``charlm`` command and checks that the last line of stderr is
+``Error: ...`` naming the problem and the way out, and that no file under the working folder
+changed (a bad corpus or option creates no run folder at all). Errors found before TensorFlow
+loads run in a subprocess where importing TensorFlow fails (cheap: no TensorFlow); the rest run
+in this process (``run_cli``), but for one that shows a refusal stays one line in a fresh
+process after TensorFlow has loaded.
 """
 
 import gzip
@@ -14,9 +17,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import CONFIGS, CORPORA, tree_snapshot
-
-import charlm
+from conftest import CONFIGS, copy_run, run_cli, tree_snapshot
 
 TINY = CONFIGS / "tiny.toml"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -39,10 +40,11 @@ def error_line(code, err, *words, usage=False):
     return message
 
 
-def refuses(charlm_cli, workdir, *args, words=(), usage=False, env=None):
-    """Run ``charlm *args`` in workdir; it must refuse with ``words`` and change no file."""
+def refuses(charlm, workdir, *args, words=(), usage=False, env=None):
+    """Run ``charlm *args`` in workdir (``charlm``: the charlm_cli fixture, a subprocess, or
+    run_cli); it must refuse with ``words`` and change no file."""
     before = tree_snapshot(workdir), folders_and_links(workdir)
-    code, _, err = charlm_cli(*args, cwd=workdir, env=env)
+    code, _, err = charlm(*args, cwd=workdir, env=env)
     message = error_line(code, err, *words, usage=usage)
     assert (tree_snapshot(workdir), folders_and_links(workdir)) == before, f"changed: {message}"
     return message
@@ -164,10 +166,10 @@ CORPUS_CASES = {
 
 
 @pytest.mark.parametrize("case", list(CORPUS_CASES))
-def test_a_bad_corpus_is_refused_and_creates_no_run(workdir, charlm_cli, case):
+def test_a_bad_corpus_is_refused_and_creates_no_run(workdir, case):
     make, path, words = CORPUS_CASES[case]
     make(workdir)
-    refuses(charlm_cli, workdir, "train", path, "--config", TINY, words=words)
+    refuses(run_cli, workdir, "train", path, "--config", TINY, words=words)
     assert not (workdir / "runs").exists()
 
 
@@ -198,20 +200,20 @@ def huge_gz(tmp_path_factory):
     return path
 
 
-def test_a_huge_gz_beyond_max_input_bytes_is_refused(workdir, charlm_cli, huge_gz):
+def test_a_huge_gz_beyond_max_input_bytes_is_refused(workdir, huge_gz):
     shutil.copy(huge_gz, workdir)
-    refuses(charlm_cli, workdir, "train", "huge.txt.gz", "--config", TINY,
+    refuses(run_cli, workdir, "train", "huge.txt.gz", "--config", TINY,
             "--max-input-bytes", "4000000",
             words=["huge.txt.gz", "more than 4,000,000 bytes", "--max-input-bytes"])
     assert not (workdir / "runs").exists()
 
 
-def test_a_huge_gz_with_max_chars_is_streamed_not_read_whole(workdir, charlm_cli, huge_gz):
+def test_a_huge_gz_with_max_chars_is_streamed_not_read_whole(workdir, huge_gz):
     shutil.copy(huge_gz, workdir)
     # read whole, it would trip the 4 MB guard (and then the cut-off end); streamed, it stops early
-    code, _, err = charlm_cli("train", "huge.txt.gz", "--config", TINY, "--max-chars", "20000",
-                              "--max-input-bytes", "4000000", "--steps", "1", "--name", "gz",
-                              cwd=workdir)
+    code, _, err = run_cli("train", "huge.txt.gz", "--config", TINY, "--max-chars", "20000",
+                           "--max-input-bytes", "4000000", "--steps", "1", "--name", "gz",
+                           cwd=workdir)
     assert code == 0, err
     info = json.loads((workdir / "runs/gz/corpus.json").read_text())
     assert info["train_chars"] + info["val_chars"] == 20000
@@ -219,25 +221,13 @@ def test_a_huge_gz_with_max_chars_is_streamed_not_read_whole(workdir, charlm_cli
 
 # -- runs ------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory):
-    """One small real Keras (LSTM) run and one scratch-GRU run, to copy and break."""
-    base = tmp_path_factory.mktemp("runs")
-    runs = {}
-    for kind, model in [("keras", "lstm"), ("scratch", "scratch-gru")]:
-        run = charlm.train([CORPORA / "tinyshakespeare.txt"], config=str(TINY), steps=20,
-                           max_chars=20_000, eval_every=10, eval_chars=2000, model=model,
-                           runs_dir=str(base), name=kind, progress=False, log=lambda _: None)
-        runs[kind] = run.path
-    return runs
-
-
 @pytest.fixture
-def run_copy(workdir, trained_runs):
-    """Copy a trained run to ``workdir/runs/<kind>`` (and point runs/latest at it)."""
+def run_copy(workdir, shared_run):
+    """Copy a small real Keras (LSTM) run or scratch-GRU run (the session's shared runs) to
+    ``workdir/runs/<kind>``, to break (and point runs/latest at it)."""
     def copy(kind):
         dest = workdir / "runs" / kind
-        shutil.copytree(trained_runs[kind], dest)
+        copy_run(shared_run({"keras": "lstm", "scratch": "scratch-gru"}[kind]), dest)
         (workdir / "runs/latest").symlink_to(kind)
         return dest
     return copy
@@ -354,12 +344,23 @@ def test_a_broken_run_is_refused_with_the_way_out(workdir, charlm_cli, run_copy,
     run = run_copy(kind)
     breaks(run)
     command = ["eval", "--perplexity"] if "config" in case else ["sample", "--length", "5"]
-    refuses(charlm_cli, workdir, *command, words=words,
-            env=no_tensorflow if case in FOUND_BEFORE_TENSORFLOW else None)
+    if case in FOUND_BEFORE_TENSORFLOW:
+        refuses(charlm_cli, workdir, *command, words=words, env=no_tensorflow)
+    else:
+        refuses(run_cli, workdir, *command, words=words)
+
+
+def test_a_refusal_after_tensorflow_loaded_is_one_line_in_a_fresh_process(workdir, charlm_cli,
+                                                                         run_copy):
+    """In this process TensorFlow has started already; a fresh one shows that its start-up
+    chatter stays off stderr when a refusal comes after it loaded."""
+    _, breaks, words = BROKEN_RUNS["keras-best-truncated"]
+    breaks(run_copy("keras"))
+    refuses(charlm_cli, workdir, "sample", "--length", "5", words=words)
 
 
 def test_a_keras_file_with_a_lambda_layer_is_refused_and_its_code_never_runs(
-        workdir, charlm_cli, run_copy, tmp_path_factory):
+        workdir, run_copy, tmp_path_factory):
     import keras
 
     run = run_copy("keras")
@@ -378,36 +379,35 @@ def test_a_keras_file_with_a_lambda_layer_is_refused_and_its_code_never_runs(
     logits = keras.layers.Dense(59)(x)
     keras.Model([ids, state], [logits, new_state]).save(run / "best.keras")
     marker.unlink()  # building the model called the lambda once; loading it must not
-    refuses(charlm_cli, workdir, "sample", "--length", "5",
+    refuses(run_cli, workdir, "sample", "--length", "5",
             words=["best.keras", "refusing to load", "Lambda", "never runs", "retrain"])
     assert not marker.exists()
 
 
-def test_resume_without_a_run_says_how_to_start_one(workdir, charlm_cli):
-    refuses(charlm_cli, workdir, "train", "--resume",
+def test_resume_without_a_run_says_how_to_start_one(workdir):
+    refuses(run_cli, workdir, "train", "--resume",
             words=["no run to resume", "charlm train CORPUS", "--resume DIR"])
 
 
-def test_train_into_an_existing_run_refuses_and_changes_nothing(workdir, charlm_cli, run_copy):
+def test_train_into_an_existing_run_refuses_and_changes_nothing(workdir, run_copy):
     run_copy("keras")
     (workdir / "corpus.txt").write_text(TEXT)
-    refuses(charlm_cli, workdir, "train", "corpus.txt", "--config", TINY, "--name", "keras",
+    refuses(run_cli, workdir, "train", "corpus.txt", "--config", TINY, "--name", "keras",
             words=["runs/keras already holds a run", "--resume", "--force", "--name"])
 
 
-def test_eval_of_a_missing_file_is_refused(workdir, charlm_cli, run_copy):
+def test_eval_of_a_missing_file_is_refused(workdir, run_copy):
     run_copy("keras")
-    refuses(charlm_cli, workdir, "eval", "poems.txt", words=["poems.txt", "no such file"])
+    refuses(run_cli, workdir, "eval", "poems.txt", words=["poems.txt", "no such file"])
 
 
-def test_eval_of_a_file_in_another_encoding_says_how_and_then_scores_it(
-        workdir, charlm_cli, run_copy):
+def test_eval_of_a_file_in_another_encoding_says_how_and_then_scores_it(workdir, run_copy):
     run_copy("keras")
     (workdir / "latin1.txt").write_bytes("café au lait, s'il vous plaît. " .encode("latin-1") * 20)
-    refuses(charlm_cli, workdir, "eval", "latin1.txt",
+    refuses(run_cli, workdir, "eval", "latin1.txt",
             words=["latin1.txt", "invalid utf-8 at byte 3", "--encoding", "--errors replace"])
-    code, out, err = charlm_cli("eval", "latin1.txt", "--encoding", "latin-1", "--json",
-                                cwd=workdir)
+    code, out, err = run_cli("eval", "latin1.txt", "--encoding", "latin-1", "--json",
+                             cwd=workdir)
     assert code == 0, err
     assert json.loads(out)["chars"] == 31 * 20 - 1
 
@@ -460,21 +460,19 @@ FOLDER_CASES = {
 
 
 @pytest.mark.parametrize("case", list(FOLDER_CASES))
-def test_a_real_folder_problem_is_refused_with_one_line_and_creates_no_run(workdir, charlm_cli,
-                                                                           case):
+def test_a_real_folder_problem_is_refused_with_one_line_and_creates_no_run(workdir, case):
     make, path, words = FOLDER_CASES[case]
     make(workdir)
-    refuses(charlm_cli, workdir, "train", path, "--config", TINY, words=words)
+    refuses(run_cli, workdir, "train", path, "--config", TINY, words=words)
     assert not (workdir / "runs").exists()
 
 
-def test_a_python_package_and_a_utf16_file_with_a_bom_train_with_one_warning_each(
-        workdir, charlm_cli):
+def test_a_python_package_and_a_utf16_file_with_a_bom_train_with_one_warning_each(workdir):
     python_package(workdir)
     (workdir / "notes.txt").write_bytes(("\ufeff" + WINDOWS_TEXT).encode("utf-16-le"))
     before = tree_snapshot(workdir)
-    code, _, err = charlm_cli("train", "pkg", "notes.txt", "--config", TINY, "--steps", "1",
-                              "--name", "src", cwd=workdir)
+    code, _, err = run_cli("train", "pkg", "notes.txt", "--config", TINY, "--steps", "1",
+                           "--name", "src", cwd=workdir)
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert warnings == [
@@ -484,10 +482,10 @@ def test_a_python_package_and_a_utf16_file_with_a_bom_train_with_one_warning_eac
     assert {k: v for k, v in tree_snapshot(workdir).items() if not k.startswith("runs")} == before
 
 
-def test_utf16_without_a_bom_trains_with_the_encoding_its_error_names(workdir, charlm_cli):
+def test_utf16_without_a_bom_trains_with_the_encoding_its_error_names(workdir):
     (workdir / "notes.txt").write_bytes(WINDOWS_TEXT.encode("utf-16-le"))
-    code, _, err = charlm_cli("train", "notes.txt", "--config", TINY, "--encoding", "utf-16-le",
-                              "--steps", "1", "--name", "u16", cwd=workdir)
+    code, _, err = run_cli("train", "notes.txt", "--config", TINY, "--encoding", "utf-16-le",
+                           "--steps", "1", "--name", "u16", cwd=workdir)
     assert code == 0, err
     info = json.loads((workdir / "runs/u16/corpus.json").read_text())
     assert info["train_chars"] + info["val_chars"] == len(TEXT)

@@ -61,7 +61,7 @@ WORKER = textwrap.dedent("""
 def assert_all_close(a: list, b: list, rtol: float = 1e-5) -> None:
     """Every weight equal within ``rtol`` of the size of its tensor."""
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert_close(x, y, rtol=rtol)
 
 

@@ -117,7 +117,7 @@ def test_the_reloading_process_cannot_import_charlm(reloaded):
 def test_savedmodel_without_charlm_generates_exactly_what_charlm_sample_prints(
         runs, reloaded, model, setting):
     expected = charlm_sample(runs[model], setting)
-    assert [t[:len(p)] for t, p in zip(expected, PREFIXES)] == PREFIXES
+    assert [t[:len(p)] for t, p in zip(expected, PREFIXES, strict=True)] == PREFIXES
     assert reloaded["texts"][f"{model}/{setting}"] == expected
 
 

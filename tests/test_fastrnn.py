@@ -60,7 +60,7 @@ def test_outputs_and_final_states_equal_keras(kind, shape):
     expected = ref(x, initial_state=states)
     actual = fast(x, initial_state=states)
     assert len(actual) == len(expected) == 1 + PAIRS[kind][2]
-    for a, e in zip(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
         assert a.shape == e.shape
         close(a, e)
 
@@ -72,7 +72,7 @@ def test_gradients_wrt_inputs_states_and_weights_equal_keras(kind, shape):
     _, expected = outputs_and_grads(ref, x, states)
     _, actual = outputs_and_grads(fast, x, states)
     assert len(actual) == len(expected) == 1 + len(states) + 3
-    for a, e in zip(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
         close(a, e)
 
 
@@ -85,9 +85,9 @@ def test_the_batch_cut_in_groups_of_rows_computes_the_same(kind, groups):
         fast.batch_groups = groups
         _, expected = outputs_and_grads(ref, x, states)
         _, actual = outputs_and_grads(fast, x, states)
-        for a, e in zip(fast(x, initial_state=states), ref(x, initial_state=states)):
+        for a, e in zip(fast(x, initial_state=states), ref(x, initial_state=states), strict=True):
             close(a, e)
-        for a, e in zip(actual, expected):
+        for a, e in zip(actual, expected, strict=True):
             close(a, e)
 
 
@@ -98,7 +98,7 @@ def test_gradients_when_only_the_sequence_is_used(kind):
     only_y = lambda out: tf.reduce_sum(out[0] * out[0])  # noqa: E731
     _, expected = outputs_and_grads(ref, x, states, only_y)
     _, actual = outputs_and_grads(fast, x, states, only_y)
-    for a, e in zip(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
         close(a, e)
 
 
@@ -109,14 +109,15 @@ def test_a_compiled_call_with_unknown_length_matches_including_one_step(kind):
     spec = [tf.TensorSpec([None, None, 3])] + [tf.TensorSpec([None, 4])] * len(states)
     call = tf.function(lambda x, *s: fast(x, initial_state=list(s)), input_signature=spec)
     for steps in (5, 1):
-        for a, e in zip(call(x[:, :steps], *states), ref(x[:, :steps], initial_state=states)):
+        for a, e in zip(call(x[:, :steps], *states), ref(x[:, :steps], initial_state=states),
+                        strict=True):
             close(a, e)
 
 
 @pytest.mark.parametrize("kind", PAIRS)
 def test_without_initial_state_starts_from_zeros(kind):
     ref, fast, x, states = pair(kind, (2, 4, 3, 5), seed=4)
-    for a, e in zip(fast(x), ref(x)):
+    for a, e in zip(fast(x), ref(x), strict=True):
         close(a, e)
 
 
@@ -130,7 +131,7 @@ def test_return_flags_shape_the_output_like_keras(kind):
         expected, actual = ref(x), fast(x)
         fast.set_weights(ref.get_weights())
         actual = fast(x)
-        for a, e in zip(tf.nest.flatten(actual), tf.nest.flatten(expected)):
+        for a, e in zip(tf.nest.flatten(actual), tf.nest.flatten(expected), strict=True):
             close(a, e)
 
 
@@ -144,7 +145,7 @@ def test_same_seeded_initializers_give_keras_initial_weights(kind):
     ref.build((None, None, 5))
     fast.build((None, None, 5))
     assert [w.shape for w in fast.get_weights()] == [w.shape for w in ref.get_weights()]
-    for a, e in zip(fast.get_weights(), ref.get_weights()):
+    for a, e in zip(fast.get_weights(), ref.get_weights(), strict=True):
         np.testing.assert_array_equal(a, e)
 
 
@@ -161,7 +162,8 @@ def test_config_round_trips_and_takes_the_arguments_charlm_passes_to_keras(kind)
     clone = fast_cls.from_config(config)
     layer.build((None, None, 3))
     clone.build((None, None, 3))
-    for a, e in zip(clone.get_weights(), layer.get_weights()):  # seeded: the same weights
+    for a, e in zip(clone.get_weights(), layer.get_weights(),
+                    strict=True):  # seeded: the same weights
         np.testing.assert_array_equal(a, e)
 
 
@@ -192,7 +194,7 @@ def test_a_functional_model_returns_every_state_like_the_keras_model(kind, steps
     ref.set_weights(fast.get_weights())
     ids = tf.constant(np.random.default_rng(1).integers(0, 11, (3, steps)), tf.int32)
     states = [tf.random.stateless_normal([3, 16], seed=[i, 5]) for i in range(n_states)]
-    for a, e in zip(fast([ids, *states]), ref([ids, *states])):
+    for a, e in zip(fast([ids, *states]), ref([ids, *states]), strict=True):
         close(a, e)
 
 
@@ -206,7 +208,7 @@ def test_a_model_saves_and_loads_in_safe_mode_with_identical_outputs(kind, tmp_p
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded.get_layer("rnn")) is type(model.get_layer("rnn"))
     assert loaded.get_layer("rnn").get_config() == model.get_layer("rnn").get_config()
-    for a, e in zip(loaded([ids, *states]), model([ids, *states])):
+    for a, e in zip(loaded([ids, *states]), model([ids, *states]), strict=True):
         np.testing.assert_array_equal(a, e)
 
 
@@ -218,12 +220,12 @@ def test_a_checkpoint_written_with_the_keras_layer_restores_into_the_fast_one(ki
     ref, fast = model_with(kind, layer_cls=keras_cls, seed=3), model_with(kind)
     path = tf.train.Checkpoint(model=ref).write(str(tmp_path / "ck"))
     tf.train.Checkpoint(model=fast).read(path).assert_existing_objects_matched()
-    for a, e in zip(fast.get_weights(), ref.get_weights()):
+    for a, e in zip(fast.get_weights(), ref.get_weights(), strict=True):
         np.testing.assert_array_equal(a, e)
     back = model_with(kind, layer_cls=keras_cls, seed=4)
     path = tf.train.Checkpoint(model=fast).write(str(tmp_path / "back"))
     tf.train.Checkpoint(model=back).read(path).assert_existing_objects_matched()
-    for a, e in zip(back.get_weights(), fast.get_weights()):
+    for a, e in zip(back.get_weights(), fast.get_weights(), strict=True):
         np.testing.assert_array_equal(a, e)
 
 
@@ -264,7 +266,7 @@ def test_mixed_bfloat16_computes_in_bfloat16_like_keras(kind):
     out16, grads16 = outputs_and_grads(fast16, x, states)
     out, _ = outputs_and_grads(ref16, x, states)
     assert all(t.dtype == tf.bfloat16 for t in out16)
-    for a, e in zip(out16, out):  # bfloat16 has 8 bits of mantissa
+    for a, e in zip(out16, out, strict=True):  # bfloat16 has 8 bits of mantissa
         np.testing.assert_allclose(tf.cast(a, tf.float32), tf.cast(e, tf.float32), atol=0.05)
     assert all(bool(tf.reduce_all(tf.math.is_finite(tf.cast(g, tf.float32)))) for g in grads16)
 

@@ -229,7 +229,7 @@ def test_streamed_chunks_join_to_the_same_text_as_one_call(generator, length, ch
     pieces = list(generator.stream(["the", "cat"], length, chunk=chunk, **options))
     assert [len(p[0]) for p in pieces[1:]] == [chunk] * (length // chunk) + (
         [length % chunk] if length % chunk else [])
-    assert ["".join(parts) for parts in zip(*pieces)] == whole
+    assert ["".join(parts) for parts in zip(*pieces, strict=True)] == whole
     assert [len(t) for t in whole] == [3 + length] * 4
 
 

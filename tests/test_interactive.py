@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CORPORA, TINY
+from conftest import run_cli
 
 import charlm
 from charlm.sampling import SamplingOptions
@@ -143,13 +143,10 @@ def test_the_prompt_is_written_to_stderr_only_when_stdin_is_a_terminal():
 
 # -- the real command ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def run_path(tmp_path_factory):
-    work = tmp_path_factory.mktemp("interactive")
-    run = charlm.train([CORPORA / "tinyshakespeare.txt"], max_chars=20_000, steps=20,
-                       runs_dir=str(work / "runs"), progress=False, log=lambda m: None,
-                       **{**TINY, "eval_every": 0})
-    return str(run.path)
+@pytest.fixture
+def run_path(shared_run):
+    """The session's tiny LSTM run (sampling reads it and writes nothing)."""
+    return str(shared_run("lstm"))
 
 
 def test_piped_lines_give_the_samples_alone_on_stdout(charlm_cli, run_path):
@@ -190,9 +187,9 @@ def test_ctrl_c_at_the_prompt_leaves_with_exit_status_0(run_path):
     assert p.returncode == 0 and "Traceback" not in err, err
 
 
-def test_interactive_with_prefixes_or_several_samples_is_a_usage_error(charlm_cli, run_path):
+def test_interactive_with_prefixes_or_several_samples_is_a_usage_error(run_path):
     for extra in (["--prefix", "x"], ["--num-samples", "2"]):
-        code, out, err = charlm_cli("sample", "-i", "--run", run_path, *extra)
+        code, out, err = run_cli("sample", "-i", "--run", run_path, *extra)
         assert code == 2 and "Traceback" not in err
         assert err.strip().splitlines()[-1] == ("Error: --interactive reads its prefixes from "
                                                 "standard input, one sample each; drop "

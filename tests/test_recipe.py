@@ -3,6 +3,7 @@ setting it was not given, says why, and ends its schedule with the budget."""
 
 import csv
 import time
+from itertools import pairwise
 
 import pytest
 from conftest import CORPORA, error
@@ -27,7 +28,7 @@ def test_predicted_rates_go_through_the_measured_widths_and_fall_with_size():
     rates = predict_rates(CFG, VOCAB, MEASURED)
     assert rates[128] == pytest.approx(MEASURED[128], rel=1e-9)
     assert rates[384] == pytest.approx(MEASURED[384], rel=1e-9)
-    assert all(rates[a] > rates[b] for a, b in zip(WIDTHS, WIDTHS[1:]))
+    assert all(rates[a] > rates[b] for a, b in pairwise(WIDTHS))
 
 
 @settings(max_examples=60, deadline=None)

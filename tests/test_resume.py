@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CORPORA, TINY
+from conftest import CORPORA, TINY, copy_run, run_cli
 
 import charlm
 import charlm.training.trainer
@@ -26,7 +26,7 @@ def weights(run) -> list[np.ndarray]:
 def assert_same_weights(a, b):
     wa, wb = weights(a), weights(b)
     assert len(wa) == len(wb)
-    for x, y in zip(wa, wb):
+    for x, y in zip(wa, wb, strict=True):
         np.testing.assert_array_equal(x, y)  # bitwise: every op here is deterministic on CPU
 
 
@@ -50,8 +50,21 @@ def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(
     assert all(val_resumed[step] == val for step, val in val_whole.items())
 
 
-def test_resume_refuses_to_change_the_model_or_the_corpus(workdir):
-    charlm.train([CORPUS], name="r", steps=5, progress=False, **SMALL)
+@pytest.fixture(scope="module")
+def five_steps(tmp_path_factory):
+    """A run ``runs/r`` of 5 steps of SMALL, trained once for the tests that resume it or train
+    over it: each changes its own copy (``copy_run``)."""
+    home, back = tmp_path_factory.mktemp("five-steps"), os.getcwd()
+    os.chdir(home)  # the run records runs_dir = "runs": a copy in another folder is whole
+    try:
+        charlm.train([CORPUS], name="r", steps=5, progress=False, **SMALL)
+    finally:
+        os.chdir(back)
+    return home / "runs/r"
+
+
+def test_resume_refuses_to_change_the_model_or_the_corpus(workdir, five_steps):
+    copy_run(five_steps, workdir / "runs/r")
     with pytest.raises(CharLMError, match="cannot change units when resuming"):
         charlm.train(resume="runs/r", units=64, steps=10, progress=False)
     other = workdir / "other.txt"
@@ -90,17 +103,19 @@ def test_resume_refuses_a_corpus_file_changed_in_place(workdir):
         charlm.train(resume="runs/r", steps=10, progress=False)
 
 
-def test_resume_with_a_corpus_json_that_is_not_an_object_is_one_clear_error(workdir):
-    charlm.train([CORPUS], name="r", steps=5, progress=False, **SMALL)
+def test_resume_with_a_corpus_json_that_is_not_an_object_is_one_clear_error(workdir,
+                                                                            five_steps):
+    copy_run(five_steps, workdir / "runs/r")
     (workdir / "runs/r/corpus.json").write_text("[1, 2]\n")
     with pytest.raises(CharLMError, match="corpus.json is missing or corrupt"):
         charlm.train(resume="runs/r", steps=10, progress=False)
 
 
-def test_training_into_an_existing_run_without_resume_or_force_refuses_and_changes_nothing(workdir):
+def test_training_into_an_existing_run_without_resume_or_force_refuses_and_changes_nothing(
+        workdir, five_steps):
     from conftest import tree_snapshot
 
-    charlm.train([CORPUS], name="r", steps=5, progress=False, **SMALL)
+    copy_run(five_steps, workdir / "runs/r")
     before = tree_snapshot(workdir)
     with pytest.raises(CharLMError, match="already holds a run; pass --resume .* --force"):
         charlm.train([CORPUS], name="r", steps=5, progress=False, **SMALL)
@@ -228,9 +243,9 @@ def test_sigkill_at_many_moments_never_loses_the_run(workdir):
     assert proc.returncode == 0, err
     assert len(killed) == 9
     resumed = charlm.load("runs/k", weights="last")
-    code = subprocess.run([sys.executable, "-m", "charlm", *TRAIN_ARGS[:2], *TRAIN_ARGS[4:],
-                           "--name", "whole"], cwd=workdir, capture_output=True, text=True)
-    assert code.returncode == 0, code.stderr
+    # the uninterrupted run: killing is not the point here, so it runs in this process
+    code, _, err = run_cli(*TRAIN_ARGS[:2], *TRAIN_ARGS[4:], "--name", "whole", cwd=workdir)
+    assert code == 0, err
     whole = charlm.load("runs/whole", weights="last")
     assert_same_weights(whole, resumed)
     assert not list((workdir / "runs/k/checkpoints").glob(".tmp-*"))

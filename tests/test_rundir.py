@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CORPORA, TINY, error
+from conftest import copy_run, error
 
 import charlm
 from charlm.config import Config
@@ -32,7 +32,7 @@ def weights(model) -> list[np.ndarray]:
 def assert_same_weights(a, b):
     wa, wb = weights(a), weights(b)
     assert len(wa) == len(wb)
-    for x, y in zip(wa, wb):
+    for x, y in zip(wa, wb, strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -241,22 +241,13 @@ def test_a_folder_that_is_not_a_run_is_a_clear_error(workdir):
 
 # -- weights: saved atomically, loaded safely -----------------------------------------------------
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Tiny trained runs, one per model family, trained once: {"keras": path, "scratch": path}."""
-    runs = tmp_path_factory.mktemp("trained") / "runs"
-    settings = dict(TINY, max_chars=1000, steps=1, runs_dir=str(runs), progress=False,
-                    log=lambda _: None)
-    return {kind: charlm.train([CORPORA / "timemachine.txt"], name=kind, model=model,
-                               **settings).path
-            for kind, model in (("keras", "gru"), ("scratch", "scratch-rnn"))}
-
-
 @pytest.fixture
-def run_copy(trained, tmp_path):
-    """A fresh copy of a trained run, to damage."""
+def run_copy(shared_run, tmp_path):
+    """A fresh copy of a tiny trained run of each model family (the session's shared runs),
+    to damage."""
     def copy(kind: str) -> Path:
-        return Path(shutil.copytree(trained[kind], tmp_path / kind))
+        return copy_run(shared_run({"keras": "lstm", "scratch": "scratch-gru"}[kind]),
+                        tmp_path / kind)
     return copy
 
 

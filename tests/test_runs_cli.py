@@ -1,19 +1,17 @@
 """`charlm runs`, `charlm info`, `charlm sample --novelty` and shell completion.
 
 Three tiny runs are trained once (two finished, one stopped by a crash after its checkpoints);
-the commands run in-process through click's test runner, except completion, which runs the
-real command with click's environment variable.
+the commands run in-process through click's test runner (conftest's run_cli), completion too,
+with click's environment variable.
 """
 
 import json
 import math
 
 import pytest
-from click.testing import CliRunner
-from conftest import CORPORA, TINY, tree_snapshot
+from conftest import CORPORA, TINY, run_cli, tree_snapshot
 
 import charlm
-from charlm.cli import main
 from charlm.training.trainer import Callback
 from charlm.use.novelty import INDEX_FILE
 
@@ -51,7 +49,7 @@ def runs(tmp_path_factory):
 
 
 def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    result = run_cli(*args)
     assert "Traceback" not in result.output
     return result
 
@@ -263,18 +261,17 @@ def test_novelty_of_a_run_trained_on_stdin_is_one_error_line(runs, tmp_path, mon
 
 # -- shell completion ------------------------------------------------------------------------------
 
-def test_bash_completion_script_comes_from_clicks_environment_variable(charlm_cli, tmp_path):
-    code, out, err = charlm_cli(cwd=tmp_path, env={"_CHARLM_COMPLETE": "bash_source"},
-                                timeout=60)
+def test_bash_completion_script_comes_from_clicks_environment_variable(tmp_path):
+    code, out, err = run_cli(cwd=tmp_path, env={"_CHARLM_COMPLETE": "bash_source"})
     assert code == 0, err
     assert "_charlm_completion()" in out and "complete -o nosort -F _charlm_completion charlm" in out
 
 
-def test_completion_offers_subcommands_and_run_folders(charlm_cli, runs):
+def test_completion_offers_subcommands_and_run_folders(runs):
     def complete(*words):
         env = {"_CHARLM_COMPLETE": "bash_complete", "COMP_WORDS": " ".join(("charlm",) + words),
                "COMP_CWORD": str(len(words))}
-        code, out, err = charlm_cli(cwd=runs["work"], env=env, timeout=60)
+        code, out, err = run_cli(cwd=runs["work"], env=env)
         assert code == 0, err
         return out.split()
 

@@ -28,7 +28,8 @@ def _rnn_map(c, u):
 def _lstm_map(c, u):
     out = []
     for s, (W_x, W_h, b) in zip(_slices(4, u), [(c.W_xi, c.W_hi, c.b_i), (c.W_xf, c.W_hf, c.b_f),
-                                                (c.W_xc, c.W_hc, c.b_c), (c.W_xo, c.W_ho, c.b_o)]):
+                                                (c.W_xc, c.W_hc, c.b_c), (c.W_xo, c.W_ho, c.b_o)],
+                                strict=True):
         out += [(0, np.s_[:, s], W_x), (1, np.s_[:, s], W_h), (2, np.s_[s], b)]
     return out
 
@@ -36,7 +37,7 @@ def _lstm_map(c, u):
 def _gru_map(c, u):
     out = []
     gates = [(c.W_xz, c.W_hz, c.b_z), (c.W_xr, c.W_hr, c.b_r), (c.W_xh, c.W_hh, c.b_h)]
-    for s, (W_x, W_h, b) in zip(_slices(3, u), gates):
+    for s, (W_x, W_h, b) in zip(_slices(3, u), gates, strict=True):
         out += [(0, np.s_[:, s], W_x), (1, np.s_[:, s], W_h)]
         if c.reset_after:  # z and r: input and recurrent bias are both the one b in the math
             out += [(2, np.s_[0, s], b), (2, np.s_[1, s], c.b_hh if b is c.b_h else b)]
@@ -89,7 +90,7 @@ def test_cell_outputs_and_final_state_equal_keras(kind, B, T, D, H):
     outputs, final_state = cell(X, state)
     assert_close(outputs.numpy(), keras_outputs.numpy())
     assert len(final_state) == len(keras_state) == cell.state_size
-    for ours, theirs in zip(final_state, keras_state):
+    for ours, theirs in zip(final_state, keras_state, strict=True):
         assert_close(ours.numpy(), theirs.numpy())
 
 
@@ -105,7 +106,7 @@ def test_cell_gradients_equal_keras(kind, B, T, D, H):
         outputs, final_state = cell(X, state)
         loss = _loss(outputs, final_state)
     grads = dict(zip([id(v) for v in cell.trainable_variables],
-                     tape.gradient(loss, cell.trainable_variables)))
+                     tape.gradient(loss, cell.trainable_variables), strict=True))
     assert {id(variable) for _, _, variable in weight_map} == set(grads)  # every parameter
     for index, part, variable in weight_map:
         assert_close(grads[id(variable)].numpy(), keras_grads[index][part])
@@ -135,7 +136,7 @@ def test_clipping_equals_tf_clip_by_global_norm(scale, clip_norm):
     clipped, norm = clip_by_global_norm(grads, clip_norm)
     expected, expected_norm = tf.clip_by_global_norm(grads, clip_norm)
     np.testing.assert_allclose(norm.numpy(), expected_norm.numpy(), rtol=1e-6)
-    for ours, theirs in zip(clipped, expected):
+    for ours, theirs in zip(clipped, expected, strict=True):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=0)
 
 
@@ -148,7 +149,7 @@ def test_clipped_gradients_have_global_norm_theta():
 def test_clipping_leaves_gradients_within_theta_bitwise_unchanged():
     grads = _random_grads(0.01, seed=4)
     clipped, norm = clip_by_global_norm(grads, float(tf.linalg.global_norm(grads)) * 1.5)
-    for ours, original in zip(clipped, grads):
+    for ours, original in zip(clipped, grads, strict=True):
         assert np.array_equal(ours.numpy(), original.numpy())
 
 
@@ -170,7 +171,7 @@ def test_clipping_zero_gradients_gives_zeros_not_nan():
 def test_clipping_disabled_returns_gradients_and_norm(clip_norm):
     grads = _random_grads(10.0, seed=5)
     clipped, norm = clip_by_global_norm(grads, clip_norm)
-    assert all(ours is original for ours, original in zip(clipped, grads))
+    assert all(ours is original for ours, original in zip(clipped, grads, strict=True))
     np.testing.assert_allclose(norm.numpy(), tf.linalg.global_norm(grads).numpy(), rtol=1e-6)
 
 
@@ -186,7 +187,7 @@ def test_clipping_works_inside_tf_function_with_tensor_theta():
     clipped, norm = clip(grads, tf.constant(1.0))
     expected, expected_norm = tf.clip_by_global_norm(grads, 1.0)
     np.testing.assert_allclose(norm.numpy(), expected_norm.numpy(), rtol=1e-6)
-    for ours, theirs in zip(clipped, expected):
+    for ours, theirs in zip(clipped, expected, strict=True):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
 
 
@@ -241,7 +242,7 @@ def test_stepping_one_char_at_a_time_equals_one_call_on_the_sequence(config):
         logits, state = model(ids[:, t:t + 1], state)
         steps.append(logits)
     assert_close(tf.concat(steps, axis=1).numpy(), whole.numpy())
-    for s, w in zip(state, whole_state):
+    for s, w in zip(state, whole_state, strict=True):
         assert_close(s.numpy(), w.numpy())
 
 
@@ -279,7 +280,8 @@ def test_weights_are_drawn_from_normal_0_001_and_biases_are_zero():
 
 def test_same_seed_gives_same_weights_and_other_seed_other_weights():
     a, b, c = (ScratchLM(V, "gru", units=8, layers=2, seed=s) for s in (7, 7, 8))
-    for va, vb, vc in zip(a.trainable_variables, b.trainable_variables, c.trainable_variables):
+    for va, vb, vc in zip(a.trainable_variables, b.trainable_variables, c.trainable_variables,
+                          strict=True):
         assert np.array_equal(va.numpy(), vb.numpy())
         if va.name.startswith("W"):
             assert not np.array_equal(va.numpy(), vc.numpy())
@@ -343,7 +345,7 @@ def test_get_config_rebuilds_the_same_model():
     model = ScratchLM(V, "gru", units=8, layers=2, embedding_dim=3, dropout=0.1,
                       reset_after=True, seed=5)
     rebuilt = ScratchLM(**model.get_config())
-    for a, b in zip(model.trainable_variables, rebuilt.trainable_variables):
+    for a, b in zip(model.trainable_variables, rebuilt.trainable_variables, strict=True):
         assert np.array_equal(a.numpy(), b.numpy())
 
 

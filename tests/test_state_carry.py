@@ -1,6 +1,8 @@
 """The hidden state between batches, as the trainer really runs it: carried (and detached) by
 the consecutive sampler, reset by the random sampler."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -52,8 +54,8 @@ def test_consecutive_batches_start_from_the_previous_batch_final_state(
     calls = recorded_steps.calls
     assert len(calls) == 6
     assert all(not np.any(s) for s in calls[0]["state_in"])  # an epoch starts from zeros
-    for prev, cur in zip(calls, calls[1:]):
-        for out, inp in zip(prev["state_out"], cur["state_in"]):
+    for prev, cur in pairwise(calls):
+        for out, inp in zip(prev["state_out"], cur["state_in"], strict=True):
             np.testing.assert_array_equal(out, inp)
         assert np.any(cur["state_in"][0])
 
@@ -69,7 +71,7 @@ def test_no_gradient_crosses_the_batch_boundary(workdir, recorded_steps, model):
         before, after = calls[i]["weights_before"], (
             calls[i + 1]["weights_before"] if i + 1 < len(calls)
             else [v.numpy() for v in run.model.trainable_variables])
-        for w0, w1, g in zip(before, after, calls[i]["detached_grads"]):
+        for w0, w1, g in zip(before, after, calls[i]["detached_grads"], strict=True):
             np.testing.assert_allclose(w1, w0 - lr * g, rtol=1e-5, atol=1e-6)
 
 

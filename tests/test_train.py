@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, CORPORA, TINY
+from conftest import CONFIGS, CORPORA, TINY, run_cli
 
 import charlm
 
@@ -98,7 +98,8 @@ def test_same_seed_gives_the_same_sample_and_another_seed_another(shakespeare_ru
     c = shakespeare_run.generate(["ROMEO:", "JULIET:"], length=80, seed=4, num_samples=2)
     assert a == b and a != c
     assert [s[:6] for s in a[:2]] == ["ROMEO:", "ROMEO:"] and a[2].startswith("JULIET:")
-    assert all(len(s) == len(p) + 80 for s, p in zip(a, ["ROMEO:"] * 2 + ["JULIET:"] * 2))
+    assert all(len(s) == len(p) + 80 for s, p in zip(a, ["ROMEO:"] * 2 + ["JULIET:"] * 2,
+                                                     strict=True))
 
 
 def test_streamed_chunks_join_to_the_same_text_as_one_call(shakespeare_run):
@@ -122,43 +123,43 @@ def test_unknown_prefix_characters_warn_and_are_read_as_unk(shakespeare_run):
     assert "<unk>" in warnings[0]
 
 
-def test_tang_poems_sample_from_the_cli_begins_with_the_prefix_and_is_chinese(workdir, charlm_cli):
-    code, _, err = charlm_cli("train", CORPORA / "tang_poems.txt", "--config",
-                              CONFIGS / "tiny.toml", "--max-chars", "40000", "--steps", "60",
-                              "--units", "64", "--embedding-dim", "32", cwd=workdir)
+def test_tang_poems_sample_from_the_cli_begins_with_the_prefix_and_is_chinese(workdir):
+    code, _, err = run_cli("train", CORPORA / "tang_poems.txt", "--config",
+                           CONFIGS / "tiny.toml", "--max-chars", "40000", "--steps", "60",
+                           "--units", "64", "--embedding-dim", "32", cwd=workdir)
     assert code == 0, err
-    code, out, err = charlm_cli("sample", "--prefix", "分開", "--length", "40", "--seed", "1",
-                                cwd=workdir)
+    code, out, err = run_cli("sample", "--prefix", "分開", "--length", "40", "--seed", "1",
+                             cwd=workdir)
     assert code == 0, err
     text = out.rstrip("\n")
     assert text.startswith("分開") and len(text) == 42
     cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in text[2:])
     assert cjk >= 20
-    code, out2, _ = charlm_cli("sample", "--prefix", "分開", "--length", "40", "--seed", "1",
-                               cwd=workdir)
+    code, out2, _ = run_cli("sample", "--prefix", "分開", "--length", "40", "--seed", "1",
+                            cwd=workdir)
     assert out2 == out
-    code, out, err = charlm_cli("eval", "--perplexity", "--json", cwd=workdir)
+    code, out, err = run_cli("eval", "--perplexity", "--json", cwd=workdir)
     assert code == 0, err
     import json
     result = json.loads(out)
     assert result["perplexity"] == pytest.approx(math.exp(result["nats_per_char"]))
 
 
-def test_cli_train_sample_eval_with_a_preset_and_overrides(workdir, charlm_cli):
-    code, _, err = charlm_cli("train", CORPORA / "timemachine.txt", "--config",
-                              CONFIGS / "tiny.toml", "--steps", "30", "--model", "gru",
-                              "--name", "tm", cwd=workdir)
+def test_cli_train_sample_eval_with_a_preset_and_overrides(workdir):
+    code, _, err = run_cli("train", CORPORA / "timemachine.txt", "--config",
+                           CONFIGS / "tiny.toml", "--steps", "30", "--model", "gru",
+                           "--name", "tm", cwd=workdir)
     assert code == 0, err
     assert "done: runs/tm" in err
     cfg = charlm.Config.load(workdir / "runs/tm/config.toml")
     assert (cfg.model, cfg.steps, cfg.units) == ("gru", 30, 64)
-    code, out, err = charlm_cli("sample", "--prefix", "The ", "--prefix", "Time",
-                                "--num-samples", "2", "--length", "20", "--seed", "2",
-                                "--separator", "|", cwd=workdir)
+    code, out, err = run_cli("sample", "--prefix", "The ", "--prefix", "Time",
+                             "--num-samples", "2", "--length", "20", "--seed", "2",
+                             "--separator", "|", cwd=workdir)
     assert code == 0, err
     samples = out.rstrip("\n").split("|")
     assert [s[:4] for s in samples] == ["The ", "The ", "Time", "Time"]
-    code, out, err = charlm_cli("eval", "--run", "runs/tm", CORPORA / "timemachine.txt",
-                                cwd=workdir)
+    code, out, err = run_cli("eval", "--run", "runs/tm", CORPORA / "timemachine.txt",
+                             cwd=workdir)
     assert code == 0, err
     assert "perplexity:" in out and "characters scored:  178978" in out

@@ -127,7 +127,8 @@ def test_decode_inverts_encode_for_any_text(text):
 def test_encode_gives_0_exactly_for_unknown_chars(train, other):
     vocab = Vocab.from_text(train)
     ids = vocab.encode(other)
-    assert [c for c, i in zip(other, ids) if i == 0] == [c for c in other if c not in set(train)]
+    assert [c for c, i in zip(other, ids,
+                              strict=True) if i == 0] == [c for c in other if c not in set(train)]
     assert vocab.unknown_chars(other) == list(dict.fromkeys(c for c in other if c not in set(train)))
 
 

@@ -135,8 +135,8 @@ def _lstm_forward(xw, h0, c0, U):
 
     def body(t, h, c, *arrays):
         c_prev = c
-        h, c, gates = lstm_gates(*(x[t] + tf.matmul(h, u) for x, u in zip(xw, U)), c)
-        return (h, c, *[a.write(t, v) for a, v in zip(arrays, (h, *gates, c_prev))])
+        h, c, gates = lstm_gates(*(x[t] + tf.matmul(h, u) for x, u in zip(xw, U, strict=True)), c)
+        return (h, c, *[a.write(t, v) for a, v in zip(arrays, (h, *gates, c_prev), strict=True)])
 
     h, c, *arrays = _loop(T, body, (h0, c0, *[_array(h0, T, h0) for _ in range(7)]))
     return [a.stack() for a in arrays], h, c
@@ -153,8 +153,8 @@ def _lstm_backward(dH, dhT, dcT, P, B, F, U):
         dh = dh + dH[t]
         dc = dc + dh * B[t]
         dz = (dc * P[0][t], dc * P[1][t], dc * P[2][t], dh * P[3][t])
-        dh = tf.add_n([tf.matmul(d, ut) for d, ut in zip(dz, UT)])
-        return (dh, dc * F[t], *[a.write(t, d) for a, d in zip(arrays, dz)])
+        dh = tf.add_n([tf.matmul(d, ut) for d, ut in zip(dz, UT, strict=True)])
+        return (dh, dc * F[t], *[a.write(t, d) for a, d in zip(arrays, dz, strict=True)])
 
     dh0, dc0, *arrays = _loop(T, body, (dhT, dcT, *[_array(dH, T, dhT) for _ in range(4)]),
                               reverse=True)
@@ -215,9 +215,9 @@ def _gru_forward(xw, h0, U, b_h):
 
     def body(t, h, *arrays):
         h_prev = h
-        m = [tf.matmul(h, u) + b for u, b in zip(U, b_h)]
+        m = [tf.matmul(h, u) + b for u, b in zip(U, b_h, strict=True)]
         h, saved = gru_gates(*(x[t] for x in xw), *m, h)
-        return (h, *[a.write(t, v) for a, v in zip(arrays, (h, *saved, h_prev))])
+        return (h, *[a.write(t, v) for a, v in zip(arrays, (h, *saved, h_prev), strict=True)])
 
     h, *arrays = _loop(T, body, (h0, *[_array(h0, T, h0) for _ in range(6)]))
     return [a.stack() for a in arrays], h
@@ -234,8 +234,9 @@ def _gru_backward(dH, dhT, A, R, Z, U):
         dh = dh + dH[t]
         dx_h = dh * A[2][t]
         d = (dh * A[0][t], dh * A[1][t], dx_h, dx_h * R[t])
-        dh = dh * Z[t] + tf.add_n([tf.matmul(dm, ut) for dm, ut in zip((d[0], d[1], d[3]), UT)])
-        return (dh, *[a.write(t, v) for a, v in zip(arrays, d)])
+        dh = dh * Z[t] + tf.add_n([tf.matmul(dm, ut) for dm, ut in zip((d[0], d[1], d[3]), UT,
+                                                                       strict=True)])
+        return (dh, *[a.write(t, v) for a, v in zip(arrays, d, strict=True)])
 
     dh0, *arrays = _loop(T, body, (dhT, *[_array(dH, T, dhT) for _ in range(4)]), reverse=True)
     return [a.stack() for a in arrays], dh0
@@ -361,7 +362,8 @@ def _time_major_projections(x, Ws, bs):
     x = tf.transpose(x, [1, 0, 2])
     x2 = tf.reshape(x, [-1, x.shape[-1]])
     shape = tf.concat([tf.shape(x)[:2], tf.shape(Ws[0])[1:]], 0)  # not -1: B may be 0
-    return [tf.reshape(tf.nn.bias_add(tf.matmul(x2, W), b), shape) for W, b in zip(Ws, bs)]
+    return [tf.reshape(tf.nn.bias_add(tf.matmul(x2, W), b), shape) for W, b in zip(Ws, bs,
+                                                                                   strict=True)]
 
 
 def _in_batch_groups(run, x, states, groups):
@@ -372,7 +374,8 @@ def _in_batch_groups(run, x, states, groups):
     B = tf.shape(x)[0]
     sizes = [(B + i) // groups for i in range(groups)]  # they sum to B
     outs = [run(xg, list(sg)) for xg, *sg in zip(tf.split(x, sizes),
-                                                  *(tf.split(s, sizes) for s in states))]
+                                                  *(tf.split(s, sizes) for s in states),
+                                                  strict=True)]
     return (tf.concat([y for y, _ in outs], 0),
             [tf.concat([s[j] for _, s in outs], 0) for j in range(len(states))])
 

@@ -63,7 +63,7 @@ def list_runs(runs_dir) -> list[dict]:
     newest = latest.resolve() if latest.exists() else None
     folders = sorted(run_folders(runs_dir), key=lambda p: (_created(p), p.name), reverse=True)
     rows = [summarise(p) for p in folders]
-    for row, path in zip(rows, folders):
+    for row, path in zip(rows, folders, strict=True):
         row["latest"] = path.resolve() == newest
     return rows
 
@@ -140,7 +140,8 @@ def format_runs(rows: list[dict]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS) - 1)]
     lines = []
     for r in cells:
-        parts = [f"{c:{align}{w}}" for c, w, (_, _, align) in zip(r, widths, COLUMNS)]
+        parts = [f"{c:{align}{w}}" for c, w, (_, _, align) in zip(r[:-1], widths, COLUMNS[:-1],
+                                                                  strict=True)]
         lines.append("  ".join([*parts, r[-1]]).rstrip())
     return "\n".join(lines)
 
@@ -266,7 +267,8 @@ def _metrics_lines(metrics: dict) -> list[str]:
     cells = [keys] + [[_metric(k, r.get(k)) for k in keys] for r in metrics["last"]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(keys))]
     return [f"metrics:      the last {shown} of {metrics['rows']} rows of metrics.csv",
-            *["  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for row in cells]]
+            *["  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths,
+                                                           strict=True)) for row in cells]]
 
 
 def _metric(key: str, value) -> str:

@@ -235,7 +235,7 @@ def _write(chunks: Iterator[str], vocab: Vocab, cut: int, ids, val, bar) -> tupl
             else:
                 ids.write(vocab.encode(text).astype(dtype, copy=False).tobytes())
             at = min(max(cut - n, 0), len(text))
-            for h, part in zip(hashes, (text[:at], text[at:])):
+            for h, part in zip(hashes, (text[:at], text[at:]), strict=True):
                 h.update(part.encode("utf-8", "surrogatepass"))
             val.write(text[at:])
             n += len(text)

@@ -57,7 +57,7 @@ def clip_by_global_norm(grads, clip_norm) -> tuple[list, tf.Tensor]:
                      lambda: [_scale(grads[i], scale) for i in present],
                      lambda: [_zeros_like(grads[i]) for i in present])
     clipped = list(grads)
-    for i, g in zip(present, scaled):
+    for i, g in zip(present, scaled, strict=True):
         clipped[i] = g
     return clipped, norm
 

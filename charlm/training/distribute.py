@@ -109,7 +109,7 @@ def distributed_train_step(strat, model, optimizer, clip_norm: float, batch_size
             loss = tf.reduce_sum(ce) / tf.cast(batch_size * tf.shape(ce)[1], ce.dtype)
         grads = _all_reduce_sum(ctx, tape.gradient(loss, variables))
         grads, norm = clip_by_global_norm(grads, clip_norm)
-        optimizer.apply_gradients(zip(grads, variables))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         new_state = [ctx.all_gather(s, axis=0) for s in new_state]
         return ctx.all_reduce(tf.distribute.ReduceOp.SUM, loss), norm, new_state
 
@@ -126,7 +126,7 @@ def _all_reduce_sum(ctx, grads: list) -> list:
     present = [i for i, g in enumerate(grads) if g is not None]
     summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
     out = list(grads)
-    for i, g in zip(present, summed):
+    for i, g in zip(present, summed, strict=True):
         out[i] = g
     return out
 

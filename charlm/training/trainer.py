@@ -120,7 +120,7 @@ def make_train_step(model, optimizer, clip_norm: float):
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
         grads = tape.gradient(loss, variables)
         grads, norm = clip_by_global_norm(grads, clip_norm)
-        optimizer.apply_gradients(zip(grads, variables))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss, norm, new_state
 
     return tf.function(step)
@@ -259,7 +259,7 @@ class Trainer:
         """Train on the rest of the current epoch's batches, or until a limit or a roll-back."""
         plan = self.sampler.plan(self.epoch, self.cfg.seed)
         if self.batch == 0:
-            for v, z in zip(self.carry, self.zero_state):
+            for v, z in zip(self.carry, self.zero_state, strict=True):
                 v.assign(z)
         for x, y in dataset(self.ids, plan, self.cfg.seq_len, skip=self.batch):
             if not self._train_batch(x, y):
@@ -280,7 +280,7 @@ class Trainer:
             self._roll_back(loss)
             return False
         if self.sampler.carries_state:
-            for v, s in zip(self.carry, new_state):
+            for v, s in zip(self.carry, new_state, strict=True):
                 v.assign(s)
         self.step += 1
         self.batch += 1

@@ -119,7 +119,7 @@ def _warm_each(model, ids):
         row = ids.values[ids.row_splits[i]:ids.row_splits[i + 1]][None, :]
         logits, state = model(row, model.initial_state(1), training=False)
         return (i + 1, logits_ta.write(i, logits[0, -1]),
-                [ta.write(i, s[0]) for ta, s in zip(state_tas, state)])
+                [ta.write(i, s[0]) for ta, s in zip(state_tas, state, strict=True)])
 
     _, logits_ta, state_tas = tf.while_loop(
         lambda i, *_: i < ids.nrows(out_type=tf.int32), body, (0, logits_ta, state_tas))

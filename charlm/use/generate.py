@@ -228,7 +228,7 @@ class Batch:
     @classmethod
     def join(cls, batches: list[Batch]) -> Batch:
         return cls(np.concatenate([b.logits for b in batches]),
-                   [np.concatenate(parts) for parts in zip(*(b.state for b in batches))],
+                   [np.concatenate(parts) for parts in zip(*(b.state for b in batches), strict=True)],
                    {k: np.concatenate([b.rows[k] for b in batches]) for k in ROW_DTYPES})
 
     def part(self, start: int, stop: int) -> Batch:
@@ -357,7 +357,7 @@ class Generator:
         order = {key: i for i, key in enumerate(keys)}
         rows = np.repeat([order[ids.tobytes()] for ids in encoded], copies)
         logits, *state = (np.concatenate(parts)[rows]
-                          for parts in zip(*(warmed[k] for k in keys)))
+                          for parts in zip(*(warmed[k] for k in keys), strict=True))
         return logits, state
 
     def generate(self, prefixes: list[str] | str | None, length: int | None = None,
@@ -368,7 +368,7 @@ class Generator:
         kwargs.setdefault("chunk", max(1, length or SamplingOptions().length))
         parts = None
         for piece in self.stream(prefixes, length, **kwargs):
-            parts = piece if parts is None else [a + b for a, b in zip(parts, piece)]
+            parts = piece if parts is None else [a + b for a, b in zip(parts, piece, strict=True)]
         return parts
 
 
