@@ -50,8 +50,12 @@ def cpu_flags() -> list[str]:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
                 flags = line.split(":", 1)[1].split()
-                return [f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16",
-                                                  "amx_tile", "avx512_fp16")]
+                return [
+                    f
+                    for f in flags
+                    if f
+                    in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
+                ]
     except OSError:
         pass
     return []
@@ -80,10 +84,20 @@ def cpu_line() -> str:
 
 def git_state() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "charlm"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "charlm"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head + (" (+ uncommitted changes in charlm/)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -110,6 +124,7 @@ class Machine:
         try:
             import keras
             import tensorflow as tf
+
             self.info["tensorflow"] = tf.__version__
             self.info["keras"] = keras.__version__
         except ImportError:
@@ -119,23 +134,30 @@ class Machine:
         wall = time.monotonic() - self.t0
         t = os.times()
         cpu = (t.user - self.cpu0.user) + (t.system - self.cpu0.system)
-        cpu += (t.children_user - self.cpu0.children_user) + (t.children_system - self.cpu0.children_system)
-        self.info.update({
-            "load_before": self.start_load, "load_after": loadavg(),
-            "wall_seconds": round(wall, 1),
-            # how many cores this benchmark actually got on average (2 = the whole machine)
-            "own_cpu_cores_used": round(cpu / wall, 2) if wall > 0 else None,
-        })
+        cpu += (t.children_user - self.cpu0.children_user) + (
+            t.children_system - self.cpu0.children_system
+        )
+        self.info.update(
+            {
+                "load_before": self.start_load,
+                "load_after": loadavg(),
+                "wall_seconds": round(wall, 1),
+                # how many cores this benchmark actually got on average (2 = the whole machine)
+                "own_cpu_cores_used": round(cpu / wall, 2) if wall > 0 else None,
+            }
+        )
         return self.info
 
     def describe(self) -> str:
         """The CPU line, then a line on the software and how busy the machine was."""
         i = self.info
-        return (cpu_line() + "\n\n" + f"Run: {i['date']} | "
-                f"TF {i.get('tensorflow', '?')}, Keras {i.get('keras', '?')}, Python {i['python']} | "
-                f"git {i['git']} | load avg before {fmt_load(i.get('load_before'))}, "
-                f"after {fmt_load(i.get('load_after'))} | this script used "
-                f"{i.get('own_cpu_cores_used', '?')} cores on average over {i.get('wall_seconds', '?')} s")
+        return (
+            cpu_line() + "\n\n" + f"Run: {i['date']} | "
+            f"TF {i.get('tensorflow', '?')}, Keras {i.get('keras', '?')}, Python {i['python']} | "
+            f"git {i['git']} | load avg before {fmt_load(i.get('load_before'))}, "
+            f"after {fmt_load(i.get('load_after'))} | this script used "
+            f"{i.get('own_cpu_cores_used', '?')} cores on average over {i.get('wall_seconds', '?')} s"
+        )
 
 
 def fmt_load(load) -> str:
@@ -185,8 +207,9 @@ def write_results(name: str, data: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable) + "\n", encoding="utf-8"
+    )
     os.replace(tmp, path)
     return path
 
@@ -194,6 +217,7 @@ def write_results(name: str, data: dict) -> Path:
 def _jsonable(x):
     try:
         import numpy as np
+
         if isinstance(x, np.generic):
             return x.item()
     except ImportError:

@@ -37,7 +37,9 @@ def _chunk_fn(model):
     @tf.function(input_signature=[ids, ids, states])
     def chunk(x, y, state):
         logits, state = model(x, state, training=False)
-        nats = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
+        nats = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=tf.cast(logits, tf.float32)
+        )
         return tf.reduce_sum(tf.cast(nats, tf.float64)), state
 
     return chunk
@@ -50,16 +52,18 @@ def windows_loss(model, ids, window: int = 64, batch: int = 256) -> dict:
     ids = np.asarray(ids, np.int32)
     n_full = len(ids) // window
     full = ids[: n_full * window].reshape(n_full, window)
-    rest = ids[n_full * window:]
+    rest = ids[n_full * window :]
     fn = _chunk_fn(model)
     total, count = 0.0, 0
     for start in range(0, n_full, batch):
-        w = full[start:start + batch]
+        w = full[start : start + batch]
         nats, _ = fn(tf.constant(w[:, :-1]), tf.constant(w[:, 1:]), model.initial_state(len(w)))
         total += float(nats)
         count += w.shape[0] * (window - 1)
     if len(rest) >= 2:
-        nats, _ = fn(tf.constant(rest[None, :-1]), tf.constant(rest[None, 1:]), model.initial_state(1))
+        nats, _ = fn(
+            tf.constant(rest[None, :-1]), tf.constant(rest[None, 1:]), model.initial_state(1)
+        )
         total += float(nats)
         count += len(rest) - 1
     return {"nats_per_char": total / count, "chars": count, "windows": n_full + (len(rest) >= 2)}
@@ -75,8 +79,11 @@ def carried_loss(model, ids, chunk: int = 2048) -> dict:
     state = model.initial_state(1)
     total = 0.0
     for start in range(0, len(x), chunk):
-        nats, state = fn(tf.constant(x[None, start:start + chunk]),
-                         tf.constant(y[None, start:start + chunk]), state)
+        nats, state = fn(
+            tf.constant(x[None, start : start + chunk]),
+            tf.constant(y[None, start : start + chunk]),
+            state,
+        )
         total += float(nats)
     return {"nats_per_char": total / len(x), "chars": len(x)}
 
@@ -103,6 +110,7 @@ class StatefulKeras:
 
     def initial_state(self, batch_size):
         import tensorflow as tf
+
         return [tf.zeros([batch_size, n]) for n in self.state_sizes]
 
     def __call__(self, ids, state, training=False):

@@ -40,17 +40,29 @@ XLA = True  # also time the kept variant under tf.function(jit_compile=True)
 
 def variant_layers():
     """{kind: {name: layer class}} for every LSTM and GRU variant measured."""
+    import cell_variants as V
     import keras
 
-    import cell_variants as V
     from charlm.models import fastrnn as F
 
-    return {"lstm": {"keras": keras.layers.LSTM, "fast": F.FastLSTM,
-                     "groups1": V.grouped(F.FastLSTM, 1), "fused": V.FusedLSTM,
-                     "fused1": V.grouped(V.FusedLSTM, 1), "autodiff": V.AutodiffLSTM,
-                     "block1": V.Block1LSTM, "block2": V.Block2LSTM},
-            "gru": {"keras": keras.layers.GRU, "fast": F.FastGRU,
-                    "groups1": V.grouped(F.FastGRU, 1), "autodiff": V.AutodiffGRU}}
+    return {
+        "lstm": {
+            "keras": keras.layers.LSTM,
+            "fast": F.FastLSTM,
+            "groups1": V.grouped(F.FastLSTM, 1),
+            "fused": V.FusedLSTM,
+            "fused1": V.grouped(V.FusedLSTM, 1),
+            "autodiff": V.AutodiffLSTM,
+            "block1": V.Block1LSTM,
+            "block2": V.Block2LSTM,
+        },
+        "gru": {
+            "keras": keras.layers.GRU,
+            "fast": F.FastGRU,
+            "groups1": V.grouped(F.FastGRU, 1),
+            "autodiff": V.AutodiffGRU,
+        },
+    }
 
 
 def build_model(layer_cls, kind: str, policy: str = "float32", seed: int = 0):
@@ -62,17 +74,25 @@ def build_model(layer_cls, kind: str, policy: str = "float32", seed: int = 0):
     n_states = 2 if kind == "lstm" else 1
     ids = keras.Input(shape=(None,), dtype="int32")
     states = [keras.Input(shape=(UNITS,)) for _ in range(LAYERS * n_states)]
-    x = keras.layers.Embedding(VOCAB, EMB, dtype=policy,
-                               embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed))(ids)
+    x = keras.layers.Embedding(
+        VOCAB, EMB, dtype=policy, embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed)
+    )(ids)
     new_states = []
     for i in range(LAYERS):
-        rnn = layer_cls(UNITS, return_sequences=True, return_state=True, dtype=policy,
-                        seed=seed + i, kernel_initializer=init.GlorotUniform(seed + 10 * i + 1),
-                        recurrent_initializer=init.Orthogonal(seed=seed + 10 * i + 2))
-        x, *s = rnn(x, initial_state=states[i * n_states:(i + 1) * n_states])
+        rnn = layer_cls(
+            UNITS,
+            return_sequences=True,
+            return_state=True,
+            dtype=policy,
+            seed=seed + i,
+            kernel_initializer=init.GlorotUniform(seed + 10 * i + 1),
+            recurrent_initializer=init.Orthogonal(seed=seed + 10 * i + 2),
+        )
+        x, *s = rnn(x, initial_state=states[i * n_states : (i + 1) * n_states])
         new_states += s
-    logits = keras.layers.Dense(VOCAB, dtype="float32",
-                                kernel_initializer=init.GlorotUniform(seed + 1000))(x)
+    logits = keras.layers.Dense(
+        VOCAB, dtype="float32", kernel_initializer=init.GlorotUniform(seed + 1000)
+    )(x)
     return keras.Model([ids, *states], [logits, *new_states])
 
 
@@ -139,8 +159,10 @@ def interleaved(fns: dict, rounds: int, calls: int) -> dict:
                 fn()
             times[name]["wall"].append((time.perf_counter() - t0) / calls)
             times[name]["cpu"].append((time.process_time() - c0) / calls)
-        C.say(f"round {r + 1}/{rounds}: " + ", ".join(
-            f"{k} {v['wall'][-1] * 1e3:.1f} ms" for k, v in times.items()))
+        C.say(
+            f"round {r + 1}/{rounds}: "
+            + ", ".join(f"{k} {v['wall'][-1] * 1e3:.1f} ms" for k, v in times.items())
+        )
     return times
 
 
@@ -151,11 +173,17 @@ def summarize(times: dict, work: float, unit: str) -> dict:
     for name, t in times.items():
         ts = t["wall"]
         ratios = [r / x for r, x in zip(ref, ts, strict=True)]
-        out[name] = {"seconds": ts, "cpu_seconds": t["cpu"], "median_ms": C.median(ts) * 1e3,
-                     "min_ms": min(ts) * 1e3, "median_cpu_ms": C.median(t["cpu"]) * 1e3,
-                     f"median_{unit}_per_sec": work / C.median(ts),
-                     "ratio_vs_keras": ratios, "median_ratio_vs_keras": C.median(ratios),
-                     "cpu_ratio_vs_keras": C.median(times["keras"]["cpu"]) / C.median(t["cpu"])}
+        out[name] = {
+            "seconds": ts,
+            "cpu_seconds": t["cpu"],
+            "median_ms": C.median(ts) * 1e3,
+            "min_ms": min(ts) * 1e3,
+            "median_cpu_ms": C.median(t["cpu"]) * 1e3,
+            f"median_{unit}_per_sec": work / C.median(ts),
+            "ratio_vs_keras": ratios,
+            "median_ratio_vs_keras": C.median(ratios),
+            "cpu_ratio_vs_keras": C.median(times["keras"]["cpu"]) / C.median(t["cpu"]),
+        }
     return out
 
 
@@ -188,12 +216,14 @@ def bench_training(kind: str, variants: dict, rounds: int, calls: int) -> dict:
     for name in out:
         out[name]["losses"] = losses[name]
         out[name]["max_loss_diff_vs_keras"] = max(
-            abs(a - b) for a, b in zip(losses[name], losses["keras"], strict=True))
+            abs(a - b) for a, b in zip(losses[name], losses["keras"], strict=True)
+        )
     return out
 
 
-def bench_generation(kind: str, variants: dict, batch: int, rounds: int, calls: int,
-                     length: int = 100) -> dict:
+def bench_generation(
+    kind: str, variants: dict, batch: int, rounds: int, calls: int, length: int = 100
+) -> dict:
     """Generation, T = 1 per call, ``length`` characters per timed call, keras vs fast."""
     import tensorflow as tf
 
@@ -215,8 +245,12 @@ def bench_bf16(variants: dict, rounds: int, calls: int) -> dict:
     """LSTM training, mixed_bfloat16 against float32, for keras and fast."""
     data = batches(1)
     fns = {}
-    for name, policy in [("keras", "float32"), ("fast", "float32"),
-                         ("keras-bf16", "mixed_bfloat16"), ("fast-bf16", "mixed_bfloat16")]:
+    for name, policy in [
+        ("keras", "float32"),
+        ("fast", "float32"),
+        ("keras-bf16", "mixed_bfloat16"),
+        ("fast-bf16", "mixed_bfloat16"),
+    ]:
         step = train_step(build_model(variants[name.split("-")[0]], "lstm", policy))
         step(*data[0])
         fns[name] = lambda step=step: float(step(*data[0]))
@@ -228,12 +262,35 @@ def print_table(title: str, section: dict, unit: str, machine: str) -> None:
     rows = []
     for name, r in section.items():
         rate = r[f"median_{unit}_per_sec"]
-        rows.append([name, r["median_ms"], r["min_ms"], rate, r["median_ratio_vs_keras"],
-                     C.spread(r["ratio_vs_keras"]), r["median_cpu_ms"], r["cpu_ratio_vs_keras"],
-                     r.get("max_loss_diff_vs_keras", "")])
-    print(C.table(["variant", "median ms", "min ms", f"{unit}/s", "x keras (median)",
-                   "x keras (min–max)", "CPU ms", "x keras (CPU)", "max |loss - keras loss|"],
-                  rows))
+        rows.append(
+            [
+                name,
+                r["median_ms"],
+                r["min_ms"],
+                rate,
+                r["median_ratio_vs_keras"],
+                C.spread(r["ratio_vs_keras"]),
+                r["median_cpu_ms"],
+                r["cpu_ratio_vs_keras"],
+                r.get("max_loss_diff_vs_keras", ""),
+            ]
+        )
+    print(
+        C.table(
+            [
+                "variant",
+                "median ms",
+                "min ms",
+                f"{unit}/s",
+                "x keras (median)",
+                "x keras (min–max)",
+                "CPU ms",
+                "x keras (CPU)",
+                "max |loss - keras loss|",
+            ],
+            rows,
+        )
+    )
 
 
 SECTIONS = ("train-lstm", "train-gru", "gen-lstm", "gen-gru", "bf16")
@@ -245,8 +302,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--sections", default=",".join(SECTIONS), help="which of " + ", ".join(SECTIONS))
     p.add_argument("--calls", type=int, default=3, help="calls per variant per round")
-    p.add_argument("--variants", default="",
-                   help="only these training variants (and keras, fast); 'xla' adds fast+xla")
+    p.add_argument(
+        "--variants",
+        default="",
+        help="only these training variants (and keras, fast); 'xla' adds fast+xla",
+    )
     args = p.parse_args(argv)
     rounds, calls = (3, 1) if args.quick else (args.rounds, args.calls)
     sections = args.sections.split(",")
@@ -263,20 +323,41 @@ def main(argv=None) -> int:
         keep = {"keras", "fast", *args.variants.split(",")}
         XLA = "xla" in keep
         layers = {k: {n: c for n, c in v.items() if n in keep} for k, v in layers.items()}
-    results = {"benchmark": "bench_cell", "quick": args.quick, "rounds": rounds,
-               "calls_per_round": calls, "settings": {"batch": BATCH, "seq_len": SEQ,
-               "embedding": EMB, "units": UNITS, "layers": LAYERS, "vocab": VOCAB}}
+    results = {
+        "benchmark": "bench_cell",
+        "quick": args.quick,
+        "rounds": rounds,
+        "calls_per_round": calls,
+        "settings": {
+            "batch": BATCH,
+            "seq_len": SEQ,
+            "embedding": EMB,
+            "units": UNITS,
+            "layers": LAYERS,
+            "vocab": VOCAB,
+        },
+    }
     for kind in ("lstm", "gru"):
         if f"train-{kind}" in sections:
             r = results[f"train_{kind}"] = bench_training(kind, layers[kind], rounds, calls)
-            print_table(f"{kind.upper()} 2x{UNITS} training step (fwd+bwd+Adam, "
-                        f"batch {BATCH} x {SEQ})", r, "chars", cpu)
+            print_table(
+                f"{kind.upper()} 2x{UNITS} training step (fwd+bwd+Adam, batch {BATCH} x {SEQ})",
+                r,
+                "chars",
+                cpu,
+            )
         if f"gen-{kind}" in sections:
             for batch in (1, 64):
                 r = results[f"generate_{kind}_batch{batch}"] = bench_generation(
-                    kind, layers[kind], batch, rounds, calls)
-                print_table(f"{kind.upper()} generation, T=1 per call, batch {batch}, 100 chars "
-                            "in one while loop", r, "chars", cpu)
+                    kind, layers[kind], batch, rounds, calls
+                )
+                print_table(
+                    f"{kind.upper()} generation, T=1 per call, batch {batch}, 100 chars "
+                    "in one while loop",
+                    r,
+                    "chars",
+                    cpu,
+                )
     if "bf16" in sections:
         if cpu_has_native_bf16():
             r = results["bf16_lstm"] = bench_bf16(layers["lstm"], rounds, calls)
@@ -287,7 +368,11 @@ def main(argv=None) -> int:
     print("\n" + machine.describe())
     name = "bench_cell" + ("_quick" if args.quick else "")
     if set(sections) != set(SECTIONS) or args.variants:  # a partial run keeps the full results
-        name += "_" + "_".join(sections) + (f"_{args.variants.replace(',', '-')}" if args.variants else "")
+        name += (
+            "_"
+            + "_".join(sections)
+            + (f"_{args.variants.replace(',', '-')}" if args.variants else "")
+        )
     C.say(f"wrote {C.write_results(name, results)}")
     return 0
 

@@ -32,36 +32,68 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_corpus.json"
-TEXTS = {"shakespeare": ROOT / "corpora" / "tinyshakespeare.txt",
-         "tang": ROOT / "corpora" / "tang_poems.txt"}
+TEXTS = {
+    "shakespeare": ROOT / "corpora" / "tinyshakespeare.txt",
+    "tang": ROOT / "corpora" / "tang_poems.txt",
+}
 TARGETS = {"peak_rss_gb_1gb": 2.0, "encode_mb_s": 50.0, "first_step_s_100mb": 10.0}
-SETTINGS = dict(layers=1, units=64, embedding_dim=16, seq_len=64, batch_size=32, steps=3,
-                eval_every=0, sample_every=0, eval_chars=20_000)
+SETTINGS = dict(
+    layers=1,
+    units=64,
+    embedding_dim=16,
+    seq_len=64,
+    batch_size=32,
+    steps=3,
+    eval_every=0,
+    sample_every=0,
+    eval_chars=20_000,
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 1000],
-                        help="corpus sizes in MB (1 MB: the fixed start-up cost, TensorFlow and tracing)")
-    parser.add_argument("--texts", nargs="+", choices=list(TEXTS), default=list(TEXTS),
-                        help="which bundled text to repeat")
-    parser.add_argument("--child", nargs=3, metavar=("WHAT", "CORPUS", "LAUNCHED"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1, 100, 1000],
+        help="corpus sizes in MB (1 MB: the fixed start-up cost, TensorFlow and tracing)",
+    )
+    parser.add_argument(
+        "--texts",
+        nargs="+",
+        choices=list(TEXTS),
+        default=list(TEXTS),
+        help="which bundled text to repeat",
+    )
+    parser.add_argument(
+        "--child", nargs=3, metavar=("WHAT", "CORPUS", "LAUNCHED"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         what, corpus, launched = args.child
         return (train_child if what == "train" else encode_child)(Path(corpus), float(launched))
     rows = [measure(text, mb) for text in args.texts for mb in args.sizes]
-    report = {"benchmark": "bench_corpus", "cpu_model": cpu_model(), "cores": os.cpu_count(),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "settings": SETTINGS,
-              "targets": TARGETS, "cases": rows}
+    report = {
+        "benchmark": "bench_corpus",
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings": SETTINGS,
+        "targets": TARGETS,
+        "cases": rows,
+    }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=1) + "\n")
     print(f"CPU: {report['cpu_model']}, {report['cores']} cores")
-    print(f"{'text':>12} {'corpus':>8} {'encode s':>9} {'MB/s':>6} {'first step s':>13} {'peak RSS GB':>12} {'load avg':>16}")
+    print(
+        f"{'text':>12} {'corpus':>8} {'encode s':>9} {'MB/s':>6} {'first step s':>13} {'peak RSS GB':>12} {'load avg':>16}"
+    )
     for r in rows:
-        print(f"{r['text']:>12} {r['mb']:>6}MB {r['encode_s']:>9.1f} {r['encode_mb_s']:>6.1f} {r['first_step_s']:>13.1f}"
-              f" {r['peak_rss_gb']:>12.2f} {' '.join(f'{x:.1f}' for x in r['loadavg']):>16}")
+        print(
+            f"{r['text']:>12} {r['mb']:>6}MB {r['encode_s']:>9.1f} {r['encode_mb_s']:>6.1f} {r['first_step_s']:>13.1f}"
+            f" {r['peak_rss_gb']:>12.2f} {' '.join(f'{x:.1f}' for x in r['loadavg']):>16}"
+        )
     print(f"saved {RESULTS.relative_to(ROOT)}")
 
 
@@ -76,15 +108,25 @@ def measure(text: str, mb: int) -> dict:
         row = {}
         for what in ("encode", "train"):
             launched = time.time()
-            out = subprocess.run([sys.executable, __file__, "--child", what, str(corpus),
-                                  str(launched)], cwd=folder, capture_output=True, text=True,
-                                 check=False)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", what, str(corpus), str(launched)],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if out.returncode != 0:
                 raise SystemExit(f"the {mb} MB {what} child failed:\n{out.stderr[-3000:]}")
             row.update(json.loads(out.stdout.strip().splitlines()[-1]))
-        return {"text": text, "mb": mb, "bytes": corpus.stat().st_size, **row,
-                "encode_mb_s": corpus.stat().st_size / 1e6 / row["encode_s"],
-                "loadavg_before": before, "loadavg": loadavg()}
+        return {
+            "text": text,
+            "mb": mb,
+            "bytes": corpus.stat().st_size,
+            **row,
+            "encode_mb_s": corpus.stat().st_size / 1e6 / row["encode_s"],
+            "loadavg_before": before,
+            "loadavg": loadavg(),
+        }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -106,8 +148,9 @@ def encode_child(corpus: Path, launched: float) -> None:
 
     cfg = Config(paths=[str(corpus)], **SETTINGS)
     start = time.perf_counter()
-    encoded = api.encode_corpus(cfg, corpus.parent / "encoded", log=lambda line: None,
-                                progress=False)
+    encoded = api.encode_corpus(
+        cfg, corpus.parent / "encoded", log=lambda line: None, progress=False
+    )
     seconds = time.perf_counter() - start
     encoded.discard()
     print(json.dumps({"encode_s": seconds}))
@@ -125,11 +168,24 @@ def train_child(corpus: Path, launched: float) -> None:
         def on_batch_end(self, trainer, loss, grad_norm, state):
             timing.setdefault("first_step_s", time.time() - launched)
 
-    trainer = api.prepare([str(corpus)], runs_dir=str(corpus.parent / "runs"), progress=False,
-                          log=lambda line: None, callbacks=[FirstStep()], **SETTINGS)
+    trainer = api.prepare(
+        [str(corpus)],
+        runs_dir=str(corpus.parent / "runs"),
+        progress=False,
+        log=lambda line: None,
+        callbacks=[FirstStep()],
+        **SETTINGS,
+    )
     trainer.fit()
-    print(json.dumps({**timing, "peak_rss_gb": peak_rss_bytes() / 1e9,
-                      "train_chars": trainer.sampler.ids.shape[0]}))
+    print(
+        json.dumps(
+            {
+                **timing,
+                "peak_rss_gb": peak_rss_bytes() / 1e9,
+                "train_chars": trainer.sampler.ids.shape[0],
+            }
+        )
+    )
 
 
 def peak_rss_bytes() -> int:

@@ -41,7 +41,7 @@ def markov_sample(text: str, length: int, order: int = 4, seed: int = 0) -> str:
     """``length`` characters from an order-``order`` character Markov chain fitted to ``text``."""
     follow = defaultdict(list)
     for i in range(len(text) - order):
-        follow[text[i:i + order]].append(text[i + order])
+        follow[text[i : i + order]].append(text[i + order])
     rng = random.Random(seed)
     out = text[:order]
     while len(out) < length:
@@ -65,18 +65,23 @@ def measure(megabytes: int) -> dict:
     base = (C.CORPORA / "tinyshakespeare.txt").read_text(encoding="utf-8")
     size = megabytes * 1_000_000
     text = (base * (size // len(base) + 1))[:size]
-    samples = {"copied": text[size // 2:size // 2 + SAMPLE_CHARS],
-               "markov-4": markov_sample(base, SAMPLE_CHARS),
-               "random": "".join(random.Random(1).choice(sorted(set(base))) for _ in range(SAMPLE_CHARS))}
+    samples = {
+        "copied": text[size // 2 : size // 2 + SAMPLE_CHARS],
+        "markov-4": markov_sample(base, SAMPLE_CHARS),
+        "random": "".join(random.Random(1).choice(sorted(set(base))) for _ in range(SAMPLE_CHARS)),
+    }
     before = rss_mb()
     t, cpu = time.perf_counter(), time.process_time()
     index = NoveltyIndex(text)
-    out = {"megabytes": megabytes, "chars": len(text),
-           "build_wall_s": time.perf_counter() - t, "build_cpu_s": time.process_time() - cpu,
-           "rss_before_build_mb": before,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "estimate_mb": memory_needed(len(text),
-                                        symbol_dtype(len(index.vocab)).itemsize) / 2**20}
+    out = {
+        "megabytes": megabytes,
+        "chars": len(text),
+        "build_wall_s": time.perf_counter() - t,
+        "build_cpu_s": time.process_time() - cpu,
+        "rss_before_build_mb": before,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "estimate_mb": memory_needed(len(text), symbol_dtype(len(index.vocab)).itemsize) / 2**20,
+    }
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, INDEX_FILE)
         t = time.perf_counter()
@@ -93,8 +98,11 @@ def measure(megabytes: int) -> dict:
             t = time.perf_counter()
             report = index.report(sample)
             times.append(time.perf_counter() - t)
-        out["queries"][name] = {"median_s": C.median(times), "longest_match": report["longest_match"],
-                                "copied_ngram_share": report["copied_ngram_share"]}
+        out["queries"][name] = {
+            "median_s": C.median(times),
+            "longest_match": report["longest_match"],
+            "copied_ngram_share": report["copied_ngram_share"],
+        }
     return out
 
 
@@ -108,18 +116,24 @@ def main(argv=None) -> int:
         return 0
     machine = C.Machine()
     import numpy as np
+
     machine.info["numpy"] = np.__version__
     results = []
     for mb in [int(s) for s in args.sizes.split(",")]:
         C.say(f"{mb} MB ...")
-        child = subprocess.run([sys.executable, __file__, "--child", str(mb)], check=True,
-                               capture_output=True, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(mb)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         results.append(json.loads(child.stdout))
     info = machine.finish()
     print(report_table(results))
     print(f"\nMachine: {machine.describe()}")
-    path = C.write_results("bench_novelty", {"machine": info, "sample_chars": SAMPLE_CHARS,
-                                             "results": results})
+    path = C.write_results(
+        "bench_novelty", {"machine": info, "sample_chars": SAMPLE_CHARS, "results": results}
+    )
     C.say(f"wrote {path}")
     return 0
 
@@ -128,15 +142,37 @@ def report_table(results: list[dict]) -> str:
     rows = []
     for r in results:
         q = r["queries"]
-        rows.append([f"{r['megabytes']} MB", r["build_wall_s"], r["build_cpu_s"],
-                     r["peak_rss_mb"] / 1024, r["rss_before_build_mb"] / 1024,
-                     r["estimate_mb"] / 1024, r["save_s"],
-                     r["load_s"], r["file_mb"],
-                     *(1000 * q[k]["median_s"] for k in ("copied", "markov-4", "random"))])
-    return C.table(["text", "build s (wall)", "build s (CPU)", "peak RSS GB",
-                    "RSS before GB", "estimate GB", "save s", "load s", "file MB",
-                    "query ms copied",
-                    "query ms markov-4", "query ms random"], rows)
+        rows.append(
+            [
+                f"{r['megabytes']} MB",
+                r["build_wall_s"],
+                r["build_cpu_s"],
+                r["peak_rss_mb"] / 1024,
+                r["rss_before_build_mb"] / 1024,
+                r["estimate_mb"] / 1024,
+                r["save_s"],
+                r["load_s"],
+                r["file_mb"],
+                *(1000 * q[k]["median_s"] for k in ("copied", "markov-4", "random")),
+            ]
+        )
+    return C.table(
+        [
+            "text",
+            "build s (wall)",
+            "build s (CPU)",
+            "peak RSS GB",
+            "RSS before GB",
+            "estimate GB",
+            "save s",
+            "load s",
+            "file MB",
+            "query ms copied",
+            "query ms markov-4",
+            "query ms random",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":

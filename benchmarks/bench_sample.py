@@ -61,12 +61,14 @@ def tutorial_model(vocab_size: int, units: int, charlm_model):
     import keras
     import numpy as np
     import tensorflow as tf
+
     ids = keras.Input((None,), dtype="int32")
     states = [keras.Input((units,)) for _ in range(2 * LAYERS)]
     x, new = keras.layers.Embedding(vocab_size, EMB)(ids), []
     for i in range(LAYERS):
         x, h, c = keras.layers.LSTM(units, return_sequences=True, return_state=True)(
-            x, initial_state=states[2 * i:2 * i + 2])
+            x, initial_state=states[2 * i : 2 * i + 2]
+        )
         new += [h, c]
     model = keras.Model([ids, *states], [keras.layers.Dense(vocab_size)(x), *new])
     model.set_weights(charlm_model.keras_model.get_weights())
@@ -81,7 +83,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--rounds", type=int, default=0, help="counted rounds (default 9, quick 3)")
-    p.add_argument("--length", type=int, default=0, help="characters per sample (default 500, quick 200)")
+    p.add_argument(
+        "--length", type=int, default=0, help="characters per sample (default 500, quick 200)"
+    )
     p.add_argument("--units", type=int, default=UNITS, help=f"LSTM width (default {UNITS})")
     args = p.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 9)
@@ -94,10 +98,10 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from charlm.config import Config
-    from charlm.text.corpus import read_corpus
-    from charlm.use.generate import Generator
     from charlm.models.lm import build_model
+    from charlm.text.corpus import read_corpus
     from charlm.text.vocab import Vocab
+    from charlm.use.generate import Generator
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])
@@ -114,7 +118,9 @@ def main(argv=None) -> int:
     long_prefix = known[:prefix_len]
     assert len(long_prefix) == prefix_len
     long_ids = vocab.encode(long_prefix).astype(np.int32)
-    distinct = [vocab.encode(known[i * 37: i * 37 + prefix_len]).astype(np.int32) for i in range(16)]
+    distinct = [
+        vocab.encode(known[i * 37 : i * 37 + prefix_len]).astype(np.int32) for i in range(16)
+    ]
     batch16 = tf.constant(np.tile(long_ids, (16, 1)))
 
     tutorial = tutorial_model(len(vocab), units, model)
@@ -134,6 +140,7 @@ def main(argv=None) -> int:
             logits, state = call(ids, state)
             logits = logits[:, -1, :] / temperature + mask
             return tf.random.categorical(logits, num_samples=1, dtype=tf.int32), state
+
         return one_step
 
     def tutorial_call(ids, state):  # the plain Keras model: [ids, *state] -> [logits, *state]
@@ -189,6 +196,7 @@ def main(argv=None) -> int:
                     g = tf.matmul(x if j == 0 else h, weights[j]) + tf.matmul(h, weights[j + 1])
                     h = tf.tanh(g[:, :units])
                 return i + 1, x, h + 0.0 * tf.reduce_sum(tf.matmul(h, out_w))
+
             return tf.while_loop(lambda i, *_: i < length, body, (0, x, h))[2]
 
         x, h = tf.random.normal([rows, EMB]), tf.random.normal([rows, units])
@@ -212,43 +220,92 @@ def main(argv=None) -> int:
         return seed[0]
 
     contenders = {
-        "charlm-1": ("charlm Generator, 1 sample", length,
-                     lambda: gen.generate(prefix, length, seed=next_seed())),
-        "charlm-1-stream": ("charlm Generator.stream, 1 sample, chunks of 64", length,
-                            lambda: list(gen.stream([prefix], length, seed=next_seed()))),
-        "charlm-16": ("charlm Generator, 16 samples in one batch", 16 * length,
-                      lambda: gen.generate(prefix, length, num_samples=16, seed=next_seed())),
-        "graph-1": ("the same loop as a TF graph, no XLA (Generator(xla=False)), 1 sample",
-                    length, lambda: gen_graph.generate(prefix, length, seed=next_seed())),
-        "graph-16": ("the same loop as a TF graph, no XLA, 16 samples", 16 * length,
-                     lambda: gen_graph.generate(prefix, length, num_samples=16,
-                                                seed=next_seed())),
-        "floor-1": ("floor: one step's matrix products alone, 1 row, XLA loop", length,
-                    matmul_floor(1)),
-        "floor-16": ("floor: one step's matrix products alone, 16 rows, XLA loop", 16 * length,
-                     matmul_floor(16)),
-        "peak": (f"float32 1024^3 matmul x {PEAK_CALLS} (the arithmetic ceiling)", None,
-                 matmul_peak),
-        "onestep-keras": ("OneStep (TF tutorial) over plain keras.layers.LSTM, as the tutorial",
-                          length, lambda: onestep_generate(prefix, length, tutorial_step)),
-        "onestep": ("OneStep loop over charlm's own model (its fast layers)", length,
-                    lambda: onestep_generate(prefix, length)),
-        "rerun-100": (f"re-run the model on the last {window} chars per new char",
-                      rerun_length, lambda: rerun_generate(known[:window], rerun_length)),
-        "warm-200-charlm-1": (f"warm_up, 1 copy of a {prefix_len}-char prefix", None,
-                              lambda: sync(gen.warm_up([long_ids], copies=1))),
-        "warm-200-charlm-16": ("warm_up, 16 copies of the same prefix (fed once, state broadcast)",
-                               None, lambda: sync(gen.warm_up([long_ids], copies=16))),
-        "warm-200-batch-16": (f"the 16 identical rows fed in one batched call (Generator.warm, [16, {prefix_len}])",
-                              None, lambda: sync(gen.warm(batch16))),
-        "warm-200-distinct-16": (f"warm_up, 16 different {prefix_len}-char prefixes (one call each)",
-                                 None, lambda: sync(gen.warm_up(distinct, copies=1))),
-        "warm-200-onestep": (f"{prefix_len}-char prefix fed one char at a time (one-step fn)", None,
-                             lambda: onestep_prefix_char_by_char(long_prefix)),
+        "charlm-1": (
+            "charlm Generator, 1 sample",
+            length,
+            lambda: gen.generate(prefix, length, seed=next_seed()),
+        ),
+        "charlm-1-stream": (
+            "charlm Generator.stream, 1 sample, chunks of 64",
+            length,
+            lambda: list(gen.stream([prefix], length, seed=next_seed())),
+        ),
+        "charlm-16": (
+            "charlm Generator, 16 samples in one batch",
+            16 * length,
+            lambda: gen.generate(prefix, length, num_samples=16, seed=next_seed()),
+        ),
+        "graph-1": (
+            "the same loop as a TF graph, no XLA (Generator(xla=False)), 1 sample",
+            length,
+            lambda: gen_graph.generate(prefix, length, seed=next_seed()),
+        ),
+        "graph-16": (
+            "the same loop as a TF graph, no XLA, 16 samples",
+            16 * length,
+            lambda: gen_graph.generate(prefix, length, num_samples=16, seed=next_seed()),
+        ),
+        "floor-1": (
+            "floor: one step's matrix products alone, 1 row, XLA loop",
+            length,
+            matmul_floor(1),
+        ),
+        "floor-16": (
+            "floor: one step's matrix products alone, 16 rows, XLA loop",
+            16 * length,
+            matmul_floor(16),
+        ),
+        "peak": (
+            f"float32 1024^3 matmul x {PEAK_CALLS} (the arithmetic ceiling)",
+            None,
+            matmul_peak,
+        ),
+        "onestep-keras": (
+            "OneStep (TF tutorial) over plain keras.layers.LSTM, as the tutorial",
+            length,
+            lambda: onestep_generate(prefix, length, tutorial_step),
+        ),
+        "onestep": (
+            "OneStep loop over charlm's own model (its fast layers)",
+            length,
+            lambda: onestep_generate(prefix, length),
+        ),
+        "rerun-100": (
+            f"re-run the model on the last {window} chars per new char",
+            rerun_length,
+            lambda: rerun_generate(known[:window], rerun_length),
+        ),
+        "warm-200-charlm-1": (
+            f"warm_up, 1 copy of a {prefix_len}-char prefix",
+            None,
+            lambda: sync(gen.warm_up([long_ids], copies=1)),
+        ),
+        "warm-200-charlm-16": (
+            "warm_up, 16 copies of the same prefix (fed once, state broadcast)",
+            None,
+            lambda: sync(gen.warm_up([long_ids], copies=16)),
+        ),
+        "warm-200-batch-16": (
+            f"the 16 identical rows fed in one batched call (Generator.warm, [16, {prefix_len}])",
+            None,
+            lambda: sync(gen.warm(batch16)),
+        ),
+        "warm-200-distinct-16": (
+            f"warm_up, 16 different {prefix_len}-char prefixes (one call each)",
+            None,
+            lambda: sync(gen.warm_up(distinct, copies=1)),
+        ),
+        "warm-200-onestep": (
+            f"{prefix_len}-char prefix fed one char at a time (one-step fn)",
+            None,
+            lambda: onestep_prefix_char_by_char(long_prefix),
+        ),
     }
 
-    C.say(f"bench_sample: load {C.fmt_load(machine.start_load)}; LSTM {LAYERS}x{units}, "
-          f"{params:,} params, vocab {len(vocab)}, length {length}, {rounds} rounds")
+    C.say(
+        f"bench_sample: load {C.fmt_load(machine.start_load)}; LSTM {LAYERS}x{units}, "
+        f"{params:,} params, vocab {len(vocab)}, length {length}, {rounds} rounds"
+    )
     # warm-up round: trace everything (every batch size / prefix shape the rounds will use)
     first_call = {}
     for name, (_, _, fn) in contenders.items():
@@ -265,12 +322,12 @@ def main(argv=None) -> int:
     times = {n: [] for n in contenders}
     order = list(contenders)
     for rnd in range(rounds):
-        for name in (order if rnd % 2 == 0 else order[::-1]):
+        for name in order if rnd % 2 == 0 else order[::-1]:
             fn = contenders[name][2]
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-        C.say("  round {}: ".format(rnd + 1) + ", ".join(f"{n} {times[n][-1]:.3f} s" for n in order))
+        C.say(f"  round {rnd + 1}: " + ", ".join(f"{n} {times[n][-1]:.3f} s" for n in order))
 
     def per_round(a, b):  # median over rounds of time[a] / time[b]
         return C.median([x / y for x, y in zip(times[a], times[b], strict=True)])
@@ -278,79 +335,154 @@ def main(argv=None) -> int:
     summary = {}
     for name, (label, chars, _) in contenders.items():
         t = C.median(times[name])
-        summary[name] = {"label": label, "median_seconds": t, "seconds": times[name],
-                         "chars": chars, "chars_per_sec": (chars / t) if chars else None,
-                         "rates": [chars / x for x in times[name]] if chars else None}
+        summary[name] = {
+            "label": label,
+            "median_seconds": t,
+            "seconds": times[name],
+            "chars": chars,
+            "chars_per_sec": (chars / t) if chars else None,
+            "rates": [chars / x for x in times[name]] if chars else None,
+        }
     ratios = {
-        "charlm-1 speed / onestep-keras speed (per round; the issue's OneStep)":
-            C.median([b / a for a, b in zip(times["charlm-1"], times["onestep-keras"],
-                                            strict=True)]),
-        "charlm-16 total chars/s / charlm-1 chars/s":
-            C.median([16 * a / b for a, b in zip(times["charlm-1"], times["charlm-16"],
-                                                 strict=True)]),
-        "onestep (charlm's layers) speed / onestep-keras speed":
-            C.median([b / a for a, b in zip(times["onestep"], times["onestep-keras"],
-                                            strict=True)]),
-        "charlm-1 speed / onestep speed (per round)":
-            C.median([(length / a) / (length / b) for a, b in zip(times["charlm-1"], times["onestep"],
-                                                                  strict=True)]),
-        "charlm-16 total chars/s / onestep chars/s":
-            C.median([(16 * length / a) / (length / b) for a, b in zip(times["charlm-16"], times["onestep"],
-                                                                       strict=True)]),
+        "charlm-1 speed / onestep-keras speed (per round; the issue's OneStep)": C.median(
+            [b / a for a, b in zip(times["charlm-1"], times["onestep-keras"], strict=True)]
+        ),
+        "charlm-16 total chars/s / charlm-1 chars/s": C.median(
+            [16 * a / b for a, b in zip(times["charlm-1"], times["charlm-16"], strict=True)]
+        ),
+        "onestep (charlm's layers) speed / onestep-keras speed": C.median(
+            [b / a for a, b in zip(times["onestep"], times["onestep-keras"], strict=True)]
+        ),
+        "charlm-1 speed / onestep speed (per round)": C.median(
+            [
+                (length / a) / (length / b)
+                for a, b in zip(times["charlm-1"], times["onestep"], strict=True)
+            ]
+        ),
+        "charlm-16 total chars/s / onestep chars/s": C.median(
+            [
+                (16 * length / a) / (length / b)
+                for a, b in zip(times["charlm-16"], times["onestep"], strict=True)
+            ]
+        ),
         "charlm-16 time / charlm-1 time": per_round("charlm-16", "charlm-1"),
-        "charlm-1 speed / graph-1 speed (XLA against the same loop as a graph)":
-            per_round("graph-1", "charlm-1"),
+        "charlm-1 speed / graph-1 speed (XLA against the same loop as a graph)": per_round(
+            "graph-1", "charlm-1"
+        ),
         "charlm-16 speed / graph-16 speed": per_round("graph-16", "charlm-16"),
         "charlm-1 time / its matmul floor (floor-1)": per_round("charlm-1", "floor-1"),
         "charlm-16 time / its matmul floor (floor-16)": per_round("charlm-16", "floor-16"),
-        "16 x charlm-1 time / floor-16 time (the most charlm-16 / charlm-1 could be)":
-            C.median([16 * a / b for a, b in zip(times["charlm-1"], times["floor-16"],
-                                                 strict=True)]),
-        "16 x charlm-1 time / (16-row step FLOPs at the 1024^3 matmul's rate)":
-            C.median([16 * a / (length * 16 * step_flops / (PEAK_CALLS * 2 * 1024 ** 3 / p))
-                      for a, p in zip(times["charlm-1"], times["peak"], strict=True)]),
-        "graph-16 total chars/s / graph-1 chars/s":
-            C.median([16 * a / b for a, b in zip(times["graph-1"], times["graph-16"],
-                                                 strict=True)]),
+        "16 x charlm-1 time / floor-16 time (the most charlm-16 / charlm-1 could be)": C.median(
+            [16 * a / b for a, b in zip(times["charlm-1"], times["floor-16"], strict=True)]
+        ),
+        "16 x charlm-1 time / (16-row step FLOPs at the 1024^3 matmul's rate)": C.median(
+            [
+                16 * a / (length * 16 * step_flops / (PEAK_CALLS * 2 * 1024**3 / p))
+                for a, p in zip(times["charlm-1"], times["peak"], strict=True)
+            ]
+        ),
+        "graph-16 total chars/s / graph-1 chars/s": C.median(
+            [16 * a / b for a, b in zip(times["graph-1"], times["graph-16"], strict=True)]
+        ),
         "charlm-1 streamed time / charlm-1 time": per_round("charlm-1-stream", "charlm-1"),
-        "charlm-1 speed / re-run-100 speed":
-            C.median([(length / a) / (rerun_length / b) for a, b in zip(times["charlm-1"], times["rerun-100"],
-                                                                        strict=True)]),
-        "200-char warm-up, char-by-char time / charlm one-call time": per_round("warm-200-onestep", "warm-200-charlm-1"),
-        "200-char warm-up, 16 copies / 1 copy (broadcast)": per_round("warm-200-charlm-16", "warm-200-charlm-1"),
-        "200-char warm-up, 16 rows in one batched call / 16 copies broadcast": per_round("warm-200-batch-16", "warm-200-charlm-16"),
-        "200-char warm-up, 16 different prefixes / 1 prefix": per_round("warm-200-distinct-16", "warm-200-charlm-1"),
+        "charlm-1 speed / re-run-100 speed": C.median(
+            [
+                (length / a) / (rerun_length / b)
+                for a, b in zip(times["charlm-1"], times["rerun-100"], strict=True)
+            ]
+        ),
+        "200-char warm-up, char-by-char time / charlm one-call time": per_round(
+            "warm-200-onestep", "warm-200-charlm-1"
+        ),
+        "200-char warm-up, 16 copies / 1 copy (broadcast)": per_round(
+            "warm-200-charlm-16", "warm-200-charlm-1"
+        ),
+        "200-char warm-up, 16 rows in one batched call / 16 copies broadcast": per_round(
+            "warm-200-batch-16", "warm-200-charlm-16"
+        ),
+        "200-char warm-up, 16 different prefixes / 1 prefix": per_round(
+            "warm-200-distinct-16", "warm-200-charlm-1"
+        ),
     }
 
     info = machine.finish()
-    gen_rows = [[s["label"], s["chars"], s["median_seconds"], s["chars_per_sec"],
-                 C.spread(s["rates"]),
-                 (s["chars_per_sec"] / summary["onestep-keras"]["chars_per_sec"])]
-                for n, s in summary.items() if s["chars"]]
-    warm_rows = [[s["label"], s["median_seconds"] * 1000, C.spread([x * 1000 for x in s["seconds"]])]
-                 for n, s in summary.items() if not s["chars"] and n != "peak"]
-    peak = PEAK_CALLS * 2 * 1024 ** 3 / summary["peak"]["median_seconds"] / 1e9
-    out = [f"### Generation, LSTM {LAYERS}x{units} ({params:,} params, random weights, vocab "
-           f"{len(vocab)}), {rounds} interleaved rounds, medians", "",
-           f"Machine: {machine.describe()}", "",
-           f"float32 1024^3 matmul in the same rounds: {peak:.0f} GFLOP/s; one step's products: "
-           f"{step_flops / 1e6:.2f} MFLOP per row", "",
-           C.table(["contender", "chars generated per call", "seconds (median)", "chars/s",
-                    "chars/s range", "× OneStep (Keras layers)"], gen_rows), "",
-           C.table(["prefix warm-up", "ms (median)", "range (ms)"], warm_rows), "",
-           C.table(["ratio (median over rounds)", "value"], [[k, v] for k, v in ratios.items()]),
-           "", C.table(["first call of the process (tracing, and XLA compiling)", "seconds"],
-                       [[contenders[n][0], first_call[n]] for n in
-                        ("charlm-1", "graph-1", "charlm-16", "graph-16", "onestep-keras")])]
+    gen_rows = [
+        [
+            s["label"],
+            s["chars"],
+            s["median_seconds"],
+            s["chars_per_sec"],
+            C.spread(s["rates"]),
+            (s["chars_per_sec"] / summary["onestep-keras"]["chars_per_sec"]),
+        ]
+        for n, s in summary.items()
+        if s["chars"]
+    ]
+    warm_rows = [
+        [s["label"], s["median_seconds"] * 1000, C.spread([x * 1000 for x in s["seconds"]])]
+        for n, s in summary.items()
+        if not s["chars"] and n != "peak"
+    ]
+    peak = PEAK_CALLS * 2 * 1024**3 / summary["peak"]["median_seconds"] / 1e9
+    out = [
+        f"### Generation, LSTM {LAYERS}x{units} ({params:,} params, random weights, vocab "
+        f"{len(vocab)}), {rounds} interleaved rounds, medians",
+        "",
+        f"Machine: {machine.describe()}",
+        "",
+        f"float32 1024^3 matmul in the same rounds: {peak:.0f} GFLOP/s; one step's products: "
+        f"{step_flops / 1e6:.2f} MFLOP per row",
+        "",
+        C.table(
+            [
+                "contender",
+                "chars generated per call",
+                "seconds (median)",
+                "chars/s",
+                "chars/s range",
+                "× OneStep (Keras layers)",
+            ],
+            gen_rows,
+        ),
+        "",
+        C.table(["prefix warm-up", "ms (median)", "range (ms)"], warm_rows),
+        "",
+        C.table(["ratio (median over rounds)", "value"], [[k, v] for k, v in ratios.items()]),
+        "",
+        C.table(
+            ["first call of the process (tracing, and XLA compiling)", "seconds"],
+            [
+                [contenders[n][0], first_call[n]]
+                for n in ("charlm-1", "graph-1", "charlm-16", "graph-16", "onestep-keras")
+            ],
+        ),
+    ]
     text_out = "\n".join(out)
     print(text_out)
-    path = C.write_results("bench_sample_quick" if args.quick else "bench_sample", {
-        "benchmark": "bench_sample", "quick": args.quick, "machine": info, "rounds": rounds,
-        "settings": {"units": units, "layers": LAYERS, "embedding_dim": EMB, "vocab": len(vocab),
-                     "params": params, "length": length, "rerun_length": rerun_length,
-                     "prefix": prefix, "warm_prefix_len": prefix_len},
-        "summary": summary, "ratios": ratios, "first_call_seconds": first_call,
-        "markdown": text_out})
+    path = C.write_results(
+        "bench_sample_quick" if args.quick else "bench_sample",
+        {
+            "benchmark": "bench_sample",
+            "quick": args.quick,
+            "machine": info,
+            "rounds": rounds,
+            "settings": {
+                "units": units,
+                "layers": LAYERS,
+                "embedding_dim": EMB,
+                "vocab": len(vocab),
+                "params": params,
+                "length": length,
+                "rerun_length": rerun_length,
+                "prefix": prefix,
+                "warm_prefix_len": prefix_len,
+            },
+            "summary": summary,
+            "ratios": ratios,
+            "first_call_seconds": first_call,
+            "markdown": text_out,
+        },
+    )
     C.say(f"results: {path}")
     return 0
 

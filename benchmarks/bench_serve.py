@@ -50,10 +50,21 @@ def make_runs(folder: Path) -> dict[str, Path]:
     os.chdir(folder)
     try:
         for name, size in MODELS.items():
-            run = charlm.train([C.CORPORA / "tinyshakespeare.txt"], max_chars=50_000, name=name,
-                               model="lstm", embedding_dim=64, steps=1, batch_size=8,
-                               seq_len=32, eval_every=0, sample_every=0, progress=False,
-                               log=lambda _: None, **size)
+            run = charlm.train(
+                [C.CORPORA / "tinyshakespeare.txt"],
+                max_chars=50_000,
+                name=name,
+                model="lstm",
+                embedding_dim=64,
+                steps=1,
+                batch_size=8,
+                seq_len=32,
+                eval_every=0,
+                sample_every=0,
+                progress=False,
+                log=lambda _: None,
+                **size,
+            )
             runs[name] = (folder / run.path).resolve()
     finally:
         os.chdir(back)
@@ -61,10 +72,24 @@ def make_runs(folder: Path) -> dict[str, Path]:
 
 
 def start_server(run: Path, log: Path, max_streams: int):
-    proc = subprocess.Popen([sys.executable, "-m", "charlm", "serve", str(run), "--port", "0",
-                             "--max-streams", str(max_streams), "--max-n", "1"],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "charlm",
+            "serve",
+            str(run),
+            "--port",
+            "0",
+            "--max-streams",
+            str(max_streams),
+            "--max-n",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         out = log.read_text(errors="replace")
@@ -105,15 +130,21 @@ async def one_round(url: str, prompts: list[str], clients: int, length: int, see
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         began = time.perf_counter()
-        results = await asyncio.gather(*(one_client(client, url, prompts[i % len(prompts)],
-                                                    seed + i, length)
-                                         for i in range(clients)))
+        results = await asyncio.gather(
+            *(
+                one_client(client, url, prompts[i % len(prompts)], seed + i, length)
+                for i in range(clients)
+            )
+        )
         wall = time.perf_counter() - began
     chars = sum(r["chars"] for r in results)
     assert chars == clients * length, (chars, clients * length)
-    return {"wall": wall, "chars_per_sec": chars / wall,
-            "ttfc_median": statistics.median(r["ttfc"] for r in results),
-            "ttfc_max": max(r["ttfc"] for r in results)}
+    return {
+        "wall": wall,
+        "chars_per_sec": chars / wall,
+        "ttfc_median": statistics.median(r["ttfc"] for r in results),
+        "ttfc_max": max(r["ttfc"] for r in results),
+    }
 
 
 def measure(url: str, prompts: list[str], levels: list[int], rounds: int, length: int):
@@ -121,30 +152,59 @@ def measure(url: str, prompts: list[str], levels: list[int], rounds: int, length
     runs = {c: [] for c in levels}
     asyncio.run(one_round(url, prompts, 1, 10, 0))  # the first request's own set-up
     for r in range(rounds):
-        for c in (levels if r % 2 == 0 else levels[::-1]):
+        for c in levels if r % 2 == 0 else levels[::-1]:
             runs[c].append(asyncio.run(one_round(url, prompts, c, length, 1000 * r)))
-            C.say(f"  round {r + 1}, {c} clients: {runs[c][-1]['chars_per_sec']:,.0f} chars/s, "
-                  f"TTFC median {runs[c][-1]['ttfc_median'] * 1000:.0f} ms")
+            C.say(
+                f"  round {r + 1}, {c} clients: {runs[c][-1]['chars_per_sec']:,.0f} chars/s, "
+                f"TTFC median {runs[c][-1]['ttfc_median'] * 1000:.0f} ms"
+            )
     return {c: {k: C.median([x[k] for x in rs]) for k in rs[0]} for c, rs in runs.items()}
 
 
 def report(name: str, figures: dict, compile_s, rss: int, length: int) -> tuple[str, dict]:
     one = figures[min(figures)]
-    rows = [[c, f["chars_per_sec"], f["chars_per_sec"] / c,
-             f["chars_per_sec"] / one["chars_per_sec"], f["ttfc_median"] * 1000, f["ttfc_max"] * 1000, f["ttfc_median"] / one["ttfc_median"]]
-            for c, f in sorted(figures.items())]
+    rows = [
+        [
+            c,
+            f["chars_per_sec"],
+            f["chars_per_sec"] / c,
+            f["chars_per_sec"] / one["chars_per_sec"],
+            f["ttfc_median"] * 1000,
+            f["ttfc_max"] * 1000,
+            f["ttfc_median"] / one["ttfc_median"],
+        ]
+        for c, f in sorted(figures.items())
+    ]
     ratios = {}
     if 16 in figures:
-        ratios = {"chars_per_sec_16_over_1": figures[16]["chars_per_sec"] / one["chars_per_sec"],
-                  "ttfc_16_over_1": figures[16]["ttfc_median"] / one["ttfc_median"]}
-    lines = [f"#### {name}: {length} characters a client; the server compiled batch sizes "
-             f"1..{max(figures)} in {compile_s} s before serving (excluded); peak RSS {rss / 2**20:,.0f} MiB",
-             "", C.table(["clients", "chars/s (all)", "chars/s per client", "x 1 client",
-                          "TTFC median ms", "TTFC max ms", "TTFC x 1 client"], rows)]
+        ratios = {
+            "chars_per_sec_16_over_1": figures[16]["chars_per_sec"] / one["chars_per_sec"],
+            "ttfc_16_over_1": figures[16]["ttfc_median"] / one["ttfc_median"],
+        }
+    lines = [
+        f"#### {name}: {length} characters a client; the server compiled batch sizes "
+        f"1..{max(figures)} in {compile_s} s before serving (excluded); peak RSS {rss / 2**20:,.0f} MiB",
+        "",
+        C.table(
+            [
+                "clients",
+                "chars/s (all)",
+                "chars/s per client",
+                "x 1 client",
+                "TTFC median ms",
+                "TTFC max ms",
+                "TTFC x 1 client",
+            ],
+            rows,
+        ),
+    ]
     if ratios:
-        lines += ["", f"16 clients: {ratios['chars_per_sec_16_over_1']:.2f}x the chars/s of one "
-                      "(target >= 2.5); median TTFC "
-                      f"{ratios['ttfc_16_over_1']:.2f}x one idle request's (target <= 3)"]
+        lines += [
+            "",
+            f"16 clients: {ratios['chars_per_sec_16_over_1']:.2f}x the chars/s of one "
+            "(target >= 2.5); median TTFC "
+            f"{ratios['ttfc_16_over_1']:.2f}x one idle request's (target <= 3)",
+        ]
     return "\n".join(lines), ratios
 
 
@@ -153,8 +213,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--rounds", type=int, default=0, help="rounds per level (default 3, quick 1)")
     p.add_argument("--length", type=int, default=0, help="characters a client (500, quick 100)")
-    p.add_argument("--levels", default="", help="clients per level (default 1,4,16,64; "
-                                                "quick 1,4,16)")
+    p.add_argument(
+        "--levels", default="", help="clients per level (default 1,4,16,64; quick 1,4,16)"
+    )
     p.add_argument("--models", default=",".join(MODELS), help="which of: " + ", ".join(MODELS))
     args = p.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -162,16 +223,19 @@ def main(argv=None) -> int:
     levels = [int(x) for x in (args.levels or ("1,4,16" if args.quick else "1,4,16,64")).split(",")]
     machine = C.Machine()
     text = (C.CORPORA / "tinyshakespeare.txt").read_text()[:50_000]
-    prompts = [text[i * 397:i * 397 + 40] for i in range(64)]
-    out = [f"### charlm serve, concurrent streaming clients{' (QUICK)' if args.quick else ''}",
-           "", f"Machine: {{machine}}", ""]
+    prompts = [text[i * 397 : i * 397 + 40] for i in range(64)]
+    out = [
+        f"### charlm serve, concurrent streaming clients{' (QUICK)' if args.quick else ''}",
+        "",
+        "Machine: {machine}",
+        "",
+    ]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         C.say("training one step of each model ...")
         runs = make_runs(Path(tmp))
         for name in args.models.split(","):
-            proc, url, compile_s = start_server(runs[name], Path(tmp) / f"{name}.log",
-                                                max(levels))
+            proc, url, compile_s = start_server(runs[name], Path(tmp) / f"{name}.log", max(levels))
             try:
                 C.say(f"{name}: serving at {url} (compiled in {compile_s} s)")
                 figures = measure(url, prompts, levels, rounds, length)
@@ -181,15 +245,27 @@ def main(argv=None) -> int:
                 proc.wait(30)
             table, ratios = report(name, figures, compile_s, rss, length)
             out += [table, ""]
-            results[name] = {"figures": figures, "compile_seconds": compile_s,
-                             "peak_rss_bytes": rss, "ratios": ratios}
+            results[name] = {
+                "figures": figures,
+                "compile_seconds": compile_s,
+                "peak_rss_bytes": rss,
+                "ratios": ratios,
+            }
     machine.add_versions()
     info = machine.finish()
     text_out = "\n".join(out).replace("{machine}", machine.describe())
     print(text_out)
-    path = C.write_results("bench_serve_quick" if args.quick else "bench_serve",
-                           {"machine": info, "length": length, "rounds": rounds,
-                            "levels": levels, "models": results, "markdown": text_out})
+    path = C.write_results(
+        "bench_serve_quick" if args.quick else "bench_serve",
+        {
+            "machine": info,
+            "length": length,
+            "rounds": rounds,
+            "levels": levels,
+            "models": results,
+            "markdown": text_out,
+        },
+    )
     C.say(f"results: {path}")
     return 0
 

@@ -51,12 +51,21 @@ CONFIG = C.CONFIGS / "shakespeare.toml"
 # reference val losses (nats/char, non-overlapping 64-char windows) at each wall-clock budget,
 # measured on an Intel Xeon with AVX-512/bf16/AMX, 2 cores, each run alone (see the docstring)
 ANCHORS = {
-    90: {"nanoGPT 4x128 (0.80 M)": 1.90, "plain Keras LSTM 256x2 (0.87 M)": 1.99,
-         "plain Keras LSTM 512x2 float32 (3.3 M)": 2.47},
-    290: {"nanoGPT 4x128 (0.80 M)": 1.62, "plain Keras LSTM 256x2 (0.87 M)": 1.63,
-          "plain Keras LSTM 512x2 float32 (3.3 M)": 1.86},
-    568: {"nanoGPT 4x128 (0.80 M)": 1.54, "plain Keras LSTM 256x2 (0.87 M)": 1.55,
-          "plain Keras LSTM 512x2 mixed_bfloat16 (3.3 M)": 1.56},
+    90: {
+        "nanoGPT 4x128 (0.80 M)": 1.90,
+        "plain Keras LSTM 256x2 (0.87 M)": 1.99,
+        "plain Keras LSTM 512x2 float32 (3.3 M)": 2.47,
+    },
+    290: {
+        "nanoGPT 4x128 (0.80 M)": 1.62,
+        "plain Keras LSTM 256x2 (0.87 M)": 1.63,
+        "plain Keras LSTM 512x2 float32 (3.3 M)": 1.86,
+    },
+    568: {
+        "nanoGPT 4x128 (0.80 M)": 1.54,
+        "plain Keras LSTM 256x2 (0.87 M)": 1.55,
+        "plain Keras LSTM 512x2 mixed_bfloat16 (3.3 M)": 1.56,
+    },
 }
 ANCHORS_MACHINE = "Intel Xeon, AVX-512/bf16/AMX, 2 cores"
 # the same plain Keras LSTM 256x2 on an AMD EPYC with AVX2/FMA only, 2026-11-24
@@ -72,19 +81,27 @@ def main(argv=None) -> int:
     budget = args.time_budget or ("60s" if args.quick else "")
 
     machine = C.Machine()
-    run_dir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="charlm-bench-shakespeare-"))
+    run_dir = (
+        Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="charlm-bench-shakespeare-"))
+    )
     exe = shutil.which("charlm")
     cmd = ([exe] if exe else [sys.executable, "-m", "charlm"]) + [
-        "train", str(CORPUS), "--config", str(CONFIG), "--runs-dir", str(run_dir),
-        "--name", "shakespeare"]
+        "train",
+        str(CORPUS),
+        "--config",
+        str(CONFIG),
+        "--runs-dir",
+        str(run_dir),
+        "--name",
+        "shakespeare",
+    ]
     if budget:
         cmd += ["--time-budget", budget]
     if args.quick:
         cmd += ["--eval-every", "100", "--eval-chars", "20000"]
     C.say(f"bench_shakespeare: load {C.fmt_load(machine.start_load)}; running: {' '.join(cmd)}")
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=C.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+    proc = subprocess.run(cmd, cwd=C.ROOT, capture_output=True, text=True)
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         C.say(proc.stderr[-3000:])
@@ -106,52 +123,100 @@ def main(argv=None) -> int:
     t_default = time.monotonic() - t1
     shared = S.both(run.model, run.vocab.encode(val))  # the same functions as race.py
     windows, carried = shared["windows64"], shared["carried"]
-    best_row = min((r for r in rows if r.get("val_loss") not in (None, "")),
-                   key=lambda r: float(r["val_loss"]), default=None)
+    best_row = min(
+        (r for r in rows if r.get("val_loss") not in (None, "")),
+        key=lambda r: float(r["val_loss"]),
+        default=None,
+    )
 
     info = machine.finish()
     cfg = run.config
     result = {
-        "wall_seconds_launch_to_exit": wall, "time_budget": budget or cfg.time_budget,
-        "steps": int(float(last["step"])), "epochs": int(float(last["epoch"])),
-        "chars_per_sec_median": C.median([float(r["chars_per_sec"]) for r in rows[1:]] or
-                                         [float(last["chars_per_sec"])]),
+        "wall_seconds_launch_to_exit": wall,
+        "time_budget": budget or cfg.time_budget,
+        "steps": int(float(last["step"])),
+        "epochs": int(float(last["epoch"])),
+        "chars_per_sec_median": C.median(
+            [float(r["chars_per_sec"]) for r in rows[1:]] or [float(last["chars_per_sec"])]
+        ),
         "best_row_val_loss_during_training": float(best_row["val_loss"]) if best_row else None,
         "best_row_step": int(float(best_row["step"])) if best_row else None,
         "final_train_loss": float(last["train_loss"]),
         "val_chars": len(val),
-        "val_windows64": windows, "val_carried_one_stream": carried,
-        "eval_default_64x256_carried": default, "eval_default_seconds": t_default,
+        "val_windows64": windows,
+        "val_carried_one_stream": carried,
+        "eval_default_64x256_carried": default,
+        "eval_default_seconds": t_default,
         "model": f"{cfg.model} {cfg.layers}x{cfg.units} emb {cfg.embedding_dim} {cfg.precision}, "
-                 f"dropout {cfg.dropout}, seq {cfg.seq_len}, batch {cfg.batch_size}",
+        f"dropout {cfg.dropout}, seq {cfg.seq_len}, batch {cfg.batch_size}",
     }
     anchor_row = 568 if not budget else min(ANCHORS, key=lambda s: abs(s - wall))
-    anchors = [[f"reference ({ANCHORS_MACHINE}): {k}", anchor_row, v, "", "", ""]
-               for k, v in ANCHORS[anchor_row].items()]
-    anchors += [[f"reference (AMD EPYC, AVX2/FMA only): {k}", sec, v, "", "", ""]
-                for sec, d in ANCHORS_AMD.items() if sec == anchor_row for k, v in d.items()]
-    out = [f"### Quality run: configs/shakespeare.toml{' (QUICK: ' + budget + ' budget)' if budget else ''}",
-           "", f"Machine: {machine.describe()}", "",
-           f"Model: {result['model']}; {result['steps']:,} steps, "
-           f"{result['chars_per_sec_median']:,.0f} chars/s (median of metrics rows).", "",
-           C.table(["what", "wall-clock s (launch to exit)", "val 64-char windows, zero state",
-                    "val carried, one stream", "val, charlm eval default (64 × 256, carried)",
-                    "train loss (last rows)"],
-                   [["charlm shakespeare.toml (best weights)", wall, windows["nats_per_char"],
-                     carried["nats_per_char"], default["nats_per_char"], result["final_train_loss"]]]
-                   + anchors),
-           "", f"(val = last 10 % of tiny Shakespeare as charlm splits it, {len(val):,} characters; "
-               f"64-char windows score {windows['chars']:,} of them (not the first of each window), "
-               f"the one stream {carried['chars']:,}; bits/char {windows['bits_per_char']:.3f} / "
-               f"{carried['bits_per_char']:.3f}. Reference rows: other machines, other sessions; "
-               "see the script's docstring.)"]
+    anchors = [
+        [f"reference ({ANCHORS_MACHINE}): {k}", anchor_row, v, "", "", ""]
+        for k, v in ANCHORS[anchor_row].items()
+    ]
+    anchors += [
+        [f"reference (AMD EPYC, AVX2/FMA only): {k}", sec, v, "", "", ""]
+        for sec, d in ANCHORS_AMD.items()
+        if sec == anchor_row
+        for k, v in d.items()
+    ]
+    out = [
+        f"### Quality run: configs/shakespeare.toml{' (QUICK: ' + budget + ' budget)' if budget else ''}",
+        "",
+        f"Machine: {machine.describe()}",
+        "",
+        f"Model: {result['model']}; {result['steps']:,} steps, "
+        f"{result['chars_per_sec_median']:,.0f} chars/s (median of metrics rows).",
+        "",
+        C.table(
+            [
+                "what",
+                "wall-clock s (launch to exit)",
+                "val 64-char windows, zero state",
+                "val carried, one stream",
+                "val, charlm eval default (64 × 256, carried)",
+                "train loss (last rows)",
+            ],
+            [
+                [
+                    "charlm shakespeare.toml (best weights)",
+                    wall,
+                    windows["nats_per_char"],
+                    carried["nats_per_char"],
+                    default["nats_per_char"],
+                    result["final_train_loss"],
+                ]
+            ]
+            + anchors,
+        ),
+        "",
+        f"(val = last 10 % of tiny Shakespeare as charlm splits it, {len(val):,} characters; "
+        f"64-char windows score {windows['chars']:,} of them (not the first of each window), "
+        f"the one stream {carried['chars']:,}; bits/char {windows['bits_per_char']:.3f} / "
+        f"{carried['bits_per_char']:.3f}. Reference rows: other machines, other sessions; "
+        "see the script's docstring.)",
+    ]
     text_out = "\n".join(out)
     print(text_out)
-    path = C.write_results("bench_shakespeare_quick" if args.quick else "bench_shakespeare", {
-        "benchmark": "bench_shakespeare", "quick": args.quick, "machine": info, "command": cmd,
-        "result": result, "anchors": {"machine": ANCHORS_MACHINE, "figures": ANCHORS,
-                                      "amd_epyc_avx2": ANCHORS_AMD}, "run_dir": str(run_dir), "markdown": text_out,
-        "train_stderr_tail": proc.stderr[-2000:]})
+    path = C.write_results(
+        "bench_shakespeare_quick" if args.quick else "bench_shakespeare",
+        {
+            "benchmark": "bench_shakespeare",
+            "quick": args.quick,
+            "machine": info,
+            "command": cmd,
+            "result": result,
+            "anchors": {
+                "machine": ANCHORS_MACHINE,
+                "figures": ANCHORS,
+                "amd_epyc_avx2": ANCHORS_AMD,
+            },
+            "run_dir": str(run_dir),
+            "markdown": text_out,
+            "train_stderr_tail": proc.stderr[-2000:],
+        },
+    )
     C.say(f"results: {path}")
     if not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)

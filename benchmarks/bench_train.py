@@ -72,10 +72,18 @@ CHARLM = {
 # extra plain-Keras contenders (only with --only): name -> (units, precision)
 KERAS_EXTRA = {"keras-fit-512": (512, "float32"), "keras-fit-512-bf16": (512, "mixed_bfloat16")}
 # the pairs the report compares directly: (A, B) -> "B / A"
-PAIRS = [("keras-fit", "lstm"), ("keras-fit", "lstm-bf16"), ("lstm", "scratch-lstm"), ("gru", "scratch-gru"),
-         ("rnn", "scratch-rnn"), ("lstm-512", "lstm-512-bf16"),
-         ("keras-fit-512", "keras-fit-512-bf16"), ("keras-fit-512", "lstm-512"),
-         ("keras-fit-512-bf16", "lstm-512-bf16"), ("lstm", "eval")]
+PAIRS = [
+    ("keras-fit", "lstm"),
+    ("keras-fit", "lstm-bf16"),
+    ("lstm", "scratch-lstm"),
+    ("gru", "scratch-gru"),
+    ("rnn", "scratch-rnn"),
+    ("lstm-512", "lstm-512-bf16"),
+    ("keras-fit-512", "keras-fit-512-bf16"),
+    ("keras-fit-512", "lstm-512"),
+    ("keras-fit-512-bf16", "lstm-512-bf16"),
+    ("lstm", "eval"),
+]
 PAIR_LABELS = {("lstm", "eval"): "charlm lstm 2x256: eval chars/s / training chars/s"}
 
 
@@ -89,13 +97,17 @@ def steady_rate(stamps: list[float], skip: int = 1) -> float | None:
 class KerasFit:
     """The reference: Embedding -> LSTM x2 -> Dense, compiled, ``model.fit``."""
 
-    def __init__(self, ids, vocab_size: int, units: int = 256, layers: int = 2,
-                 precision: str = "float32"):
+    def __init__(
+        self, ids, vocab_size: int, units: int = 256, layers: int = 2, precision: str = "float32"
+    ):
         import keras
         import tensorflow as tf
 
-        self.label = (f"plain Keras fit, LSTM 2x{units}" + (f" {precision}" if precision != "float32" else "")
-                      + (" (reference)" if units == 256 and precision == "float32" else ""))
+        self.label = (
+            f"plain Keras fit, LSTM 2x{units}"
+            + (f" {precision}" if precision != "float32" else "")
+            + (" (reference)" if units == 256 and precision == "float32" else "")
+        )
         keras.utils.set_random_seed(0)
         dtype = precision if precision != "float32" else None  # a per-layer dtype policy
         inputs = keras.Input(shape=(None,), dtype="int32")
@@ -103,16 +115,24 @@ class KerasFit:
         for _ in range(layers):
             x = keras.layers.LSTM(units, return_sequences=True, dtype=dtype)(x)
         model = keras.Model(inputs, keras.layers.Dense(vocab_size, dtype="float32")(x))
-        model.compile(optimizer=keras.optimizers.Adam(LR, clipnorm=CLIP),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=keras.optimizers.Adam(LR, clipnorm=CLIP),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         self.model = model
 
         def split(w):
             return w[:-1], w[1:]
 
-        ds = (tf.data.Dataset.from_tensor_slices(ids.astype("int32"))
-              .batch(SEQ + 1, drop_remainder=True).map(split)
-              .shuffle(10_000, seed=0).batch(BATCH, drop_remainder=True).repeat().prefetch(2))
+        ds = (
+            tf.data.Dataset.from_tensor_slices(ids.astype("int32"))
+            .batch(SEQ + 1, drop_remainder=True)
+            .map(split)
+            .shuffle(10_000, seed=0)
+            .batch(BATCH, drop_remainder=True)
+            .repeat()
+            .prefetch(2)
+        )
         options = tf.data.Options()
         # each call of fit() tears down an iterator; with auto-tuning on, that teardown froze
         # for 40-55 s on this project's 2-core machines (TF 2.21), which would only waste the
@@ -131,14 +151,25 @@ class KerasFit:
     def run(self, steps: int) -> dict:
         self.stamps.clear()
         t0 = time.perf_counter()
-        self.model.fit(self.ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
-                       callbacks=[self.callback])
-        return {"rate": steady_rate(self.stamps), "call_seconds": time.perf_counter() - t0,
-                "steps": len(self.stamps)}
+        self.model.fit(
+            self.ds,
+            epochs=1,
+            steps_per_epoch=steps,
+            verbose=0,
+            shuffle=False,
+            callbacks=[self.callback],
+        )
+        return {
+            "rate": steady_rate(self.stamps),
+            "call_seconds": time.perf_counter() - t0,
+            "steps": len(self.stamps),
+        }
 
     def describe(self) -> dict:
-        return {"params": int(self.model.count_params()),
-                "jit_compile": bool(getattr(self.model, "jit_compile", False))}
+        return {
+            "params": int(self.model.count_params()),
+            "jit_compile": bool(getattr(self.model, "jit_compile", False)),
+        }
 
 
 def step_clock():
@@ -172,15 +203,35 @@ class CharlmLoop:
 
         model, units, precision = CHARLM[name]
         self.name = name
-        self.label = f"charlm {model} 2x{units}" + (" mixed_bfloat16" if precision != "float32" else "")
+        self.label = f"charlm {model} 2x{units}" + (
+            " mixed_bfloat16" if precision != "float32" else ""
+        )
         self.clock = step_clock()
         # tiny Shakespeare with charlm's default split: the same last 10 % as split_corpus(text, 0.1)
-        self.trainer = prepare([str(C.CORPORA / "tinyshakespeare.txt")], model=model, layers=2,
-                               units=units, embedding_dim=EMB, precision=precision, seq_len=SEQ,
-                               batch_size=BATCH, optimizer="adam", lr=LR, clip_norm=CLIP,
-                               sampler="random", steps=1, eval_every=0, eval_chars=2000,
-                               checkpoint_every=0, runs_dir=str(tmp), name=name, seed=0,
-                               log=lambda *a, **k: None, progress=False, callbacks=[self.clock])
+        self.trainer = prepare(
+            [str(C.CORPORA / "tinyshakespeare.txt")],
+            model=model,
+            layers=2,
+            units=units,
+            embedding_dim=EMB,
+            precision=precision,
+            seq_len=SEQ,
+            batch_size=BATCH,
+            optimizer="adam",
+            lr=LR,
+            clip_norm=CLIP,
+            sampler="random",
+            steps=1,
+            eval_every=0,
+            eval_chars=2000,
+            checkpoint_every=0,
+            runs_dir=str(tmp),
+            name=name,
+            seed=0,
+            log=lambda *a, **k: None,
+            progress=False,
+            callbacks=[self.clock],
+        )
         self.done = 0
 
     def run(self, steps: int) -> dict:
@@ -190,9 +241,13 @@ class CharlmLoop:
         t0 = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()):  # the trainer's per-row log line
             row = self.trainer.fit()
-        return {"rate": steady_rate(self.clock.ends), "call_seconds": time.perf_counter() - t0,
-                "steps": len(self.clock.ends), "row_chars_per_sec": row.get("chars_per_sec"),
-                "train_loss": row.get("train_loss")}
+        return {
+            "rate": steady_rate(self.clock.ends),
+            "call_seconds": time.perf_counter() - t0,
+            "steps": len(self.clock.ends),
+            "row_chars_per_sec": row.get("chars_per_sec"),
+            "train_loss": row.get("train_loss"),
+        }
 
     def describe(self) -> dict:
         return {"params": self.trainer.model.count_params()}
@@ -214,8 +269,12 @@ class CharlmEval:
         t0 = time.perf_counter()
         r = self.scorer(self.ids)
         seconds = time.perf_counter() - t0
-        return {"rate": r["chars"] / seconds, "call_seconds": seconds, "steps": 0,
-                "val_loss": r["nats_per_char"]}
+        return {
+            "rate": r["chars"] / seconds,
+            "call_seconds": seconds,
+            "steps": 0,
+            "val_loss": r["nats_per_char"],
+        }
 
     def describe(self) -> dict:
         return {"params": self.loop.trainer.model.count_params(), "chars_scored": len(self.ids) - 1}
@@ -239,7 +298,7 @@ class MatmulPeak:
         for _ in range(calls):
             float(self.product())
         seconds = time.perf_counter() - t0
-        return {"rate": 2 * self.n ** 3 * calls / seconds, "call_seconds": seconds, "steps": 0}
+        return {"rate": 2 * self.n**3 * calls / seconds, "call_seconds": seconds, "steps": 0}
 
     def describe(self) -> dict:
         return {"params": 0}
@@ -257,33 +316,55 @@ def flop_rates(summary: dict, contenders: dict) -> list[list]:
         rate = summary[name]["median_chars_per_sec"] * flops
         rows.append([summary[name]["label"], flops / 1e6, rate / 1e9, rate / peak])
     rows.append([summary["matmul"]["label"], None, peak / 1e9, 1.0])
-    rows.append(["eval/training chars/s if both ran at the ceiling (= 3, the FLOP ratio)",
-                 None, None, 3.0])
+    rows.append(
+        ["eval/training chars/s if both ran at the ceiling (= 3, the FLOP ratio)", None, None, 3.0]
+    )
     return rows
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="about a minute: keras-fit, lstm and eval, short calls, 2 rounds")
-    p.add_argument("--only", default="", help="comma-separated contenders (keras-fit is always in); "
-                   "besides the charlm ones, eval (needs lstm, added if missing), keras-fit-512 "
-                   "and keras-fit-512-bf16")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="about a minute: keras-fit, lstm and eval, short calls, 2 rounds",
+    )
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated contenders (keras-fit is always in); "
+        "besides the charlm ones, eval (needs lstm, added if missing), keras-fit-512 "
+        "and keras-fit-512-bf16",
+    )
     p.add_argument("--rounds", type=int, default=0, help="counted rounds (default 5, quick 2)")
-    p.add_argument("--seconds", type=float, default=0.0,
-                   help="target length of one call (default 3 s, quick 1.5 s)")
-    p.add_argument("--max-seconds", type=float, default=0.0,
-                   help="stop starting new rounds after this long (default 270, quick 50)")
-    p.add_argument("--out", default="",
-                   help="results file name in benchmarks/results/ (default bench_train, "
-                   "quick bench_train_quick)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=0.0,
+        help="target length of one call (default 3 s, quick 1.5 s)",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0.0,
+        help="stop starting new rounds after this long (default 270, quick 50)",
+    )
+    p.add_argument(
+        "--out",
+        default="",
+        help="results file name in benchmarks/results/ (default bench_train, "
+        "quick bench_train_quick)",
+    )
     args = p.parse_args(argv)
     args.out = args.out or ("bench_train_quick" if args.quick else "bench_train")
     rounds = args.rounds or (2 if args.quick else 5)
     target = args.seconds or (1.5 if args.quick else 3.0)
     max_seconds = args.max_seconds or (50 if args.quick else 270)
-    names = ([n.strip() for n in args.only.split(",") if n.strip()] if args.only else
-             (["lstm", "eval"] if args.quick else [*CHARLM, "eval"]))
+    names = (
+        [n.strip() for n in args.only.split(",") if n.strip()]
+        if args.only
+        else (["lstm", "eval"] if args.quick else [*CHARLM, "eval"])
+    )
     if "eval" in names and "lstm" not in names:
         names.insert(0, "lstm")
     unknown = [n for n in names if n not in CHARLM and n not in KERAS_EXTRA and n != "eval"]
@@ -292,7 +373,9 @@ def main(argv=None) -> int:
 
     machine = C.Machine()
     t_start = time.monotonic()
-    C.say(f"bench_train: {C.fmt_load(machine.start_load)} load; contenders keras-fit, {', '.join(names)}")
+    C.say(
+        f"bench_train: {C.fmt_load(machine.start_load)} load; contenders keras-fit, {', '.join(names)}"
+    )
 
     from charlm.text.corpus import read_corpus, split_corpus
     from charlm.text.vocab import Vocab
@@ -324,8 +407,10 @@ def main(argv=None) -> int:
         warm[name] = {"seconds": time.perf_counter() - t0, "rate": r["rate"]}
         rate = r["rate"] or CHARS_PER_STEP
         steps[name] = int(min(300, max(6, round(target * rate / CHARS_PER_STEP) + 2)))
-        C.say(f"  warm-up {name}: {warm[name]['seconds']:.1f} s (build+trace+5 steps), "
-              f"~{rate:,.0f} chars/s -> {steps[name]} steps per call")
+        C.say(
+            f"  warm-up {name}: {warm[name]['seconds']:.1f} s (build+trace+5 steps), "
+            f"~{rate:,.0f} chars/s -> {steps[name]} steps per call"
+        )
 
     results = {n: [] for n in contenders}
     order = list(contenders)
@@ -334,12 +419,14 @@ def main(argv=None) -> int:
         if done_rounds >= 2 and time.monotonic() - t_start > max_seconds:
             C.say(f"  time limit: stopping after {done_rounds} rounds")
             break
-        for name in (order if rnd % 2 == 0 else order[::-1]):
+        for name in order if rnd % 2 == 0 else order[::-1]:
             r = contenders[name].run(steps[name])
             r["round"] = rnd
             results[name].append(r)
-            C.say(f"  round {rnd + 1}/{rounds} {name}: {r['rate']:,.0f} chars/s "
-                  f"({r['steps']} steps, {r['call_seconds']:.1f} s)")
+            C.say(
+                f"  round {rnd + 1}/{rounds} {name}: {r['rate']:,.0f} chars/s "
+                f"({r['steps']} steps, {r['call_seconds']:.1f} s)"
+            )
         done_rounds += 1
 
     # per-round ratio to the reference (same round), then medians
@@ -347,12 +434,21 @@ def main(argv=None) -> int:
     summary = {}
     for name, rs in results.items():
         rates = [r["rate"] for r in rs]
-        ratios = [r["rate"] / ref_by_round[r["round"]] for r in rs
-                  if r["rate"] and ref_by_round.get(r["round"]) and name not in ("eval", "matmul")]
-        summary[name] = {"label": contenders[name].label, "median_chars_per_sec": C.median(rates),
-                         "rates": rates, "median_ratio_vs_keras_fit": C.median(ratios),
-                         "ratios_vs_keras_fit": ratios, "steps_per_call": steps[name],
-                         "warmup_seconds": warm[name]["seconds"], **contenders[name].describe()}
+        ratios = [
+            r["rate"] / ref_by_round[r["round"]]
+            for r in rs
+            if r["rate"] and ref_by_round.get(r["round"]) and name not in ("eval", "matmul")
+        ]
+        summary[name] = {
+            "label": contenders[name].label,
+            "median_chars_per_sec": C.median(rates),
+            "rates": rates,
+            "median_ratio_vs_keras_fit": C.median(ratios),
+            "ratios_vs_keras_fit": ratios,
+            "steps_per_call": steps[name],
+            "warmup_seconds": warm[name]["seconds"],
+            **contenders[name].describe(),
+        }
         rows = [r.get("row_chars_per_sec") for r in rs if r.get("row_chars_per_sec")]
         if rows:  # not in the table: the trainer's meter may also count the time between calls
             summary[name]["median_metrics_row_chars_per_sec"] = C.median(rows)
@@ -361,31 +457,86 @@ def main(argv=None) -> int:
         if a in results and b in results:
             ra = {r["round"]: r["rate"] for r in results[a]}
             ratios = [r["rate"] / ra[r["round"]] for r in results[b] if ra.get(r["round"])]
-            pairs.append({"a": a, "b": b, "median_ratio_b_over_a": C.median(ratios),
-                          "ratios": ratios})
+            pairs.append(
+                {"a": a, "b": b, "median_ratio_b_over_a": C.median(ratios), "ratios": ratios}
+            )
 
     info = machine.finish()
-    out = [f"### Training throughput, tiny Shakespeare, seq {SEQ}, batch {BATCH} "
-           f"({done_rounds} interleaved rounds, medians)", "",
-           f"Machine: {machine.describe()}", ""]
-    out.append(C.table(
-        ["contender", "params", "chars/s (median)", "range", "× keras-fit (median of per-round ratios)"],
-        [[s["label"], s["params"], s["median_chars_per_sec"], C.spread(s["rates"]),
-          s["median_ratio_vs_keras_fit"]] for s in summary.values()]))
+    out = [
+        f"### Training throughput, tiny Shakespeare, seq {SEQ}, batch {BATCH} "
+        f"({done_rounds} interleaved rounds, medians)",
+        "",
+        f"Machine: {machine.describe()}",
+        "",
+    ]
+    out.append(
+        C.table(
+            [
+                "contender",
+                "params",
+                "chars/s (median)",
+                "range",
+                "× keras-fit (median of per-round ratios)",
+            ],
+            [
+                [
+                    s["label"],
+                    s["params"],
+                    s["median_chars_per_sec"],
+                    C.spread(s["rates"]),
+                    s["median_ratio_vs_keras_fit"],
+                ]
+                for s in summary.values()
+            ],
+        )
+    )
     if pairs:
-        out += ["", C.table(["B vs A", "B / A (median of per-round ratios)", "range"],
-                            [[PAIR_LABELS.get((q["a"], q["b"]), f"{q['b']} vs {q['a']}"),
-                              q["median_ratio_b_over_a"], C.spread(q["ratios"])] for q in pairs])]
+        out += [
+            "",
+            C.table(
+                ["B vs A", "B / A (median of per-round ratios)", "range"],
+                [
+                    [
+                        PAIR_LABELS.get((q["a"], q["b"]), f"{q['b']} vs {q['a']}"),
+                        q["median_ratio_b_over_a"],
+                        C.spread(q["ratios"]),
+                    ]
+                    for q in pairs
+                ],
+            ),
+        ]
     if "matmul" in summary:
-        out += ["", C.table(["arithmetic", "MFLOP per char", "GFLOP/s (median)", "× the matmul's"],
-                            flop_rates(summary, contenders))]
+        out += [
+            "",
+            C.table(
+                ["arithmetic", "MFLOP per char", "GFLOP/s (median)", "× the matmul's"],
+                flop_rates(summary, contenders),
+            ),
+        ]
     text_out = "\n".join(out)
     print(text_out)
-    path = C.write_results(args.out, {
-        "benchmark": "bench_train", "quick": args.quick, "machine": info, "rounds": done_rounds,
-        "settings": {"seq_len": SEQ, "batch_size": BATCH, "embedding_dim": EMB, "lr": LR,
-                     "clip": CLIP, "target_call_seconds": target},
-        "warmup": warm, "summary": summary, "pairs": pairs, "raw": results, "markdown": text_out})
+    path = C.write_results(
+        args.out,
+        {
+            "benchmark": "bench_train",
+            "quick": args.quick,
+            "machine": info,
+            "rounds": done_rounds,
+            "settings": {
+                "seq_len": SEQ,
+                "batch_size": BATCH,
+                "embedding_dim": EMB,
+                "lr": LR,
+                "clip": CLIP,
+                "target_call_seconds": target,
+            },
+            "warmup": warm,
+            "summary": summary,
+            "pairs": pairs,
+            "raw": results,
+            "markdown": text_out,
+        },
+    )
     C.say(f"results: {path}")
     shutil.rmtree(tmp, ignore_errors=True)  # the runs' checkpoints are not needed afterwards
     return 0

@@ -49,16 +49,20 @@ class AutodiffLSTM(F.FastLSTM):
     batch_groups = 1
 
     def _run(self, x, states, W, U, b):
-        return _autodiff_loop(lambda xw_t, s: F.lstm_step(xw_t, *s, U)[:2],
-                              _fused_projection(x, W, b), states)
+        return _autodiff_loop(
+            lambda xw_t, s: F.lstm_step(xw_t, *s, U)[:2], _fused_projection(x, W, b), states
+        )
 
 
 class AutodiffGRU(F.FastGRU):
     batch_groups = 1
 
     def _run(self, x, states, W, U, b):
-        return _autodiff_loop(lambda xw_t, s: F.gru_step(xw_t, s[0], U, b[1])[:1],
-                              _fused_projection(x, W, b[0]), states)
+        return _autodiff_loop(
+            lambda xw_t, s: F.gru_step(xw_t, s[0], U, b[1])[:1],
+            _fused_projection(x, W, b[0]),
+            states,
+        )
 
 
 def _fused_forward(xw, h0, c0, U):
@@ -95,8 +99,15 @@ def _fused_sequence(xw, h0, c0, U):
 
     def grad(dH, dhT, dcT):
         H, i, f, g, o, tc, c_prev = saved
-        P = tf.concat([F._sigmoid_grad(i, g), F._sigmoid_grad(f, c_prev), F._tanh_grad(g, i),
-                       F._sigmoid_grad(o, tc)], -1)
+        P = tf.concat(
+            [
+                F._sigmoid_grad(i, g),
+                F._sigmoid_grad(f, c_prev),
+                F._tanh_grad(g, i),
+                F._sigmoid_grad(o, tc),
+            ],
+            -1,
+        )
         dZ, dh0, dc0 = _fused_backward(dH, dhT, dcT, P, F._tanh_grad(tc, o), f, U)
         return dZ, dh0, dc0, F._outer_sum_prev(h0, H, dZ)
 
@@ -123,24 +134,45 @@ class Block1LSTM(F.FastLSTM):
     def _run(self, x, states, W, U, b):
         zero = tf.zeros([self.units], x.dtype)
         _, cs, _, _, _, _, hs = tf.raw_ops.BlockLSTM(
-            seq_len_max=tf.cast(tf.shape(x)[1], tf.int64), x=tf.transpose(x, [1, 0, 2]),
-            cs_prev=states[1], h_prev=states[0], w=_icfo(tf.concat([W, U], 0)), wci=zero,
-            wcf=zero, wco=zero, b=_icfo(b), forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
+            seq_len_max=tf.cast(tf.shape(x)[1], tf.int64),
+            x=tf.transpose(x, [1, 0, 2]),
+            cs_prev=states[1],
+            h_prev=states[0],
+            w=_icfo(tf.concat([W, U], 0)),
+            wci=zero,
+            wcf=zero,
+            wco=zero,
+            b=_icfo(b),
+            forget_bias=0.0,
+            cell_clip=-1.0,
+            use_peephole=False,
+        )
         return tf.transpose(hs, [1, 0, 2]), [hs[-1], cs[-1]]
 
 
 @tf.custom_gradient
 def _block_v2(x, h0, c0, w, b):
     zero = tf.zeros([w.shape[1] // 4], x.dtype)
-    common = dict(seq_len_max=tf.cast(tf.shape(x)[0], tf.int64), x=x, cs_prev=c0, h_prev=h0,
-                  w=w, wci=zero, wcf=zero, wco=zero, b=b, use_peephole=False)
+    common = dict(
+        seq_len_max=tf.cast(tf.shape(x)[0], tf.int64),
+        x=x,
+        cs_prev=c0,
+        h_prev=h0,
+        w=w,
+        wci=zero,
+        wcf=zero,
+        wco=zero,
+        b=b,
+        use_peephole=False,
+    )
     i, cs, f, o, ci, co, h = tf.raw_ops.BlockLSTMV2(cell_clip=0.0, **common)
 
     def grad(dh, dcs):
         dh = tf.zeros_like(h) if dh is None else dh
         dcs = tf.zeros_like(cs) if dcs is None else dcs
-        g = tf.raw_ops.BlockLSTMGradV2(i=i, cs=cs, f=f, o=o, ci=ci, co=co, h=h, cs_grad=dcs,
-                                       h_grad=dh, **common)
+        g = tf.raw_ops.BlockLSTMGradV2(
+            i=i, cs=cs, f=f, o=o, ci=ci, co=co, h=h, cs_grad=dcs, h_grad=dh, **common
+        )
         return g[0], g[2], g[1], g[3], g[7]  # x, h_prev, cs_prev, w, b
 
     return (h, cs), grad
@@ -150,6 +182,7 @@ class Block2LSTM(F.FastLSTM):
     batch_groups = 1
 
     def _run(self, x, states, W, U, b):
-        hs, cs = _block_v2(tf.transpose(x, [1, 0, 2]), states[0], states[1],
-                           tf.concat([W, U], 0), b)
+        hs, cs = _block_v2(
+            tf.transpose(x, [1, 0, 2]), states[0], states[1], tf.concat([W, U], 0), b
+        )
         return tf.transpose(hs, [1, 0, 2]), [hs[-1], cs[-1]]

@@ -35,18 +35,19 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from charlm.text.corpus import read_corpus
-    from charlm.use.generate import Generator, sample_next
     from charlm.models.lm import KerasLM, build_keras_model
+    from charlm.text.corpus import read_corpus
     from charlm.text.vocab import Vocab
+    from charlm.use.generate import Generator, sample_next
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])
     vocab = Vocab(sorted(set(text))[:64])
 
     def build(precision="float32"):
-        km = build_keras_model("lstm", len(vocab), layers=2, units=512, embedding_dim=64,
-                               precision=precision)
+        km = build_keras_model(
+            "lstm", len(vocab), layers=2, units=512, embedding_dim=64, precision=precision
+        )
         return km, KerasLM(km)
 
     def cell_stepper(km):
@@ -57,9 +58,10 @@ def main(argv=None) -> int:
             x = emb(ids)
             new = []
             for i, cell in enumerate(cells):
-                x, s = cell(x, state[2 * i: 2 * i + 2], training=False)
+                x, s = cell(x, state[2 * i : 2 * i + 2], training=False)
                 new += [tf.cast(t, tf.float32) for t in s]
             return tf.cast(dense(x), tf.float32), new
+
         return step
 
     checks = {}
@@ -72,8 +74,9 @@ def main(argv=None) -> int:
         b, sb = step(ids[:, 0], st)
         a2, _ = m(ids, sa)
         b2, _ = step(ids[:, 0], sb)
-        checks[precision] = max(float(tf.reduce_max(tf.abs(a[:, -1] - b))),
-                                float(tf.reduce_max(tf.abs(a2[:, -1] - b2))))
+        checks[precision] = max(
+            float(tf.reduce_max(tf.abs(a[:, -1] - b))), float(tf.reduce_max(tf.abs(a2[:, -1] - b2)))
+        )
 
     km, model = build()
     gen = Generator(model, vocab)
@@ -85,9 +88,16 @@ def main(argv=None) -> int:
 
         def body(i, logits, state, out):
             b = tf.shape(logits)[0]
-            nxt = sample_next(logits, tf.fill([b], 1.0), tf.fill([b], 0), tf.fill([b], 1.0),
-                              tf.fill([b], False), tf.fill([b], seed),
-                              tf.range(b, dtype=tf.int64), tf.fill([b], tf.cast(i, tf.int64)))
+            nxt = sample_next(
+                logits,
+                tf.fill([b], 1.0),
+                tf.fill([b], 0),
+                tf.fill([b], 1.0),
+                tf.fill([b], False),
+                tf.fill([b], seed),
+                tf.range(b, dtype=tf.int64),
+                tf.fill([b], tf.cast(i, tf.int64)),
+            )
             logits, state = step(nxt, state)
             return i + 1, logits, state, out.write(i, nxt)
 
@@ -103,35 +113,63 @@ def main(argv=None) -> int:
     contenders = {
         "Generator, 1 sample": (length, lambda: gen.generate("ROMEO:", length, seed=1)),
         "cells loop, 1 sample": (length, lambda: cells_generate(1)),
-        "Generator, 16 samples": (16 * length, lambda: gen.generate("ROMEO:", length, num_samples=16, seed=1)),
+        "Generator, 16 samples": (
+            16 * length,
+            lambda: gen.generate("ROMEO:", length, num_samples=16, seed=1),
+        ),
         "cells loop, 16 samples": (16 * length, lambda: cells_generate(16)),
     }
     for _, f in contenders.values():
         f()
     times = {k: [] for k in contenders}
     for r in range(rounds):
-        for k, (_, f) in (list(contenders.items()) if r % 2 == 0 else list(contenders.items())[::-1]):
+        for k, (_, f) in list(contenders.items()) if r % 2 == 0 else list(contenders.items())[::-1]:
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
     info = machine.finish()
     rows = [[k, n, C.median(times[k]), n / C.median(times[k])] for k, (n, _) in contenders.items()]
-    ratio1 = C.median([a / b for a, b in zip(times["Generator, 1 sample"], times["cells loop, 1 sample"],
-                                             strict=True)])
-    ratio16 = C.median([a / b for a, b in zip(times["Generator, 16 samples"], times["cells loop, 16 samples"],
-                                              strict=True)])
-    out = ["### Sampling loop: whole functional model vs the LSTM cells, LSTM 2x512"
-           + (" (QUICK)" if args.quick else ""), "",
-           f"Machine: {machine.describe()}", "",
-           C.table(["contender", "chars", "seconds (median)", "chars/s"], rows), "",
-           f"Generator time / cells-loop time: 1 sample {ratio1:.2f}, 16 samples {ratio16:.2f}. "
-           f"Max |logit difference| over two steps: float32 {checks['float32']:g}, "
-           f"mixed_bfloat16 {checks['mixed_bfloat16']:g}."]
+    ratio1 = C.median(
+        [
+            a / b
+            for a, b in zip(
+                times["Generator, 1 sample"], times["cells loop, 1 sample"], strict=True
+            )
+        ]
+    )
+    ratio16 = C.median(
+        [
+            a / b
+            for a, b in zip(
+                times["Generator, 16 samples"], times["cells loop, 16 samples"], strict=True
+            )
+        ]
+    )
+    out = [
+        "### Sampling loop: whole functional model vs the LSTM cells, LSTM 2x512"
+        + (" (QUICK)" if args.quick else ""),
+        "",
+        f"Machine: {machine.describe()}",
+        "",
+        C.table(["contender", "chars", "seconds (median)", "chars/s"], rows),
+        "",
+        f"Generator time / cells-loop time: 1 sample {ratio1:.2f}, 16 samples {ratio16:.2f}. "
+        f"Max |logit difference| over two steps: float32 {checks['float32']:g}, "
+        f"mixed_bfloat16 {checks['mixed_bfloat16']:g}.",
+    ]
     text_out = "\n".join(out)
     print(text_out)
-    C.write_results("investigate_sampling_step_quick" if args.quick else "investigate_sampling_step", {"machine": info, "times": times,
-                                                  "ratio_1": ratio1, "ratio_16": ratio16,
-                                                  "max_logit_diff": checks, "markdown": text_out})
+    C.write_results(
+        "investigate_sampling_step_quick" if args.quick else "investigate_sampling_step",
+        {
+            "machine": info,
+            "times": times,
+            "ratio_1": ratio1,
+            "ratio_16": ratio16,
+            "max_logit_diff": checks,
+            "markdown": text_out,
+        },
+    )
     return 0
 
 

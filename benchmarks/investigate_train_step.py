@@ -39,14 +39,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     rounds, n = (2, 4) if args.quick else (5, 10)
     machine = C.Machine()
+    import bench_train as BT
     import keras
     import numpy as np
     import tensorflow as tf
 
-    import bench_train as BT
-    from charlm.training.clipping import clip_by_global_norm
     from charlm.text.corpus import read_corpus, split_corpus
     from charlm.text.vocab import Vocab
+    from charlm.training.clipping import clip_by_global_norm
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     loop = BT.CharlmLoop("lstm", tmp)
     ref = BT.KerasFit(ids, len(vocab))
     starts = np.random.default_rng(0).integers(0, len(ids) - 102, BT.BATCH)
-    w = np.stack([ids[s:s + BT.SEQ + 1] for s in starts]).astype(np.int32)
+    w = np.stack([ids[s : s + BT.SEQ + 1] for s in starts]).astype(np.int32)
     x, y = tf.constant(w[:, :-1]), tf.constant(w[:, 1:])
     model = loop.trainer.model
     variables = list(model.trainable_variables)
@@ -70,7 +70,9 @@ def main(argv=None) -> int:
         def step(x, y, state):
             with tf.GradientTape() as tape:
                 logits, _ = model(x, state, training=True)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+                loss = tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+                )
             grads = tape.gradient(loss, variables)
             if clip == "charlm":
                 grads, _ = clip_by_global_norm(grads, BT.CLIP)
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
                 grads, _ = tf.clip_by_global_norm(grads, BT.CLIP)
             opt.apply_gradients(zip(grads, variables, strict=True))
             return loss
+
         return step
 
     def timed(fn):
@@ -86,6 +89,7 @@ def main(argv=None) -> int:
             for _ in range(n):
                 float(fn())
             return {"per_step": (time.perf_counter() - t0) / n}
+
         return run
 
     def fit_per_step():
@@ -95,33 +99,68 @@ def main(argv=None) -> int:
         whole = (clock.ends[-1] - clock.ends[0]) / (len(clock.ends) - 1)
         return {"step": C.median(steps), "whole": whole}
 
-    fns = {"charlm Trainer.fit": fit_per_step,
-           "same step rebuilt, charlm clip_by_global_norm": timed(lambda f=rebuilt("charlm"): f(x, y, state)),
-           "same step rebuilt, tf.clip_by_global_norm": timed(lambda f=rebuilt("tf"): f(x, y, state)),
-           "same step rebuilt, no clipping": timed(lambda f=rebuilt("none"): f(x, y, state)),
-           "plain Keras train_on_batch": timed(lambda: ref.model.train_on_batch(x, y))}
+    fns = {
+        "charlm Trainer.fit": fit_per_step,
+        "same step rebuilt, charlm clip_by_global_norm": timed(
+            lambda f=rebuilt("charlm"): f(x, y, state)
+        ),
+        "same step rebuilt, tf.clip_by_global_norm": timed(lambda f=rebuilt("tf"): f(x, y, state)),
+        "same step rebuilt, no clipping": timed(lambda f=rebuilt("none"): f(x, y, state)),
+        "plain Keras train_on_batch": timed(lambda: ref.model.train_on_batch(x, y)),
+    }
     with contextlib.redirect_stderr(io.StringIO()):
         for f in fns.values():  # trace everything
             f()
         raw = {k: [] for k in fns}
         for r in range(rounds):
-            for k, f in (list(fns.items()) if r % 2 == 0 else list(fns.items())[::-1]):
+            for k, f in list(fns.items()) if r % 2 == 0 else list(fns.items())[::-1]:
                 raw[k].append(f())
     info = machine.finish()
-    times = {"charlm Trainer.fit: the step (on_batch_begin → on_batch_end)": [t["step"] for t in raw["charlm Trainer.fit"]],
-             "charlm Trainer.fit: whole loop per step (on_batch_end → on_batch_end)": [t["whole"] for t in raw["charlm Trainer.fit"]]}
-    times.update({k: [t["per_step"] for t in v] for k, v in raw.items() if k != "charlm Trainer.fit"})
+    times = {
+        "charlm Trainer.fit: the step (on_batch_begin → on_batch_end)": [
+            t["step"] for t in raw["charlm Trainer.fit"]
+        ],
+        "charlm Trainer.fit: whole loop per step (on_batch_end → on_batch_end)": [
+            t["whole"] for t in raw["charlm Trainer.fit"]
+        ],
+    }
+    times.update(
+        {k: [t["per_step"] for t in v] for k, v in raw.items() if k != "charlm Trainer.fit"}
+    )
     base = times["plain Keras train_on_batch"]
-    rows = [[k, C.median(ts) * 1000, C.spread([v * 1000 for v in ts]),
-             C.median([b / a for a, b in zip(ts, base, strict=True)])] for k, ts in times.items()]
-    text_out = "\n".join([f"### charlm lstm 2x256: its step and loop vs plain Keras ({rounds} rounds, "
-                          f"{n} steps a call, medians)" + (" (QUICK)" if args.quick else ""), "",
-                          f"Machine: {machine.describe()}", "",
-                          C.table(["what", "ms per step (median)", "range", "speed × Keras train_on_batch"], rows)])
+    rows = [
+        [
+            k,
+            C.median(ts) * 1000,
+            C.spread([v * 1000 for v in ts]),
+            C.median([b / a for a, b in zip(ts, base, strict=True)]),
+        ]
+        for k, ts in times.items()
+    ]
+    text_out = "\n".join(
+        [
+            f"### charlm lstm 2x256: its step and loop vs plain Keras ({rounds} rounds, "
+            f"{n} steps a call, medians)" + (" (QUICK)" if args.quick else ""),
+            "",
+            f"Machine: {machine.describe()}",
+            "",
+            C.table(
+                ["what", "ms per step (median)", "range", "speed × Keras train_on_batch"], rows
+            ),
+        ]
+    )
     print(text_out)
-    C.write_results("investigate_train_step_quick" if args.quick else "investigate_train_step",
-                    {"machine": info, "quick": args.quick, "rounds": rounds, "steps_per_call": n,
-                     "times": times, "markdown": text_out})
+    C.write_results(
+        "investigate_train_step_quick" if args.quick else "investigate_train_step",
+        {
+            "machine": info,
+            "quick": args.quick,
+            "rounds": rounds,
+            "steps_per_call": n,
+            "times": times,
+            "markdown": text_out,
+        },
+    )
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -21,5 +21,6 @@ __all__ = ["CharLMError", "Config", "Run", "SamplingOptions", "load", "train", "
 def __getattr__(name):
     if name in ("train", "load", "Run"):
         from . import api
+
         return getattr(api, name)
     raise AttributeError(f"module 'charlm' has no attribute {name!r}")

@@ -1,12 +1,12 @@
 """The Python API: the three jobs of the command line, as functions.
 
-    import charlm
-    run = charlm.train(["corpora/tinyshakespeare.txt"], config="configs/tiny.toml", steps=200)
-    print(run.generate("ROMEO:", length=200, temperature=0.8)[0])
-    print(run.evaluate(text="To be, or not to be")["perplexity"])
+import charlm
+run = charlm.train(["corpora/tinyshakespeare.txt"], config="configs/tiny.toml", steps=200)
+print(run.generate("ROMEO:", length=200, temperature=0.8)[0])
+print(run.evaluate(text="To be, or not to be")["perplexity"])
 
-    run = charlm.load()            # the newest run under ./runs
-    run = charlm.load("runs/my-run", weights="last")
+run = charlm.load()            # the newest run under ./runs
+run = charlm.load("runs/my-run", weights="last")
 """
 
 from __future__ import annotations
@@ -18,20 +18,34 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, canonical_keys, read_preset
-from .text.corpus import read_chunks, read_corpus, source_signature
-from .text.texts import corpus_options, read_options, read_texts  # noqa: F401 (API)
 from .errors import CharLMError
-from .sampling import SamplingOptions, check_num_samples
-from .text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
 from .runs.rundir import RunDir, WorkerRunDir, resolve_run
+from .sampling import SamplingOptions, check_num_samples
+from .text.corpus import read_chunks, read_corpus, source_signature
+from .text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
 from .text.samplers import make_sampler
+from .text.texts import corpus_options, read_options, read_texts  # noqa: F401 (API)
 from .training.clock import Clock, check_time_left
 
 # settings that may change when a run is resumed: limits and monitoring, never the model or data
-RESUMABLE_KEYS = {"epochs", "steps", "time_budget", "eval_every", "eval_every_epochs",
-                  "eval_chars", "checkpoint_every", "sample_every", "sample_every_epochs",
-                  "sample_prefixes", "sample_length", "sample_temperature", "paths",
-                  "max_input_bytes", "runs_dir", "name"}
+RESUMABLE_KEYS = {
+    "epochs",
+    "steps",
+    "time_budget",
+    "eval_every",
+    "eval_every_epochs",
+    "eval_chars",
+    "checkpoint_every",
+    "sample_every",
+    "sample_every_epochs",
+    "sample_prefixes",
+    "sample_length",
+    "sample_temperature",
+    "paths",
+    "max_input_bytes",
+    "runs_dir",
+    "name",
+}
 
 
 def _warn(msg: str) -> None:
@@ -80,9 +94,18 @@ def _source(paths: list[str], opts: dict, warn):
     return chunks
 
 
-def train(paths=None, *, config=None, resume: str | bool | None = None, force: bool = False,
-          log=_warn, progress: bool | None = None, callbacks=(), started: float | None = None,
-          **overrides) -> Run:
+def train(
+    paths=None,
+    *,
+    config=None,
+    resume: str | bool | None = None,
+    force: bool = False,
+    log=_warn,
+    progress: bool | None = None,
+    callbacks=(),
+    started: float | None = None,
+    **overrides,
+) -> Run:
     """Train a model and return the :class:`Run`.
 
     ``paths``: corpus files/folders/.zip/.gz; ``config``: a TOML preset path or a Config;
@@ -92,15 +115,33 @@ def train(paths=None, *, config=None, resume: str | bool | None = None, force: b
     budget counts from ``started`` (a ``time.monotonic()``; default: now).
     """
     started = time.monotonic() if started is None else started
-    trainer = prepare(paths, config=config, resume=resume, force=force, log=log,
-                      progress=progress, callbacks=callbacks, started=started, **overrides)
+    trainer = prepare(
+        paths,
+        config=config,
+        resume=resume,
+        force=force,
+        log=log,
+        progress=progress,
+        callbacks=callbacks,
+        started=started,
+        **overrides,
+    )
     trainer.fit(resume=bool(resume))
     return Run(trainer.rundir.path, model=trainer.model)
 
 
-def prepare(paths=None, *, config=None, resume: str | bool | None = None, force: bool = False,
-            log=_warn, progress: bool | None = None, callbacks=(), started: float | None = None,
-            **overrides):
+def prepare(
+    paths=None,
+    *,
+    config=None,
+    resume: str | bool | None = None,
+    force: bool = False,
+    log=_warn,
+    progress: bool | None = None,
+    callbacks=(),
+    started: float | None = None,
+    **overrides,
+):
     """Everything :func:`train` does before the first step: read and check the corpus and
     config, write the run directory, build the model, and return the
     :class:`~charlm.training.trainer.Trainer` (not yet fitted). Benchmarks and tools that drive the
@@ -108,8 +149,9 @@ def prepare(paths=None, *, config=None, resume: str | bool | None = None, force:
     overrides = canonical_keys(overrides)
     notes = []  # told once the inputs are known good, so that a bad one is the only line
     if resume:
-        cfg, rundir, corpus, vocab = _resumed_inputs(paths, config, resume, overrides,
-                                                     notes.append, progress)
+        cfg, rundir, corpus, vocab = _resumed_inputs(
+            paths, config, resume, overrides, notes.append, progress
+        )
     else:
         cfg = resolve_config(config, **overrides)
         if paths:
@@ -119,8 +161,15 @@ def prepare(paths=None, *, config=None, resume: str | bool | None = None, force:
         vocab = corpus.vocab
     try:  # everything that can be wrong with the data is checked before a run file is written
         if not resume and cfg.time_budget_seconds:
-            cfg = _within_budget(cfg, given_keys(config, overrides), len(vocab),
-                                 corpus.train_chars, corpus.val_chars, started, notes.append)
+            cfg = _within_budget(
+                cfg,
+                given_keys(config, overrides),
+                len(vocab),
+                corpus.train_chars,
+                corpus.val_chars,
+                started,
+                notes.append,
+            )
         sampler = make_sampler(cfg.sampler, corpus.train_ids, cfg.seq_len, cfg.batch_size, cfg.cut)
         if not resume:
             rundir = RunDir.create(cfg, force=force)
@@ -136,8 +185,10 @@ def prepare(paths=None, *, config=None, resume: str | bool | None = None, force:
         rundir.write_corpus_info(corpus, vocab)
     rundir.write_config(cfg, __version__)
     rundir.mark_latest()
-    log(f"run {rundir.path}: {cfg.model} {cfg.layers}x{cfg.units}, {len(vocab)} characters in "
-        f"the vocabulary, {corpus.train_chars:,} training and {corpus.val_chars:,} held-out characters")
+    log(
+        f"run {rundir.path}: {cfg.model} {cfg.layers}x{cfg.units}, {len(vocab)} characters in "
+        f"the vocabulary, {corpus.train_chars:,} training and {corpus.val_chars:,} held-out characters"
+    )
     return _trainer(cfg, rundir, vocab, sampler, corpus.val_ids, log, progress, callbacks, started)
 
 
@@ -171,14 +222,22 @@ def _resumed_inputs(paths, config, resume, overrides, log, progress):
     changed = {k for k, v in overrides.items() if getattr(saved, k, None) != v}
     if config:
         preset = resolve_config(config)
-        changed |= {k for k in preset.to_dict() if getattr(preset, k) != getattr(Config(), k)
-                    and getattr(preset, k) != getattr(saved, k)}
+        changed |= {
+            k
+            for k in preset.to_dict()
+            if getattr(preset, k) != getattr(Config(), k)
+            and getattr(preset, k) != getattr(saved, k)
+        }
     fixed = sorted(changed - RESUMABLE_KEYS)
     if fixed:
-        raise CharLMError(f"cannot change {', '.join(fixed)} when resuming {rundir.path}; "
-                          "start a new run to train with other settings")
-    cfg = saved.replace(**{k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
-                        **({"paths": [str(p) for p in paths]} if paths else {}))
+        raise CharLMError(
+            f"cannot change {', '.join(fixed)} when resuming {rundir.path}; "
+            "start a new run to train with other settings"
+        )
+    cfg = saved.replace(
+        **{k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
+        **({"paths": [str(p) for p in paths]} if paths else {}),
+    )
     cfg = cfg.replace(runs_dir=saved.runs_dir, name=saved.name)
     vocab = rundir.read_vocab()
     return cfg, rundir, _resumed_corpus(cfg, rundir, vocab, log, progress), vocab
@@ -191,8 +250,10 @@ def _resumed_corpus(cfg, rundir, vocab, log, progress) -> EncodedCorpus:
     info, sources = rundir.corpus_info(), corpus_sources(cfg)
     kept = all((rundir.path / name).is_file() for name in (IDS_FILE, VAL_FILE))
     if kept and sources is not None and info.get("sources") == sources:
-        log(f"corpus: unchanged since {rundir.path.name} encoded it (the same files, sizes and "
-            f"modification times): training on its {IDS_FILE} as it is")
+        log(
+            f"corpus: unchanged since {rundir.path.name} encoded it (the same files, sizes and "
+            f"modification times): training on its {IDS_FILE} as it is"
+        )
         return EncodedCorpus.placed(rundir.path, vocab, info)
     corpus = encode_corpus(cfg, rundir.path, log, progress)
     try:
@@ -209,12 +270,12 @@ def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, sta
     the TensorBoard log. TensorFlow is imported only here, once the inputs are good. Under a
     ``--strategy`` they are built in its scope, and a non-chief worker saves into a temporary
     folder (charlm.training.distribute)."""
-    from .training import distribute
-    from .use.evaluate import Scorer
-    from .use.generate import Generator
     from .models.lm import build_model
+    from .training import distribute
     from .training.monitor import LossPlot, RunRecord, TensorBoardLog
     from .training.trainer import Trainer
+    from .use.evaluate import Scorer
+    from .use.generate import Generator
 
     strategy = distribute.strategy(cfg.strategy)
     if strategy is not None:
@@ -223,11 +284,25 @@ def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, sta
     with distribute.scope(strategy):
         model = build_model(cfg, len(vocab))
         generator = Generator(model, vocab)
-        return Trainer(cfg, model, sampler, val_ids, rundir, score=Scorer(model),
-                       generate=functools.partial(generator.generate, warn=log),
-                       callbacks=[TensorBoardLog(rundir.path / "tb", cfg), RunRecord(),
-                                  LossPlot(rundir.path, log=log), *callbacks],
-                       log=log, progress=progress, started=started, strategy=strategy)
+        return Trainer(
+            cfg,
+            model,
+            sampler,
+            val_ids,
+            rundir,
+            score=Scorer(model),
+            generate=functools.partial(generator.generate, warn=log),
+            callbacks=[
+                TensorBoardLog(rundir.path / "tb", cfg),
+                RunRecord(),
+                LossPlot(rundir.path, log=log),
+                *callbacks,
+            ],
+            log=log,
+            progress=progress,
+            started=started,
+            strategy=strategy,
+        )
 
 
 class Run:
@@ -265,12 +340,21 @@ class Run:
     def generator(self):
         if self._generator is None:
             from .use.generate import Generator
+
             self._generator = Generator(self.generation_model, self.vocab)
         return self._generator
 
-    def generate(self, prefixes: str | list[str] | None, length: int | None = None, *,
-                 options: SamplingOptions | None = None, num_samples: int = 1, warn=_warn,
-                 chunk: int | None = None, **fields) -> list[str]:
+    def generate(
+        self,
+        prefixes: str | list[str] | None,
+        length: int | None = None,
+        *,
+        options: SamplingOptions | None = None,
+        num_samples: int = 1,
+        warn=_warn,
+        chunk: int | None = None,
+        **fields,
+    ) -> list[str]:
         """``num_samples`` samples for each prefix, each starting with its prefix, drawn with
         ``options`` (a :class:`~charlm.sampling.SamplingOptions`; default: its defaults) and
         ``length`` and any of its fields as keywords on top, as ``charlm sample`` takes them::
@@ -280,38 +364,66 @@ class Run:
         """
         options = SamplingOptions.of(options, length=length, **fields)
         check_num_samples(num_samples)
-        return self.generator.generate(prefixes, options=options, num_samples=num_samples,
-                                       warn=warn, chunk=chunk or max(1, options.length))
+        return self.generator.generate(
+            prefixes,
+            options=options,
+            num_samples=num_samples,
+            warn=warn,
+            chunk=chunk or max(1, options.length),
+        )
 
-    def stream(self, prefixes: list[str] | None, length: int | None = None, *,
-               options: SamplingOptions | None = None, num_samples: int = 1, warn=_warn,
-               chunk: int | None = None, **fields):
+    def stream(
+        self,
+        prefixes: list[str] | None,
+        length: int | None = None,
+        *,
+        options: SamplingOptions | None = None,
+        num_samples: int = 1,
+        warn=_warn,
+        chunk: int | None = None,
+        **fields,
+    ):
         """Like :meth:`generate`, but yields the new text of every sample chunk by chunk (the
         first yield: the prefixes); a bad option raises before the first yield."""
         options = SamplingOptions.of(options, length=length, **fields)
         check_num_samples(num_samples)
-        return self.generator.stream(prefixes, options=options, num_samples=num_samples,
-                                     warn=warn, chunk=chunk)
+        return self.generator.stream(
+            prefixes, options=options, num_samples=num_samples, warn=warn, chunk=chunk
+        )
 
-    def evaluate(self, text: str | None = None, paths=None, batch_size: int = 64,
-                 seq_len: int = 256, carry_state: bool = True, encoding: str | None = None,
-                 errors: str | None = None) -> dict:
+    def evaluate(
+        self,
+        text: str | None = None,
+        paths=None,
+        batch_size: int = 64,
+        seq_len: int = 256,
+        carry_state: bool = True,
+        encoding: str | None = None,
+        errors: str | None = None,
+    ) -> dict:
         """nats/char, bits/char and perplexity on ``text``, on files ``paths`` (read with the
         run's corpus options, or ``encoding``/``errors``), or, with neither, on the run's
         held-out text."""
         if text is None and paths:
             cfg = self.config
-            text = read_corpus(list(paths), encoding=encoding or cfg.encoding,
-                               errors=errors or cfg.errors,
-                               newlines=cfg.newlines, lowercase=cfg.lowercase,
-                               max_input_bytes=cfg.max_input_bytes)
+            text = read_corpus(
+                list(paths),
+                encoding=encoding or cfg.encoding,
+                errors=errors or cfg.errors,
+                newlines=cfg.newlines,
+                lowercase=cfg.lowercase,
+                max_input_bytes=cfg.max_input_bytes,
+            )
         elif text is None:
             text = self.dir.read_val_text()
             if len(text) < 2:
-                raise CharLMError(f"{self.path} has no held-out text (val-fraction 0); "
-                                  "name a file to score: charlm eval FILE")
+                raise CharLMError(
+                    f"{self.path} has no held-out text (val-fraction 0); "
+                    "name a file to score: charlm eval FILE"
+                )
         if self._scorer is None:
             from .use.evaluate import Scorer
+
             self._scorer = Scorer(self.model)
         ids = self.vocab.encode(text)
         result = self._scorer(ids, batch_size=batch_size, seq_len=seq_len, carry_state=carry_state)

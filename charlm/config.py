@@ -38,8 +38,7 @@ LEGACY_KEYS = {"run_dir": "runs_dir"}  # old names still read (run configs writt
 NO_LIMIT = ("0", "none", "off")  # what --time-budget takes for "no limit"
 
 
-def setting(default=None, help: str = "", *, factory=None, choices=None, flag=None,
-            aliases=()):
+def setting(default=None, help: str = "", *, factory=None, choices=None, flag=None, aliases=()):
     """A Config field with its help text and, where it has them, its choices and flag names:
     each option is described once, here, and the CLI builds its options from it."""
     metadata = {"help": help, "choices": choices, "flag": flag, "aliases": tuple(aliases)}
@@ -54,93 +53,123 @@ class Config:
 
     # corpus
     paths: list[str] = setting(
-        factory=list, help="Corpus files, folders, .zip, .gz, or - for stdin.")
+        factory=list, help="Corpus files, folders, .zip, .gz, or - for stdin."
+    )
     member: str = setting("", "Read only this member of a .zip corpus.")
     encoding: str = setting("utf-8", "Text encoding of the corpus (any Python codec).")
     errors: str = setting(
-        "strict", "What to do with invalid bytes: strict (stop with an error), replace or ignore.",
-        choices=("strict", "replace", "ignore"))
+        "strict",
+        "What to do with invalid bytes: strict (stop with an error), replace or ignore.",
+        choices=("strict", "replace", "ignore"),
+    )
     newlines: str = setting(
-        "keep", "keep newlines, or turn them into spaces (space; the d2l lyrics recipe).",
-        choices=("keep", "space"))
+        "keep",
+        "keep newlines, or turn them into spaces (space; the d2l lyrics recipe).",
+        choices=("keep", "space"),
+    )
     lowercase: bool = setting(False, "Lowercase the corpus.")
     max_chars: int = setting(0, "Keep only the first N characters of the corpus (0 = all).")
     max_input_bytes: int = setting(
-        2**31, "Refuse .gz/.zip input that decompresses past this many bytes.")
+        2**31, "Refuse .gz/.zip input that decompresses past this many bytes."
+    )
     val_fraction: float = setting(
-        0.1, "Hold out this last fraction of the corpus for validation, in [0, 1).")
+        0.1, "Hold out this last fraction of the corpus for validation, in [0, 1)."
+    )
     val_file: str = setting("", "Held-out text from this file instead of a fraction.")
 
     # model
     model: str = setting(
-        "lstm", "lstm, gru, rnn (Keras layers) or scratch-rnn, scratch-gru, scratch-lstm.",
-        choices=MODELS)
+        "lstm",
+        "lstm, gru, rnn (Keras layers) or scratch-rnn, scratch-gru, scratch-lstm.",
+        choices=MODELS,
+    )
     layers: int = setting(2, "Number of stacked recurrent layers.")
     units: int = setting(256, "Hidden units per layer.")
     embedding_dim: int = setting(64, "Embedding size; 0 = one-hot input, as the tutorials do.")
     dropout: float = setting(0.0, "Dropout rate between layers, in [0, 1).")
     reset_after: bool = setting(
-        False, "scratch-gru: apply the reset gate after the matmul (Keras's GRU) instead of before "
-        "it (the d2l book's GRU).")
+        False,
+        "scratch-gru: apply the reset gate after the matmul (Keras's GRU) instead of before "
+        "it (the d2l book's GRU).",
+    )
     precision: str = setting(
-        "float32", "float32, or mixed_bfloat16 (faster on CPUs with bf16; Keras models).",
-        choices=("float32", "mixed_bfloat16"))
+        "float32",
+        "float32, or mixed_bfloat16 (faster on CPUs with bf16; Keras models).",
+        choices=("float32", "mixed_bfloat16"),
+    )
 
     # training
     sampler: str = setting(
-        "random", "random (shuffled windows, state reset) or consecutive (state carried).",
-        choices=("random", "consecutive"))
+        "random",
+        "random (shuffled windows, state reset) or consecutive (state carried).",
+        choices=("random", "consecutive"),
+    )
     cut: str = setting(
         "random-offset",
         "Where the sampler cuts the text: random-offset (a new random offset each epoch; d2l "
         "2nd edition) or fixed (windows at k * seq-len, streams at r * (len // batch-size); "
-        "d2l 1st edition).", choices=("random-offset", "fixed"))
+        "d2l 1st edition).",
+        choices=("random-offset", "fixed"),
+    )
     seq_len: int = setting(100, "Characters per training window (time steps).")
     batch_size: int = setting(64, "Windows per batch.")
-    optimizer: str = setting("adam", 'adam, sgd or rmsprop.', choices=("adam", "sgd", "rmsprop"))
+    optimizer: str = setting("adam", "adam, sgd or rmsprop.", choices=("adam", "sgd", "rmsprop"))
     lr: float = setting(2e-3, "Learning rate.")
     lr_schedule: str = setting(
-        "constant", "constant, or cosine decay to lr * min-lr-fraction.",
-        choices=("constant", "cosine"))
+        "constant",
+        "constant, or cosine decay to lr * min-lr-fraction.",
+        choices=("constant", "cosine"),
+    )
     warmup_steps: int = setting(0, "Linear learning-rate warm-up over this many steps.")
     min_lr_fraction: float = setting(
-        0.1, "Final learning rate of the cosine schedule, as a fraction of --lr.")
+        0.1, "Final learning rate of the cosine schedule, as a fraction of --lr."
+    )
     clip_norm: float = setting(5.0, "Clip gradients to this global norm θ (0 = off).")
     epochs: int = setting(0, "Stop after this many epochs.")
     steps: int = setting(0, "Stop after this many optimizer steps.")
     time_budget: str = setting(
-        "", "Stop after this much training time, e.g. 90s, 10m, 1h30m (0 or none: no limit).")
+        "", "Stop after this much training time, e.g. 90s, 10m, 1h30m (0 or none: no limit)."
+    )
     seed: int = setting(0, "Random seed (weights, sampling order, dropout).")
     strategy: str = setting(
-        "none", "none (one device), mirrored (every GPU, or CPU device, of this machine) or "
+        "none",
+        "none (one device), mirrored (every GPU, or CPU device, of this machine) or "
         "multi-worker (several machines, set up by TF_CONFIG); --batch-size is the global batch.",
-        choices=("none", "mirrored", "multi-worker"))
+        choices=("none", "mirrored", "multi-worker"),
+    )
     recipe: str = setting(
-        "auto", "With a --time-budget: auto measures this CPU and chooses the model size, "
+        "auto",
+        "With a --time-budget: auto measures this CPU and chooses the model size, "
         "batch, window, sampler, dropout and learning-rate schedule you did not set, so the "
         "run is the best it can be in that time; fixed uses the settings as they are.",
-        choices=("auto", "fixed"))
+        choices=("auto", "fixed"),
+    )
 
     # monitoring and checkpoints
     eval_every: int = setting(
-        200, "Validate and log a metrics row every N steps (0 = only at epoch ends).")
+        200, "Validate and log a metrics row every N steps (0 = only at epoch ends)."
+    )
     eval_every_epochs: int = setting(0, "Validate and log a metrics row every N epochs.")
     eval_chars: int = setting(
-        0, "Score at most this many held-out characters during training (0 = all).")
+        0, "Score at most this many held-out characters during training (0 = all)."
+    )
     checkpoint_every: int = setting(
-        0, "Save a resumable checkpoint every N steps (0 = at each validation).")
+        0, "Save a resumable checkpoint every N steps (0 = at each validation)."
+    )
     sample_every: int = setting(0, "Print samples every N steps (0 = never).")
     sample_every_epochs: int = setting(0, "Print samples every N epochs.")
     sample_prefixes: list[str] = setting(
-        factory=list, help="A prefix for the periodic samples (repeatable).",
-        flag="--sample-prefix")
+        factory=list, help="A prefix for the periodic samples (repeatable).", flag="--sample-prefix"
+    )
     sample_length: int = setting(100, "Characters in each periodic sample.")
     sample_temperature: float = setting(1.0, "Temperature of the periodic samples (0 = greedy).")
 
     # run directory
     runs_dir: str = setting(
-        "runs", "Folder that holds the runs (RUNS/latest points at the newest).",
-        aliases=("--run-dir",))
+        "runs",
+        "Folder that holds the runs (RUNS/latest points at the newest).",
+        aliases=("--run-dir",),
+    )
     name: str = setting("", "Folder name of this run (default: a timestamp).")
 
     def replace(self, **changes) -> Config:
@@ -160,8 +189,11 @@ class Config:
         for key in data:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                hint = (f"; did you mean '{close[0]}'?" if close else
-                        "; the keys are the flags of `charlm train --help`, with _ for -")
+                hint = (
+                    f"; did you mean '{close[0]}'?"
+                    if close
+                    else "; the keys are the flags of `charlm train --help`, with _ for -"
+                )
                 raise CharLMError(f"{source}: unknown key '{key}'{hint}")
         values = {}
         for key, value in data.items():
@@ -193,26 +225,41 @@ class Config:
     def _validate(self, source: str) -> None:
         """Check every value; ``source`` names where they came from ("" = command-line flags,
         which the messages then name as ``--seq-len``)."""
+
         def bad(msg):
             raise CharLMError(f"{source}: {msg}" if source else f"--{msg}")
 
         for key, choices in CHOICES.items():
             if getattr(self, key) not in choices:
-                bad(f"{key.replace('_', '-')} must be one of {', '.join(choices)}, "
-                    f"not '{getattr(self, key)}'")
+                bad(
+                    f"{key.replace('_', '-')} must be one of {', '.join(choices)}, "
+                    f"not '{getattr(self, key)}'"
+                )
         for key in ("layers", "units", "seq_len", "batch_size", "sample_length"):
             if getattr(self, key) < 1:
                 bad(f"{key.replace('_', '-')} must be at least 1, not {getattr(self, key)}")
-        for key in ("embedding_dim", "max_chars", "epochs", "steps", "eval_every",
-                    "eval_every_epochs", "eval_chars", "checkpoint_every", "sample_every",
-                    "sample_every_epochs", "warmup_steps"):
+        for key in (
+            "embedding_dim",
+            "max_chars",
+            "epochs",
+            "steps",
+            "eval_every",
+            "eval_every_epochs",
+            "eval_chars",
+            "checkpoint_every",
+            "sample_every",
+            "sample_every_epochs",
+            "warmup_steps",
+        ):
             if getattr(self, key) < 0:
                 bad(f"{key.replace('_', '-')} must be 0 or more, not {getattr(self, key)}")
         if self.max_input_bytes < 1:
             bad("max-input-bytes must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
-            bad(f"val-fraction must be in [0, 1), not {self.val_fraction:g}; e.g. 0.1 holds out "
-                "the last 10%, 0 none")
+            bad(
+                f"val-fraction must be in [0, 1), not {self.val_fraction:g}; e.g. 0.1 holds out "
+                "the last 10%, 0 none"
+            )
         if not 0.0 <= self.dropout < 1.0:
             bad(f"dropout must be in [0, 1), not {self.dropout}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -227,12 +274,18 @@ class Config:
             bad(str(e).removeprefix("--"))
         if self.time_budget:
             parse_duration(self.time_budget, source or "--time-budget")
-        if self.name and (self.name in (".", "..", "latest") or "/" in self.name or "\\" in self.name):
-            bad(f"name '{self.name}' is not a valid run folder name; use a plain name "
-                "without / (and not latest)")
+        if self.name and (
+            self.name in (".", "..", "latest") or "/" in self.name or "\\" in self.name
+        ):
+            bad(
+                f"name '{self.name}' is not a valid run folder name; use a plain name "
+                "without / (and not latest)"
+            )
         if self.precision not in self.precisions:
-            bad(f"precision {self.precision} is for the Keras models (lstm, gru, rnn); "
-                f"{self.model} trains in float32: drop the precision setting")
+            bad(
+                f"precision {self.precision} is for the Keras models (lstm, gru, rnn); "
+                f"{self.model} trains in float32: drop the precision setting"
+            )
 
     @staticmethod
     def help(name: str) -> str:
@@ -257,8 +310,9 @@ class Config:
         from .sampling import SamplingOptions
 
         try:
-            return SamplingOptions(length=self.sample_length, temperature=self.sample_temperature,
-                                   seed=self.seed)
+            return SamplingOptions(
+                length=self.sample_length, temperature=self.sample_temperature, seed=self.seed
+            )
         except CharLMError as e:
             named = re.sub(r"^--(length|temperature)\b", r"--sample-\1", str(e))
             raise CharLMError(named) from None
@@ -283,11 +337,13 @@ def read_preset(path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CharLMError(f"{path}: no such config file; check the path "
-                          "(the bundled presets are in configs/)") from None
+        raise CharLMError(
+            f"{path}: no such config file; check the path (the bundled presets are in configs/)"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise CharLMError(f"{path}: cannot read config ({e}); check the file and its "
-                          "permissions") from None
+        raise CharLMError(
+            f"{path}: cannot read config ({e}); check the file and its permissions"
+        ) from None
     return _parse_toml(text, str(path))
 
 
@@ -295,8 +351,10 @@ def _parse_toml(text: str, source: str) -> dict:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise CharLMError(f"{source}: TOML syntax error: {e}; fix it "
-                          "(one `key = value` a line, strings in double quotes)") from None
+        raise CharLMError(
+            f"{source}: TOML syntax error: {e}; fix it "
+            "(one `key = value` a line, strings in double quotes)"
+        ) from None
     data.pop("format_version", None)
     data.pop("charlm_version", None)
     return canonical_keys(data)
@@ -324,13 +382,17 @@ def parse_duration(text: str, source: str = "time-budget") -> float:
     if seconds is None and s and _DURATION.sub("", s) == "":
         seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in _DURATION.findall(s))
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        raise CharLMError(f"{source}: cannot read the duration '{text}'; write e.g. 90s, 10m or 1h30m")
+        raise CharLMError(
+            f"{source}: cannot read the duration '{text}'; write e.g. 90s, 10m or 1h30m"
+        )
     return seconds
 
 
 def _check_type(key: str, value, annotation: str, source: str):
     def wrong(expected):
-        raise CharLMError(f"{source}: '{key}' must be {expected}, not {json.dumps(value, default=str)}")
+        raise CharLMError(
+            f"{source}: '{key}' must be {expected}, not {json.dumps(value, default=str)}"
+        )
 
     if annotation == "bool":
         if not isinstance(value, bool):
@@ -360,8 +422,11 @@ def _toml_value(value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("nan" if value != value else
-                                                          ("inf" if value > 0 else "-inf"))
+        return (
+            repr(value)
+            if math.isfinite(value)
+            else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
+        )
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML
     if isinstance(value, list):

@@ -99,7 +99,7 @@ def text_sha256(text: str) -> str:
     """
     h = hashlib.sha256()
     for i in range(0, len(text), 1 << 22):
-        h.update(text[i:i + (1 << 22)].encode("utf-8", "surrogatepass"))
+        h.update(text[i : i + (1 << 22)].encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 

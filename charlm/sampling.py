@@ -32,15 +32,19 @@ class SamplingOptions:
 
     length: int = setting(200, "Characters to generate after the prefix.")
     temperature: float = setting(
-        1.0, "Softmax temperature, >= 0; lower is more conservative; 0 = greedy (the argmax).")
+        1.0, "Softmax temperature, >= 0; lower is more conservative; 0 = greedy (the argmax)."
+    )
     top_k: int = setting(0, "Sample only from the k most likely characters (0 = off).")
     top_p: float = setting(
-        1.0, "Nucleus sampling: the smallest set with this much probability, in (0, 1] (1 = off).")
+        1.0, "Nucleus sampling: the smallest set with this much probability, in (0, 1] (1 = off)."
+    )
     greedy: bool = setting(False, "Always take the most likely character (as --temperature 0).")
     seed: int | None = setting(None, "Same seed, same text: 0 ... 2**63-1 (default: a new one).")
     stop: tuple[str, ...] = setting(
-        (), "End a sample at the first occurrence of this text, which is left out (repeatable).",
-        flag="--stop")
+        (),
+        "End a sample at the first occurrence of this text, which is left out (repeatable).",
+        flag="--stop",
+    )
 
     def __post_init__(self):
         stop = (self.stop,) if isinstance(self.stop, str) else self.stop  # one, or several
@@ -56,8 +60,9 @@ class SamplingOptions:
         if not self.greedy:  # --greedy ignores the temperature and the filters
             _check_filters(self.temperature, self.top_k, self.top_p)
         if not (_is_int(self.length) and 0 <= self.length <= MAX_INT):
-            raise CharLMError(f"--length must be a whole number from 0 to {MAX_INT}, "
-                              f"not {self.length}")
+            raise CharLMError(
+                f"--length must be a whole number from 0 to {MAX_INT}, not {self.length}"
+            )
         if not (self.seed is None or (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED)):
             raise CharLMError(f"--seed must be a whole number from 0 to 2**63-1, not {self.seed}")
         for s in self.stop:
@@ -83,8 +88,10 @@ class SamplingOptions:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in fields(self)}
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+            for f in fields(self)
+        }
 
     @staticmethod
     def help(name: str) -> str:
@@ -128,16 +135,17 @@ class StopCut:
         self.text += piece
         self.text, self.stopped = cut_at_stop(self.text, self.stop)
         end = len(self.text) if self.stopped else max(self.shown, len(self.text) - self._partial())
-        out, self.shown = self.text[self.shown:end], end
+        out, self.shown = self.text[self.shown : end], end
         return out
 
     def _partial(self) -> int:
         """The length of the longest end of the text that begins a stop string."""
-        return max((k for s in self.stop for k in range(1, len(s)) if self.text.endswith(s[:k])),
-                   default=0)
+        return max(
+            (k for s in self.stop for k in range(1, len(s)) if self.text.endswith(s[:k])), default=0
+        )
 
     def flush(self) -> str:
-        out, self.shown = self.text[self.shown:], len(self.text)
+        out, self.shown = self.text[self.shown :], len(self.text)
         return out
 
 
@@ -148,7 +156,7 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
     ('to be', True)
     """
     ends = [i for i in (text.find(s) for s in stop) if i >= 0]
-    return (text[:min(ends)], True) if ends else (text, False)
+    return (text[: min(ends)], True) if ends else (text, False)
 
 
 def check_num_samples(num_samples) -> None:

@@ -52,11 +52,11 @@ def data_iter_random(corpus_indices, batch_size, num_steps, shuffle=random.shuff
     shuffle(example_indices)
 
     def _data(pos):
-        return corpus_indices[pos: pos + num_steps]
+        return corpus_indices[pos : pos + num_steps]
 
     for i in range(epoch_size):
         i = i * batch_size
-        batch_indices = example_indices[i: i + batch_size]
+        batch_indices = example_indices[i : i + batch_size]
         X = [_data(j * num_steps) for j in batch_indices]
         Y = [_data(j * num_steps + 1) for j in batch_indices]
         yield np.array(X), np.array(Y)
@@ -82,12 +82,12 @@ def data_iter_consecutive(corpus_indices, batch_size, num_steps):
     corpus_indices = np.array(corpus_indices)
     data_len = len(corpus_indices)
     batch_len = data_len // batch_size
-    indices = corpus_indices[0: batch_size * batch_len].reshape((batch_size, batch_len))
+    indices = corpus_indices[0 : batch_size * batch_len].reshape((batch_size, batch_len))
     epoch_size = (batch_len - 1) // num_steps
     for i in range(epoch_size):
         i = i * num_steps
-        X = indices[:, i: i + num_steps]
-        Y = indices[:, i + 1: i + num_steps + 1]
+        X = indices[:, i : i + num_steps]
+        Y = indices[:, i + 1 : i + num_steps + 1]
         yield X, Y
 
 
@@ -98,9 +98,13 @@ def get_params(vocab_size: int, num_hiddens: int = NUM_HIDDENS, seed: int = 0) -
     def normal(shape):
         return rng.normal(0, 0.01, shape).astype(np.float32)
 
-    return {"W_xh": normal((vocab_size, num_hiddens)), "W_hh": normal((num_hiddens, num_hiddens)),
-            "b_h": np.zeros(num_hiddens, np.float32),
-            "W_hq": normal((num_hiddens, vocab_size)), "b_q": np.zeros(vocab_size, np.float32)}
+    return {
+        "W_xh": normal((vocab_size, num_hiddens)),
+        "W_hh": normal((num_hiddens, num_hiddens)),
+        "b_h": np.zeros(num_hiddens, np.float32),
+        "W_hq": normal((num_hiddens, vocab_size)),
+        "b_q": np.zeros(vocab_size, np.float32),
+    }
 
 
 def _make_step(params: list, vocab_size: int, num_steps: int, lr: float, theta: float):
@@ -129,10 +133,21 @@ def _make_step(params: list, vocab_size: int, num_steps: int, lr: float, theta: 
     return step
 
 
-def train(text: str, sampler: str, epochs: int = 250, steps: int = 0,
-          params: dict | None = None, chars: list | None = None, shuffle=None, seed: int = 0,
-          num_hiddens: int = NUM_HIDDENS, num_steps: int = NUM_STEPS,
-          batch_size: int = BATCH_SIZE, lr: float = LR, theta: float = CLIPPING_THETA) -> dict:
+def train(
+    text: str,
+    sampler: str,
+    epochs: int = 250,
+    steps: int = 0,
+    params: dict | None = None,
+    chars: list | None = None,
+    shuffle=None,
+    seed: int = 0,
+    num_hiddens: int = NUM_HIDDENS,
+    num_steps: int = NUM_STEPS,
+    batch_size: int = BATCH_SIZE,
+    lr: float = LR,
+    theta: float = CLIPPING_THETA,
+) -> dict:
     """The book's ``train_and_predict_rnn`` (``is_random_iter = sampler == "random"``).
 
     ``params``: initial weights by name (default :func:`get_params`); ``chars``: the vocabulary
@@ -150,15 +165,19 @@ def train(text: str, sampler: str, epochs: int = 250, steps: int = 0,
     variables = [tf.Variable(np.asarray(params[n], np.float32)) for n in PARAM_NAMES]
     step = _make_step(variables, len(chars), num_steps, lr, theta)
     if shuffle is None:
-        shuffle = lambda epoch, indices, _r=random.Random(seed): _r.shuffle(indices)  # noqa: E731
+        shuffle = lambda epoch, indices, _r=random.Random(seed): _r.shuffle(indices)  # noqa: E731, B008 (one Random per run, made once)
     out = {"perplexity": {}, "losses": [], "grad_norms": [], "vocab": len(chars)}
     t0 = time.perf_counter()
     for epoch in range(epochs):
         if sampler == "consecutive":
             batches = data_iter_consecutive(corpus, batch_size, num_steps)
         else:
-            batches = data_iter_random(corpus, batch_size, num_steps,
-                                       shuffle=lambda indices: shuffle(epoch, indices))
+            batches = data_iter_random(
+                corpus,
+                batch_size,
+                num_steps,
+                shuffle=lambda indices, epoch=epoch: shuffle(epoch, indices),
+            )
         H = tf.zeros([batch_size, num_hiddens])  # consecutive: once per epoch
         l_sum, n = 0.0, 0
         for X, Y in batches:
@@ -180,15 +199,20 @@ def train(text: str, sampler: str, epochs: int = 250, steps: int = 0,
 
 # -- the same starting point as charlm (for comparisons; the loop above never calls these) ---
 
+
 def charlm_initial_weights(vocab_size: int, seed: int = 0) -> dict:
     """The weights charlm's scratch-rnn 1 x 256 starts from with this seed, by the book's names."""
     from charlm.models.scratch import ScratchLM
 
     model = ScratchLM(vocab_size, cell="rnn", units=NUM_HIDDENS, seed=seed)
     cell = model.cells[0]
-    return dict(zip(PARAM_NAMES, (v.numpy() for v in
-                                  (cell.W_xh, cell.W_hh, cell.b_h, model.W_hq, model.b_q)),
-                strict=True))
+    return dict(
+        zip(
+            PARAM_NAMES,
+            (v.numpy() for v in (cell.W_xh, cell.W_hh, cell.b_h, model.W_hq, model.b_q)),
+            strict=True,
+        )
+    )
 
 
 def charlm_shuffle(ids, seed: int = 0, num_steps: int = NUM_STEPS, batch_size: int = BATCH_SIZE):

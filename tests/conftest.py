@@ -15,8 +15,16 @@ CORPORA = ROOT / "corpora"
 CONFIGS = ROOT / "configs"
 
 # the smallest settings that still learn: used by most tests that train
-TINY = dict(layers=1, units=32, embedding_dim=16, seq_len=16, batch_size=8, lr=0.01,
-            eval_every=0, sample_every=0)
+TINY = dict(
+    layers=1,
+    units=32,
+    embedding_dim=16,
+    seq_len=16,
+    batch_size=8,
+    lr=0.01,
+    eval_every=0,
+    sample_every=0,
+)
 
 
 @pytest.fixture
@@ -56,8 +64,9 @@ def run_cli(*args, cwd=None, input=None, env=None) -> Ran:
     try:
         if cwd is not None:
             os.chdir(cwd)
-        result = CliRunner(capture="fd").invoke(charlm.cli.main, [str(a) for a in args],
-                                                input=input, env=env, prog_name="charlm")
+        result = CliRunner(capture="fd").invoke(
+            charlm.cli.main, [str(a) for a in args], input=input, env=env, prog_name="charlm"
+        )
     finally:
         os.chdir(back)
         charlm.cli.LAUNCHED = launched
@@ -85,8 +94,14 @@ def shared_run(tmp_path_factory):
     def get(model: str) -> Path:
         if model not in trained:
             trained[model] = charlm.train(
-                [CORPORA / "tinyshakespeare.txt"], model=model, name=model,
-                runs_dir=str(home / "runs"), progress=False, log=lambda _: None, **SHARED).path
+                [CORPORA / "tinyshakespeare.txt"],
+                model=model,
+                name=model,
+                runs_dir=str(home / "runs"),
+                progress=False,
+                log=lambda _: None,
+                **SHARED,
+            ).path
         return trained[model]
 
     return get
@@ -105,9 +120,15 @@ def charlm_cli():
 
     def run(*args, cwd=None, input=None, env=None, timeout=300):
         full_env = {**os.environ, **(env or {})}
-        p = subprocess.run([sys.executable, "-m", "charlm", *map(str, args)], cwd=cwd,
-                           input=input, capture_output=True, text=True, env=full_env,
-                           timeout=timeout)
+        p = subprocess.run(
+            [sys.executable, "-m", "charlm", *map(str, args)],
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        )
         return p.returncode, p.stdout, p.stderr
 
     return run
@@ -130,23 +151,27 @@ def assert_close(actual, expected, rtol: float = 1e-5, floor: float | None = Non
     grows with the values, and differs between CPU kinds (AVX2 against AVX-512 reductions)."""
     expected = np.asarray(expected)
     scale = float(np.max(np.abs(expected), initial=0.0)) or 1.0
-    np.testing.assert_allclose(np.asarray(actual), expected, rtol=rtol,
-                               atol=(rtol if floor is None else floor) * scale)
+    np.testing.assert_allclose(
+        np.asarray(actual), expected, rtol=rtol, atol=(rtol if floor is None else floor) * scale
+    )
 
 
 def tree_snapshot(path: Path) -> dict:
     """{relative path: bytes} of every file under path (to show nothing changed)."""
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
 
 
 # -- charlm serve: one tiny run and one live server for the whole session (tests/serving.py) ---
 
+
 @pytest.fixture(scope="session")
 def serve_run(tmp_path_factory):
     """A tiny run trained on Tang poems, loaded (charlm.api.Run) in this process."""
-    import charlm
     from serving import train_tiny
+
+    import charlm
 
     return charlm.load(train_tiny(tmp_path_factory.mktemp("serve")))
 
@@ -156,7 +181,13 @@ def server(serve_run, tmp_path_factory):
     """``charlm serve`` of :func:`serve_run` on a free loopback port, for the whole session."""
     from serving import Server
 
-    live = Server(serve_run.path, "--max-tokens", "100000", "--compile-ahead", "1,2,4,8,16,32",
-                  log=tmp_path_factory.mktemp("serve-log") / "server.log").wait_ready()
+    live = Server(
+        serve_run.path,
+        "--max-tokens",
+        "100000",
+        "--compile-ahead",
+        "1,2,4,8,16,32",
+        log=tmp_path_factory.mktemp("serve-log") / "server.log",
+    ).wait_ready()
     yield live
     live.stop()

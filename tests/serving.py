@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from conftest import CORPORA, TINY
 
 PROMPTS = ["秦川雄帝宅", "春", "玉匣啓龍圖，金繩"]  # 5, 1 and 8 characters from the corpus
@@ -28,9 +27,14 @@ def train_tiny(folder: Path) -> Path:
     back = os.getcwd()
     os.chdir(folder)
     try:
-        run = charlm.train([CORPORA / "tang_poems.txt"], max_chars=20_000, name="tang",
-                           progress=False, log=lambda _: None,
-                           **{**TINY, "model": "lstm", "steps": 30})
+        run = charlm.train(
+            [CORPORA / "tang_poems.txt"],
+            max_chars=20_000,
+            name="tang",
+            progress=False,
+            log=lambda _: None,
+            **{**TINY, "model": "lstm", "steps": 30},
+        )
     finally:
         os.chdir(back)
     return (folder / run.path).resolve()
@@ -43,8 +47,11 @@ class Server:
         self.log = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "charlm", "serve", str(run), "--port", "0", *flags],
-            stdout=subprocess.DEVNULL, stderr=open(log, "w"), env={**os.environ},
-            start_new_session=True)
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "w"),
+            env={**os.environ},
+            start_new_session=True,
+        )
         self.url = None
 
     def wait_ready(self, timeout: float = 120) -> Server:
@@ -55,8 +62,7 @@ class Server:
                 self.url = found.group(1)
                 return self
             if self.proc.poll() is not None:
-                raise RuntimeError(f"charlm serve exited {self.proc.returncode}:\n"
-                                   + self.output())
+                raise RuntimeError(f"charlm serve exited {self.proc.returncode}:\n" + self.output())
             time.sleep(0.1)
         raise RuntimeError(f"charlm serve did not start in {timeout} s:\n{self.output()}")
 
@@ -87,18 +93,18 @@ class Server:
 def openai_client(url: str):
     import openai
 
-    return openai.OpenAI(base_url=url + "/v1", api_key="not-needed", max_retries=0,
-                         timeout=120)
+    return openai.OpenAI(base_url=url + "/v1", api_key="not-needed", max_retries=0, timeout=120)
 
 
 def stream_events(url: str, body: dict, client: httpx.Client | None = None):
     """The decoded ``data:`` events of a streamed completion (``[DONE]`` as the string)."""
     with (client or httpx.Client(timeout=120)).stream(
-            "POST", url + "/v1/completions", json={**body, "stream": True}) as r:
+        "POST", url + "/v1/completions", json={**body, "stream": True}
+    ) as r:
         assert r.status_code == 200, r.read()
         for line in r.iter_lines():
             if line.startswith("data: "):
-                data = line[len("data: "):]
+                data = line[len("data: ") :]
                 yield data if data == "[DONE]" else json.loads(data)
 
 

@@ -34,7 +34,7 @@ def error_line(code, err, *words, usage=False):
     assert lines and lines[-1].startswith("Error: "), err
     if not usage:  # no TensorFlow start-up chatter or log lines around it either
         assert len(lines) == 1, err
-    message = lines[-1][len("Error: "):]
+    message = lines[-1][len("Error: ") :]
     for word in words:
         assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
     return message
@@ -52,8 +52,11 @@ def refuses(charlm, workdir, *args, words=(), usage=False, env=None):
 
 def folders_and_links(path):
     """Every folder, and where each symlink (runs/latest) points."""
-    return sorted((str(p), os.readlink(p) if p.is_symlink() else None)
-                  for p in path.rglob("*") if p.is_dir() or p.is_symlink())
+    return sorted(
+        (str(p), os.readlink(p) if p.is_symlink() else None)
+        for p in path.rglob("*")
+        if p.is_dir() or p.is_symlink()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,82 +65,133 @@ def no_tensorflow(tmp_path_factory):
     fake = tmp_path_factory.mktemp("no-tf")
     (fake / "tensorflow").mkdir()
     (fake / "tensorflow/__init__.py").write_text(
-        "raise ImportError('TensorFlow was imported before the error was found')\n")
+        "raise ImportError('TensorFlow was imported before the error was found')\n"
+    )
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(fake), os.environ.get("PYTHONPATH")]))}
 
 
 # -- options: checked before TensorFlow loads ---------------------------------------------------
 
-@pytest.mark.parametrize("args, words", [
-    (["--temperature", "-0.5"], ["--temperature", "0 (greedy) or more", "-0.5"]),
-    (["--temperature", "nan"], ["--temperature", "0 (greedy) or more", "nan"]),
-    (["--temperature", "inf"], ["--temperature", "0 (greedy) or more", "inf"]),
-    (["--top-p", "0"], ["--top-p", "(0, 1]"]),
-    (["--top-p", "1.5"], ["--top-p", "(0, 1]"]),
-    (["--top-k", "-1"], ["--top-k", "0 (off) or a whole number up to 2147483647"]),
-    (["--top-k", str(2**31)], ["--top-k", "up to 2147483647", str(2**31)]),
-    (["--length", "-1"], ["--length", "whole number from 0"]),
-    (["--greedy", "--length", "-5"], ["--length", "whole number from 0"]),
-    (["--seed", "-1"], ["--seed", "from 0 to 2**63-1", "-1"]),
-    (["--seed", str(2**63)], ["--seed", "from 0 to 2**63-1", str(2**63)]),
-    (["--stop", ""], ["--stop", "non-empty text"]),
-    (["--stop", "END", "--stop", ""], ["--stop", "non-empty text"]),
-    (["--num-samples", "0"], ["--num-samples", "at least 1"]),
-])
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--temperature", "-0.5"], ["--temperature", "0 (greedy) or more", "-0.5"]),
+        (["--temperature", "nan"], ["--temperature", "0 (greedy) or more", "nan"]),
+        (["--temperature", "inf"], ["--temperature", "0 (greedy) or more", "inf"]),
+        (["--top-p", "0"], ["--top-p", "(0, 1]"]),
+        (["--top-p", "1.5"], ["--top-p", "(0, 1]"]),
+        (["--top-k", "-1"], ["--top-k", "0 (off) or a whole number up to 2147483647"]),
+        (["--top-k", str(2**31)], ["--top-k", "up to 2147483647", str(2**31)]),
+        (["--length", "-1"], ["--length", "whole number from 0"]),
+        (["--greedy", "--length", "-5"], ["--length", "whole number from 0"]),
+        (["--seed", "-1"], ["--seed", "from 0 to 2**63-1", "-1"]),
+        (["--seed", str(2**63)], ["--seed", "from 0 to 2**63-1", str(2**63)]),
+        (["--stop", ""], ["--stop", "non-empty text"]),
+        (["--stop", "END", "--stop", ""], ["--stop", "non-empty text"]),
+        (["--num-samples", "0"], ["--num-samples", "at least 1"]),
+    ],
+)
 def test_bad_sampling_options_are_refused(workdir, charlm_cli, no_tensorflow, args, words):
     refuses(charlm_cli, workdir, "sample", *args, words=words, env=no_tensorflow)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--seq-len", "0"], ["--seq-len", "at least 1"]),
-    (["--batch-size", "-2"], ["--batch-size", "at least 1"]),
-    (["--val-fraction", "1"], ["--val-fraction", "[0, 1)"]),
-    (["--val-fraction", "-0.1"], ["--val-fraction", "[0, 1)"]),
-    (["--time-budget", "ten minutes"], ["--time-budget", "ten minutes", "90s, 10m or 1h30m"]),
-    (["--model", "scratch-gru", "--precision", "mixed_bfloat16"],
-     ["precision mixed_bfloat16", "keras models", "drop"]),
-    (["--sample-temperature", "-1"], ["--sample-temperature", "0 (greedy) or more"]),
-    (["--sample-temperature", "nan"], ["--sample-temperature", "0 (greedy) or more", "nan"]),
-    (["--sample-temperature", "inf"], ["--sample-temperature", "0 (greedy) or more", "inf"]),
-    (["--seed", "-1"], ["--seed", "from 0 to 2**63-1"]),
-])
-def test_bad_training_options_are_refused_and_create_no_run(workdir, charlm_cli, no_tensorflow,
-                                                            args, words):
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--seq-len", "0"], ["--seq-len", "at least 1"]),
+        (["--batch-size", "-2"], ["--batch-size", "at least 1"]),
+        (["--val-fraction", "1"], ["--val-fraction", "[0, 1)"]),
+        (["--val-fraction", "-0.1"], ["--val-fraction", "[0, 1)"]),
+        (["--time-budget", "ten minutes"], ["--time-budget", "ten minutes", "90s, 10m or 1h30m"]),
+        (
+            ["--model", "scratch-gru", "--precision", "mixed_bfloat16"],
+            ["precision mixed_bfloat16", "keras models", "drop"],
+        ),
+        (["--sample-temperature", "-1"], ["--sample-temperature", "0 (greedy) or more"]),
+        (["--sample-temperature", "nan"], ["--sample-temperature", "0 (greedy) or more", "nan"]),
+        (["--sample-temperature", "inf"], ["--sample-temperature", "0 (greedy) or more", "inf"]),
+        (["--seed", "-1"], ["--seed", "from 0 to 2**63-1"]),
+    ],
+)
+def test_bad_training_options_are_refused_and_create_no_run(
+    workdir, charlm_cli, no_tensorflow, args, words
+):
     (workdir / "corpus.txt").write_text(TEXT)
-    refuses(charlm_cli, workdir, "train", "corpus.txt", "--config", TINY, *args, words=words,
-            env=no_tensorflow)
+    refuses(
+        charlm_cli,
+        workdir,
+        "train",
+        "corpus.txt",
+        "--config",
+        TINY,
+        *args,
+        words=words,
+        env=no_tensorflow,
+    )
     assert not (workdir / "runs").exists()
 
 
 def test_a_click_usage_error_exits_2_with_one_error_line(workdir, charlm_cli, no_tensorflow):
-    refuses(charlm_cli, workdir, "eval", "--seq-len", "0", words=["--seq-len", "x>=1"],
-            usage=True, env=no_tensorflow)
+    refuses(
+        charlm_cli,
+        workdir,
+        "eval",
+        "--seq-len",
+        "0",
+        words=["--seq-len", "x>=1"],
+        usage=True,
+        env=no_tensorflow,
+    )
 
 
 # -- configs --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("toml, words", [
-    ("seq_lne = 50\n", ["bad.toml", "unknown key 'seq_lne'", "did you mean 'seq_len'"]),
-    ("colour = 1\n", ["bad.toml", "unknown key 'colour'", "--help"]),
-    ('units = "many"\n', ["bad.toml", "'units' must be an integer", '"many"']),
-    ('model = "gru"\nunits = = 3\n', ["bad.toml", "TOML syntax error", "line 2, column",
-                                      "fix it"]),
-    ("seq_len = 0\n", ["bad.toml", "seq-len must be at least 1"]),
-])
+
+@pytest.mark.parametrize(
+    "toml, words",
+    [
+        ("seq_lne = 50\n", ["bad.toml", "unknown key 'seq_lne'", "did you mean 'seq_len'"]),
+        ("colour = 1\n", ["bad.toml", "unknown key 'colour'", "--help"]),
+        ('units = "many"\n', ["bad.toml", "'units' must be an integer", '"many"']),
+        (
+            'model = "gru"\nunits = = 3\n',
+            ["bad.toml", "TOML syntax error", "line 2, column", "fix it"],
+        ),
+        ("seq_len = 0\n", ["bad.toml", "seq-len must be at least 1"]),
+    ],
+)
 def test_bad_config_files_are_refused(workdir, charlm_cli, no_tensorflow, toml, words):
     (workdir / "corpus.txt").write_text(TEXT)
     (workdir / "bad.toml").write_text(toml)
-    refuses(charlm_cli, workdir, "train", "corpus.txt", "--config", "bad.toml", words=words,
-            env=no_tensorflow)
+    refuses(
+        charlm_cli,
+        workdir,
+        "train",
+        "corpus.txt",
+        "--config",
+        "bad.toml",
+        words=words,
+        env=no_tensorflow,
+    )
 
 
 def test_a_missing_config_file_is_named(workdir, charlm_cli, no_tensorflow):
     (workdir / "corpus.txt").write_text(TEXT)
-    refuses(charlm_cli, workdir, "train", "corpus.txt", "--config", "nope.toml",
-            words=["nope.toml", "no such config file", "check the path"], env=no_tensorflow)
+    refuses(
+        charlm_cli,
+        workdir,
+        "train",
+        "corpus.txt",
+        "--config",
+        "nope.toml",
+        words=["nope.toml", "no such config file", "check the path"],
+        env=no_tensorflow,
+    )
 
 
 # -- corpora: nothing is written, no run folder is created ----------------------------------------
+
 
 def make_zip_without_text(path):
     with zipfile.ZipFile(path, "w") as z:
@@ -147,21 +201,41 @@ def make_zip_without_text(path):
 
 CORPUS_CASES = {
     "missing": (lambda w: None, "missing.txt", ["missing.txt", "no such file", "check the path"]),
-    "no-text-folder": (lambda w: ((w / "texts").mkdir(), (w / "texts/cat.png").write_bytes(PNG)),
-                       "texts", ["texts", "no text files", "put .txt files"]),
-    "empty-file": (lambda w: (w / "empty.txt").write_text(""), "empty.txt",
-                   ["empty.txt", "empty", "contain some text"]),
-    "shorter-than-a-window": (lambda w: (w / "short.txt").write_text("To be, or not.\n"),
-                              "short.txt", ["too short", "16 x 32", "--seq-len", "more text"]),
-    "invalid-utf8": (lambda w: (w / "latin1.txt").write_bytes(TEXT.encode() + LATIN1_CAFE),
-                     "latin1.txt", ["latin1.txt", f"invalid utf-8 at byte {len(TEXT) + 3}",
-                                    "--encoding", "--errors replace"]),
-    "png": (lambda w: (w / "photo.png").write_bytes(PNG), "photo.png",
-            ["photo.png", "binary", "PNG image", "remove it"]),
-    "shared-library": (lambda w: (w / "libfoo.so").write_bytes(ELF), "libfoo.so",
-                       ["libfoo.so", "binary", "ELF", "remove it"]),
-    "zip-without-text": (lambda w: make_zip_without_text(w / "pics.zip"), "pics.zip",
-                         ["pics.zip", "no text member", "cat.png", "zip that contains text"]),
+    "no-text-folder": (
+        lambda w: ((w / "texts").mkdir(), (w / "texts/cat.png").write_bytes(PNG)),
+        "texts",
+        ["texts", "no text files", "put .txt files"],
+    ),
+    "empty-file": (
+        lambda w: (w / "empty.txt").write_text(""),
+        "empty.txt",
+        ["empty.txt", "empty", "contain some text"],
+    ),
+    "shorter-than-a-window": (
+        lambda w: (w / "short.txt").write_text("To be, or not.\n"),
+        "short.txt",
+        ["too short", "16 x 32", "--seq-len", "more text"],
+    ),
+    "invalid-utf8": (
+        lambda w: (w / "latin1.txt").write_bytes(TEXT.encode() + LATIN1_CAFE),
+        "latin1.txt",
+        ["latin1.txt", f"invalid utf-8 at byte {len(TEXT) + 3}", "--encoding", "--errors replace"],
+    ),
+    "png": (
+        lambda w: (w / "photo.png").write_bytes(PNG),
+        "photo.png",
+        ["photo.png", "binary", "PNG image", "remove it"],
+    ),
+    "shared-library": (
+        lambda w: (w / "libfoo.so").write_bytes(ELF),
+        "libfoo.so",
+        ["libfoo.so", "binary", "ELF", "remove it"],
+    ),
+    "zip-without-text": (
+        lambda w: make_zip_without_text(w / "pics.zip"),
+        "pics.zip",
+        ["pics.zip", "no text member", "cat.png", "zip that contains text"],
+    ),
 }
 
 
@@ -202,18 +276,38 @@ def huge_gz(tmp_path_factory):
 
 def test_a_huge_gz_beyond_max_input_bytes_is_refused(workdir, huge_gz):
     shutil.copy(huge_gz, workdir)
-    refuses(run_cli, workdir, "train", "huge.txt.gz", "--config", TINY,
-            "--max-input-bytes", "4000000",
-            words=["huge.txt.gz", "more than 4,000,000 bytes", "--max-input-bytes"])
+    refuses(
+        run_cli,
+        workdir,
+        "train",
+        "huge.txt.gz",
+        "--config",
+        TINY,
+        "--max-input-bytes",
+        "4000000",
+        words=["huge.txt.gz", "more than 4,000,000 bytes", "--max-input-bytes"],
+    )
     assert not (workdir / "runs").exists()
 
 
 def test_a_huge_gz_with_max_chars_is_streamed_not_read_whole(workdir, huge_gz):
     shutil.copy(huge_gz, workdir)
     # read whole, it would trip the 4 MB guard (and then the cut-off end); streamed, it stops early
-    code, _, err = run_cli("train", "huge.txt.gz", "--config", TINY, "--max-chars", "20000",
-                           "--max-input-bytes", "4000000", "--steps", "1", "--name", "gz",
-                           cwd=workdir)
+    code, _, err = run_cli(
+        "train",
+        "huge.txt.gz",
+        "--config",
+        TINY,
+        "--max-chars",
+        "20000",
+        "--max-input-bytes",
+        "4000000",
+        "--steps",
+        "1",
+        "--name",
+        "gz",
+        cwd=workdir,
+    )
     assert code == 0, err
     info = json.loads((workdir / "runs/gz/corpus.json").read_text())
     assert info["train_chars"] + info["val_chars"] == 20000
@@ -221,29 +315,44 @@ def test_a_huge_gz_with_max_chars_is_streamed_not_read_whole(workdir, huge_gz):
 
 # -- runs ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def run_copy(workdir, shared_run):
     """Copy a small real Keras (LSTM) run or scratch-GRU run (the session's shared runs) to
     ``workdir/runs/<kind>``, to break (and point runs/latest at it)."""
+
     def copy(kind):
         dest = workdir / "runs" / kind
         copy_run(shared_run({"keras": "lstm", "scratch": "scratch-gru"}[kind]), dest)
         (workdir / "runs/latest").symlink_to(kind)
         return dest
+
     return copy
 
 
 def test_sample_and_eval_without_a_run_say_to_train_first(workdir, charlm_cli, no_tensorflow):
     for command in ("sample", "eval"):
-        refuses(charlm_cli, workdir, command, words=["no run found", "charlm train", "--run"],
-                env=no_tensorflow)
-    refuses(charlm_cli, workdir, "sample", "--run", "runs/mine",
-            words=["runs/mine", "no such run folder", "check the path"], env=no_tensorflow)
+        refuses(
+            charlm_cli,
+            workdir,
+            command,
+            words=["no run found", "charlm train", "--run"],
+            env=no_tensorflow,
+        )
+    refuses(
+        charlm_cli,
+        workdir,
+        "sample",
+        "--run",
+        "runs/mine",
+        words=["runs/mine", "no such run folder", "check the path"],
+        env=no_tensorflow,
+    )
 
 
 def truncate(path, keep=0.5):
     data = path.read_bytes()
-    path.write_bytes(data[:int(len(data) * keep)])
+    path.write_bytes(data[: int(len(data) * keep)])
 
 
 def flip_bytes(path, start=0.3, end=0.7):
@@ -281,65 +390,132 @@ def forget_vocab_hash(run, change):
 
 
 BROKEN_RUNS = {
-    "keras-best-missing": ("keras", lambda r: (r / "best.keras").unlink(),
-                           ["runs/keras/best.keras is missing", "--weights last", "retrain"]),
-    "keras-best-truncated": ("keras", lambda r: truncate(r / "best.keras"),
-                             ["best.keras", "truncated or corrupt", "--weights last", "retrain"]),
-    "keras-best-corrupted": ("keras", lambda r: flip_bytes(r / "best.keras"),
-                             ["best.keras", "truncated or corrupt", "--weights last", "retrain"]),
-    "keras-best-empty": ("keras", lambda r: (r / "best.keras").write_bytes(b""),
-                         ["best.keras", "truncated or corrupt", "--weights last"]),
-    "scratch-best-missing": ("scratch", lambda r: shutil.rmtree(r / "best"),
-                             ["best is missing", "--weights last", "retrain"]),
-    "scratch-best-truncated": ("scratch", lambda r: truncate(scratch_data(r)),
-                               ["runs/scratch/best:", "truncated or corrupt", "--weights last",
-                                "retrain"]),
-    "scratch-best-corrupted": ("scratch", lambda r: flip_bytes(scratch_data(r)),
-                               ["best", "truncated or corrupt", "--weights last"]),
-    "scratch-best-index-truncated": ("scratch", lambda r: truncate(r / "best/weights.index"),
-                                     ["best", "truncated or corrupt", "--weights last"]),
-    "vocab-one-more-char": ("keras", lambda r: edit_vocab(r, add_char),
-                            ["vocab.json is not the vocabulary this run was trained with",
-                             "restore the run's own vocab.json"]),
-    "vocab-same-size-edit": ("scratch", lambda r: edit_vocab(r, same_size_edit),
-                             ["vocab.json is not the vocabulary this run was trained with",
-                              "restore the run's own vocab.json"]),
+    "keras-best-missing": (
+        "keras",
+        lambda r: (r / "best.keras").unlink(),
+        ["runs/keras/best.keras is missing", "--weights last", "retrain"],
+    ),
+    "keras-best-truncated": (
+        "keras",
+        lambda r: truncate(r / "best.keras"),
+        ["best.keras", "truncated or corrupt", "--weights last", "retrain"],
+    ),
+    "keras-best-corrupted": (
+        "keras",
+        lambda r: flip_bytes(r / "best.keras"),
+        ["best.keras", "truncated or corrupt", "--weights last", "retrain"],
+    ),
+    "keras-best-empty": (
+        "keras",
+        lambda r: (r / "best.keras").write_bytes(b""),
+        ["best.keras", "truncated or corrupt", "--weights last"],
+    ),
+    "scratch-best-missing": (
+        "scratch",
+        lambda r: shutil.rmtree(r / "best"),
+        ["best is missing", "--weights last", "retrain"],
+    ),
+    "scratch-best-truncated": (
+        "scratch",
+        lambda r: truncate(scratch_data(r)),
+        ["runs/scratch/best:", "truncated or corrupt", "--weights last", "retrain"],
+    ),
+    "scratch-best-corrupted": (
+        "scratch",
+        lambda r: flip_bytes(scratch_data(r)),
+        ["best", "truncated or corrupt", "--weights last"],
+    ),
+    "scratch-best-index-truncated": (
+        "scratch",
+        lambda r: truncate(r / "best/weights.index"),
+        ["best", "truncated or corrupt", "--weights last"],
+    ),
+    "vocab-one-more-char": (
+        "keras",
+        lambda r: edit_vocab(r, add_char),
+        [
+            "vocab.json is not the vocabulary this run was trained with",
+            "restore the run's own vocab.json",
+        ],
+    ),
+    "vocab-same-size-edit": (
+        "scratch",
+        lambda r: edit_vocab(r, same_size_edit),
+        [
+            "vocab.json is not the vocabulary this run was trained with",
+            "restore the run's own vocab.json",
+        ],
+    ),
     # a vocabulary and weights from different runs (no record of the vocabulary to compare)
-    "keras-vocab-does-not-match-weights": ("keras", lambda r: forget_vocab_hash(r, add_char),
-                                           ["best.keras", "weights are for",
-                                            "characters but vocab.json has",
-                                            "restore the run's own vocab.json"]),
-    "scratch-vocab-does-not-match-weights": ("scratch", lambda r: forget_vocab_hash(r, add_char),
-                                             ["best", "do not match", "vocab.json",
-                                              "restore the run's own vocab.json"]),
-    "vocab-not-json": ("keras", lambda r: (r / "vocab.json").write_text('{"chars": ["a", '),
-                       ["vocab.json", "not valid JSON", "restore it or retrain"]),
-    "vocab-duplicate-char": ("scratch", lambda r: edit_vocab(
-        r, lambda d: {**d, "chars": d["chars"][:1] + d["chars"][:-1]}),
-        ["vocab.json", "appears twice", "restore it or retrain"]),
-    "vocab-missing": ("keras", lambda r: (r / "vocab.json").unlink(),
-                      ["vocab.json is missing", "vocabulary"]),
-    "config-from-another-version": ("keras", lambda r: (r / "config.toml").write_text(
-        (r / "config.toml").read_text().replace("format_version = 1", "format_version = 99")),
-        ["config.toml", "format version 99", "the charlm that wrote it", "retrain"]),
-    "config-without-format-version": ("scratch", lambda r: (r / "config.toml").write_text(
-        (r / "config.toml").read_text().replace("format_version = 1\n", "")),
-        ["config.toml", "no format_version", "restore the file or retrain"]),
-    "config-missing": ("scratch", lambda r: (r / "config.toml").unlink(),
-                       ["not a charlm run", "config.toml", "written by `charlm train`"]),
+    "keras-vocab-does-not-match-weights": (
+        "keras",
+        lambda r: forget_vocab_hash(r, add_char),
+        [
+            "best.keras",
+            "weights are for",
+            "characters but vocab.json has",
+            "restore the run's own vocab.json",
+        ],
+    ),
+    "scratch-vocab-does-not-match-weights": (
+        "scratch",
+        lambda r: forget_vocab_hash(r, add_char),
+        ["best", "do not match", "vocab.json", "restore the run's own vocab.json"],
+    ),
+    "vocab-not-json": (
+        "keras",
+        lambda r: (r / "vocab.json").write_text('{"chars": ["a", '),
+        ["vocab.json", "not valid JSON", "restore it or retrain"],
+    ),
+    "vocab-duplicate-char": (
+        "scratch",
+        lambda r: edit_vocab(r, lambda d: {**d, "chars": d["chars"][:1] + d["chars"][:-1]}),
+        ["vocab.json", "appears twice", "restore it or retrain"],
+    ),
+    "vocab-missing": (
+        "keras",
+        lambda r: (r / "vocab.json").unlink(),
+        ["vocab.json is missing", "vocabulary"],
+    ),
+    "config-from-another-version": (
+        "keras",
+        lambda r: (r / "config.toml").write_text(
+            (r / "config.toml").read_text().replace("format_version = 1", "format_version = 99")
+        ),
+        ["config.toml", "format version 99", "the charlm that wrote it", "retrain"],
+    ),
+    "config-without-format-version": (
+        "scratch",
+        lambda r: (r / "config.toml").write_text(
+            (r / "config.toml").read_text().replace("format_version = 1\n", "")
+        ),
+        ["config.toml", "no format_version", "restore the file or retrain"],
+    ),
+    "config-missing": (
+        "scratch",
+        lambda r: (r / "config.toml").unlink(),
+        ["not a charlm run", "config.toml", "written by `charlm train`"],
+    ),
 }
 
 
 # found from config.toml and vocab.json alone, before TensorFlow loads
-FOUND_BEFORE_TENSORFLOW = {"vocab-not-json", "vocab-duplicate-char", "vocab-missing",
-                           "vocab-one-more-char", "vocab-same-size-edit",
-                           "config-from-another-version", "config-without-format-version",
-                           "config-missing"}
+FOUND_BEFORE_TENSORFLOW = {
+    "vocab-not-json",
+    "vocab-duplicate-char",
+    "vocab-missing",
+    "vocab-one-more-char",
+    "vocab-same-size-edit",
+    "config-from-another-version",
+    "config-without-format-version",
+    "config-missing",
+}
 
 
 @pytest.mark.parametrize("case", list(BROKEN_RUNS))
-def test_a_broken_run_is_refused_with_the_way_out(workdir, charlm_cli, run_copy, no_tensorflow,
-                                                  case):
+def test_a_broken_run_is_refused_with_the_way_out(
+    workdir, charlm_cli, run_copy, no_tensorflow, case
+):
     kind, breaks, words = BROKEN_RUNS[case]
     run = run_copy(kind)
     breaks(run)
@@ -350,8 +526,9 @@ def test_a_broken_run_is_refused_with_the_way_out(workdir, charlm_cli, run_copy,
         refuses(run_cli, workdir, *command, words=words)
 
 
-def test_a_refusal_after_tensorflow_loaded_is_one_line_in_a_fresh_process(workdir, charlm_cli,
-                                                                         run_copy):
+def test_a_refusal_after_tensorflow_loaded_is_one_line_in_a_fresh_process(
+    workdir, charlm_cli, run_copy
+):
     """In this process TensorFlow has started already; a fresh one shows that its start-up
     chatter stays off stderr when a refusal comes after it loaded."""
     _, breaks, words = BROKEN_RUNS["keras-best-truncated"]
@@ -360,7 +537,8 @@ def test_a_refusal_after_tensorflow_loaded_is_one_line_in_a_fresh_process(workdi
 
 
 def test_a_keras_file_with_a_lambda_layer_is_refused_and_its_code_never_runs(
-        workdir, run_copy, tmp_path_factory):
+    workdir, run_copy, tmp_path_factory
+):
     import keras
 
     run = run_copy("keras")
@@ -375,25 +553,46 @@ def test_a_keras_file_with_a_lambda_layer_is_refused_and_its_code_never_runs(
     x = keras.layers.Embedding(59, 8)(ids)
     x = keras.layers.Lambda(touch_marker)(x)
     x, new_state = keras.layers.GRU(8, return_sequences=True, return_state=True)(
-        x, initial_state=[state])
+        x, initial_state=[state]
+    )
     logits = keras.layers.Dense(59)(x)
     keras.Model([ids, state], [logits, new_state]).save(run / "best.keras")
     marker.unlink()  # building the model called the lambda once; loading it must not
-    refuses(run_cli, workdir, "sample", "--length", "5",
-            words=["best.keras", "refusing to load", "Lambda", "never runs", "retrain"])
+    refuses(
+        run_cli,
+        workdir,
+        "sample",
+        "--length",
+        "5",
+        words=["best.keras", "refusing to load", "Lambda", "never runs", "retrain"],
+    )
     assert not marker.exists()
 
 
 def test_resume_without_a_run_says_how_to_start_one(workdir):
-    refuses(run_cli, workdir, "train", "--resume",
-            words=["no run to resume", "charlm train CORPUS", "--resume DIR"])
+    refuses(
+        run_cli,
+        workdir,
+        "train",
+        "--resume",
+        words=["no run to resume", "charlm train CORPUS", "--resume DIR"],
+    )
 
 
 def test_train_into_an_existing_run_refuses_and_changes_nothing(workdir, run_copy):
     run_copy("keras")
     (workdir / "corpus.txt").write_text(TEXT)
-    refuses(run_cli, workdir, "train", "corpus.txt", "--config", TINY, "--name", "keras",
-            words=["runs/keras already holds a run", "--resume", "--force", "--name"])
+    refuses(
+        run_cli,
+        workdir,
+        "train",
+        "corpus.txt",
+        "--config",
+        TINY,
+        "--name",
+        "keras",
+        words=["runs/keras already holds a run", "--resume", "--force", "--name"],
+    )
 
 
 def test_eval_of_a_missing_file_is_refused(workdir, run_copy):
@@ -403,22 +602,30 @@ def test_eval_of_a_missing_file_is_refused(workdir, run_copy):
 
 def test_eval_of_a_file_in_another_encoding_says_how_and_then_scores_it(workdir, run_copy):
     run_copy("keras")
-    (workdir / "latin1.txt").write_bytes("café au lait, s'il vous plaît. " .encode("latin-1") * 20)
-    refuses(run_cli, workdir, "eval", "latin1.txt",
-            words=["latin1.txt", "invalid utf-8 at byte 3", "--encoding", "--errors replace"])
-    code, out, err = run_cli("eval", "latin1.txt", "--encoding", "latin-1", "--json",
-                             cwd=workdir)
+    (workdir / "latin1.txt").write_bytes("café au lait, s'il vous plaît. ".encode("latin-1") * 20)
+    refuses(
+        run_cli,
+        workdir,
+        "eval",
+        "latin1.txt",
+        words=["latin1.txt", "invalid utf-8 at byte 3", "--encoding", "--errors replace"],
+    )
+    code, out, err = run_cli("eval", "latin1.txt", "--encoding", "latin-1", "--json", cwd=workdir)
     assert code == 0, err
     assert json.loads(out)["chars"] == 31 * 20 - 1
 
 
 # -- real folders of text (issue 9) -----------------------------------------------------------------
 
+
 def pyc(source="def add(a, b):\n    return a + b\n"):
     """A compiled module as __pycache__ holds it: magic, flags, mtime, size, marshalled code."""
     import importlib.util
     import marshal
-    return importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(compile(source, "mod.py", "exec"))
+
+    return (
+        importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(compile(source, "mod.py", "exec"))
+    )
 
 
 def python_package(w, bad_source=False):
@@ -441,21 +648,35 @@ WINDOWS_TEXT = TEXT.replace("\n", "\r\n")
 
 FOLDER_CASES = {
     "pyc-named-directly": (
-        lambda w: python_package(w), "pkg/__pycache__/mod.cpython-312.pyc",
-        ["mod.cpython-312.pyc", "binary", "NUL bytes", "remove it"]),
+        lambda w: python_package(w),
+        "pkg/__pycache__/mod.cpython-312.pyc",
+        ["mod.cpython-312.pyc", "binary", "NUL bytes", "remove it"],
+    ),
     "latin1-source-in-a-package": (
-        lambda w: python_package(w, bad_source=True), "pkg",
-        ["pkg/util.py", "invalid utf-8 at byte 11", "--encoding", "--errors replace"]),
+        lambda w: python_package(w, bad_source=True),
+        "pkg",
+        ["pkg/util.py", "invalid utf-8 at byte 11", "--encoding", "--errors replace"],
+    ),
     "utf16le-without-bom": (
-        lambda w: (w / "notes.txt").write_bytes(WINDOWS_TEXT.encode("utf-16-le")), "notes.txt",
-        ["notes.txt", "UTF-16-LE text without a byte-order mark", "--encoding utf-16-le"]),
+        lambda w: (w / "notes.txt").write_bytes(WINDOWS_TEXT.encode("utf-16-le")),
+        "notes.txt",
+        ["notes.txt", "UTF-16-LE text without a byte-order mark", "--encoding utf-16-le"],
+    ),
     "utf32be-without-bom": (
-        lambda w: (w / "notes.txt").write_bytes(TEXT.encode("utf-32-be")), "notes.txt",
-        ["notes.txt", "UTF-32-BE text without a byte-order mark", "--encoding utf-32-be"]),
+        lambda w: (w / "notes.txt").write_bytes(TEXT.encode("utf-32-be")),
+        "notes.txt",
+        ["notes.txt", "UTF-32-BE text without a byte-order mark", "--encoding utf-32-be"],
+    ),
     "utf16le-without-bom-in-a-folder": (
-        utf16_folder, "texts",
-        ["texts/notes.txt", "UTF-16-LE text without a byte-order mark",
-         "convert it to UTF-8 (iconv -f UTF-16LE -t UTF-8)", "--encoding utf-16-le"]),
+        utf16_folder,
+        "texts",
+        [
+            "texts/notes.txt",
+            "UTF-16-LE text without a byte-order mark",
+            "convert it to UTF-8 (iconv -f UTF-16LE -t UTF-8)",
+            "--encoding utf-16-le",
+        ],
+    ),
 }
 
 
@@ -471,8 +692,9 @@ def test_a_python_package_and_a_utf16_file_with_a_bom_train_with_one_warning_eac
     python_package(workdir)
     (workdir / "notes.txt").write_bytes(("\ufeff" + WINDOWS_TEXT).encode("utf-16-le"))
     before = tree_snapshot(workdir)
-    code, _, err = run_cli("train", "pkg", "notes.txt", "--config", TINY, "--steps", "1",
-                           "--name", "src", cwd=workdir)
+    code, _, err = run_cli(
+        "train", "pkg", "notes.txt", "--config", TINY, "--steps", "1", "--name", "src", cwd=workdir
+    )
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert warnings == [
@@ -484,8 +706,19 @@ def test_a_python_package_and_a_utf16_file_with_a_bom_train_with_one_warning_eac
 
 def test_utf16_without_a_bom_trains_with_the_encoding_its_error_names(workdir):
     (workdir / "notes.txt").write_bytes(WINDOWS_TEXT.encode("utf-16-le"))
-    code, _, err = run_cli("train", "notes.txt", "--config", TINY, "--encoding", "utf-16-le",
-                           "--steps", "1", "--name", "u16", cwd=workdir)
+    code, _, err = run_cli(
+        "train",
+        "notes.txt",
+        "--config",
+        TINY,
+        "--encoding",
+        "utf-16-le",
+        "--steps",
+        "1",
+        "--name",
+        "u16",
+        cwd=workdir,
+    )
     assert code == 0, err
     info = json.loads((workdir / "runs/u16/corpus.json").read_text())
     assert info["train_chars"] + info["val_chars"] == len(TEXT)

@@ -25,11 +25,27 @@ def test_charlm_and_the_books_loop_take_the_same_steps_from_the_same_weights(sam
 
     text = load_text(TANG)
     vocab = Vocab.from_text(text)
-    run = charlm.train([str(TANG)], config=str(CONFIGS / "d2l-scratch-rnn.toml"), cut="fixed",
-                       sampler=sampler, steps=STEPS, eval_every=1, sample_every_epochs=0,
-                       run_dir=str(tmp_path), name=sampler, log=lambda *a: None, progress=False)
-    book = book_train(text, sampler, steps=STEPS, params=charlm_initial_weights(len(vocab)),
-                      chars=vocab.chars, shuffle=charlm_shuffle(vocab.encode(text)))
+    run = charlm.train(
+        [str(TANG)],
+        config=str(CONFIGS / "d2l-scratch-rnn.toml"),
+        cut="fixed",
+        sampler=sampler,
+        steps=STEPS,
+        eval_every=1,
+        sample_every_epochs=0,
+        run_dir=str(tmp_path),
+        name=sampler,
+        log=lambda *a: None,
+        progress=False,
+    )
+    book = book_train(
+        text,
+        sampler,
+        steps=STEPS,
+        params=charlm_initial_weights(len(vocab)),
+        chars=vocab.chars,
+        shuffle=charlm_shuffle(vocab.encode(text)),
+    )
     rows = run.metrics()
     assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
     losses = [float(r["train_loss"]) for r in rows]

@@ -11,9 +11,17 @@ from conftest import ROOT, error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.training.clock import (EXIT_SECONDS, MIN_SECONDS, SCORER_TRACE_SECONDS, Clock,
-                                   check_time_left, learning_rate, run_progress,
-                                   training_seconds, validation_seconds)
+from charlm.training.clock import (
+    EXIT_SECONDS,
+    MIN_SECONDS,
+    SCORER_TRACE_SECONDS,
+    Clock,
+    check_time_left,
+    learning_rate,
+    run_progress,
+    training_seconds,
+    validation_seconds,
+)
 
 PEAK = 2e-3
 unit = st.floats(min_value=0.0, max_value=1.0)
@@ -64,7 +72,8 @@ def test_the_schedule_gives_the_same_rates_as_the_trainer_did_before_the_clock()
 
     for step, progress in [(0, 0.0), (3, 0.01), (10, 0.2), (400, 0.77), (900, 1.4)]:
         assert learning_rate(progress, step, PEAK, "cosine", 10, 0.1) == before(
-            step, progress, 10, 0.1)
+            step, progress, 10, 0.1
+        )
 
 
 def test_progress_is_the_further_of_steps_and_time_and_stops_at_one():
@@ -115,7 +124,8 @@ def test_a_budget_is_spent_once_what_is_left_no_longer_covers_the_reserve():
 def test_the_first_validation_also_builds_the_scorer():
     assert validation_seconds(30_000, 10_000.0) == pytest.approx(1.0, rel=1e-12)
     assert validation_seconds(30_000, 10_000.0, first=True) == pytest.approx(
-        1.0 + SCORER_TRACE_SECONDS, rel=1e-12)
+        1.0 + SCORER_TRACE_SECONDS, rel=1e-12
+    )
 
 
 def test_training_gets_most_of_what_is_left_and_never_under_a_second():
@@ -127,15 +137,25 @@ def test_too_little_time_left_after_start_up_is_one_clear_error_per_recipe():
     check_time_left("1m", MIN_SECONDS["auto"], "auto")  # exactly enough: no error
     check_time_left("1m", MIN_SECONDS["fixed"], "fixed")
     auto = error(check_time_left, "12s", 9.6, "auto")
-    assert auto == ("--time-budget 12s leaves 10 s after start-up; the budget recipe needs at "
-                    "least 10 s to measure this machine and train: give a longer budget, e.g. 1m")
+    assert auto == (
+        "--time-budget 12s leaves 10 s after start-up; the budget recipe needs at "
+        "least 10 s to measure this machine and train: give a longer budget, e.g. 1m"
+    )
     fixed = error(check_time_left, "1s", -0.4, "fixed")
-    assert fixed == ("--time-budget 1s leaves 0 s after start-up, too little to train, validate "
-                     "and save (at least 5 s): give a longer budget, e.g. 1m")
+    assert fixed == (
+        "--time-budget 1s leaves 0 s after start-up, too little to train, validate "
+        "and save (at least 5 s): give a longer budget, e.g. 1m"
+    )
 
 
 def test_importing_the_clock_does_not_load_tensorflow():
     code = "import sys, charlm.training.clock; print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True, timeout=120).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     assert out.strip() == "False"

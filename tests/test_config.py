@@ -12,9 +12,14 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 def test_every_bundled_preset_loads_and_says_what_it_is_for():
     presets = sorted(CONFIGS.glob("*.toml"))
-    assert {p.name for p in presets} >= {"tiny.toml", "shakespeare.toml", "tutorial-gru.toml",
-                                          "d2l-scratch-rnn.toml", "d2l-scratch-gru.toml",
-                                          "d2l-scratch-lstm.toml"}
+    assert {p.name for p in presets} >= {
+        "tiny.toml",
+        "shakespeare.toml",
+        "tutorial-gru.toml",
+        "d2l-scratch-rnn.toml",
+        "d2l-scratch-gru.toml",
+        "d2l-scratch-lstm.toml",
+    }
     for p in presets:
         Config.load(p)
         assert p.read_text(encoding="utf-8").startswith("#"), f"{p.name} needs a comment"
@@ -28,8 +33,12 @@ def test_flags_override_the_preset(tmp_path):
 
 
 def test_saved_config_reads_back_identically():
-    cfg = Config(paths=["a b.txt", "ü\"\\x.txt"], sample_prefixes=["分开", "不分开\n"], lr=1e-5,
-                 time_budget="10m")
+    cfg = Config(
+        paths=["a b.txt", 'ü"\\x.txt'],
+        sample_prefixes=["分开", "不分开\n"],
+        lr=1e-5,
+        time_budget="10m",
+    )
     assert Config.from_toml_text(cfg.to_toml("# header")) == cfg
 
 
@@ -59,21 +68,24 @@ def test_missing_config_file_is_named():
         Config.load("nope.toml")
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"seq_len": 0}, "seq-len must be at least 1"),
-    ({"batch_size": -3}, "batch-size must be at least 1"),
-    ({"val_fraction": 1.0}, r"val-fraction must be in \[0, 1\)"),
-    ({"val_fraction": -0.1}, r"val-fraction must be in \[0, 1\)"),
-    ({"model": "transformer"}, "model must be one of lstm, gru"),
-    ({"lr": 0.0}, "lr must be a positive number"),
-    ({"time_budget": "ten minutes"}, "cannot read the duration 'ten minutes'"),
-    ({"name": "../x"}, "not a valid run folder name"),
-    ({"sample_temperature": -0.5}, r"sample-temperature must be 0 \(greedy\) or more"),
-    ({"sample_temperature": float("nan")}, "sample-temperature must be .* not nan"),
-    ({"sample_temperature": float("inf")}, "sample-temperature must be .* not inf"),
-    ({"sample_length": 2**31}, "sample-length must be a whole number from 0 to 2147483647"),
-    ({"seed": -1}, r"seed must be a whole number from 0 to 2\*\*63-1, not -1"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seq_len": 0}, "seq-len must be at least 1"),
+        ({"batch_size": -3}, "batch-size must be at least 1"),
+        ({"val_fraction": 1.0}, r"val-fraction must be in \[0, 1\)"),
+        ({"val_fraction": -0.1}, r"val-fraction must be in \[0, 1\)"),
+        ({"model": "transformer"}, "model must be one of lstm, gru"),
+        ({"lr": 0.0}, "lr must be a positive number"),
+        ({"time_budget": "ten minutes"}, "cannot read the duration 'ten minutes'"),
+        ({"name": "../x"}, "not a valid run folder name"),
+        ({"sample_temperature": -0.5}, r"sample-temperature must be 0 \(greedy\) or more"),
+        ({"sample_temperature": float("nan")}, "sample-temperature must be .* not nan"),
+        ({"sample_temperature": float("inf")}, "sample-temperature must be .* not inf"),
+        ({"sample_length": 2**31}, "sample-length must be a whole number from 0 to 2147483647"),
+        ({"seed": -1}, r"seed must be a whole number from 0 to 2\*\*63-1, not -1"),
+    ],
+)
 def test_out_of_range_values_are_refused(changes, message):
     with pytest.raises(CharLMError, match=message) as info:
         Config().replace(**changes)
@@ -92,8 +104,10 @@ def test_the_periodic_samples_options_come_from_the_config_and_zero_is_greedy():
     assert not Config(sample_temperature=0.7).sample_options.is_greedy
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("10m", 600),
-                                           ("1h30m", 5400), ("1.5h", 5400), ("2m 30s", 150)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90", 90), ("90s", 90), ("10m", 600), ("1h30m", 5400), ("1.5h", 5400), ("2m 30s", 150)],
+)
 def test_durations_parse(text, seconds):
     assert parse_duration(text) == seconds
 

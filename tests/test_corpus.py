@@ -11,9 +11,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import error
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from conftest import error
 
 from charlm.text import corpus
 from charlm.text.corpus import read_corpus, split_corpus
@@ -27,7 +27,9 @@ LATIN = "\t\n\r" + "".join(map(chr, range(0x20, 0x7F))) + "".join(map(chr, range
 
 def pyc(source: str = "x = 1\n") -> bytes:
     """A compiled Python module, as __pycache__ holds: magic, flags, mtime, size, code."""
-    return importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(compile(source, "mod.py", "exec"))
+    return (
+        importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(compile(source, "mod.py", "exec"))
+    )
 
 
 def write(path: Path, data: bytes) -> str:
@@ -50,9 +52,12 @@ def normalised(text: str) -> str:
 
 # Arbitrary Unicode (every category but lone surrogates) plus the troublemakers, explicitly.
 # No NUL: a NUL in the head of a file makes it binary, as in git (specified below).
-troublemakers = st.sampled_from(["\r\n", "\r", "\n", "\ufeff", "😀", "e\u0301", "中文", "ΑΣ ", "\U0010fffd"])
+troublemakers = st.sampled_from(
+    ["\r\n", "\r", "\n", "\ufeff", "😀", "e\u0301", "中文", "ΑΣ ", "\U0010fffd"]
+)
 unicode_text = st.lists(
-    st.one_of(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), troublemakers), max_size=40
+    st.one_of(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), troublemakers),
+    max_size=40,
 ).map("".join)
 fast = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -62,7 +67,11 @@ fast = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 @pytest.mark.parametrize(
     "name, n_chars, n_distinct",
-    [("tinyshakespeare.txt", 1_115_394, 65), ("tang_poems.txt", 775_441, 6_085), ("timemachine.txt", 178_979, 70)],
+    [
+        ("tinyshakespeare.txt", 1_115_394, 65),
+        ("tang_poems.txt", 775_441, 6_085),
+        ("timemachine.txt", 178_979, 70),
+    ],
 )
 def test_bundled_corpora_have_the_sizes_documented_in_sources_md(name, n_chars, n_distinct):
     text = read_corpus([str(CORPORA / name)])
@@ -71,7 +80,11 @@ def test_bundled_corpora_have_the_sizes_documented_in_sources_md(name, n_chars, 
 
 def test_sources_md_keeps_the_attribution_and_licence_text():
     sources = (CORPORA / "SOURCES.md").read_text(encoding="utf-8")
-    assert "karpathy/char-rnn" in sources and "chinese-poetry" in sources and "licen" in sources.lower()
+    assert (
+        "karpathy/char-rnn" in sources
+        and "chinese-poetry" in sources
+        and "licen" in sources.lower()
+    )
 
 
 # ----------------------------------------------------------------------------- round trips (properties)
@@ -153,7 +166,10 @@ def test_tiny_read_chunks_report_the_same_byte_offset_of_an_invalid_byte(prefix,
 def test_newlines_space_and_lowercase_match_str_replace_and_str_lower(text):
     expected = normalised(text).replace("\n", " ").lower()
     assume(expected)
-    assert read_corpus(["-"], stdin=io.BytesIO(text.encode("utf-8")), newlines="space", lowercase=True) == expected
+    assert (
+        read_corpus(["-"], stdin=io.BytesIO(text.encode("utf-8")), newlines="space", lowercase=True)
+        == expected
+    )
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -181,9 +197,9 @@ def test_newlines_space_turns_each_newline_into_a_space(tmp_path):
 
 
 def test_lowercase_lowercases_the_text(tmp_path):
-    assert read_corpus([write(tmp_path / "t.txt", "ROMEO: Ça VA, ΟΔΥΣΣΕΥΣ".encode())], lowercase=True) == (
-        "romeo: ça va, οδυσσευς"
-    )
+    assert read_corpus(
+        [write(tmp_path / "t.txt", "ROMEO: Ça VA, ΟΔΥΣΣΕΥΣ".encode())], lowercase=True
+    ) == ("romeo: ça va, οδυσσευς")
 
 
 def test_a_nul_byte_after_the_first_sniff_bytes_is_a_character(tmp_path):
@@ -200,11 +216,16 @@ def test_chinese_text_is_read_one_code_point_per_character(tmp_path):
 def test_other_encodings_are_decoded_with_the_encoding_option(tmp_path):
     poem = "床前明月光，疑是地上霜。"
     assert read_corpus([write(tmp_path / "gbk.txt", poem.encode("gbk"))], encoding="gbk") == poem
-    assert read_corpus([write(tmp_path / "l1.txt", "café".encode("latin-1"))], encoding="latin-1") == "café"
+    assert (
+        read_corpus([write(tmp_path / "l1.txt", "café".encode("latin-1"))], encoding="latin-1")
+        == "café"
+    )
 
 
 def test_errors_replace_substitutes_invalid_bytes(tmp_path):
-    assert read_corpus([write(tmp_path / "t.txt", b"abc\xffdef")], errors="replace") == "abc\ufffddef"
+    assert (
+        read_corpus([write(tmp_path / "t.txt", b"abc\xffdef")], errors="replace") == "abc\ufffddef"
+    )
 
 
 def test_errors_ignore_drops_invalid_bytes(tmp_path):
@@ -252,7 +273,13 @@ def test_a_folder_skips_hidden_files_and_folders(tmp_path):
 def test_a_zip_gives_its_text_members_in_sorted_name_order(tmp_path):
     path = make_zip(
         tmp_path / "c.zip",
-        {"b.txt": b"b", "a/x.txt": b"ax\n", "__MACOSX/._a.txt": b"\x00\x05\x16\x07junk", "img.png": PNG, "a.txt": b"a"},
+        {
+            "b.txt": b"b",
+            "a/x.txt": b"ax\n",
+            "__MACOSX/._a.txt": b"\x00\x05\x16\x07junk",
+            "img.png": PNG,
+            "a.txt": b"a",
+        },
     )
     assert read_corpus([path]) == "a\nax\nb"
 
@@ -268,7 +295,10 @@ def test_a_gz_is_decompressed(tmp_path):
 
 def test_dash_reads_bytes_from_stdin(tmp_path):
     a = write(tmp_path / "a.txt", b"file")
-    assert read_corpus([a, "-"], stdin=io.BytesIO("from stdin 😀\r\n".encode())) == "file\nfrom stdin 😀\n"
+    assert (
+        read_corpus([a, "-"], stdin=io.BytesIO("from stdin 😀\r\n".encode()))
+        == "file\nfrom stdin 😀\n"
+    )
 
 
 def test_dash_reads_the_bytes_under_a_text_stdin():
@@ -337,7 +367,9 @@ def test_a_folder_skips_binary_files_with_one_warning_that_counts_and_names_them
     write(tmp_path / "d" / "e.bin", bytes(range(128, 256)) * 40)
     warnings = []
     assert read_corpus([str(tmp_path)], warn=warnings.append) == "text"
-    assert warnings == [f"warning: {tmp_path}: skipped 3 binary files (b.png, c.so, {Path('d', 'e.bin')})"]
+    assert warnings == [
+        f"warning: {tmp_path}: skipped 3 binary files (b.png, c.so, {Path('d', 'e.bin')})"
+    ]
 
 
 def test_a_python_package_reads_its_source_and_skips_its_pycache_naming_the_first_few(tmp_path):
@@ -348,7 +380,9 @@ def test_a_python_package_reads_its_source_and_skips_its_pycache_naming_the_firs
         write(pkg / "__pycache__" / f"{m}.cpython-312.pyc", pyc())
     warnings = []
     assert read_corpus([str(pkg)], warn=warnings.append) == "x = 1\n"
-    first = ", ".join(str(Path("__pycache__", f"{m}.cpython-312.pyc")) for m in ("__init__", "a", "b"))
+    first = ", ".join(
+        str(Path("__pycache__", f"{m}.cpython-312.pyc")) for m in ("__init__", "a", "b")
+    )
     assert warnings == [f"warning: {pkg}: skipped 4 binary files ({first}, ... 4 files in all)"]
 
 
@@ -393,7 +427,9 @@ def test_a_utf16_or_utf32_byte_order_mark_is_followed_and_told_in_one_warning(tm
     path = write(tmp_path / "notes.txt", "\ufeffWindows notepad, 中文 😀\r\n".encode(codec))
     warnings = []
     assert read_corpus([path], warn=warnings.append) == "Windows notepad, 中文 😀\n"
-    assert warnings == [f"warning: {path}: starts with a {codec.upper()} byte-order mark; read as {codec.upper()}"]
+    assert warnings == [
+        f"warning: {path}: starts with a {codec.upper()} byte-order mark; read as {codec.upper()}"
+    ]
 
 
 def test_a_folder_tells_the_files_it_read_by_their_byte_order_mark_in_one_warning(tmp_path):
@@ -402,7 +438,9 @@ def test_a_folder_tells_the_files_it_read_by_their_byte_order_mark_in_one_warnin
     write(tmp_path / "c.txt", b"three\n")
     warnings = []
     assert read_corpus([str(tmp_path)], warn=warnings.append) == "one\ntwo\nthree\n"
-    assert warnings == [f"warning: {tmp_path}: read 2 files as UTF-16-LE by the byte-order mark (a.txt, b.txt)"]
+    assert warnings == [
+        f"warning: {tmp_path}: read 2 files as UTF-16-LE by the byte-order mark (a.txt, b.txt)"
+    ]
 
 
 def test_an_explicit_encoding_is_used_as_given_and_a_bom_is_not_announced(tmp_path):
@@ -427,7 +465,9 @@ def test_a_bom_that_the_explicit_encoding_cannot_read_is_named_at_byte_0(tmp_pat
 
 
 @pytest.mark.parametrize("codec", WIDE)
-def test_utf16_or_utf32_without_a_bom_is_an_error_naming_the_encoding_that_reads_it(tmp_path, codec):
+def test_utf16_or_utf32_without_a_bom_is_an_error_naming_the_encoding_that_reads_it(
+    tmp_path, codec
+):
     path = write(tmp_path / "notes.txt", "Notes from Windows, café\r\n".encode(codec) * 20)
     assert error(read_corpus, [path]) == (
         f"{path} looks like {codec.upper()} text without a byte-order mark, not utf-8; pass --encoding {codec}"
@@ -438,7 +478,9 @@ def test_utf16_or_utf32_without_a_bom_is_an_error_naming_the_encoding_that_reads
 @fast
 @given(text=st.text(st.sampled_from(LATIN), min_size=1, max_size=40), codec=st.sampled_from(WIDE))
 def test_any_latin_text_in_utf16_or_utf32_without_a_bom_is_recognised(text, codec):
-    assert f"pass --encoding {codec}" in error(read_corpus, ["-"], stdin=io.BytesIO(text.encode(codec)))
+    assert f"pass --encoding {codec}" in error(
+        read_corpus, ["-"], stdin=io.BytesIO(text.encode(codec))
+    )
 
 
 def test_utf16_without_a_bom_in_a_folder_is_an_error_since_it_is_text_not_binary(tmp_path):
@@ -456,7 +498,12 @@ def test_utf16_without_a_bom_in_a_folder_is_an_error_since_it_is_text_not_binary
 def test_invalid_utf8_names_the_file_the_byte_offset_and_the_way_out(tmp_path):
     path = write(tmp_path / "t.txt", b"abc\xffdef")
     message = error(read_corpus, [path])
-    assert path in message and "at byte 3;" in message and "--encoding" in message and "--errors replace" in message
+    assert (
+        path in message
+        and "at byte 3;" in message
+        and "--encoding" in message
+        and "--errors replace" in message
+    )
 
 
 def test_invalid_utf8_past_the_first_chunk_reports_the_absolute_offset(tmp_path):
@@ -466,7 +513,9 @@ def test_invalid_utf8_past_the_first_chunk_reports_the_absolute_offset(tmp_path)
 
 
 def test_latin1_text_read_as_utf8_is_invalid_text_not_binary(tmp_path):
-    path = write(tmp_path / "fr.txt", ("Le café est très chaud, à la française. " * 50).encode("latin-1"))
+    path = write(
+        tmp_path / "fr.txt", ("Le café est très chaud, à la française. " * 50).encode("latin-1")
+    )
     message = error(read_corpus, [path])
     assert "invalid utf-8 at byte 6;" in message and "--encoding" in message
 
@@ -506,7 +555,11 @@ def test_invalid_utf8_in_a_gz_reports_the_offset_in_the_decompressed_bytes(tmp_p
 def test_a_binary_file_is_named_as_such_not_as_invalid_text(tmp_path, name, data, kind):
     path = write(tmp_path / name, data)
     message = error(read_corpus, [path])
-    assert message.startswith(f"{path} looks like a binary file (") and kind in message and "not text" in message
+    assert (
+        message.startswith(f"{path} looks like a binary file (")
+        and kind in message
+        and "not text" in message
+    )
 
 
 def test_a_zip_not_named_zip_is_told_to_be_renamed(tmp_path):
@@ -608,7 +661,11 @@ def test_an_unknown_encoding_is_an_error_naming_it(tmp_path):
 
 @pytest.mark.parametrize(
     "option, value, hint",
-    [("errors", "surrogateescape", "--errors"), ("newlines", "crlf", "--newlines"), ("max_chars", 0, "--max-chars")],
+    [
+        ("errors", "surrogateescape", "--errors"),
+        ("newlines", "crlf", "--newlines"),
+        ("max_chars", 0, "--max-chars"),
+    ],
 )
 def test_bad_option_values_are_errors(tmp_path, option, value, hint):
     message = error(read_corpus, [write(tmp_path / "a.txt", b"a")], **{option: value})

@@ -18,16 +18,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import charlm
 from conftest import assert_close
 
+import charlm
+
 REPO = Path(__file__).resolve().parents[1]
-TEXT = "".join(f"{i} little pigs went to market and {i * 7 % 13} came back home.\n"
-               for i in range(300))
-SMALL = dict(layers=1, units=24, embedding_dim=8, seq_len=12, batch_size=8,
-             sampler="consecutive", optimizer="sgd", lr=0.5, clip_norm=0.05, seed=3,
-             eval_every=10, val_fraction=0.05)
+TEXT = "".join(
+    f"{i} little pigs went to market and {i * 7 % 13} came back home.\n" for i in range(300)
+)
+SMALL = dict(
+    layers=1,
+    units=24,
+    embedding_dim=8,
+    seq_len=12,
+    batch_size=8,
+    sampler="consecutive",
+    optimizer="sgd",
+    lr=0.5,
+    clip_norm=0.05,
+    seed=3,
+    eval_every=10,
+    val_fraction=0.05,
+)
 
 # Two logical CPU devices, then the same 20 steps on one device and under MirroredStrategy.
 MIRRORED = textwrap.dedent("""
@@ -80,9 +92,13 @@ def corpus(tmp_path) -> Path:
 @pytest.mark.parametrize("model", ["lstm", "scratch-lstm"])
 def test_two_devices_train_the_same_weights_as_one(model, corpus, tmp_path):
     settings = dict(SMALL, model=model)
-    done = subprocess.run([sys.executable, "-c", MIRRORED, str(corpus), str(tmp_path / "runs"),
-                           json.dumps(settings)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(corpus), str(tmp_path / "runs"), json.dumps(settings)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = (load_npz(tmp_path / "runs" / f"{s}.npz") for s in ("none", "mirrored"))
     assert_all_close(two, one)
@@ -107,13 +123,22 @@ def run_workers(args: list[str], tmp_path: Path, tag: str, limit: float = 240) -
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs, logs = [], []
     for i in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-               "CHARLM_TEST_WEIGHTS": str(tmp_path / f"{tag}-{i}.npz"),
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "CHARLM_TEST_WEIGHTS": str(tmp_path / f"{tag}-{i}.npz"),
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+        }
         logs.append(open(tmp_path / f"{tag}-{i}.log", "w"))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, "train", *args[i], "--strategy", "multi-worker"],
-            cwd=tmp_path, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, "train", *args[i], "--strategy", "multi-worker"],
+                cwd=tmp_path,
+                env=env,
+                stdout=logs[-1],
+                stderr=subprocess.STDOUT,
+            )
+        )
     deadline = time.monotonic() + limit
     try:
         for p in procs:
@@ -135,8 +160,10 @@ def run_workers(args: list[str], tmp_path: Path, tag: str, limit: float = 240) -
 
 def test_two_workers_train_one_run_that_samples_evaluates_and_resumes(corpus, tmp_path):
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
-    first = [[str(corpus), "--model", "gru", "--name", "mw", *flags, "--steps", "20",
-              "--runs-dir", d] for d in ("chief-runs", "worker-runs")]  # two disks
+    first = [
+        [str(corpus), "--model", "gru", "--name", "mw", *flags, "--steps", "20", "--runs-dir", d]
+        for d in ("chief-runs", "worker-runs")
+    ]  # two disks
     t0 = time.monotonic()
     chief, worker = run_workers(first, tmp_path, "first")
     assert_all_close(worker, chief, rtol=1e-6)
@@ -165,8 +192,13 @@ def test_a_batch_that_does_not_split_over_the_replicas_is_one_error(corpus, tmp_
         except CharLMError as e:
             print(e)
     """)
-    done = subprocess.run([sys.executable, "-c", script, str(corpus), str(tmp_path)],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(corpus), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert done.stdout.strip().splitlines() == [
-        "--batch-size 7 does not split over 2 replicas; use a multiple of 2, e.g. 6"]
+        "--batch-size 7 does not split over 2 replicas; use a multiple of 2, e.g. 6"
+    ]

@@ -9,12 +9,14 @@ import tensorflow as tf
 from conftest import error
 
 from charlm.config import Config
-from charlm.use.evaluate import Scorer, score
 from charlm.models.lm import build_model
 from charlm.text.vocab import Vocab
+from charlm.use.evaluate import Scorer, score
 
-TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, "
-        "it was the age of foolishness, it was the epoch of belief.\n")
+TEXT = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, "
+    "it was the age of foolishness, it was the epoch of belief.\n"
+)
 VOCAB = Vocab.from_text(TEXT)
 IDS = VOCAB.encode(TEXT)  # 138 characters: 137 predictions
 RTOL = 1e-5  # float32 logits summed in float64
@@ -25,16 +27,20 @@ class Tiny:
     its logits computed independently: one graph call over a whole sequence."""
 
     def __init__(self, kind):
-        self.model = build_model(Config(model=kind, layers=1, units=16, embedding_dim=8, seed=3),
-                                 len(VOCAB))
+        self.model = build_model(
+            Config(model=kind, layers=1, units=16, embedding_dim=8, seed=3), len(VOCAB)
+        )
         if kind.startswith("scratch"):  # d2l's N(0, 0.01²) weights barely use the state
             for v in self.model.trainable_variables:
                 v.assign(v * 100.0)
         self.scorer = Scorer(self.model)
-        spec = [tf.TensorSpec([1, None], tf.int32),
-                [tf.TensorSpec([1, n], tf.float32) for n in self.model.state_sizes]]
-        self.logits = tf.function(lambda ids, state: self.model(ids, state)[0],
-                                  input_signature=spec)
+        spec = [
+            tf.TensorSpec([1, None], tf.int32),
+            [tf.TensorSpec([1, n], tf.float32) for n in self.model.state_sizes],
+        ]
+        self.logits = tf.function(
+            lambda ids, state: self.model(ids, state)[0], input_signature=spec
+        )
 
     def nats(self, ids) -> np.ndarray:
         """The cross-entropy of each next character of ``ids``, by one call of the model over
@@ -64,8 +70,9 @@ def test_the_score_is_the_mean_cross_entropy_of_the_model_over_the_whole_text(ti
 def test_perplexity_is_exp_of_the_nats_and_bits_are_nats_over_ln_2(tiny):
     result = tiny.scorer(IDS, batch_size=3, seq_len=10)
     assert result["perplexity"] == pytest.approx(math.exp(result["nats_per_char"]), rel=1e-12)
-    assert result["bits_per_char"] == pytest.approx(result["nats_per_char"] / math.log(2),
-                                                    rel=1e-12)
+    assert result["bits_per_char"] == pytest.approx(
+        result["nats_per_char"] / math.log(2), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("seq_len", [1, 7, 50])
@@ -78,8 +85,9 @@ def test_with_several_streams_each_stream_is_scored_as_one_call_from_zeros(tiny)
     """137 predictions in 4 streams of ceil(137 / 4) = 35 (the last one 32), fed 5 at a time."""
     result = tiny.scorer(IDS, batch_size=4, seq_len=5, carry_state=True)
     x = IDS[:-1]
-    per_stream = [tiny.nats(np.append(x[r:r + 35], IDS[min(r + 35, len(x))]))
-                  for r in range(0, len(x), 35)]
+    per_stream = [
+        tiny.nats(np.append(x[r : r + 35], IDS[min(r + 35, len(x))])) for r in range(0, len(x), 35)
+    ]
     assert [len(n) for n in per_stream] == [35, 35, 35, 32]
     assert result["nats_per_char"] == pytest.approx(np.concatenate(per_stream).mean(), rel=RTOL)
 
@@ -87,7 +95,7 @@ def test_with_several_streams_each_stream_is_scored_as_one_call_from_zeros(tiny)
 @pytest.mark.parametrize("seq_len", [5, 16])
 def test_reset_state_scores_each_window_independently_from_zeros(tiny, seq_len):
     result = tiny.scorer(IDS, batch_size=1, seq_len=seq_len, carry_state=False)
-    windows = [tiny.nats(IDS[i:i + seq_len + 1]) for i in range(0, len(IDS) - 1, seq_len)]
+    windows = [tiny.nats(IDS[i : i + seq_len + 1]) for i in range(0, len(IDS) - 1, seq_len)]
     assert sum(len(w) for w in windows) == len(IDS) - 1
     assert result["nats_per_char"] == pytest.approx(np.concatenate(windows).mean(), rel=RTOL)
 
@@ -123,13 +131,16 @@ class Bigram:
         return float(-log_probs[np.arange(len(ids) - 1), ids[1:]].mean())
 
 
-@pytest.mark.parametrize("batch_size, seq_len", [
-    (1, 1000), (1, 1), (2, 10), (4, 7), (8, 3), (64, 256), (137, 1), (500, 1)])
+@pytest.mark.parametrize(
+    "batch_size, seq_len",
+    [(1, 1000), (1, 1), (2, 10), (4, 7), (8, 3), (64, 256), (137, 1), (500, 1)],
+)
 def test_every_character_is_scored_exactly_once_however_the_text_is_cut(batch_size, seq_len):
     bigram = Bigram()
     for carry_state in (True, False):
-        result = Scorer(bigram)(IDS, batch_size=batch_size, seq_len=seq_len,
-                                carry_state=carry_state)
+        result = Scorer(bigram)(
+            IDS, batch_size=batch_size, seq_len=seq_len, carry_state=carry_state
+        )
         assert result["chars"] == len(IDS) - 1
         assert result["nats_per_char"] == pytest.approx(bigram.expected(IDS), rel=RTOL)
 
@@ -151,7 +162,8 @@ def test_a_scorer_can_be_reused_on_texts_of_other_lengths(tiny):
     for n in (40, 138, 17):
         expected = tiny.nats(IDS[:n]).mean()
         assert tiny.scorer(IDS[:n], batch_size=1, seq_len=16)["nats_per_char"] == pytest.approx(
-            expected, rel=RTOL)
+            expected, rel=RTOL
+        )
 
 
 def test_a_memory_mapped_id_file_scores_as_the_array_does(tiny, tmp_path):

@@ -18,9 +18,13 @@ from charlm.sampling import SamplingOptions
 from charlm.use.generate import CHUNK
 
 # a run of each model, and one trained in mixed_bfloat16 (the recipe's choice on a CPU with bf16)
-RUNS = {**{m: {"model": m} for m in ["lstm", "gru", "rnn", "scratch-rnn", "scratch-gru",
-                                       "scratch-lstm"]},
-        "lstm-bf16": {"model": "lstm", "precision": "mixed_bfloat16"}}
+RUNS = {
+    **{
+        m: {"model": m}
+        for m in ["lstm", "gru", "rnn", "scratch-rnn", "scratch-gru", "scratch-lstm"]
+    },
+    "lstm-bf16": {"model": "lstm", "precision": "mixed_bfloat16"},
+}
 MODELS = list(RUNS)
 PREFIXES = ["ROMEO:", "a", "Zebra✓ at"]  # three lengths; ✓ is not in the vocabulary
 LENGTH = CHUNK + 18  # chunks of 64 in `charlm sample`; two calls of the compiled loop
@@ -75,8 +79,14 @@ def runs(tmp_path_factory):
     os.chdir(home)
     try:
         for name, settings in RUNS.items():
-            charlm.train([CORPORA / "tinyshakespeare.txt"], max_chars=20_000, name=name,
-                         progress=False, log=lambda _: None, **{**TINY, "steps": 40, **settings})
+            charlm.train(
+                [CORPORA / "tinyshakespeare.txt"],
+                max_chars=20_000,
+                name=name,
+                progress=False,
+                log=lambda _: None,
+                **{**TINY, "steps": 40, **settings},
+            )
     finally:
         os.chdir(back)
     return {model: charlm.load(home / "runs" / model) for model in MODELS}
@@ -92,19 +102,38 @@ def reloaded(runs, tmp_path_factory):
         exports[model] = str(out / model)
     args = dict(exports=exports, settings=SETTINGS, prefixes=PREFIXES, length=LENGTH, seed=SEED)
     tf_home = str(Path(__import__("tensorflow").__file__).parent.parent)
-    p = subprocess.run([sys.executable, "-I", "-S", "-c", RELOAD, tf_home, json.dumps(args)],
-                       cwd=out, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", RELOAD, tf_home, json.dumps(args)],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.splitlines()[-1])
 
 
 def charlm_sample(run, setting) -> list[str]:
     s = SETTINGS[setting]
-    flags = ["--greedy"] if s["greedy"] else ["--temperature", s["temperature"], "--top-k",
-                                              s["top_k"], "--top-p", s["top_p"]]
+    flags = (
+        ["--greedy"]
+        if s["greedy"]
+        else ["--temperature", s["temperature"], "--top-k", s["top_k"], "--top-p", s["top_p"]]
+    )
     prefixes = [a for p in PREFIXES for a in ("--prefix", p)]
-    out = cli("sample", "--run", run.path, "--length", LENGTH, "--seed", SEED,
-              "--separator", SEPARATOR, *prefixes, *flags)
+    out = cli(
+        "sample",
+        "--run",
+        run.path,
+        "--length",
+        LENGTH,
+        "--seed",
+        SEED,
+        "--separator",
+        SEPARATOR,
+        *prefixes,
+        *flags,
+    )
     return out.removesuffix("\n").split(SEPARATOR)
 
 
@@ -115,9 +144,10 @@ def test_the_reloading_process_cannot_import_charlm(reloaded):
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
 @pytest.mark.parametrize("model", MODELS)
 def test_savedmodel_without_charlm_generates_exactly_what_charlm_sample_prints(
-        runs, reloaded, model, setting):
+    runs, reloaded, model, setting
+):
     expected = charlm_sample(runs[model], setting)
-    assert [t[:len(p)] for t, p in zip(expected, PREFIXES, strict=True)] == PREFIXES
+    assert [t[: len(p)] for t, p in zip(expected, PREFIXES, strict=True)] == PREFIXES
     assert reloaded["texts"][f"{model}/{setting}"] == expected
 
 
@@ -139,8 +169,9 @@ def one_savedmodel(runs, tmp_path_factory):
 def _generate(loaded, prefixes, length=5, temperature=1.0, greedy=False):
     import tensorflow as tf
 
-    return loaded.generate(tf.constant(prefixes), length, temperature, 0, 1.0,
-                           tf.constant(1, tf.int64), greedy)
+    return loaded.generate(
+        tf.constant(prefixes), length, temperature, 0, 1.0, tf.constant(1, tf.int64), greedy
+    )
 
 
 def test_savedmodel_length_zero_gives_back_the_prefixes(one_savedmodel):
@@ -148,13 +179,17 @@ def test_savedmodel_length_zero_gives_back_the_prefixes(one_savedmodel):
     assert [t.decode() for t in out["text"].numpy()] == ["ab", "c"]
 
 
-@pytest.mark.parametrize("prefixes, temperature, message", [
-    (["ok", ""], 1.0, "a prefix must not be empty"),
-    (["ok"], -0.5, r"unless greedy, temperature must be 0 \(greedy\) or more"),
-    (["ok"], float("nan"), r"unless greedy, temperature must be 0 \(greedy\) or more"),
-])
-def test_savedmodel_refuses_bad_arguments_with_a_message(one_savedmodel, prefixes, temperature,
-                                                          message):
+@pytest.mark.parametrize(
+    "prefixes, temperature, message",
+    [
+        (["ok", ""], 1.0, "a prefix must not be empty"),
+        (["ok"], -0.5, r"unless greedy, temperature must be 0 \(greedy\) or more"),
+        (["ok"], float("nan"), r"unless greedy, temperature must be 0 \(greedy\) or more"),
+    ],
+)
+def test_savedmodel_refuses_bad_arguments_with_a_message(
+    one_savedmodel, prefixes, temperature, message
+):
     import tensorflow as tf
 
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
@@ -183,6 +218,7 @@ def test_savedmodel_inputs_left_out_are_sampling_options_defaults(runs, one_save
 @pytest.mark.parametrize("model", MODELS)
 def test_tflite_step_gives_the_logits_and_state_of_the_model_step(runs, model, tmp_path):
     import tensorflow as tf
+
     try:
         from ai_edge_litert.interpreter import Interpreter  # LiteRT, the TFLite runtime
     except ImportError:  # where only TensorFlow's own copy is installed
@@ -203,10 +239,13 @@ def test_tflite_step_gives_the_logits_and_state_of_the_model_step(runs, model, t
     ids = warm[:, -1:]
     logits, new_state = step(tf.constant(ids), state, training=False)
     got = interpreter.get_signature_runner()(
-        ids=ids, **{f"state_{i}": s.numpy() for i, s in enumerate(state)})
+        ids=ids, **{f"state_{i}": s.numpy() for i, s in enumerate(state)}
+    )
     assert info["state_sizes"] == [int(s.shape[-1]) for s in state]
-    for name, want in [("logits", logits[:, -1]), *[(f"state_{i}", s) for i, s in
-                                                     enumerate(new_state)]]:
+    for name, want in [
+        ("logits", logits[:, -1]),
+        *[(f"state_{i}", s) for i, s in enumerate(new_state)],
+    ]:
         want = want.numpy()
         error = np.abs(got[name] - want).max() / max(1.0, np.abs(want).max())
         assert error < 1e-5, (name, error)
@@ -216,8 +255,9 @@ def test_export_refuses_an_existing_output_and_replaces_it_with_force(runs, tmp_
     out = tmp_path / "x"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
-    result = CliRunner().invoke(main, ["export", str(runs["rnn"].path), "--format", "tflite",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["export", str(runs["rnn"].path), "--format", "tflite", "--out", str(out)]
+    )
     assert result.exit_code == 1 and "already exists; pass --force" in result.output
     assert (out / "mine.txt").read_text() == "keep"
     cli("export", runs["rnn"].path, "--format", "tflite", "--out", out, "--force")

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import assert_close
+
 from charlm.models.fastrnn import FastGRU, FastLSTM, cpu_has_native_bf16
 
 # (batch, steps, input dim, units): T = 1 is generation
@@ -28,8 +28,9 @@ def pair(kind, shape, seed=0):
     ref = keras_cls(H, return_sequences=True, return_state=True)
     ref(x, initial_state=states)
     # non-zero biases (both GRU biases too) so that every term of the math is exercised
-    ref.set_weights([w + rng.normal(size=w.shape).astype("float32") * 0.3
-                     for w in ref.get_weights()])
+    ref.set_weights(
+        [w + rng.normal(size=w.shape).astype("float32") * 0.3 for w in ref.get_weights()]
+    )
     fast = fast_cls(H)
     fast(x, initial_state=states)
     fast.set_weights(ref.get_weights())
@@ -41,7 +42,8 @@ def loss_of(outputs):
     y, *states = (tf.cast(t, tf.float32) for t in outputs)
     w = tf.sin(tf.range(tf.size(y), dtype=tf.float32))
     return tf.reduce_sum(tf.reshape(y, [-1]) * w) + sum(
-        (1.0 + i) * tf.reduce_sum(s * s) for i, s in enumerate(states))
+        (1.0 + i) * tf.reduce_sum(s * s) for i, s in enumerate(states)
+    )
 
 
 def outputs_and_grads(layer, x, states, loss=loss_of):
@@ -109,8 +111,9 @@ def test_a_compiled_call_with_unknown_length_matches_including_one_step(kind):
     spec = [tf.TensorSpec([None, None, 3])] + [tf.TensorSpec([None, 4])] * len(states)
     call = tf.function(lambda x, *s: fast(x, initial_state=list(s)), input_signature=spec)
     for steps in (5, 1):
-        for a, e in zip(call(x[:, :steps], *states), ref(x[:, :steps], initial_state=states),
-                        strict=True):
+        for a, e in zip(
+            call(x[:, :steps], *states), ref(x[:, :steps], initial_state=states), strict=True
+        ):
             close(a, e)
 
 
@@ -140,7 +143,9 @@ def test_same_seeded_initializers_give_keras_initial_weights(kind):
     """So a model that swaps the layer in starts from the same weights and loss."""
     keras_cls, fast_cls, _ = PAIRS[kind]
     init = keras.initializers
-    args = dict(kernel_initializer=init.GlorotUniform(3), recurrent_initializer=init.Orthogonal(seed=4))
+    args = dict(
+        kernel_initializer=init.GlorotUniform(3), recurrent_initializer=init.Orthogonal(seed=4)
+    )
     ref, fast = keras_cls(6, **args), fast_cls(6, **args)
     ref.build((None, None, 5))
     fast.build((None, None, 5))
@@ -153,17 +158,25 @@ def test_same_seeded_initializers_give_keras_initial_weights(kind):
 def test_config_round_trips_and_takes_the_arguments_charlm_passes_to_keras(kind):
     _, fast_cls, _ = PAIRS[kind]
     init = keras.initializers
-    layer = fast_cls(12, return_sequences=True, return_state=True, name="rnn_0",
-                     dtype="mixed_bfloat16", seed=7, kernel_initializer=init.GlorotUniform(1),
-                     recurrent_initializer=init.Orthogonal(seed=2))
+    layer = fast_cls(
+        12,
+        return_sequences=True,
+        return_state=True,
+        name="rnn_0",
+        dtype="mixed_bfloat16",
+        seed=7,
+        kernel_initializer=init.GlorotUniform(1),
+        recurrent_initializer=init.Orthogonal(seed=2),
+    )
     config = layer.get_config()
     assert config["units"] == 12 and config["seed"] == 7 and config["name"] == "rnn_0"
     assert fast_cls.from_config(config).get_config() == config
     clone = fast_cls.from_config(config)
     layer.build((None, None, 3))
     clone.build((None, None, 3))
-    for a, e in zip(clone.get_weights(), layer.get_weights(),
-                    strict=True):  # seeded: the same weights
+    for a, e in zip(
+        clone.get_weights(), layer.get_weights(), strict=True
+    ):  # seeded: the same weights
         np.testing.assert_array_equal(a, e)
 
 
@@ -174,12 +187,18 @@ def model_with(kind, vocab=11, units=16, seed=0, layer_cls=None):
     fast_cls = layer_cls or fast_cls
     ids = keras.Input(shape=(None,), dtype="int32")
     states = [keras.Input(shape=(units,)) for _ in range(n_states)]
-    x = keras.layers.Embedding(vocab, 8, embeddings_initializer=keras.initializers.RandomUniform(
-        -0.05, 0.05, seed))(ids)
-    x, *new = fast_cls(units, kernel_initializer=keras.initializers.GlorotUniform(seed + 1),
-                       recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 2),
-                       return_sequences=True, return_state=True, seed=seed,
-                       name="rnn")(x, initial_state=states)
+    x = keras.layers.Embedding(
+        vocab, 8, embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed)
+    )(ids)
+    x, *new = fast_cls(
+        units,
+        kernel_initializer=keras.initializers.GlorotUniform(seed + 1),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 2),
+        return_sequences=True,
+        return_state=True,
+        seed=seed,
+        name="rnn",
+    )(x, initial_state=states)
     logits = keras.layers.Dense(vocab, kernel_initializer=keras.initializers.GlorotUniform(seed))(x)
     return keras.Model([ids, *states], [logits, *new])
 
@@ -202,7 +221,9 @@ def test_a_functional_model_returns_every_state_like_the_keras_model(kind, steps
 def test_a_model_saves_and_loads_in_safe_mode_with_identical_outputs(kind, tmp_path):
     model = model_with(kind)
     ids = tf.constant(np.random.default_rng(0).integers(0, 11, (3, 7)), tf.int32)
-    states = [tf.random.stateless_normal([3, 16], seed=[i, 2]) for i in range(len(model.inputs) - 1)]
+    states = [
+        tf.random.stateless_normal([3, 16], seed=[i, 2]) for i in range(len(model.inputs) - 1)
+    ]
     path = str(tmp_path / "m.keras")
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -234,8 +255,8 @@ def test_a_tiny_model_learns(kind):
     """Trained 40 steps on a repeating text, the loss falls well below its start."""
     model = model_with(kind)
     text = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 20, np.int32)
-    x = tf.constant(np.stack([text[i:i + 12] for i in range(0, 96, 12)]))
-    y = tf.constant(np.stack([text[i + 1:i + 13] for i in range(0, 96, 12)]))
+    x = tf.constant(np.stack([text[i : i + 12] for i in range(0, 96, 12)]))
+    y = tf.constant(np.stack([text[i + 1 : i + 13] for i in range(0, 96, 12)]))
     zeros = [tf.zeros([8, 16]) for _ in model.inputs[1:]]
     opt = keras.optimizers.Adam(0.02)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

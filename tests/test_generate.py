@@ -8,15 +8,16 @@ from conftest import error
 
 from charlm.config import Config
 from charlm.errors import CharLMError
-from charlm.use.generate import CHUNK, PARTIAL, Batch, Generator, sample_next, uniforms
 from charlm.models.lm import build_model
 from charlm.text.vocab import Vocab
+from charlm.use.generate import CHUNK, PARTIAL, Batch, Generator, sample_next, uniforms
 
 DRAWS = 20_000  # independent draws per distribution: one row each, in one call
 
 
-def draw(logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=(1, 0), rows=DRAWS,
-         xla=False):
+def draw(
+    logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=(1, 0), rows=DRAWS, xla=False
+):
     """Ids drawn by sample_next from ``rows`` copies of the 1-D ``logits`` (or from a given
     2-D batch when ``rows`` is None); compiled by XLA, as generation runs it, if ``xla``."""
     logits = tf.constant(logits, tf.float32)
@@ -24,10 +25,16 @@ def draw(logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=(1, 0),
         logits = tf.tile(logits[None, :], [rows, 1])
     fn = tf.function(sample_next, jit_compile=True) if xla else sample_next
     b = logits.shape[0]  # every row the same options; seed = (the seed, the position)
-    ids = fn(logits, tf.fill([b], float(temperature)), tf.fill([b], int(top_k)),
-             tf.fill([b], float(top_p)), tf.fill([b], bool(greedy)),
-             tf.fill([b], tf.constant(seed[0], tf.int64)), tf.range(b, dtype=tf.int64),
-             tf.fill([b], tf.constant(seed[1], tf.int64)))
+    ids = fn(
+        logits,
+        tf.fill([b], float(temperature)),
+        tf.fill([b], int(top_k)),
+        tf.fill([b], float(top_p)),
+        tf.fill([b], bool(greedy)),
+        tf.fill([b], tf.constant(seed[0], tf.int64)),
+        tf.range(b, dtype=tf.int64),
+        tf.fill([b], tf.constant(seed[1], tf.int64)),
+    )
     return ids.numpy()
 
 
@@ -57,11 +64,13 @@ LOGITS = np.array([0.0, 1.0, 3.0, 2.5, -1.0])  # argmax 2, then 3, 1, 0, 4
 
 # -- sample_next on fixed logits ---------------------------------------------------------------
 
+
 def test_greedy_takes_the_argmax_of_every_row_whatever_the_filters_and_seed():
     batch = np.array([LOGITS, LOGITS[::-1], [5.0, 0, 0, 0, 0]])
     for top_k, top_p, seed in [(0, 1.0, (1, 0)), (1, 0.1, (7, 3)), (3, 0.5, (2, 2))]:
-        ids = draw(batch, temperature=0.3, top_k=top_k, top_p=top_p, greedy=True, seed=seed,
-                   rows=None)
+        ids = draw(
+            batch, temperature=0.3, top_k=top_k, top_p=top_p, greedy=True, seed=seed, rows=None
+        )
         assert ids.tolist() == [2, 2, 0]
 
 
@@ -109,14 +118,17 @@ def logits_of(probs):
 
 # the kept set of each top-p is the smallest most-likely set whose mass reaches p; the values of
 # p are chosen off the exact sums (0.5, 0.8, 0.95), which float rounding may put on either side
-@pytest.mark.parametrize("top_p, kept", [
-    (0.05, {0}),           # the most likely character is always kept
-    (0.45, {0}),           # 0.5 >= 0.45
-    (0.55, {0, 1}),        # 0.5 < 0.55 <= 0.5 + 0.3
-    (0.79, {0, 1}),
-    (0.81, {0, 1, 2}),     # 0.8 < 0.81 <= 0.95
-    (0.96, {0, 1, 2, 3}),  # 0.95 < 0.96
-])
+@pytest.mark.parametrize(
+    "top_p, kept",
+    [
+        (0.05, {0}),  # the most likely character is always kept
+        (0.45, {0}),  # 0.5 >= 0.45
+        (0.55, {0, 1}),  # 0.5 < 0.55 <= 0.5 + 0.3
+        (0.79, {0, 1}),
+        (0.81, {0, 1, 2}),  # 0.8 < 0.81 <= 0.95
+        (0.96, {0, 1, 2, 3}),  # 0.95 < 0.96
+    ],
+)
 def test_top_p_keeps_the_smallest_set_of_likeliest_characters_whose_mass_reaches_p(top_p, kept):
     ids = draw(logits_of([0.5, 0.3, 0.15, 0.05]), top_p=top_p)
     assert drawn_set(ids) == kept
@@ -214,21 +226,29 @@ TEXT = "hello world, the cat sat on the mat\n"
 @pytest.fixture(scope="module")
 def generator():
     vocab = Vocab.from_text(TEXT)
-    model = build_model(Config(model="gru", layers=1, units=16, embedding_dim=8, seed=1),
-                        len(vocab))
+    model = build_model(
+        Config(model="gru", layers=1, units=16, embedding_dim=8, seed=1), len(vocab)
+    )
     return Generator(model, vocab)
 
 
-@pytest.mark.parametrize("length, chunk", [
-    (25, 1), (25, 7), (25, 25),
-    (CHUNK + 90, 64), (CHUNK + 90, CHUNK + 40),  # several calls of the compiled loop
-])
+@pytest.mark.parametrize(
+    "length, chunk",
+    [
+        (25, 1),
+        (25, 7),
+        (25, 25),
+        (CHUNK + 90, 64),
+        (CHUNK + 90, CHUNK + 40),  # several calls of the compiled loop
+    ],
+)
 def test_streamed_chunks_join_to_the_same_text_as_one_call(generator, length, chunk):
     options = dict(num_samples=2, temperature=1.5, top_k=8, seed=11)
     whole = generator.generate(["the", "cat"], length=length, **options)
     pieces = list(generator.stream(["the", "cat"], length, chunk=chunk, **options))
     assert [len(p[0]) for p in pieces[1:]] == [chunk] * (length // chunk) + (
-        [length % chunk] if length % chunk else [])
+        [length % chunk] if length % chunk else []
+    )
     assert ["".join(parts) for parts in zip(*pieces, strict=True)] == whole
     assert [len(t) for t in whole] == [3 + length] * 4
 
@@ -303,19 +323,22 @@ def test_an_empty_prefix_is_a_clear_error(generator):
     assert "prefix must not be empty" in message
 
 
-@pytest.mark.parametrize("options, words", [
-    (dict(temperature=-1.0), ["--temperature must be 0 (greedy) or more"]),
-    (dict(temperature=float("nan")), ["--temperature must be 0 (greedy) or more"]),
-    (dict(top_p=0.0), ["--top-p must be in (0, 1]"]),
-    (dict(top_p=1.5), ["--top-p must be in (0, 1]"]),
-    (dict(top_k=-1), ["--top-k must be 0 (off) or a whole number"]),
-    (dict(top_k=2**31), ["--top-k must be 0 (off) or a whole number"]),
-    (dict(length=-1), ["--length must be a whole number from 0"]),
-    (dict(seed=-1), ["--seed must be a whole number from 0 to 2**63-1"]),
-    (dict(seed=2**63), ["--seed must be a whole number from 0 to 2**63-1"]),
-    (dict(stop=("",)), ["--stop must be non-empty text"]),
-    (dict(num_samples=0), ["--num-samples must be at least 1"]),
-])
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        (dict(temperature=-1.0), ["--temperature must be 0 (greedy) or more"]),
+        (dict(temperature=float("nan")), ["--temperature must be 0 (greedy) or more"]),
+        (dict(top_p=0.0), ["--top-p must be in (0, 1]"]),
+        (dict(top_p=1.5), ["--top-p must be in (0, 1]"]),
+        (dict(top_k=-1), ["--top-k must be 0 (off) or a whole number"]),
+        (dict(top_k=2**31), ["--top-k must be 0 (off) or a whole number"]),
+        (dict(length=-1), ["--length must be a whole number from 0"]),
+        (dict(seed=-1), ["--seed must be a whole number from 0 to 2**63-1"]),
+        (dict(seed=2**63), ["--seed must be a whole number from 0 to 2**63-1"]),
+        (dict(stop=("",)), ["--stop must be non-empty text"]),
+        (dict(num_samples=0), ["--num-samples must be at least 1"]),
+    ],
+)
 def test_bad_options_are_a_clear_error(generator, options, words):
     options = {"length": 5, **options}
     message = error(generator.generate, ["the"], **options)
@@ -323,8 +346,9 @@ def test_bad_options_are_a_clear_error(generator, options, words):
 
 
 def test_a_temperature_of_zero_is_greedy(generator):
-    assert (generator.generate(["the"], length=20, temperature=0.0)
-            == generator.generate(["the"], length=20, greedy=True))
+    assert generator.generate(["the"], length=20, temperature=0.0) == generator.generate(
+        ["the"], length=20, greedy=True
+    )
 
 
 def test_a_sample_ends_before_its_first_stop_string(generator):
@@ -337,8 +361,10 @@ def test_a_sample_ends_before_its_first_stop_string(generator):
 
 def test_greedy_ignores_the_temperature_and_filters(generator):
     greedy = generator.generate(["the"], length=20, greedy=True)
-    assert generator.generate(["the"], length=20, greedy=True, temperature=0.0, top_p=0.0,
-                              seed=9) == greedy
+    assert (
+        generator.generate(["the"], length=20, greedy=True, temperature=0.0, top_p=0.0, seed=9)
+        == greedy
+    )
 
 
 def test_errors_come_before_the_first_yield(generator):
@@ -348,17 +374,30 @@ def test_errors_come_before_the_first_yield(generator):
 
 # -- per-row options and randomness: rows of different calls share one batch --------------------
 
+
 def test_each_row_draws_with_its_own_options_whatever_shares_the_batch():
     logits = tf.constant(np.tile(LOGITS, (4, 1)), tf.float32)
-    rows = dict(temperature=[1.0, 0.0, 2.0, 1.0], top_k=[0, 0, 1, 2], top_p=[1.0, 1.0, 1.0, 0.3],
-                greedy=[False, True, False, False], seed=[3, 3, 8, 9], index=[0, 1, 0, 5],
-                position=[0, 4, 7, 2])
-    args = [tf.constant(v, dt) for v, dt in zip(rows.values(), [tf.float32, tf.int32, tf.float32,
-                                                              tf.bool, tf.int64, tf.int64,
-                                                              tf.int64])]
+    rows = dict(
+        temperature=[1.0, 0.0, 2.0, 1.0],
+        top_k=[0, 0, 1, 2],
+        top_p=[1.0, 1.0, 1.0, 0.3],
+        greedy=[False, True, False, False],
+        seed=[3, 3, 8, 9],
+        index=[0, 1, 0, 5],
+        position=[0, 4, 7, 2],
+    )
+    args = [
+        tf.constant(v, dt)
+        for v, dt in zip(
+            rows.values(),
+            [tf.float32, tf.int32, tf.float32, tf.bool, tf.int64, tf.int64, tf.int64],
+            strict=True,
+        )
+    ]
     together = sample_next(logits, *args).numpy()
-    alone = [sample_next(logits[i:i + 1], *(a[i:i + 1] for a in args)).numpy()[0]
-             for i in range(4)]
+    alone = [
+        sample_next(logits[i : i + 1], *(a[i : i + 1] for a in args)).numpy()[0] for i in range(4)
+    ]
     assert together.tolist() == alone
     assert together[1:3].tolist() == [2, 2]  # greedy, and top-k 1: the argmax
 
@@ -377,14 +416,17 @@ def test_the_uniforms_are_splitmix64_of_seed_index_and_position():
 
     cases = [(5, 0, 0), (5, 1, 0), (2**63 - 1, 3, 7), (0, 0, 2**40)]
     expected = [(step(step(s, i), p) >> 40) / 2**24 for s, i, p in cases]
-    seed, index, position = (tf.constant(c, tf.int64) for c in zip(*cases))
+    seed, index, position = (tf.constant(c, tf.int64) for c in zip(*cases, strict=True))
     for fn in (uniforms, tf.function(uniforms, jit_compile=True)):
         assert fn(seed, index, position).numpy().tolist() == expected
 
 
 def test_the_uniforms_are_spread_evenly():
-    u = uniforms(tf.fill([50_000], tf.constant(9, tf.int64)), tf.zeros([50_000], tf.int64),
-                 tf.range(50_000, dtype=tf.int64)).numpy()
+    u = uniforms(
+        tf.fill([50_000], tf.constant(9, tf.int64)),
+        tf.zeros([50_000], tf.int64),
+        tf.range(50_000, dtype=tf.int64),
+    ).numpy()
     counts = np.histogram(u, bins=10, range=(0, 1))[0]
     assert np.all(np.abs(counts - 5_000) < 5 * np.sqrt(5_000 * 0.9))
 
@@ -393,8 +435,10 @@ def test_rows_of_two_calls_run_in_one_padded_batch_give_each_calls_own_text(gene
     """What a server does: two calls' rows joined, padded, run together, split again."""
     from charlm.sampling import SamplingOptions
 
-    calls = [(["the"], SamplingOptions(length=40, temperature=1.5, top_k=8, seed=11), 2),
-             (["cat", "mat"], SamplingOptions(length=40, top_p=0.8, seed=3), 1)]
+    calls = [
+        (["the"], SamplingOptions(length=40, temperature=1.5, top_k=8, seed=11), 2),
+        (["cat", "mat"], SamplingOptions(length=40, top_p=0.8, seed=3), 1),
+    ]
     alone = [generator.generate(p, num_samples=n, options=o) for p, o, n in calls]
     rows = [generator.start(p, o, n) for p, o, n in calls]
     texts = [list(r.prefixes) for r in rows]
@@ -402,8 +446,10 @@ def test_rows_of_two_calls_run_in_one_padded_batch_give_each_calls_own_text(gene
         batch = Batch.join([r.batch for r in rows])
         ids = batch.run(generator.loop, 16, size=8)  # 4 rows padded to 8
         start = 0
-        for r, t in zip(rows, texts):
+        for r, t in zip(rows, texts, strict=True):
             r.batch = batch.part(start, start + len(r.prefixes))
-            t[:] = [a + b for a, b in zip(t, r.take(ids[start:start + len(r.prefixes)]))]
+            t[:] = [
+                a + b for a, b in zip(t, r.take(ids[start : start + len(r.prefixes)]), strict=True)
+            ]
             start += len(r.prefixes)
     assert texts == alone

@@ -4,17 +4,21 @@ import json
 
 import numpy as np
 import pytest
+from conftest import CORPORA, TINY, error
 
 import charlm.text.corpus
 from charlm.api import encode_corpus, read_texts
 from charlm.config import Config
-from charlm.text.idfile import encode, id_dtype
 from charlm.fsio import text_sha256
+from charlm.text.idfile import encode, id_dtype
 from charlm.text.samplers import dataset, make_sampler
 from charlm.text.vocab import Vocab
-from conftest import CORPORA, TINY, error
 
-MIXED = "Ἐν ἀρχῇ ἦν ὁ λόγος.\r\n床前明月光，疑是地上霜。\n" * 40 + "naïve café 🙂\n" * 30 + "zebra Ω ق\n"
+MIXED = (
+    "Ἐν ἀρχῇ ἦν ὁ λόγος.\r\n床前明月光，疑是地上霜。\n" * 40
+    + "naïve café 🙂\n" * 30
+    + "zebra Ω ق\n"
+)
 
 
 def in_memory(cfg):
@@ -30,7 +34,9 @@ def small_chunks(monkeypatch):
 
 
 @pytest.mark.parametrize("val_fraction", [0.0, 0.1, 0.37])
-def test_streamed_ids_vocabulary_split_and_hashes_equal_the_in_memory_path(tmp_path, small_chunks, val_fraction):
+def test_streamed_ids_vocabulary_split_and_hashes_equal_the_in_memory_path(
+    tmp_path, small_chunks, val_fraction
+):
     path = tmp_path / "mixed.txt"
     path.write_bytes(MIXED.encode())
     cfg = Config(paths=[str(path)], val_fraction=val_fraction)
@@ -39,7 +45,9 @@ def test_streamed_ids_vocabulary_split_and_hashes_equal_the_in_memory_path(tmp_p
     assert corpus.vocab.chars == vocab.chars
     assert (corpus.train_chars, corpus.val_chars) == (len(train), len(val))
     assert np.array_equal(corpus.train_ids, vocab.encode(train))
-    assert np.array_equal(corpus.val_ids, vocab.encode(val))  # val characters unseen in train are <unk>
+    assert np.array_equal(
+        corpus.val_ids, vocab.encode(val)
+    )  # val characters unseen in train are <unk>
     assert (corpus.train_sha256, corpus.val_sha256) == (text_sha256(train), text_sha256(val))
     assert corpus.val_path.read_text(encoding="utf-8") == val
 
@@ -71,7 +79,9 @@ def test_the_id_file_is_uint8_for_small_vocabularies_and_wider_for_larger_ones()
 
 def test_a_large_vocabulary_gets_a_uint16_file(tmp_path):
     text = "".join(chr(c) for c in range(0x4E00, 0x4E00 + 600)) * 2
-    corpus = encode(lambda: iter([text]), None, 0.0, tmp_path, log=lambda line: None, progress=False)
+    corpus = encode(
+        lambda: iter([text]), None, 0.0, tmp_path, log=lambda line: None, progress=False
+    )
     assert corpus.ids.dtype == np.uint16
     assert corpus.vocab.decode(corpus.ids) == text
 
@@ -93,8 +103,9 @@ def test_both_passes_show_progress_on_stderr_unless_told_not_to(tmp_path, capsys
 def test_a_reading_error_in_the_stream_leaves_no_file_behind(tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"good text " * 10 + b"\xff")
     cfg = Config(paths=[str(tmp_path / "bad.txt")])
-    assert "invalid utf-8 at byte 100" in error(encode_corpus, cfg, tmp_path / "out", log=lambda line: None,
-                                                progress=False)
+    assert "invalid utf-8 at byte 100" in error(
+        encode_corpus, cfg, tmp_path / "out", log=lambda line: None, progress=False
+    )
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
@@ -113,8 +124,11 @@ def test_memory_mapped_batches_equal_the_in_memory_batches(tmp_path, kind, cut):
     for epoch in (0, 1):
         plan = mapped.plan(epoch, seed=3)
         assert np.array_equal(plan, memory.plan(epoch, seed=3))
-        for (x, y), (x0, y0) in zip(dataset(mapped.ids, plan, 16, skip=2),
-                                    dataset(tf.constant(memory.ids), plan, 16, skip=2), strict=True):
+        for (x, y), (x0, y0) in zip(
+            dataset(mapped.ids, plan, 16, skip=2),
+            dataset(tf.constant(memory.ids), plan, 16, skip=2),
+            strict=True,
+        ):
             assert x.dtype == tf.int32 and x.shape == (8, 16)
             assert np.array_equal(x, x0) and np.array_equal(y, y0)
 
@@ -124,8 +138,15 @@ def test_a_run_keeps_its_id_file_and_records_the_same_hashes_as_the_texts(workdi
 
     cfg = Config(paths=[str(CORPORA / "tinyshakespeare.txt")], max_chars=30_000)
     train, val, _ = in_memory(cfg)
-    run = charlm.train([CORPORA / "tinyshakespeare.txt"], name="r", steps=2, max_chars=30_000,
-                       progress=False, log=lambda line: None, **TINY)
+    run = charlm.train(
+        [CORPORA / "tinyshakespeare.txt"],
+        name="r",
+        steps=2,
+        max_chars=30_000,
+        progress=False,
+        log=lambda line: None,
+        **TINY,
+    )
     info = json.loads((run.path / "corpus.json").read_text())
     assert (info["train_sha256"], info["val_sha256"]) == (text_sha256(train), text_sha256(val))
     assert (run.path / "val.txt").read_text() == val
@@ -137,7 +158,9 @@ def test_a_corpus_too_short_for_one_batch_is_refused_and_leaves_no_runs_folder(w
     import charlm
 
     (workdir / "short.txt").write_text("just a few characters\n")
-    message = error(charlm.train, [workdir / "short.txt"], progress=False, log=lambda line: None, **TINY)
+    message = error(
+        charlm.train, [workdir / "short.txt"], progress=False, log=lambda line: None, **TINY
+    )
     assert "too short for one batch" in message
     assert not (workdir / "runs").exists()
 

@@ -14,7 +14,6 @@ import sys
 import pytest
 from conftest import run_cli
 
-import charlm
 from charlm.sampling import SamplingOptions
 from charlm.use.interactive import HELP, Session, escape, lines, run_session
 
@@ -40,11 +39,20 @@ def test_each_line_is_a_prefix_and_its_sample_is_written_on_its_own_line():
     assert out == "ROMEO:xxxxxxxxxx\nJULIET:xxxxxxxxxx\n" and said == []
 
 
-@pytest.mark.parametrize("command, key, value", [
-    (":temperature 0.7", "temperature", 0.7), (":length 3", "length", 3),
-    (":top_k 5", "top_k", 5), (":top-k 5", "top_k", 5), (":top_p 0.9", "top_p", 0.9),
-    (":greedy on", "greedy", True), (":seed 7", "seed", 7), (":temperature 0", "temperature", 0),
-    (":stop END", "stop", ("END",))])
+@pytest.mark.parametrize(
+    "command, key, value",
+    [
+        (":temperature 0.7", "temperature", 0.7),
+        (":length 3", "length", 3),
+        (":top_k 5", "top_k", 5),
+        (":top-k 5", "top_k", 5),
+        (":top_p 0.9", "top_p", 0.9),
+        (":greedy on", "greedy", True),
+        (":seed 7", "seed", 7),
+        (":temperature 0", "temperature", 0),
+        (":stop END", "stop", ("END",)),
+    ],
+)
 def test_short_commands_change_the_settings_of_the_samples_that_follow(command, key, value):
     out, said, asked = session("a", command, "b")
     assert getattr(asked[0], key) == getattr(START, key) and getattr(asked[1], key) == value
@@ -57,8 +65,9 @@ def test_a_temperature_of_zero_is_greedy_and_takes_no_greedy_switch():
 
 
 def test_stop_takes_escaped_texts_several_words_several_stops_and_off_clears_them():
-    _, said, asked = session(r":stop \n\n", "a", r":stop END a\sb \x41\u00e9 \\", "b",
-                             ":stop off", "c")
+    _, said, asked = session(
+        r":stop \n\n", "a", r":stop END a\sb \x41\u00e9 \\", "b", ":stop off", "c"
+    )
     assert [o.stop for o in asked] == [("\n\n",), ("END", "a b", "Aé", "\\"), ()]
     assert said == [r"stop = \n\n", r"stop = END a\sb Aé \\", "stop = off"]
 
@@ -74,21 +83,25 @@ def test_greedy_off_and_seed_off_undo_them():
     assert asked[0].greedy is False and asked[0].seed is None
 
 
-@pytest.mark.parametrize("command, message", [
-    (":temperature hot", ":temperature takes a number, e.g. :temperature 0.7"),
-    (":temperature -0.5", ":temperature must be 0 (greedy) or more, not -0.5"),
-    (":temperature nan", ":temperature must be 0 (greedy) or more, not nan"),
-    (":length -1", ":length must be a whole number from 0 to 2147483647, not -1"),
-    (":top_k -2", ":top_k must be 0 (off) or a whole number up to 2147483647, not -2"),
-    (":top_k 2147483648", ":top_k must be 0 (off) or a whole number up to 2147483647"),
-    (":top_p 1.5", ":top_p must be in (0, 1], not 1.5"),
-    (":greedy maybe", ":greedy takes on or off"),
-    (":seed", ":seed takes a whole number or off"),
-    (":seed -1", ":seed must be a whole number from 0 to 2**63-1, not -1"),
-    (":stop", ":stop takes text or off"),
-    (r":stop \q", ":stop takes text or off"),
-    (":stop a\\", ":stop takes text or off"),
-    (":warp 9", "unknown command ':warp 9'; type :help for the commands")])
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        (":temperature hot", ":temperature takes a number, e.g. :temperature 0.7"),
+        (":temperature -0.5", ":temperature must be 0 (greedy) or more, not -0.5"),
+        (":temperature nan", ":temperature must be 0 (greedy) or more, not nan"),
+        (":length -1", ":length must be a whole number from 0 to 2147483647, not -1"),
+        (":top_k -2", ":top_k must be 0 (off) or a whole number up to 2147483647, not -2"),
+        (":top_k 2147483648", ":top_k must be 0 (off) or a whole number up to 2147483647"),
+        (":top_p 1.5", ":top_p must be in (0, 1], not 1.5"),
+        (":greedy maybe", ":greedy takes on or off"),
+        (":seed", ":seed takes a whole number or off"),
+        (":seed -1", ":seed must be a whole number from 0 to 2**63-1, not -1"),
+        (":stop", ":stop takes text or off"),
+        (r":stop \q", ":stop takes text or off"),
+        (":stop a\\", ":stop takes text or off"),
+        (":warp 9", "unknown command ':warp 9'; type :help for the commands"),
+    ],
+)
 def test_a_bad_command_or_value_is_one_line_and_the_loop_goes_on(command, message):
     out, said, asked = session(command, "a")
     assert len(said) == 1 and said[0].startswith(message), said
@@ -100,14 +113,15 @@ def test_help_lists_every_command_and_settings_shows_them():
     _, said, _ = session(":help", ":temperature 0.5", ":settings")
     for command in ("temperature", "length", "top_k", "top_p", "greedy", "seed", "stop", "quit"):
         assert f":{command}" in said[0]
-    assert said[2] == ("length = 10  temperature = 0.5  top_k = 0  top_p = 1  greedy = off  "
-                       "seed = off  stop = off")
+    assert said[2] == (
+        "length = 10  temperature = 0.5  top_k = 0  top_p = 1  greedy = off  seed = off  stop = off"
+    )
 
 
 def test_help_is_each_sampling_options_field_with_its_help_text():
     for f in dataclasses.fields(SamplingOptions):
         line = next(line for line in HELP.splitlines() if line.startswith(f"  :{f.name} "))
-        words = " ".join(HELP[HELP.index(line):].split()[2:])  # the help wraps onto more lines
+        words = " ".join(HELP[HELP.index(line) :].split()[2:])  # the help wraps onto more lines
         assert words.startswith(" ".join(f.metadata["help"].replace("--", ":").split()))
 
 
@@ -143,6 +157,7 @@ def test_the_prompt_is_written_to_stderr_only_when_stdin_is_a_terminal():
 
 # -- the real command ------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def run_path(shared_run):
     """The session's tiny LSTM run (sampling reads it and writes nothing)."""
@@ -159,25 +174,29 @@ def test_piped_lines_give_the_samples_alone_on_stdout(charlm_cli, run_path):
     assert "unknown command ':warp'" in err and "> " not in out + err
 
 
-def test_piped_temperature_zero_is_greedy_and_stop_ends_the_sample_before_it(charlm_cli,
-                                                                             run_path):
+def test_piped_temperature_zero_is_greedy_and_stop_ends_the_sample_before_it(charlm_cli, run_path):
     typed = ":length 40\n:greedy on\nROMEO:\n:greedy off\n:temperature 0\n:seed 5\nROMEO:\n"
     code, out, err = charlm_cli("sample", "-i", "--run", run_path, input=typed)
     assert code == 0 and "Traceback" not in err, err
-    sample = out[:len(out) // 2]
+    sample = out[: len(out) // 2]
     assert out == sample * 2 and len(sample) == len("ROMEO:") + 40 + 1  # greedy twice
-    generated = sample[len("ROMEO:"):-1]
+    generated = sample[len("ROMEO:") : -1]
     stop = generated[20:22]
     typed = f":temperature 0\n:length 40\n:stop {escape(stop)} never\\sseen\nROMEO:\n"
     code, out, err = charlm_cli("sample", "-i", "--run", run_path, input=typed)
     assert code == 0 and "Traceback" not in err, err
-    assert out == "ROMEO:" + generated[:generated.find(stop)] + "\n"
+    assert out == "ROMEO:" + generated[: generated.find(stop)] + "\n"
 
 
 def test_ctrl_c_at_the_prompt_leaves_with_exit_status_0(run_path):
-    p = subprocess.Popen([sys.executable, "-m", "charlm", "sample", "-i", "--run", run_path],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    p = subprocess.Popen(
+        [sys.executable, "-m", "charlm", "sample", "-i", "--run", run_path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     p.stdin.write(":length 5\nab\n")
     p.stdin.flush()
     first = p.stdout.read(8)  # "ab" and 5 characters (maybe newlines) and the newline after them
@@ -191,6 +210,8 @@ def test_interactive_with_prefixes_or_several_samples_is_a_usage_error(run_path)
     for extra in (["--prefix", "x"], ["--num-samples", "2"]):
         code, out, err = run_cli("sample", "-i", "--run", run_path, *extra)
         assert code == 2 and "Traceback" not in err
-        assert err.strip().splitlines()[-1] == ("Error: --interactive reads its prefixes from "
-                                                "standard input, one sample each; drop "
-                                                "--prefix and --num-samples")
+        assert err.strip().splitlines()[-1] == (
+            "Error: --interactive reads its prefixes from "
+            "standard input, one sample each; drop "
+            "--prefix and --num-samples"
+        )

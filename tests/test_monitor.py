@@ -14,11 +14,23 @@ import charlm
 def run(tmp_path_factory):
     """A tiny run that validates and samples (greedily: temperature 0) every 10 steps."""
     work = tmp_path_factory.mktemp("monitor")
-    settings = {**TINY, "steps": 30, "eval_every": 10, "sample_every": 10, "sample_length": 20,
-                "sample_prefixes": ["ROMEO:"], "sample_temperature": 0.0}
-    return charlm.train([CORPORA / "tinyshakespeare.txt"], max_chars=20_000,
-                        runs_dir=str(work / "runs"), progress=False, log=lambda m: None,
-                        **settings)
+    settings = {
+        **TINY,
+        "steps": 30,
+        "eval_every": 10,
+        "sample_every": 10,
+        "sample_length": 20,
+        "sample_prefixes": ["ROMEO:"],
+        "sample_temperature": 0.0,
+    }
+    return charlm.train(
+        [CORPORA / "tinyshakespeare.txt"],
+        max_chars=20_000,
+        runs_dir=str(work / "runs"),
+        progress=False,
+        log=lambda m: None,
+        **settings,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +62,7 @@ def test_every_validation_is_logged_as_tensorboard_scalars(events):
 
 
 def test_periodic_samples_are_a_text_summary_in_code_blocks(events):
-    texts = [(step, tensor_value(v).item().decode()) for tag, step, v in events
-             if tag == "samples"]
+    texts = [(step, tensor_value(v).item().decode()) for tag, step, v in events if tag == "samples"]
     assert [step for step, _ in texts] == [10, 20, 30]
     for step, text in texts:
         assert text.startswith(f"**step {step}**")
@@ -60,8 +71,11 @@ def test_periodic_samples_are_a_text_summary_in_code_blocks(events):
 
 
 def test_a_sample_temperature_of_zero_samples_greedily(run, events):
-    last = next(tensor_value(v).item().decode() for tag, step, v in events
-                if tag == "samples" and step == 30)
+    last = next(
+        tensor_value(v).item().decode()
+        for tag, step, v in events
+        if tag == "samples" and step == 30
+    )
     sample = last.split("```\n", 1)[1].removesuffix("\n```")
     final = charlm.load(run.path, weights="last")  # the weights of step 30
     assert sample == final.generate("ROMEO:", length=20, greedy=True)[0]
@@ -72,8 +86,9 @@ def test_the_settings_go_to_the_hparams_dashboard_with_val_loss_as_its_metric(ev
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     plugin = [v for _, _, v in events if v.metadata.plugin_data.plugin_name == "hparams"]
-    data = [plugin_data_pb2.HParamsPluginData.FromString(v.metadata.plugin_data.content)
-            for v in plugin]
+    data = [
+        plugin_data_pb2.HParamsPluginData.FromString(v.metadata.plugin_data.content) for v in plugin
+    ]
     experiment = next(d.experiment for d in data if d.HasField("experiment"))
     assert [m.name.tag for m in experiment.metric_infos] == ["val_loss"]
     assert {"model", "units", "seq_len", "lr"} <= {h.name for h in experiment.hparam_infos}

@@ -1,5 +1,6 @@
 """Specification of charlm.use.novelty: how much of a sample was copied verbatim from the training text."""
 
+import itertools
 import json
 import re
 
@@ -8,20 +9,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.use import novelty
 from charlm.errors import CharLMError
+from charlm.use import novelty
 from charlm.use.novelty import Match, NoveltyIndex, format_report, suffix_array
 from charlm.use.novelty_build import check_memory, memory_needed
 
-
 # -- the obvious answers, by brute force --------------------------------------------------------
+
 
 def brute_matching_statistics(text, sample):
     """For each j: the longest prefix of sample[j:] that is a substring of text."""
     out = []
     for j in range(len(sample)):
         length = 0
-        while j + length < len(sample) and sample[j:j + length + 1] in text:
+        while j + length < len(sample) and sample[j : j + length + 1] in text:
             length += 1
         out.append(length)
     return out
@@ -31,14 +32,14 @@ def brute_longest_match(text, sample):
     """The longest substring of sample found in text: the first in the sample, at its first offset."""
     for length in range(len(sample), 0, -1):
         for start in range(len(sample) - length + 1):
-            offset = text.find(sample[start:start + length])
+            offset = text.find(sample[start : start + length])
             if offset >= 0:
                 return Match(length, offset, start)
     return Match(0, None, None)
 
 
 def brute_share(text, sample, n):
-    grams = [sample[j:j + n] for j in range(len(sample) - n + 1)]
+    grams = [sample[j : j + n] for j in range(len(sample) - n + 1)]
     return sum(g in text for g in grams) / len(grams) if grams else 0.0
 
 
@@ -62,6 +63,7 @@ def index_of(text, build):
 
 # -- against brute force ------------------------------------------------------------------------
 
+
 @settings(max_examples=300, deadline=None)
 @given(texts, samples, builds)
 def test_matching_statistics_are_the_longest_prefix_found_at_each_position(text, sample, build):
@@ -84,16 +86,21 @@ def test_copied_ngram_share_is_the_share_of_ngrams_found_in_the_text(text, sampl
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=30),
-       st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=15))
+@given(
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=30),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=15),
+)
 def test_any_unicode_text_is_handled_one_code_point_per_character(text, sample):
     index = NoveltyIndex(text + sample[::2], sha256="0" * 64)
     assert index.longest_match(sample) == brute_longest_match(text + sample[::2], sample)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(1, 3), max_size=60), st.sampled_from(["u1", ">u2", ">u4"]),
-       st.sampled_from([0, 250, 65000]))
+@given(
+    st.lists(st.integers(1, 3), max_size=60),
+    st.sampled_from(["u1", ">u2", ">u4"]),
+    st.sampled_from([0, 250, 65000]),
+)
 def test_the_suffix_array_sorts_all_suffixes(symbols, dtype, offset):
     # ids of two or four bytes are sorted by their big-endian bytes: every width, and values
     # whose high bytes differ (offset), must give the order of the whole suffixes
@@ -102,25 +109,29 @@ def test_the_suffix_array_sorts_all_suffixes(symbols, dtype, offset):
     heads = [tuple(symbols[p:]) for p in sa]
     assert sorted(sa.tolist()) == list(range(len(symbols)))
     assert heads == sorted(heads)
-    assert all(a < b for a, b in zip(heads, heads[1:]))  # fully sorted: no ties are left
+    assert all(a < b for a, b in itertools.pairwise(heads))  # fully sorted: no ties are left
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet="ab", min_size=1, max_size=12), st.integers(1, 8),
-       st.lists(st.tuples(st.integers(0, 200), st.integers(0, 60)), min_size=1, max_size=4),
-       builds)
+@given(
+    st.text(alphabet="ab", min_size=1, max_size=12),
+    st.integers(1, 8),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 60)), min_size=1, max_size=4),
+    builds,
+)
 def test_samples_pieced_from_a_repetitive_text_match_brute_force(unit, repeats, pieces, build):
     # long copies in a text made of repeats: many suffixes share long prefixes, so the search
     # goes through many blocks of comparison; a "z" between pieces breaks each copy
     index, text = index_of(unit * repeats + "c" + unit, build)
-    sample = "z".join(text[a:a + k] for a, k in pieces)
+    sample = "z".join(text[a : a + k] for a, k in pieces)
     assert index.matching_statistics(sample).tolist() == brute_matching_statistics(text, sample)
     assert index.longest_match(sample) == brute_longest_match(text, sample)
 
 
 def test_a_text_of_more_than_65535_distinct_characters_is_indexed_with_four_byte_ids():
     text = "".join(chr(c) for c in range(0x4E00, 0x4E00 + 300)) * 2 + "".join(
-        chr(c) for c in range(0x10000, 0x10000 + 66_000))
+        chr(c) for c in range(0x10000, 0x10000 + 66_000)
+    )
     index = NoveltyIndex(text, sha256="0" * 64)
     assert index.symbols.dtype == np.dtype(">u4")
     for sample in (text[100:400] + "z" + text[-50:], text[250:700], "z" + text[70_000:70_040]):
@@ -129,6 +140,7 @@ def test_a_text_of_more_than_65535_distinct_characters_is_indexed_with_four_byte
 
 
 # -- memory --------------------------------------------------------------------------------------
+
 
 def test_memory_needed_counts_the_ids_and_the_suffix_array():
     assert memory_needed(10**8, 1) - memory_needed(0, 1) == 5 * 10**8  # 1 + 4 bytes a char
@@ -147,13 +159,19 @@ def test_a_text_too_big_for_the_memory_is_refused_in_one_line_that_says_how_much
 
 # -- exact cases --------------------------------------------------------------------------------
 
-SHAKESPEARE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
+SHAKESPEARE = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
+)
 
 
 def test_a_sample_copied_from_the_text_is_all_copied():
     sample = SHAKESPEARE[15:60]
     report = NoveltyIndex(SHAKESPEARE).report(sample)
-    assert (report["longest_match"], report["offset"], report["copied_ngram_share"]) == (45, 15, 1.0)
+    assert (report["longest_match"], report["offset"], report["copied_ngram_share"]) == (
+        45,
+        15,
+        1.0,
+    )
 
 
 def test_a_copy_longer_than_a_block_of_comparison_is_found_whole():
@@ -165,7 +183,11 @@ def test_a_copy_longer_than_a_block_of_comparison_is_found_whole():
 
 def test_a_sample_of_unseen_characters_copies_nothing():
     report = NoveltyIndex(SHAKESPEARE).report("ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ")
-    assert (report["longest_match"], report["offset"], report["copied_ngram_share"]) == (0, None, 0.0)
+    assert (report["longest_match"], report["offset"], report["copied_ngram_share"]) == (
+        0,
+        None,
+        0.0,
+    )
     assert report["longest_match_text"] == "" and report["line"] is None
 
 
@@ -182,13 +204,25 @@ def test_an_empty_text_or_sample_copies_nothing():
 def test_the_report_says_where_the_copy_is_by_offset_line_and_column():
     report = NoveltyIndex(SHAKESPEARE).report("xx hear me speak. yy", n=5)
     assert report["longest_match_text"] == " hear me speak."
-    assert (report["offset"], report["line"], report["column"], report["sample_start"]) == (45, 2, 31, 2)
-    assert SHAKESPEARE[45:45 + 15] == " hear me speak."
+    assert (report["offset"], report["line"], report["column"], report["sample_start"]) == (
+        45,
+        2,
+        31,
+        2,
+    )
+    assert SHAKESPEARE[45 : 45 + 15] == " hear me speak."
 
 
 def test_line_and_column_count_from_1():
     index = NoveltyIndex("ab\ncd\n\nef")
-    assert [index.line_and_column(i) for i in (0, 2, 3, 6, 7, 8)] == [(1, 1), (1, 3), (2, 1), (3, 1), (4, 1), (4, 2)]
+    assert [index.line_and_column(i) for i in (0, 2, 3, 6, 7, 8)] == [
+        (1, 1),
+        (1, 3),
+        (2, 1),
+        (3, 1),
+        (4, 1),
+        (4, 2),
+    ]
 
 
 def test_n_below_1_is_refused():
@@ -198,24 +232,33 @@ def test_n_below_1_is_refused():
 
 def test_format_report_is_one_line_with_the_copy_quoted_and_the_share():
     line = format_report(NoveltyIndex(SHAKESPEARE).report("xx speak.\n\nAll yy", n=5))
-    assert line == (r'longest copy 12 chars (line 2, column 39 of the training text): " speak.\n\nAll"; '
-                    "8 of 13 5-grams copied (61.5%)")
+    assert line == (
+        r'longest copy 12 chars (line 2, column 39 of the training text): " speak.\n\nAll"; '
+        "8 of 13 5-grams copied (61.5%)"
+    )
 
 
 def test_format_report_of_nothing_copied():
     assert format_report(NoveltyIndex("abc").report("xyz", n=2)) == (
-        "no character of the sample occurs in the training text; 0 of 2 2-grams copied (0.0%)")
+        "no character of the sample occurs in the training text; 0 of 2 2-grams copied (0.0%)"
+    )
 
 
 # -- on disk ------------------------------------------------------------------------------------
+
 
 def test_a_saved_index_loads_and_answers_the_same(tmp_path):
     index = NoveltyIndex(SHAKESPEARE)
     index.save(tmp_path / "index.bin")
     loaded = NoveltyIndex.load(tmp_path / "index.bin")
-    assert (loaded.sha256, loaded.vocab, len(loaded)) == (index.sha256, index.vocab,
-                                                          len(SHAKESPEARE))
-    assert loaded.report("Before we go, hear me speak") == index.report("Before we go, hear me speak")
+    assert (loaded.sha256, loaded.vocab, len(loaded)) == (
+        index.sha256,
+        index.vocab,
+        len(SHAKESPEARE),
+    )
+    assert loaded.report("Before we go, hear me speak") == index.report(
+        "Before we go, hear me speak"
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["index.bin"]  # no temporary file left
     for array in (loaded.sa, loaded.symbols):  # views of the file, memory-mapped: not read in
         assert not array.flags.owndata and not array.flags.writeable
@@ -258,12 +301,15 @@ def _records(path, meta: dict, *arrays):
             np.lib.format.write_array(f, array)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"not a zip", "not a readable novelty index"),
-    (None, "expected a header with"),
-    ("cut", "not a readable novelty index (the file is cut short"),
-    ("version", "unsupported version 1"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"not a zip", "not a readable novelty index"),
+        (None, "expected a header with"),
+        ("cut", "not a readable novelty index (the file is cut short"),
+        ("version", "unsupported version 1"),
+    ],
+)
 def test_loading_a_file_that_is_not_an_index_says_so_in_one_line(tmp_path, content, message):
     path = tmp_path / "index.bin"
     if content is None:
@@ -298,7 +344,7 @@ def test_the_index_file_holds_no_pickled_objects(tmp_path):
         while f.read(1):
             f.seek(-1, 1)
             dtypes.append(np.lib.format.read_array(f, allow_pickle=False).dtype)
-    assert len(dtypes) == 3 and all(d != object for d in dtypes)
+    assert len(dtypes) == 3 and all(d is not np.dtype(object) for d in dtypes)
 
 
 def test_the_usage_examples_in_the_docstrings_hold():

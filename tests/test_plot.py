@@ -54,8 +54,11 @@ def test_numbers_work_as_well_as_strings(tmp_path):
     assert png_size(tmp_path / "loss.png") == (WIDTH, HEIGHT)
 
 
-@pytest.mark.parametrize("rows", [[], CSV_ROWS[:1], [{"step": "5", "train_loss": "3.0", "val_loss": ""}]],
-                         ids=["no rows", "one row", "no wall time"])
+@pytest.mark.parametrize(
+    "rows",
+    [[], CSV_ROWS[:1], [{"step": "5", "train_loss": "3.0", "val_loss": ""}]],
+    ids=["no rows", "one row", "no wall time"],
+)
 def test_a_run_that_has_just_started_still_gets_a_picture(tmp_path, rows):
     plot_losses(rows, tmp_path / "loss.png")
     assert png_size(tmp_path / "loss.png") == (WIDTH, HEIGHT)
@@ -70,9 +73,11 @@ def test_the_write_is_atomic_and_replaces_the_old_picture(tmp_path):
 
 
 def test_validation_points_are_only_the_rows_that_have_a_val_loss():
-    assert loss_points(CSV_ROWS, "val_loss") == {"step": [0.0, 100.0, 200.0],
-                                                  "minutes": [0.5 / 60, 62 / 60, 125 / 60],
-                                                  "loss": [4.16, 2.60, 2.25]}
+    assert loss_points(CSV_ROWS, "val_loss") == {
+        "step": [0.0, 100.0, 200.0],
+        "minutes": [0.5 / 60, 62 / 60, 125 / 60],
+        "loss": [4.16, 2.60, 2.25],
+    }
     assert len(loss_points(CSV_ROWS, "train_loss")["loss"]) == 5
 
 
@@ -80,7 +85,9 @@ def test_the_left_panel_is_against_step_and_the_right_against_minutes():
     step_ax, time_ax = draw_losses(CSV_ROWS).axes
     assert (step_ax.get_xlabel(), time_ax.get_xlabel()) == ("step", "training time (minutes)")
     assert step_ax.lines[0].get_xdata().tolist() == [0, 50, 100, 150, 200]
-    assert time_ax.lines[0].get_xdata().tolist() == pytest.approx([0.5 / 60, 31 / 60, 62 / 60, 93 / 60, 125 / 60])
+    assert time_ax.lines[0].get_xdata().tolist() == pytest.approx(
+        [0.5 / 60, 31 / 60, 62 / 60, 93 / 60, 125 / 60]
+    )
 
 
 def test_the_right_axis_reads_the_same_losses_in_bits_per_char():
@@ -94,15 +101,23 @@ def test_the_right_axis_reads_the_same_losses_in_bits_per_char():
 
 def test_the_title_gives_the_best_validation_loss_in_both_units():
     assert draw_losses(CSV_ROWS).get_suptitle() == (
-        f"best validation loss 2.2500 nats/char ({2.25 / math.log(2):.4f} bits/char) at step 200")
+        f"best validation loss 2.2500 nats/char ({2.25 / math.log(2):.4f} bits/char) at step 200"
+    )
     assert draw_losses(CSV_ROWS, title="run x").get_suptitle() == "run x"
 
 
 def test_drawing_leaves_pyplot_and_the_global_backend_alone(tmp_path):
-    code = ("import sys, matplotlib; before = matplotlib.get_backend(); "
-            "from charlm.training.plot import plot_losses; "
-            f"plot_losses([{{'step': 1, 'train_loss': 2.0, 'val_loss': 2.1, 'wall_time': 9}}], {str(tmp_path / 'l.png')!r}); "
-            "print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend() == before)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "MPLBACKEND": "svg"}).stdout
+    code = (
+        "import sys, matplotlib; before = matplotlib.get_backend(); "
+        "from charlm.training.plot import plot_losses; "
+        f"plot_losses([{{'step': 1, 'train_loss': 2.0, 'val_loss': 2.1, 'wall_time': 9}}], {str(tmp_path / 'l.png')!r}); "
+        "print('matplotlib.pyplot' in sys.modules, matplotlib.get_backend() == before)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MPLBACKEND": "svg"},
+    ).stdout
     assert out.split() == ["False", "True"]

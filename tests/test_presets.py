@@ -6,8 +6,14 @@ from conftest import CONFIGS
 from charlm.config import Config
 
 HELLO = "Hello, how are you?"
-TUTORIALS = ["tutorial-gru", "hamlet", "hello", "d2l-scratch-rnn", "d2l-scratch-gru",
-             "d2l-scratch-lstm"]
+TUTORIALS = [
+    "tutorial-gru",
+    "hamlet",
+    "hello",
+    "d2l-scratch-rnn",
+    "d2l-scratch-gru",
+    "d2l-scratch-lstm",
+]
 
 
 @pytest.mark.parametrize("name", TUTORIALS)
@@ -30,6 +36,11 @@ def test_the_hello_preset_memorises_its_line_and_says_it_back_from_the_first_cha
 
     corpus = tmp_path / "hello.txt"
     corpus.write_text(HELLO, encoding="utf-8")
-    run = charlm.train([str(corpus)], config=str(CONFIGS / "hello.toml"), run_dir=str(tmp_path),
-                       log=lambda *a: None, progress=False)
+    run = charlm.train(
+        [str(corpus)],
+        config=str(CONFIGS / "hello.toml"),
+        run_dir=str(tmp_path),
+        log=lambda *a: None,
+        progress=False,
+    )
     assert run.generate("H", length=len(HELLO) - 1, greedy=True) == [HELLO]

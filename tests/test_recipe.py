@@ -12,8 +12,18 @@ from hypothesis import strategies as st
 
 import charlm
 from charlm.config import Config
-from charlm.training.recipe import (CHOSEN, DEEP_SECONDS, LARGE_VOCAB, TOKENS_PER_PARAM, WIDTHS, choose,
-                           pick_shape, pick_width, predict_rates, recurrent_weights)
+from charlm.training.recipe import (
+    CHOSEN,
+    DEEP_SECONDS,
+    LARGE_VOCAB,
+    TOKENS_PER_PARAM,
+    WIDTHS,
+    choose,
+    pick_shape,
+    pick_width,
+    predict_rates,
+    recurrent_weights,
+)
 
 VOCAB = 65
 CFG = Config(model="lstm", layers=2, embedding_dim=64)
@@ -71,8 +81,15 @@ def test_two_layers_only_for_an_alphabet_with_a_long_budget(vocab_size, budget_l
 
 def test_a_depth_the_user_gives_is_neither_logged_nor_explained_by_the_recipe():
     lines = []
-    cfg = choose(Config(time_budget="10m", layers=1), fixed={"layers", "units"}, vocab_size=66,
-                 train_chars=1_000_000, val_chars=111_000, budget_left=595.0, log=lines.append)
+    cfg = choose(
+        Config(time_budget="10m", layers=1),
+        fixed={"layers", "units"},
+        vocab_size=66,
+        train_chars=1_000_000,
+        val_chars=111_000,
+        budget_left=595.0,
+        log=lines.append,
+    )
     said = "\n".join(lines)
     assert cfg.layers == 1
     assert "recipe: embedding 64 (66 characters, an alphabet)" in said and "layer" not in said
@@ -80,21 +97,42 @@ def test_a_depth_the_user_gives_is_neither_logged_nor_explained_by_the_recipe():
 
 def test_a_large_vocabulary_trains_one_layer_at_a_higher_learning_rate_and_says_why():
     lines = []
-    cfg = choose(Config(time_budget="1m"), fixed={"units"}, vocab_size=6_000,
-                 train_chars=700_000, val_chars=77_000, budget_left=60.0, log=lines.append)
+    cfg = choose(
+        Config(time_budget="1m"),
+        fixed={"units"},
+        vocab_size=6_000,
+        train_chars=700_000,
+        val_chars=77_000,
+        budget_left=60.0,
+        log=lines.append,
+    )
     assert (cfg.layers, cfg.lr) == (1, 1e-2)
     said = "\n".join(lines)
     assert "recipe: 1 layer, embedding" in said and "6,000 characters, a large vocabulary" in said
-    alphabet = choose(Config(time_budget="1m"), fixed={"units", "layers"}, vocab_size=VOCAB,
-                      train_chars=700_000, val_chars=77_000, budget_left=60.0, log=print)
+    alphabet = choose(
+        Config(time_budget="1m"),
+        fixed={"units", "layers"},
+        vocab_size=VOCAB,
+        train_chars=700_000,
+        val_chars=77_000,
+        budget_left=60.0,
+        log=print,
+    )
     assert alphabet.layers == Config().layers and alphabet.lr < 1e-2
 
 
 def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
     lines = []
     given_cfg = Config(units=48, sampler="consecutive", lr=0.01, time_budget="1m")
-    cfg = choose(given_cfg, fixed={"units", "sampler", "lr"}, vocab_size=VOCAB,
-                 train_chars=200_000, val_chars=20_000, budget_left=60.0, log=lines.append)
+    cfg = choose(
+        given_cfg,
+        fixed={"units", "sampler", "lr"},
+        vocab_size=VOCAB,
+        train_chars=200_000,
+        val_chars=20_000,
+        budget_left=60.0,
+        log=lines.append,
+    )
     assert (cfg.units, cfg.sampler, cfg.lr) == (48, "consecutive", 0.01)
     assert cfg.lr_schedule == "cosine" and 0 < cfg.min_lr_fraction < 1
     assert cfg.warmup_steps >= 10 and cfg.eval_every >= 20 and cfg.dropout in (0.0, 0.1, 0.2)
@@ -108,11 +146,17 @@ def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
 
 
 def test_a_time_budget_alone_trains_the_recipes_model_and_ends_its_schedule_with_the_budget(
-        workdir):
+    workdir,
+):
     lines, budget = [], 30.0
     t0 = time.monotonic()
-    run = charlm.train([CORPORA / "tinyshakespeare.txt"], time_budget=f"{budget:g}s",
-                       log=lines.append, progress=False, started=t0)
+    run = charlm.train(
+        [CORPORA / "tinyshakespeare.txt"],
+        time_budget=f"{budget:g}s",
+        log=lines.append,
+        progress=False,
+        started=t0,
+    )
     wall = time.monotonic() - t0
     cfg = run.config
     said = "\n".join(lines)
@@ -133,23 +177,43 @@ def test_recipe_fixed_keeps_the_given_settings_under_a_time_budget(workdir):
     lines = []
     corpus = workdir / "c.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog. " * 200)
-    run = charlm.train([corpus], time_budget="8s", recipe="fixed", layers=1, units=16,
-                       embedding_dim=8, seq_len=16, batch_size=8, log=lines.append,
-                       progress=False)
+    run = charlm.train(
+        [corpus],
+        time_budget="8s",
+        recipe="fixed",
+        layers=1,
+        units=16,
+        embedding_dim=8,
+        seq_len=16,
+        batch_size=8,
+        log=lines.append,
+        progress=False,
+    )
     assert not [line for line in lines if line.startswith("recipe")]
     cfg = run.config
     assert (cfg.units, cfg.seq_len, cfg.batch_size, cfg.sampler) == (16, 16, 8, Config().sampler)
 
 
 def test_a_budget_too_short_to_measure_and_train_is_one_clear_error_and_writes_nothing(workdir):
-    message = error(charlm.train, [CORPORA / "tinyshakespeare.txt"], time_budget="1s",
-                    progress=False, log=lambda line: None)
+    message = error(
+        charlm.train,
+        [CORPORA / "tinyshakespeare.txt"],
+        time_budget="1s",
+        progress=False,
+        log=lambda line: None,
+    )
     assert "--time-budget 1s leaves" in message and "give a longer budget" in message
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
 
 
 def test_a_fixed_recipe_with_a_budget_spent_on_start_up_is_one_clear_error(workdir):
-    message = error(charlm.train, [CORPORA / "tinyshakespeare.txt"], time_budget="1s",
-                    recipe="fixed", progress=False, log=lambda line: None)
+    message = error(
+        charlm.train,
+        [CORPORA / "tinyshakespeare.txt"],
+        time_budget="1s",
+        recipe="fixed",
+        progress=False,
+        log=lambda line: None,
+    )
     assert "--time-budget 1s leaves" in message and "give a longer budget" in message
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())

@@ -30,14 +30,18 @@ def assert_same_weights(a, b):
         np.testing.assert_array_equal(x, y)  # bitwise: every op here is deterministic on CPU
 
 
-@pytest.mark.parametrize("model, sampler, extra", [
-    ("lstm", "random", {}),
-    ("gru", "consecutive", {"dropout": 0.2, "layers": 2}),
-    ("scratch-rnn", "consecutive", {"optimizer": "sgd", "lr": 1.0, "clip_norm": 0.1}),
-    ("scratch-lstm", "random", {"dropout": 0.2}),
-])
+@pytest.mark.parametrize(
+    "model, sampler, extra",
+    [
+        ("lstm", "random", {}),
+        ("gru", "consecutive", {"dropout": 0.2, "layers": 2}),
+        ("scratch-rnn", "consecutive", {"optimizer": "sgd", "lr": 1.0, "clip_norm": 0.1}),
+        ("scratch-lstm", "random", {"dropout": 0.2}),
+    ],
+)
 def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(
-        workdir, model, sampler, extra):
+    workdir, model, sampler, extra
+):
     # (a cosine schedule depends on the planned length; the kill test below covers it)
     settings = dict(SMALL, model=model, sampler=sampler, eval_every=7, warmup_steps=5, **extra)
     whole = charlm.train([CORPUS], name="whole", steps=40, progress=False, **settings)
@@ -103,8 +107,7 @@ def test_resume_refuses_a_corpus_file_changed_in_place(workdir):
         charlm.train(resume="runs/r", steps=10, progress=False)
 
 
-def test_resume_with_a_corpus_json_that_is_not_an_object_is_one_clear_error(workdir,
-                                                                            five_steps):
+def test_resume_with_a_corpus_json_that_is_not_an_object_is_one_clear_error(workdir, five_steps):
     copy_run(five_steps, workdir / "runs/r")
     (workdir / "runs/r/corpus.json").write_text("[1, 2]\n")
     with pytest.raises(CharLMError, match="corpus.json is missing or corrupt"):
@@ -112,7 +115,8 @@ def test_resume_with_a_corpus_json_that_is_not_an_object_is_one_clear_error(work
 
 
 def test_training_into_an_existing_run_without_resume_or_force_refuses_and_changes_nothing(
-        workdir, five_steps):
+    workdir, five_steps
+):
     from conftest import tree_snapshot
 
     copy_run(five_steps, workdir / "runs/r")
@@ -154,11 +158,20 @@ class PoisonWeightsOnce(charlm.training.trainer.Callback):
 def test_a_nan_loss_rolls_back_to_the_last_checkpoint_and_halves_the_learning_rate(workdir):
     poison = PoisonWeightsOnce(at_step=13)
     log = []
-    run = charlm.train([CORPUS], name="nan", progress=False, log=log.append, callbacks=[poison],
-                       **dict(SMALL, steps=30, eval_every=10))
+    run = charlm.train(
+        [CORPUS],
+        name="nan",
+        progress=False,
+        log=log.append,
+        callbacks=[poison],
+        **dict(SMALL, steps=30, eval_every=10),
+    )
     assert poison.done
-    assert any("the loss was nan at step 13; rolled back to the checkpoint at step 10 and "
-               "halved the learning rate (base lr now 0.005)" in m for m in log)
+    assert any(
+        "the loss was nan at step 13; rolled back to the checkpoint at step 10 and "
+        "halved the learning rate (base lr now 0.005)" in m
+        for m in log
+    )
     rows = run.metrics()
     assert [r["step"] for r in rows] == ["10", "20", "30"]
     assert float(rows[-1]["lr"]) == pytest.approx(0.005)
@@ -166,22 +179,63 @@ def test_a_nan_loss_rolls_back_to_the_last_checkpoint_and_halves_the_learning_ra
 
 
 def test_a_diverging_run_stops_with_a_clear_message_and_keeps_its_good_checkpoint(workdir):
-    with pytest.raises(CharLMError, match="training diverged: the loss was (nan|inf) .* 3 "
-                                          "roll-backs .* lower --lr or --clip-norm"):
-        charlm.train([CORPUS], name="boom", progress=False,
-                     **dict(SMALL, steps=50, eval_every=5, model="scratch-rnn", optimizer="sgd",
-                            lr=1e38, clip_norm=0.0))
+    with pytest.raises(
+        CharLMError,
+        match="training diverged: the loss was (nan|inf) .* 3 "
+        "roll-backs .* lower --lr or --clip-norm",
+    ):
+        charlm.train(
+            [CORPUS],
+            name="boom",
+            progress=False,
+            **dict(
+                SMALL,
+                steps=50,
+                eval_every=5,
+                model="scratch-rnn",
+                optimizer="sgd",
+                lr=1e38,
+                clip_norm=0.0,
+            ),
+        )
     good = charlm.load("runs/boom", weights="last")
     assert all(np.isfinite(w).all() for w in weights(good))
 
 
 # -- processes that are killed ------------------------------------------------------------------
 
-TRAIN_ARGS = ["train", str(CORPUS), "--name", "k", "--max-chars", "3000", "--seed", "3",
-              "--layers", "1", "--units", "32", "--embedding-dim", "16", "--seq-len", "16",
-              "--batch-size", "8", "--lr", "0.01", "--eval-every", "0",
-              "--checkpoint-every", "4", "--steps", "200", "--lr-schedule", "cosine",
-              "--warmup-steps", "10"]
+TRAIN_ARGS = [
+    "train",
+    str(CORPUS),
+    "--name",
+    "k",
+    "--max-chars",
+    "3000",
+    "--seed",
+    "3",
+    "--layers",
+    "1",
+    "--units",
+    "32",
+    "--embedding-dim",
+    "16",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "8",
+    "--lr",
+    "0.01",
+    "--eval-every",
+    "0",
+    "--checkpoint-every",
+    "4",
+    "--steps",
+    "200",
+    "--lr-schedule",
+    "cosine",
+    "--warmup-steps",
+    "10",
+]
 
 
 def start(args, cwd, pause_at=None):
@@ -189,8 +243,14 @@ def start(args, cwd, pause_at=None):
     env.pop("CHARLM_PAUSE_AT", None)
     if pause_at:
         env["CHARLM_PAUSE_AT"] = pause_at
-    return subprocess.Popen([sys.executable, "-m", "charlm", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "charlm", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_pause(proc, timeout=120) -> str:
@@ -216,11 +276,17 @@ def newest_checkpoint(run) -> int:
 def test_sigkill_at_many_moments_never_loses_the_run(workdir):
     """Kill -9 the trainer inside every step of a checkpoint write and at random moments;
     each time the run still loads and resumes, and the end result is the uninterrupted one."""
-    kill_points = ["checkpoint-written:1", "checkpoint-synced:2", "checkpoint-renamed:2",
-                   "weights-written:1", "checkpoint-written:3", "checkpoint-renamed:1"]
+    kill_points = [
+        "checkpoint-written:1",
+        "checkpoint-synced:2",
+        "checkpoint-renamed:2",
+        "weights-written:1",
+        "checkpoint-written:3",
+        "checkpoint-renamed:1",
+    ]
     killed = []
     args = TRAIN_ARGS
-    for i, point in enumerate(kill_points):
+    for point in kill_points:
         proc = start(args, workdir, pause_at=point)
         killed.append(wait_for_pause(proc))
         proc.kill()
@@ -236,8 +302,9 @@ def test_sigkill_at_many_moments_never_loses_the_run(workdir):
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait() == -signal.SIGKILL  # it was still running
-        killed.append(f"{delay:.2f}s after the checkpoint of step "
-                      f"{newest_checkpoint(workdir / 'runs/k')}")
+        killed.append(
+            f"{delay:.2f}s after the checkpoint of step {newest_checkpoint(workdir / 'runs/k')}"
+        )
     proc = start(args, workdir)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err

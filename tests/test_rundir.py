@@ -38,6 +38,7 @@ def assert_same_weights(a, b):
 
 # -- checkpoints ----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def counter():
     """A tf.train.Checkpoint of one variable, to save as the trainer saves its state."""
@@ -54,7 +55,8 @@ def test_checkpoint_rotation_keeps_the_last_keep_checkpoints(tmp_path, counter):
     kept = list(range(6 - KEEP_CHECKPOINTS, 6))
     assert [step for step, _ in rundir.checkpoints()] == kept
     assert sorted(p.name for p in rundir.checkpoint_dir.iterdir()) == [
-        f"step-{step:09d}" for step in kept]
+        f"step-{step:09d}" for step in kept
+    ]
 
 
 def test_the_newest_checkpoint_is_the_one_restored(tmp_path, counter):
@@ -113,6 +115,7 @@ def test_a_run_whose_checkpoints_are_all_truncated_is_a_clear_error(tmp_path, co
 
 # -- atomic writes --------------------------------------------------------------------------------
 
+
 class FailingText(str):
     """Text whose encoding fails: atomic_write has opened its temporary file by then."""
 
@@ -135,8 +138,11 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temp_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
 
 
-@pytest.mark.parametrize("exception", [OSError(28, "No space left on device"),
-                                       KeyboardInterrupt()], ids=["disk-full", "ctrl-c"])
+@pytest.mark.parametrize(
+    "exception",
+    [OSError(28, "No space left on device"), KeyboardInterrupt()],
+    ids=["disk-full", "ctrl-c"],
+)
 def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temp_file(tmp_path, exception):
     path = tmp_path / "metrics.csv"
     atomic_write(path, "old\n")
@@ -192,6 +198,7 @@ def test_a_crash_between_the_two_renames_leaves_the_old_folder_readable(tmp_path
 
 # -- finding runs ---------------------------------------------------------------------------------
 
+
 def new_run(name: str, runs_dir: str = "runs") -> RunDir:
     cfg = Config(runs_dir=runs_dir, name=name)
     rundir = RunDir.create(cfg)
@@ -241,18 +248,21 @@ def test_a_folder_that_is_not_a_run_is_a_clear_error(workdir):
 
 # -- weights: saved atomically, loaded safely -----------------------------------------------------
 
+
 @pytest.fixture
 def run_copy(shared_run, tmp_path):
     """A fresh copy of a tiny trained run of each model family (the session's shared runs),
     to damage."""
+
     def copy(kind: str) -> Path:
-        return copy_run(shared_run({"keras": "lstm", "scratch": "scratch-gru"}[kind]),
-                        tmp_path / kind)
+        return copy_run(
+            shared_run({"keras": "lstm", "scratch": "scratch-gru"}[kind]), tmp_path / kind
+        )
+
     return copy
 
 
-def test_a_keras_file_holding_a_lambda_layer_is_refused_and_its_code_never_runs(run_copy,
-                                                                                 tmp_path):
+def test_a_keras_file_holding_a_lambda_layer_is_refused_and_its_code_never_runs(run_copy, tmp_path):
     import keras
 
     run = run_copy("keras")
@@ -267,9 +277,11 @@ def test_a_keras_file_holding_a_lambda_layer_is_refused_and_its_code_never_runs(
     state = keras.Input(shape=(8,), name="state_0_0")
     x = keras.layers.Lambda(touch_marker)(keras.layers.Embedding(vocab_size, 8)(ids))
     x, new_state = keras.layers.GRU(8, return_sequences=True, return_state=True)(
-        x, initial_state=[state])
+        x, initial_state=[state]
+    )
     keras.Model([ids, state], [keras.layers.Dense(vocab_size)(x), new_state]).save(
-        run / "best.keras")
+        run / "best.keras"
+    )
     marker.unlink()  # building the model called the lambda once; loading it must not
     message = error(charlm.load, run)
     assert "best.keras" in message and "refusing to load" in message

@@ -37,15 +37,26 @@ def runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("runs-cli")
     corpus = work / "corpus.txt"
     corpus.write_text((CORPORA / "tinyshakespeare.txt").read_text()[:CORPUS_CHARS])
-    common = dict(TINY, runs_dir=str(work / "runs"), progress=False, log=lambda m: None,
-                  eval_every=10, eval_chars=1000)
+    common = dict(
+        TINY,
+        runs_dir=str(work / "runs"),
+        progress=False,
+        log=lambda m: None,
+        eval_every=10,
+        eval_chars=1000,
+    )
     charlm.train([corpus], name="a", steps=20, **common)
-    charlm.train([corpus], **{**common, "name": "b", "model": "gru", "layers": 2,
-                              "units": 24, "steps": 10})
+    charlm.train(
+        [corpus], **{**common, "name": "b", "model": "gru", "layers": 2, "units": 24, "steps": 10}
+    )
     with pytest.raises(Crash):
         charlm.train([corpus], name="c", steps=100, callbacks=[CrashAt(15)], **common)
-    return {"work": work, "corpus": corpus, "runs": work / "runs",
-            **{n: work / "runs" / n for n in "abc"}}
+    return {
+        "work": work,
+        "corpus": corpus,
+        "runs": work / "runs",
+        **{n: work / "runs" / n for n in "abc"},
+    }
 
 
 def cli(*args):
@@ -66,6 +77,7 @@ def refused(result, *words, code=1):
 
 # -- charlm runs -----------------------------------------------------------------------------------
 
+
 def test_runs_lists_one_row_per_run_newest_first(runs):
     result = cli("runs", "--runs-dir", runs["runs"])
     assert result.exit_code == 0, result.output
@@ -76,8 +88,11 @@ def test_runs_lists_one_row_per_run_newest_first(runs):
 
 
 def test_a_run_row_shows_model_size_parameters_steps_time_best_loss_and_status(runs):
-    row = next(r for r in json.loads(cli("runs", "--runs-dir", runs["runs"], "--json").stdout)
-               if r["name"] == "a")
+    row = next(
+        r
+        for r in json.loads(cli("runs", "--runs-dir", runs["runs"], "--json").stdout)
+        if r["name"] == "a"
+    )
     metrics = charlm.load(runs["a"]).metrics()
     best = min(float(m["val_loss"]) for m in metrics)
     assert row["size"] == f"lstm 1x{TINY['units']}"
@@ -92,8 +107,9 @@ def test_a_run_row_shows_model_size_parameters_steps_time_best_loss_and_status(r
 
 
 def test_a_run_that_stopped_before_its_limit_is_resumable(runs):
-    rows = {r["name"]: r for r in json.loads(cli("runs", "--runs-dir", runs["runs"],
-                                                 "--json").stdout)}
+    rows = {
+        r["name"]: r for r in json.loads(cli("runs", "--runs-dir", runs["runs"], "--json").stdout)
+    }
     assert rows["c"]["status"] == "resumable" and rows["c"]["steps"] == 10
     assert rows["b"]["status"] == "finished" and rows["b"]["size"] == "gru 2x24"
 
@@ -101,8 +117,20 @@ def test_a_run_that_stopped_before_its_limit_is_resumable(runs):
 def test_runs_json_is_a_list_of_plain_objects_for_scripts(runs):
     rows = json.loads(cli("runs", "--runs-dir", runs["runs"], "--json").stdout)
     assert isinstance(rows, list) and len(rows) == 3
-    assert {"name", "path", "model", "size", "parameters", "steps", "seconds_trained",
-            "best_val_loss", "best_bits_per_char", "status", "started", "latest"} <= set(rows[0])
+    assert {
+        "name",
+        "path",
+        "model",
+        "size",
+        "parameters",
+        "steps",
+        "seconds_trained",
+        "best_val_loss",
+        "best_bits_per_char",
+        "status",
+        "started",
+        "latest",
+    } <= set(rows[0])
 
 
 def test_broken_run_folders_are_listed_with_a_note_instead_of_a_crash(runs, tmp_path):
@@ -133,6 +161,7 @@ def test_runs_of_a_missing_folder_is_one_error_line(tmp_path):
 
 # -- charlm info -----------------------------------------------------------------------------------
 
+
 def test_info_shows_settings_vocabulary_corpus_and_the_last_metrics(runs):
     result = cli("info", runs["a"])
     assert result.exit_code == 0, result.output
@@ -143,7 +172,7 @@ def test_info_shows_settings_vocabulary_corpus_and_the_last_metrics(runs):
     assert f"  units = {TINY['units']}" in out and '  model = "lstm"' in out
     assert f"{corpus['train_chars']:,} training characters, sha256 {corpus['train_sha256']}" in out
     assert f"vocabulary:   {len(vocab) - 1} characters + <unk>" in out
-    assert 'most frequent in the held-out text (val.txt' in out and '" " ' in out
+    assert "most frequent in the held-out text (val.txt" in out and '" " ' in out
     assert "the last 2 of 2 rows of metrics.csv" in out
 
 
@@ -153,8 +182,10 @@ def test_info_json_counts_the_most_frequent_held_out_characters(runs):
     info = json.loads(cli("info", runs["b"], "--json").stdout)
     val = (runs["b"] / "val.txt").read_text()
     char, share = info["vocabulary"]["most_frequent"][0]
-    assert (char, share) == (Counter(val).most_common(1)[0][0],
-                             pytest.approx(Counter(val).most_common(1)[0][1] / len(val)))
+    assert (char, share) == (
+        Counter(val).most_common(1)[0][0],
+        pytest.approx(Counter(val).most_common(1)[0][1] / len(val)),
+    )
     assert info["settings"]["model"] == "gru" and info["corpus"]["val_chars"] == len(val)
     assert [int(r["step"]) for r in info["metrics"]["last"]] == [10]
 
@@ -182,10 +213,21 @@ def test_info_of_a_missing_or_broken_run_is_one_error_line(runs, tmp_path):
 
 # -- charlm sample --novelty -----------------------------------------------------------------------
 
+
 def test_novelty_reports_the_longest_copy_and_the_copied_20_gram_share(runs, monkeypatch):
     monkeypatch.chdir(runs["work"])
-    result = cli("sample", "--run", runs["a"], "--prefix", "ROMEO:", "--length", "120",
-                 "--seed", "1", "--novelty")
+    result = cli(
+        "sample",
+        "--run",
+        runs["a"],
+        "--prefix",
+        "ROMEO:",
+        "--length",
+        "120",
+        "--seed",
+        "1",
+        "--novelty",
+    )
     assert result.exit_code == 0, result.output
     sample = result.stdout.rstrip("\n")
     assert sample.startswith("ROMEO:") and len(sample) == 126
@@ -207,12 +249,12 @@ def copy_run(source, dest, corpus_path: str, keep_index: bool = False):
     ignore = None if keep_index else shutil.ignore_patterns(INDEX_FILE)
     shutil.copytree(source, dest, ignore=ignore)
     config = dest / "config.toml"
-    config.write_text(re.sub(r"(?m)^paths = .*$", f"paths = {json.dumps([corpus_path])}",
-                             config.read_text()))
+    config.write_text(
+        re.sub(r"(?m)^paths = .*$", f"paths = {json.dumps([corpus_path])}", config.read_text())
+    )
 
 
-def test_novelty_uses_the_cached_index_even_when_the_corpus_has_moved(runs, monkeypatch,
-                                                                      tmp_path):
+def test_novelty_uses_the_cached_index_even_when_the_corpus_has_moved(runs, monkeypatch, tmp_path):
     monkeypatch.chdir(runs["work"])
     assert cli("sample", "--run", runs["b"], "--length", "5", "--novelty").exit_code == 0
     copy_run(runs["b"], tmp_path / "b", "moved-away.txt", keep_index=True)
@@ -222,8 +264,7 @@ def test_novelty_uses_the_cached_index_even_when_the_corpus_has_moved(runs, monk
     assert "longest copy" in result.stderr
 
 
-def test_novelty_refuses_a_corpus_that_changed_and_writes_nothing(runs, tmp_path,
-                                                                  monkeypatch):
+def test_novelty_refuses_a_corpus_that_changed_and_writes_nothing(runs, tmp_path, monkeypatch):
     copy_run(runs["a"], tmp_path / "a", "corpus.txt")
     (tmp_path / "corpus.txt").write_text(runs["corpus"].read_text().replace("e", "E"))
     monkeypatch.chdir(tmp_path)
@@ -241,15 +282,20 @@ def test_novelty_without_the_corpus_is_one_error_line(runs, tmp_path, monkeypatc
     assert tree_snapshot(tmp_path) == before
 
 
-def test_novelty_refuses_a_corpus_too_big_for_the_memory_before_reading_it(runs, tmp_path,
-                                                                            monkeypatch):
+def test_novelty_refuses_a_corpus_too_big_for_the_memory_before_reading_it(
+    runs, tmp_path, monkeypatch
+):
     copy_run(runs["a"], tmp_path / "a", "corpus.txt")  # no corpus.txt here: never read
     info = json.loads((tmp_path / "a" / "corpus.json").read_text())
     (tmp_path / "a" / "corpus.json").write_text(json.dumps({**info, "train_chars": 10**13}))
     monkeypatch.chdir(tmp_path)
     before = tree_snapshot(tmp_path)
-    refused(cli("sample", "--run", "a", "--novelty"), "10,000,000,000,000 characters",
-            "needs about", "GiB is available")
+    refused(
+        cli("sample", "--run", "a", "--novelty"),
+        "10,000,000,000,000 characters",
+        "needs about",
+        "GiB is available",
+    )
     assert tree_snapshot(tmp_path) == before
 
 
@@ -261,16 +307,22 @@ def test_novelty_of_a_run_trained_on_stdin_is_one_error_line(runs, tmp_path, mon
 
 # -- shell completion ------------------------------------------------------------------------------
 
+
 def test_bash_completion_script_comes_from_clicks_environment_variable(tmp_path):
     code, out, err = run_cli(cwd=tmp_path, env={"_CHARLM_COMPLETE": "bash_source"})
     assert code == 0, err
-    assert "_charlm_completion()" in out and "complete -o nosort -F _charlm_completion charlm" in out
+    assert (
+        "_charlm_completion()" in out and "complete -o nosort -F _charlm_completion charlm" in out
+    )
 
 
 def test_completion_offers_subcommands_and_run_folders(runs):
     def complete(*words):
-        env = {"_CHARLM_COMPLETE": "bash_complete", "COMP_WORDS": " ".join(("charlm",) + words),
-               "COMP_CWORD": str(len(words))}
+        env = {
+            "_CHARLM_COMPLETE": "bash_complete",
+            "COMP_WORDS": " ".join(("charlm",) + words),
+            "COMP_CWORD": str(len(words)),
+        }
         code, out, err = run_cli(cwd=runs["work"], env=env)
         assert code == 0, err
         return out.split()

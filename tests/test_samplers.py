@@ -6,10 +6,10 @@ The fixed cut is compared batch for batch with the 1st edition's own ``data_iter
 
 import numpy as np
 import pytest
+from book_reference import data_iter_consecutive, data_iter_random, replay_order
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from book_reference import data_iter_consecutive, data_iter_random, replay_order
 from charlm.errors import CharLMError
 from charlm.text.samplers import ConsecutiveSampler, RandomSampler, dataset, make_sampler, windows
 
@@ -87,10 +87,16 @@ def test_dataset_yields_the_planned_batches_and_skips_for_resume():
 
 
 @settings(max_examples=200, deadline=None)
-@given(n=st.integers(2, 400), seq_len=st.integers(1, 40), batch_size=st.integers(1, 16),
-       epoch=st.integers(0, 5), kind=st.sampled_from(["random", "consecutive"]))
+@given(
+    n=st.integers(2, 400),
+    seq_len=st.integers(1, 40),
+    batch_size=st.integers(1, 16),
+    epoch=st.integers(0, 5),
+    kind=st.sampled_from(["random", "consecutive"]),
+)
 def test_samplers_never_index_outside_the_data_and_cover_what_the_definition_says(
-        n, seq_len, batch_size, epoch, kind):
+    n, seq_len, batch_size, epoch, kind
+):
     ids = np.arange(n)
     try:
         s = make_sampler(kind, ids, seq_len, batch_size)
@@ -115,6 +121,7 @@ def test_samplers_never_index_outside_the_data_and_cover_what_the_definition_say
 
 # -- the cut: a random offset each epoch (2nd edition, the default) or fixed (1st edition) ----
 
+
 def book_batches(kind: str, ids: np.ndarray, seq_len: int, batch_size: int, plan=None):
     """The book's (X, Y) batches, stacked: ([batches, batch_size, seq_len], same)."""
     if kind == "consecutive":
@@ -128,10 +135,16 @@ def book_batches(kind: str, ids: np.ndarray, seq_len: int, batch_size: int, plan
 
 
 @settings(max_examples=300, deadline=None)
-@given(n=st.integers(2, 600), seq_len=st.integers(1, 40), batch_size=st.integers(1, 16),
-       epoch=st.integers(0, 5), kind=st.sampled_from(["random", "consecutive"]))
-def test_the_fixed_cut_gives_exactly_the_first_editions_batches(n, seq_len, batch_size, epoch,
-                                                                kind):
+@given(
+    n=st.integers(2, 600),
+    seq_len=st.integers(1, 40),
+    batch_size=st.integers(1, 16),
+    epoch=st.integers(0, 5),
+    kind=st.sampled_from(["random", "consecutive"]),
+)
+def test_the_fixed_cut_gives_exactly_the_first_editions_batches(
+    n, seq_len, batch_size, epoch, kind
+):
     ids = np.random.default_rng(n).integers(0, 30, n)
     try:
         plan = make_sampler(kind, ids, seq_len, batch_size, cut="fixed").plan(epoch, seed=3)
@@ -158,8 +171,11 @@ def test_the_fixed_cut_on_the_d2l_recipe_sizes():
 
 def test_the_fixed_cut_reads_the_same_windows_every_epoch_in_a_new_order():
     consecutive = ConsecutiveSampler(IDS, 10, 4, cut="fixed")
-    assert all(np.array_equal(consecutive.plan(e, s), consecutive.plan(0, 0))
-               for e in range(5) for s in range(3))
+    assert all(
+        np.array_equal(consecutive.plan(e, s), consecutive.plan(0, 0))
+        for e in range(5)
+        for s in range(3)
+    )
     shuffled = RandomSampler(IDS, 10, 4, cut="fixed")
     plans = [shuffled.plan(e, 0) for e in range(5)]
     assert all(set(p.ravel() % 10) == {0} for p in plans)

@@ -6,10 +6,10 @@ test_bad_input.py; the interactive commands: test_interactive.py.)"""
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from click.testing import CliRunner
 from conftest import CORPORA, TINY
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import charlm
 from charlm.cli import main
@@ -27,9 +27,15 @@ def cli(*args) -> str:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     work = tmp_path_factory.mktemp("sampling")
-    return charlm.train([CORPORA / "tinyshakespeare.txt"], max_chars=20_000, steps=20,
-                        runs_dir=str(work / "runs"), progress=False, log=lambda m: None,
-                        **{**TINY, "eval_every": 0})
+    return charlm.train(
+        [CORPORA / "tinyshakespeare.txt"],
+        max_chars=20_000,
+        steps=20,
+        runs_dir=str(work / "runs"),
+        progress=False,
+        log=lambda m: None,
+        **{**TINY, "eval_every": 0},
+    )
 
 
 def test_sample_help_shows_each_sampling_options_help_text():
@@ -41,22 +47,48 @@ def test_sample_help_shows_each_sampling_options_help_text():
 
 def test_sample_temperature_zero_is_greedy(run):
     greedy = cli("sample", "--run", run.path, "--prefix", "ROMEO:", "--length", 60, "--greedy")
-    zero = cli("sample", "--run", run.path, "--prefix", "ROMEO:", "--length", 60,
-               "--temperature", 0, "--seed", 3, "--top-k", 5)
+    zero = cli(
+        "sample",
+        "--run",
+        run.path,
+        "--prefix",
+        "ROMEO:",
+        "--length",
+        60,
+        "--temperature",
+        0,
+        "--seed",
+        3,
+        "--top-k",
+        5,
+    )
     assert zero == greedy and len(greedy) == len("ROMEO:") + 60 + 1
 
 
 def test_sample_stop_ends_the_sample_before_the_stop_string(run):
     args = ["sample", "--run", run.path, "--prefix", "ROMEO:", "--length", 80, "--seed", 3]
-    generated = cli(*args)[len("ROMEO:"):-1]
+    generated = cli(*args)[len("ROMEO:") : -1]
     stop = generated[30:32]
     stopped = cli(*args, "--stop", "never seen", "--stop", stop)
-    assert stopped == "ROMEO:" + generated[:generated.find(stop)] + "\n"
+    assert stopped == "ROMEO:" + generated[: generated.find(stop)] + "\n"
 
 
 def test_sample_stop_ends_each_of_several_samples_on_its_own(run):
-    args = ["sample", "--run", run.path, "--prefix", "A", "--num-samples", 3, "--length", 50,
-            "--seed", 1, "--separator", "|"]
+    args = [
+        "sample",
+        "--run",
+        run.path,
+        "--prefix",
+        "A",
+        "--num-samples",
+        3,
+        "--length",
+        50,
+        "--seed",
+        1,
+        "--separator",
+        "|",
+    ]
     free = cli(*args).removesuffix("\n").split("|")
     stop = free[0][10:12]
     stopped = cli(*args, "--stop", stop).removesuffix("\n").split("|")
@@ -64,14 +96,15 @@ def test_sample_stop_ends_each_of_several_samples_on_its_own(run):
 
 
 def cut(text: str, stop: str) -> str:
-    return text[:text.find(stop)] if stop in text else text
+    return text[: text.find(stop)] if stop in text else text
 
 
 def test_the_api_takes_options_or_their_fields_as_keywords(run):
     options = SamplingOptions(length=25, temperature=0.8, top_k=10, seed=4)
     by_options = run.generate(["ROMEO:", "KING"], options=options, num_samples=2)
-    by_fields = run.generate(["ROMEO:", "KING"], length=25, temperature=0.8, top_k=10, seed=4,
-                             num_samples=2)
+    by_fields = run.generate(
+        ["ROMEO:", "KING"], length=25, temperature=0.8, top_k=10, seed=4, num_samples=2
+    )
     assert by_options == by_fields and [len(t) for t in by_options] == [31, 31, 29, 29]
     assert run.generate("ROMEO:", options=options, seed=5) != by_options[:1]  # fields on top
     streamed = list(run.stream(["ROMEO:"], options=options, chunk=10))
@@ -84,17 +117,21 @@ def test_the_api_length_defaults_to_the_options(run):
 
 
 def test_the_api_temperature_zero_is_greedy(run):
-    assert (run.generate("ROMEO:", length=40, temperature=0)
-            == run.generate("ROMEO:", length=40, greedy=True))
+    assert run.generate("ROMEO:", length=40, temperature=0) == run.generate(
+        "ROMEO:", length=40, greedy=True
+    )
 
 
-@pytest.mark.parametrize("fields, words", [
-    ({"temperature": float("nan")}, "--temperature must be 0 (greedy) or more"),
-    ({"top_k": 2**31}, "--top-k must be 0 (off) or a whole number up to"),
-    ({"seed": -1}, "--seed must be a whole number from 0 to 2**63-1"),
-    ({"stop": [""]}, "--stop must be non-empty text"),
-    ({"num_samples": 0}, "--num-samples must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"temperature": float("nan")}, "--temperature must be 0 (greedy) or more"),
+        ({"top_k": 2**31}, "--top-k must be 0 (off) or a whole number up to"),
+        ({"seed": -1}, "--seed must be a whole number from 0 to 2**63-1"),
+        ({"stop": [""]}, "--stop must be non-empty text"),
+        ({"num_samples": 0}, "--num-samples must be at least 1"),
+    ],
+)
 def test_the_api_refuses_a_bad_option_in_one_line_before_streaming(run, fields, words):
     for call in (run.generate, run.stream):  # stream: at the call, not at the first yield
         with pytest.raises(CharLMError) as info:
@@ -102,13 +139,22 @@ def test_the_api_refuses_a_bad_option_in_one_line_before_streaming(run, fields, 
         assert words in str(info.value) and "\n" not in str(info.value)
 
 
-_ANY = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=3),
-                 st.lists(st.text(max_size=2), max_size=2))
+_ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=3),
+    st.lists(st.text(max_size=2), max_size=2),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from([f.name for f in dataclasses.fields(SamplingOptions)]),
-                       _ANY, max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from([f.name for f in dataclasses.fields(SamplingOptions)]), _ANY, max_size=4
+    )
+)
 def test_any_values_give_options_or_one_clear_error(values):
     """Whatever a client sends (JSON, a preset, a Python caller), the options are made or
     refused with CharLMError's one line; never another exception."""

@@ -1,13 +1,13 @@
 """Specification of charlm.models.scratch (RNN/GRU/LSTM from their equations) and charlm.training.clipping."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
-
 from conftest import assert_close
-from charlm.training.clipping import clip_by_global_norm
+
 from charlm.models.scratch import GRUCell, LSTMCell, RNNCell, ScratchLM
+from charlm.training.clipping import clip_by_global_norm
 
 SHAPES = [(1, 1, 3, 4), (3, 7, 5, 8), (2, 20, 16, 32)]  # B, T, D, H
 
@@ -15,6 +15,7 @@ SHAPES = [(1, 1, 3, 4), (3, 7, 5, 8), (2, 20, 16, 32)]  # B, T, D, H
 # --------------------------------------------------------------------------------------------
 # Equivalence with Keras: same weights -> same outputs, final states and gradients.
 # --------------------------------------------------------------------------------------------
+
 
 def _slices(n, u):
     return [slice(i * u, (i + 1) * u) for i in range(n)]
@@ -27,9 +28,16 @@ def _rnn_map(c, u):
 
 def _lstm_map(c, u):
     out = []
-    for s, (W_x, W_h, b) in zip(_slices(4, u), [(c.W_xi, c.W_hi, c.b_i), (c.W_xf, c.W_hf, c.b_f),
-                                                (c.W_xc, c.W_hc, c.b_c), (c.W_xo, c.W_ho, c.b_o)],
-                                strict=True):
+    for s, (W_x, W_h, b) in zip(
+        _slices(4, u),
+        [
+            (c.W_xi, c.W_hi, c.b_i),
+            (c.W_xf, c.W_hf, c.b_f),
+            (c.W_xc, c.W_hc, c.b_c),
+            (c.W_xo, c.W_ho, c.b_o),
+        ],
+        strict=True,
+    ):
         out += [(0, np.s_[:, s], W_x), (1, np.s_[:, s], W_h), (2, np.s_[s], b)]
     return out
 
@@ -47,15 +55,26 @@ def _gru_map(c, u):
 
 
 CASES = {
-    "rnn": (lambda h: keras.layers.SimpleRNN(h, return_sequences=True, return_state=True),
-            lambda d, h: RNNCell(d, h), _rnn_map),
-    "lstm": (lambda h: keras.layers.LSTM(h, return_sequences=True, return_state=True),
-             lambda d, h: LSTMCell(d, h), _lstm_map),
-    "gru_reset_after": (lambda h: keras.layers.GRU(h, return_sequences=True, return_state=True),
-                        lambda d, h: GRUCell(d, h, reset_after=True), _gru_map),
-    "gru_d2l": (lambda h: keras.layers.GRU(h, return_sequences=True, return_state=True,
-                                           reset_after=False),
-                lambda d, h: GRUCell(d, h, reset_after=False), _gru_map),
+    "rnn": (
+        lambda h: keras.layers.SimpleRNN(h, return_sequences=True, return_state=True),
+        lambda d, h: RNNCell(d, h),
+        _rnn_map,
+    ),
+    "lstm": (
+        lambda h: keras.layers.LSTM(h, return_sequences=True, return_state=True),
+        lambda d, h: LSTMCell(d, h),
+        _lstm_map,
+    ),
+    "gru_reset_after": (
+        lambda h: keras.layers.GRU(h, return_sequences=True, return_state=True),
+        lambda d, h: GRUCell(d, h, reset_after=True),
+        _gru_map,
+    ),
+    "gru_d2l": (
+        lambda h: keras.layers.GRU(h, return_sequences=True, return_state=True, reset_after=False),
+        lambda d, h: GRUCell(d, h, reset_after=False),
+        _gru_map,
+    ),
 }
 
 
@@ -105,8 +124,13 @@ def test_cell_gradients_equal_keras(kind, B, T, D, H):
     with tf.GradientTape() as tape:
         outputs, final_state = cell(X, state)
         loss = _loss(outputs, final_state)
-    grads = dict(zip([id(v) for v in cell.trainable_variables],
-                     tape.gradient(loss, cell.trainable_variables), strict=True))
+    grads = dict(
+        zip(
+            [id(v) for v in cell.trainable_variables],
+            tape.gradient(loss, cell.trainable_variables),
+            strict=True,
+        )
+    )
     assert {id(variable) for _, _, variable in weight_map} == set(grads)  # every parameter
     for index, part, variable in weight_map:
         assert_close(grads[id(variable)].numpy(), keras_grads[index][part])
@@ -123,10 +147,12 @@ def test_gru_rejects_keras_layer_with_other_reset_after():
 # Clipping: g <- min(1, θ/‖g‖) g over all gradients together.
 # --------------------------------------------------------------------------------------------
 
+
 def _random_grads(scale, seed):
     rng = np.random.default_rng(seed)
-    return [tf.constant(rng.normal(0, scale, shape), tf.float32)
-            for shape in [(5, 7), (7,), (3, 4, 2)]]
+    return [
+        tf.constant(rng.normal(0, scale, shape), tf.float32) for shape in [(5, 7), (7,), (3, 4, 2)]
+    ]
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3, 1e6])
@@ -192,13 +218,17 @@ def test_clipping_works_inside_tf_function_with_tensor_theta():
 
 
 def test_clipping_indexed_slices_counts_repeated_rows_once_summed():
-    sparse = tf.IndexedSlices(tf.constant([[3.0, 0.0], [0.0, 4.0], [3.0, 0.0]]),
-                              tf.constant([0, 1, 0]), tf.constant([4, 2]))
+    sparse = tf.IndexedSlices(
+        tf.constant([[3.0, 0.0], [0.0, 4.0], [3.0, 0.0]]),
+        tf.constant([0, 1, 0]),
+        tf.constant([4, 2]),
+    )
     clipped, norm = clip_by_global_norm([sparse], 1.0)
     dense = tf.convert_to_tensor(sparse)  # row 0 = [6, 0]
     np.testing.assert_allclose(norm.numpy(), tf.norm(dense).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(tf.convert_to_tensor(clipped[0]).numpy(),
-                               (dense / tf.norm(dense)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        tf.convert_to_tensor(clipped[0]).numpy(), (dense / tf.norm(dense)).numpy(), rtol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,8 +236,13 @@ def test_clipping_indexed_slices_counts_repeated_rows_once_summed():
 # --------------------------------------------------------------------------------------------
 
 V = 11
-CONFIGS = [dict(cell="rnn"), dict(cell="gru"), dict(cell="gru", reset_after=True),
-           dict(cell="lstm"), dict(cell="lstm", embedding_dim=6)]
+CONFIGS = [
+    dict(cell="rnn"),
+    dict(cell="gru"),
+    dict(cell="gru", reset_after=True),
+    dict(cell="lstm"),
+    dict(cell="lstm", embedding_dim=6),
+]
 
 
 def _ids(B, T, seed=0):
@@ -239,7 +274,7 @@ def test_stepping_one_char_at_a_time_equals_one_call_on_the_sequence(config):
     whole, whole_state = model(ids, model.initial_state(2))
     state, steps = model.initial_state(2), []
     for t in range(6):
-        logits, state = model(ids[:, t:t + 1], state)
+        logits, state = model(ids[:, t : t + 1], state)
         steps.append(logits)
     assert_close(tf.concat(steps, axis=1).numpy(), whole.numpy())
     for s, w in zip(state, whole_state, strict=True):
@@ -257,8 +292,7 @@ def test_state_carries_across_calls():
 
 def test_tf_function_accepts_any_sequence_length_without_retracing():
     model = ScratchLM(V, "gru", units=8, layers=2)
-    spec = [tf.TensorSpec([None, None], tf.int32),
-            [tf.TensorSpec([None, 8], tf.float32)] * 2]
+    spec = [tf.TensorSpec([None, None], tf.int32), [tf.TensorSpec([None, 8], tf.float32)] * 2]
     call = tf.function(lambda ids, state: model(ids, state), input_signature=spec)
     for T in [1, 4, 9]:
         ids = _ids(3, T)
@@ -280,8 +314,9 @@ def test_weights_are_drawn_from_normal_0_001_and_biases_are_zero():
 
 def test_same_seed_gives_same_weights_and_other_seed_other_weights():
     a, b, c = (ScratchLM(V, "gru", units=8, layers=2, seed=s) for s in (7, 7, 8))
-    for va, vb, vc in zip(a.trainable_variables, b.trainable_variables, c.trainable_variables,
-                          strict=True):
+    for va, vb, vc in zip(
+        a.trainable_variables, b.trainable_variables, c.trainable_variables, strict=True
+    ):
         assert np.array_equal(va.numpy(), vb.numpy())
         if va.name.startswith("W"):
             assert not np.array_equal(va.numpy(), vc.numpy())
@@ -290,8 +325,9 @@ def test_same_seed_gives_same_weights_and_other_seed_other_weights():
 def test_trainable_variables_are_float32_in_a_fixed_order_and_all_receive_gradients():
     model = ScratchLM(V, "lstm", units=8, layers=2, embedding_dim=4)
     names = [v.name for v in model.trainable_variables]
-    assert names == [v.name for v in ScratchLM(V, "lstm", units=8, layers=2,
-                                                   embedding_dim=4).trainable_variables]
+    assert names == [
+        v.name for v in ScratchLM(V, "lstm", units=8, layers=2, embedding_dim=4).trainable_variables
+    ]
     assert len(names) == 1 + 2 * 12 + 2  # E, two LSTM cells, W_hq and b_q
     assert all(v.dtype == tf.float32 for v in model.trainable_variables)
     with tf.GradientTape() as tape:
@@ -316,8 +352,9 @@ def test_dropout_only_when_training():
 def test_zero_dropout_training_equals_inference():
     model = ScratchLM(V, "rnn", units=8, layers=2, dropout=0.0)
     ids, state = _ids(2, 5), model.initial_state(2)
-    np.testing.assert_array_equal(model(ids, state, training=True)[0].numpy(),
-                                  model(ids, state)[0].numpy())
+    np.testing.assert_array_equal(
+        model(ids, state, training=True)[0].numpy(), model(ids, state)[0].numpy()
+    )
 
 
 def test_checkpoint_restores_weights(tmp_path):
@@ -326,8 +363,9 @@ def test_checkpoint_restores_weights(tmp_path):
     other = ScratchLM(V, "gru", units=8, layers=2, embedding_dim=4, seed=2)
     tf.train.Checkpoint(model=other).restore(path).assert_consumed()
     ids = _ids(2, 5)
-    np.testing.assert_array_equal(other(ids, other.initial_state(2))[0].numpy(),
-                                  model(ids, model.initial_state(2))[0].numpy())
+    np.testing.assert_array_equal(
+        other(ids, other.initial_state(2))[0].numpy(), model(ids, model.initial_state(2))[0].numpy()
+    )
 
 
 def test_checkpoint_restores_dropout_generator_state(tmp_path):
@@ -337,13 +375,15 @@ def test_checkpoint_restores_dropout_generator_state(tmp_path):
     path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
     other = ScratchLM(V, "rnn", units=8, dropout=0.5, seed=2)
     tf.train.Checkpoint(model=other).restore(path).assert_consumed()
-    np.testing.assert_array_equal(other(ids, state, training=True)[0].numpy(),
-                                  model(ids, state, training=True)[0].numpy())
+    np.testing.assert_array_equal(
+        other(ids, state, training=True)[0].numpy(), model(ids, state, training=True)[0].numpy()
+    )
 
 
 def test_get_config_rebuilds_the_same_model():
-    model = ScratchLM(V, "gru", units=8, layers=2, embedding_dim=3, dropout=0.1,
-                      reset_after=True, seed=5)
+    model = ScratchLM(
+        V, "gru", units=8, layers=2, embedding_dim=3, dropout=0.1, reset_after=True, seed=5
+    )
     rebuilt = ScratchLM(**model.get_config())
     for a, b in zip(model.trainable_variables, rebuilt.trainable_variables, strict=True):
         assert np.array_equal(a.numpy(), b.numpy())

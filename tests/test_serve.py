@@ -16,18 +16,34 @@ from charlm.sampling import SamplingOptions
 
 def expected(run, prompt, length, n=1, **options) -> list[str]:
     """What ``charlm sample`` generates after ``prompt`` (the API's texts leave it out)."""
-    return [t[len(prompt):] for t in run.generate([prompt], length, num_samples=n,
-                                                  warn=lambda _: None, **options)]
+    return [
+        t[len(prompt) :]
+        for t in run.generate([prompt], length, num_samples=n, warn=lambda _: None, **options)
+    ]
 
 
 def test_a_completion_is_the_seeded_text_of_charlm_sample(server, serve_run):
     reply = openai_client(server.url).completions.create(
-        model="tang", prompt=PROMPTS[0], max_tokens=60, seed=5, temperature=0.9)
-    sample = CliRunner().invoke(main, ["sample", "--run", str(serve_run.path), "--prefix",
-                                       PROMPTS[0], "--length", "60", "--seed", "5",
-                                       "--temperature", "0.9"])
+        model="tang", prompt=PROMPTS[0], max_tokens=60, seed=5, temperature=0.9
+    )
+    sample = CliRunner().invoke(
+        main,
+        [
+            "sample",
+            "--run",
+            str(serve_run.path),
+            "--prefix",
+            PROMPTS[0],
+            "--length",
+            "60",
+            "--seed",
+            "5",
+            "--temperature",
+            "0.9",
+        ],
+    )
     assert sample.exit_code == 0, sample.output
-    assert reply.choices[0].text == sample.stdout.rstrip("\n")[len(PROMPTS[0]):]
+    assert reply.choices[0].text == sample.stdout.rstrip("\n")[len(PROMPTS[0]) :]
     assert len(reply.choices[0].text) == 60 and reply.choices[0].finish_reason == "length"
     assert reply.object == "text_completion" and reply.model == "tang"
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (5, 60)
@@ -35,8 +51,14 @@ def test_a_completion_is_the_seeded_text_of_charlm_sample(server, serve_run):
 
 def test_n_samples_are_charlm_samples_num_samples_with_the_same_seed(server, serve_run):
     reply = openai_client(server.url).completions.create(
-        model="tang", prompt=PROMPTS[2], max_tokens=40, n=3, seed=5, top_p=0.9,
-        extra_body={"top_k": 50})
+        model="tang",
+        prompt=PROMPTS[2],
+        max_tokens=40,
+        n=3,
+        seed=5,
+        top_p=0.9,
+        extra_body={"top_k": 50},
+    )
     texts = [c.text for c in sorted(reply.choices, key=lambda c: c.index)]
     assert texts == expected(serve_run, PROMPTS[2], 40, n=3, seed=5, top_k=50, top_p=0.9)
     assert len(set(texts)) == 3
@@ -45,16 +67,22 @@ def test_n_samples_are_charlm_samples_num_samples_with_the_same_seed(server, ser
 
 def test_a_list_of_prompts_gives_n_choices_per_prompt_in_order(server, serve_run):
     reply = openai_client(server.url).completions.create(
-        model="tang", prompt=PROMPTS[:2], max_tokens=20, n=2, seed=9)
+        model="tang", prompt=PROMPTS[:2], max_tokens=20, n=2, seed=9
+    )
     texts = [c.text for c in sorted(reply.choices, key=lambda c: c.index)]
     whole = serve_run.generate(PROMPTS[:2], 20, num_samples=2, seed=9)
-    assert texts == [w[len(p):] for w, p in zip(whole, [PROMPTS[0]] * 2 + [PROMPTS[1]] * 2)]
+    assert texts == [
+        w[len(p) :] for w, p in zip(whole, [PROMPTS[0]] * 2 + [PROMPTS[1]] * 2, strict=True)
+    ]
 
 
 def test_streamed_text_arrives_in_chunks_and_joins_to_the_whole_reply(server, serve_run):
     client = openai_client(server.url)
-    chunks = list(client.completions.create(model="tang", prompt=PROMPTS[1], max_tokens=100,
-                                            seed=3, stream=True))
+    chunks = list(
+        client.completions.create(
+            model="tang", prompt=PROMPTS[1], max_tokens=100, seed=3, stream=True
+        )
+    )
     assert len(chunks) >= 100 // 16  # a chunk per turn of the batch (16 characters)
     text = "".join(c.choices[0].text for c in chunks if c.choices)
     assert text == expected(serve_run, PROMPTS[1], 100, seed=3)[0]
@@ -62,8 +90,17 @@ def test_streamed_text_arrives_in_chunks_and_joins_to_the_whole_reply(server, se
 
 
 def test_a_stream_ends_with_done_and_the_usage_when_asked(server):
-    events = list(stream_events(server.url, {"prompt": PROMPTS[0], "max_tokens": 30, "seed": 1,
-                                             "stream_options": {"include_usage": True}}))
+    events = list(
+        stream_events(
+            server.url,
+            {
+                "prompt": PROMPTS[0],
+                "max_tokens": 30,
+                "seed": 1,
+                "stream_options": {"include_usage": True},
+            },
+        )
+    )
     assert events[-1] == "[DONE]"
     assert events[-2]["choices"] == [] and events[-2]["usage"]["completion_tokens"] == 30
 
@@ -72,18 +109,21 @@ def test_a_stop_string_ends_the_text_before_it_with_finish_reason_stop(server, s
     free = expected(serve_run, PROMPTS[0], 80, seed=2)[0]
     stop = free[30:32]
     client = openai_client(server.url)
-    reply = client.completions.create(model="tang", prompt=PROMPTS[0], max_tokens=80, seed=2,
-                                      stop=[stop])
-    assert reply.choices[0].text == free[:free.find(stop)]
+    reply = client.completions.create(
+        model="tang", prompt=PROMPTS[0], max_tokens=80, seed=2, stop=[stop]
+    )
+    assert reply.choices[0].text == free[: free.find(stop)]
     assert reply.choices[0].finish_reason == "stop"
-    texts, reasons = streamed_texts(server.url, {"prompt": PROMPTS[0], "max_tokens": 80,
-                                                 "seed": 2, "stop": stop})
-    assert texts == [free[:free.find(stop)]] and reasons == ["stop"]
+    texts, reasons = streamed_texts(
+        server.url, {"prompt": PROMPTS[0], "max_tokens": 80, "seed": 2, "stop": stop}
+    )
+    assert texts == [free[: free.find(stop)]] and reasons == ["stop"]
 
 
 def test_temperature_zero_is_greedy(server, serve_run):
-    reply = openai_client(server.url).completions.create(model="tang", prompt=PROMPTS[0],
-                                                         max_tokens=30, temperature=0)
+    reply = openai_client(server.url).completions.create(
+        model="tang", prompt=PROMPTS[0], max_tokens=30, temperature=0
+    )
     assert reply.choices[0].text == expected(serve_run, PROMPTS[0], 30, greedy=True)[0]
 
 
@@ -98,7 +138,7 @@ def test_the_models_are_listed_with_their_size_and_loss(server, serve_run):
 def test_health_and_the_page_are_served(server):
     assert server.health()["status"] == "ok"
     page = httpx.get(server.url + "/")
-    assert page.status_code == 200 and "<script src=\"/app.js\">" in page.text
+    assert page.status_code == 200 and '<script src="/app.js">' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert httpx.get(server.url + "/app.js").text.startswith("// charlm serve's page")
 
@@ -137,18 +177,25 @@ BAD = [
     ({"prompt": "春", "echo": True}, 400, "echo", "echo is not supported"),
     ({"prompt": "春", "model": "nope"}, 404, "model", "the model 'nope' is not served here"),
     ({"prompt": "春" * 4097}, 400, "prompt", "at most 4,096 (--max-prompt-chars)"),
-    (b"{\"prompt\": \"" + b"a" * (1 << 20) + b"\"}", 413, None, "larger than 1,048,576 bytes"),
+    (b'{"prompt": "' + b"a" * (1 << 20) + b'"}', 413, None, "larger than 1,048,576 bytes"),
 ]
 
 
-@pytest.mark.parametrize("body, status, param, message", BAD,
-                         ids=[f"{i}-{b[2]}" if isinstance(b[0], dict) else str(i)
-                              for i, b in enumerate(BAD)])
-def test_a_bad_request_is_refused_with_one_line_and_the_server_goes_on(server, body, status,
-                                                                        param, message):
+@pytest.mark.parametrize(
+    "body, status, param, message",
+    BAD,
+    ids=[f"{i}-{b[2]}" if isinstance(b[0], dict) else str(i) for i, b in enumerate(BAD)],
+)
+def test_a_bad_request_is_refused_with_one_line_and_the_server_goes_on(
+    server, body, status, param, message
+):
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    r = httpx.post(server.url + "/v1/completions", content=data,
-                   headers={"Content-Type": "application/json"}, timeout=30)
+    r = httpx.post(
+        server.url + "/v1/completions",
+        content=data,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert message in err["message"] and "\n" not in err["message"], err
@@ -160,6 +207,7 @@ def test_a_refused_request_is_a_clear_openai_error_in_the_client(server):
     import openai
 
     with pytest.raises(openai.BadRequestError) as info:
-        openai_client(server.url).completions.create(model="tang", prompt="春",
-                                                     max_tokens=5, temperature=-1)
+        openai_client(server.url).completions.create(
+            model="tang", prompt="春", max_tokens=5, temperature=-1
+        )
     assert options_error(temperature=-1) in str(info.value)

@@ -8,10 +8,14 @@ import time
 import pytest
 from serving import PROMPTS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or (
-    "/usr/bin/chromium" if shutil.os.path.exists("/usr/bin/chromium") else None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary found (Debian: "
-                                                         "apt-get install chromium)")
+CHROMIUM = (
+    shutil.which("chromium")
+    or shutil.which("chromium-browser")
+    or ("/usr/bin/chromium" if shutil.os.path.exists("/usr/bin/chromium") else None)
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium binary found (Debian: apt-get install chromium)"
+)
 
 # every change of the generated text, as the page shows it
 WATCH = """() => {
@@ -43,15 +47,17 @@ def settings(page, **values):
 
 def test_the_text_grows_in_and_ends_as_the_seeded_sample(page, serve_run):
     prompt, length = PROMPTS[2], 3000
-    want = serve_run.generate([prompt], length, seed=7, temperature=0.8, top_k=40,
-                              warn=lambda _: None)[0][len(prompt):]
+    want = serve_run.generate(
+        [prompt], length, seed=7, temperature=0.8, top_k=40, warn=lambda _: None
+    )[0][len(prompt) :]
     page.fill("#prompt", "")
     page.type("#prompt", prompt)  # typed key by key, as a user (an input method aside) would
     settings(page, temperature=0.8, top_k=40, top_p=1, max_tokens=length, seed=7, stop="")
     page.evaluate(WATCH)
     page.click("#generate")
-    page.wait_for_function("document.getElementById('status').textContent.includes('length')",
-                           timeout=60_000)
+    page.wait_for_function(
+        "document.getElementById('status').textContent.includes('length')", timeout=60_000
+    )
     assert page.text_content("#generated") == want
     assert page.text_content("#shown-prompt") == prompt
     seen = [s for s in page.evaluate("window.seen") if s]
@@ -61,7 +67,7 @@ def test_the_text_grows_in_and_ends_as_the_seeded_sample(page, serve_run):
 
 def test_stop_strings_typed_with_escapes_end_the_text(page, serve_run):
     free = serve_run.generate([PROMPTS[0]], 200, seed=4, warn=lambda _: None)[0][5:]
-    stop = next(free[i:i + 2] for i in range(50, 198) if not {"\n", ","} & set(free[i:i + 2]))
+    stop = next(free[i : i + 2] for i in range(50, 198) if not {"\n", ","} & set(free[i : i + 2]))
     settings(page, temperature=1, top_k=0, max_tokens=200, seed=4, stop=stop + ",\\n\\n")
     page.fill("#prompt", PROMPTS[0])
     page.click("#generate")

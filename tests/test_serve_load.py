@@ -16,36 +16,49 @@ LENGTH = 200
 
 def request(i: int) -> dict:
     """Client i's request: its own prompt, settings and seed."""
-    return dict(model="tang", prompt=PROMPTS[i % 3], max_tokens=LENGTH - 7 * (i % 5),
-                seed=100 + i, temperature=[1.0, 0.7, 1.3][i % 3], top_p=[1.0, 0.9][i % 2],
-                extra_body={"top_k": [0, 40][i // 16]})
+    return dict(
+        model="tang",
+        prompt=PROMPTS[i % 3],
+        max_tokens=LENGTH - 7 * (i % 5),
+        seed=100 + i,
+        temperature=[1.0, 0.7, 1.3][i % 3],
+        top_p=[1.0, 0.9][i % 2],
+        extra_body={"top_k": [0, 40][i // 16]},
+    )
 
 
 def expected_text(run, i: int) -> str:
     r = request(i)
-    return run.generate([r["prompt"]], r["max_tokens"], seed=r["seed"],
-                        temperature=r["temperature"], top_p=r["top_p"],
-                        top_k=r["extra_body"]["top_k"], warn=lambda _: None)[0][len(r["prompt"]):]
+    return run.generate(
+        [r["prompt"]],
+        r["max_tokens"],
+        seed=r["seed"],
+        temperature=r["temperature"],
+        top_p=r["top_p"],
+        top_k=r["extra_body"]["top_k"],
+        warn=lambda _: None,
+    )[0][len(r["prompt"]) :]
 
 
 def stream_one(url: str, i: int, start: threading.Barrier) -> tuple[str, float]:
     client = openai_client(url)
     start.wait()
     began = time.monotonic()
-    text = "".join(c.choices[0].text for c in client.completions.create(stream=True,
-                                                                        **request(i))
-                   if c.choices)
+    text = "".join(
+        c.choices[0].text for c in client.completions.create(stream=True, **request(i)) if c.choices
+    )
     return text, time.monotonic() - began
 
 
-def test_32_concurrent_streams_each_get_their_seeded_text_and_memory_stays_flat(server,
-                                                                               serve_run):
+def test_32_concurrent_streams_each_get_their_seeded_text_and_memory_stays_flat(server, serve_run):
     want = [expected_text(serve_run, i) for i in range(CLIENTS)]
     sizes = []
     for _ in range(3):  # the first round warms the server up; memory is compared after it
         start = threading.Barrier(CLIENTS)
         with ThreadPoolExecutor(CLIENTS) as pool:
-            results = list(pool.map(lambda i: stream_one(server.url, i, start), range(CLIENTS)))
+            results = list(
+                pool.map(lambda i, start=start: stream_one(server.url, i, start), range(CLIENTS))
+            )
         assert [text for text, _ in results] == want
         assert max(seconds for _, seconds in results) < 60
         sizes.append(server.rss())
@@ -64,8 +77,11 @@ def test_clients_that_leave_midway_take_nothing_from_the_others(server, serve_ru
                 return event  # the connection closes with the client
 
     def stay(i):
-        return "".join(c.choices[0].text for c in openai_client(server.url).completions.create(
-            stream=True, **request(i)) if c.choices)
+        return "".join(
+            c.choices[0].text
+            for c in openai_client(server.url).completions.create(stream=True, **request(i))
+            if c.choices
+        )
 
     with ThreadPoolExecutor(8) as pool:
         leaving = [pool.submit(leave_after_first_event, i) for i in range(4)]
@@ -75,8 +91,12 @@ def test_clients_that_leave_midway_take_nothing_from_the_others(server, serve_ru
     deadline = time.monotonic() + 5
     while server.health()["rows"]["tang"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert server.health() | {"rows": None} == {"status": "ok", "streams": 0,
-                                               "max_streams": 64, "rows": None}
+    assert server.health() | {"rows": None} == {
+        "status": "ok",
+        "streams": 0,
+        "max_streams": 64,
+        "rows": None,
+    }
     assert server.health()["rows"]["tang"] == 0  # the leavers' rows left the batch
 
 
@@ -91,7 +111,7 @@ def test_past_its_capacity_the_server_answers_503_with_retry_after(server):
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
         assert "the server is busy: 64 of its 64 streams are in use" in r.json()["error"]["message"]
     finally:
-        for s, c in zip(streams, clients):
+        for s, c in zip(streams, clients, strict=True):
             s.close()
             c.close()
     deadline = time.monotonic() + 5
@@ -103,8 +123,10 @@ def test_past_its_capacity_the_server_answers_503_with_retry_after(server):
 
 def test_a_client_that_leaves_a_whole_reply_unfinished_frees_its_rows(server):
     with httpx.Client(timeout=0.5) as client, pytest.raises(httpx.TimeoutException):
-        client.post(server.url + "/v1/completions",  # accepted, then the client gives up
-                    json={"prompt": PROMPTS[0], "max_tokens": 100_000, "n": 4})
+        client.post(
+            server.url + "/v1/completions",  # accepted, then the client gives up
+            json={"prompt": PROMPTS[0], "max_tokens": 100_000, "n": 4},
+        )
     deadline = time.monotonic() + 5
     while server.health()["streams"] and time.monotonic() < deadline:
         time.sleep(0.05)

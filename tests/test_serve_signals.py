@@ -17,8 +17,17 @@ from serving import PROMPTS, Server, stream_events
 def two_servers(serve_run, tmp_path_factory):
     """Two more servers of the tiny run (started together: the start-up is most of the cost)."""
     folder = tmp_path_factory.mktemp("signals")
-    servers = [Server(serve_run.path, "--compile-ahead", "1", "--max-tokens", "100000",
-                      log=folder / f"server{i}.log") for i in range(2)]
+    servers = [
+        Server(
+            serve_run.path,
+            "--compile-ahead",
+            "1",
+            "--max-tokens",
+            "100000",
+            log=folder / f"server{i}.log",
+        )
+        for i in range(2)
+    ]
     yield [s.wait_ready() for s in servers]
     for s in servers:
         s.stop()
@@ -32,15 +41,22 @@ def test_the_start_up_lines_name_the_address_the_run_and_the_compile_time(two_se
 
 
 def run_cli(*args, timeout=120):
-    p = subprocess.run([sys.executable, "-m", "charlm", *map(str, args)], capture_output=True,
-                       text=True, timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "charlm", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return p.returncode, p.stderr
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--max-n", "0"], "--max-n must be at least 1, not 0"),
-    (["--port", "70000"], "Invalid value for '--port'"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--max-n", "0"], "--max-n must be at least 1, not 0"),
+        (["--port", "70000"], "Invalid value for '--port'"),
+    ],
+)
 def test_bad_flags_are_one_line_before_tensorflow_loads(serve_run, flags, message):
     code, err = run_cli("serve", serve_run.path, *flags)
     assert code != 0 and message in err and "Traceback" not in err

@@ -12,14 +12,29 @@ import charlm
 HELLO = "Hello, how are you?"
 
 
-@pytest.mark.parametrize("model", ["lstm", "gru", "rnn", "scratch-rnn", "scratch-gru",
-                                   "scratch-lstm"])
+@pytest.mark.parametrize(
+    "model", ["lstm", "gru", "rnn", "scratch-rnn", "scratch-gru", "scratch-lstm"]
+)
 def test_a_model_trained_on_one_line_greedily_reproduces_it(workdir, model):
     corpus = workdir / "hello.txt"
     corpus.write_text(HELLO + "\n")
-    run = charlm.train([corpus], model=model, layers=1, units=64, embedding_dim=0,
-                       seq_len=6, batch_size=1, lr=0.02, optimizer="adam", val_fraction=0.0,
-                       sampler="consecutive", steps=400, eval_every=0, seed=1, progress=False)
+    run = charlm.train(
+        [corpus],
+        model=model,
+        layers=1,
+        units=64,
+        embedding_dim=0,
+        seq_len=6,
+        batch_size=1,
+        lr=0.02,
+        optimizer="adam",
+        val_fraction=0.0,
+        sampler="consecutive",
+        steps=400,
+        eval_every=0,
+        seed=1,
+        progress=False,
+    )
     assert run.generate("H", length=len(HELLO) - 1, greedy=True)[0] == HELLO
     reloaded = charlm.load(run.path)  # from the files in the run directory alone
     assert reloaded.generate("H", length=len(HELLO) - 1, greedy=True)[0] == HELLO
@@ -29,10 +44,23 @@ def test_a_model_trained_on_one_line_greedily_reproduces_it(workdir, model):
 def shakespeare_run(tmp_path_factory):
     """A short LSTM run on the first 300k characters of tiny Shakespeare."""
     work = tmp_path_factory.mktemp("shakespeare")
-    settings = {**TINY, "units": 128, "seq_len": 64, "batch_size": 32, "steps": 300,
-                "eval_every": 100, "eval_chars": 5000, "lr": 0.005}
-    run = charlm.train([CORPORA / "tinyshakespeare.txt"], max_chars=300_000,
-                       runs_dir=str(work / "runs"), progress=False, **settings)
+    settings = {
+        **TINY,
+        "units": 128,
+        "seq_len": 64,
+        "batch_size": 32,
+        "steps": 300,
+        "eval_every": 100,
+        "eval_chars": 5000,
+        "lr": 0.005,
+    }
+    run = charlm.train(
+        [CORPORA / "tinyshakespeare.txt"],
+        max_chars=300_000,
+        runs_dir=str(work / "runs"),
+        progress=False,
+        **settings,
+    )
     return run
 
 
@@ -53,8 +81,11 @@ def test_eval_perplexity_is_exp_of_the_mean_cross_entropy_computed_independently
     model = shakespeare_run.model.keras_model
     states = [np.zeros((1, n), np.float32) for n in shakespeare_run.model.state_sizes]
     logits = model([ids[None, :-1], *states])[0].numpy()[0].astype(np.float64)
-    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1,
-                                keepdims=True)) - logits.max(-1, keepdims=True)
+    log_probs = (
+        logits
+        - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        - logits.max(-1, keepdims=True)
+    )
     mean_ce = -log_probs[np.arange(len(ids) - 1), ids[1:]].mean()
     for batch_size, seq_len in [(1, 3000), (1, 77)]:  # one stream: same as one call
         result = shakespeare_run.evaluate(text=text, batch_size=batch_size, seq_len=seq_len)
@@ -71,7 +102,7 @@ def test_eval_in_parallel_streams_scores_every_character_once(shakespeare_run):
     length = -(-5000 // 16)  # each stream scores this many characters (the last fewer)
     total = 0.0
     for i in range(16):
-        piece = text[i * length: (i + 1) * length + 1]
+        piece = text[i * length : (i + 1) * length + 1]
         one = shakespeare_run.evaluate(text=piece, batch_size=1, seq_len=50)
         total += one["nats_per_char"] * one["chars"]
     assert result["nats_per_char"] == pytest.approx(total / 5000, rel=1e-6)
@@ -79,8 +110,15 @@ def test_eval_in_parallel_streams_scores_every_character_once(shakespeare_run):
 
 def test_run_directory_holds_config_vocab_metrics_weights_and_tensorboard(shakespeare_run):
     path = shakespeare_run.path
-    for name in ("config.toml", "vocab.json", "metrics.csv", "best.keras", "last.keras",
-                 "val.txt", "corpus.json"):
+    for name in (
+        "config.toml",
+        "vocab.json",
+        "metrics.csv",
+        "best.keras",
+        "last.keras",
+        "val.txt",
+        "corpus.json",
+    ):
         assert (path / name).is_file(), name
     assert list((path / "tb").glob("events.out.tfevents.*"))
     assert (path.parent / "latest").resolve() == path.resolve()
@@ -98,8 +136,9 @@ def test_same_seed_gives_the_same_sample_and_another_seed_another(shakespeare_ru
     c = shakespeare_run.generate(["ROMEO:", "JULIET:"], length=80, seed=4, num_samples=2)
     assert a == b and a != c
     assert [s[:6] for s in a[:2]] == ["ROMEO:", "ROMEO:"] and a[2].startswith("JULIET:")
-    assert all(len(s) == len(p) + 80 for s, p in zip(a, ["ROMEO:"] * 2 + ["JULIET:"] * 2,
-                                                     strict=True))
+    assert all(
+        len(s) == len(p) + 80 for s, p in zip(a, ["ROMEO:"] * 2 + ["JULIET:"] * 2, strict=True)
+    )
 
 
 def test_streamed_chunks_join_to_the_same_text_as_one_call(shakespeare_run):
@@ -124,42 +163,79 @@ def test_unknown_prefix_characters_warn_and_are_read_as_unk(shakespeare_run):
 
 
 def test_tang_poems_sample_from_the_cli_begins_with_the_prefix_and_is_chinese(workdir):
-    code, _, err = run_cli("train", CORPORA / "tang_poems.txt", "--config",
-                           CONFIGS / "tiny.toml", "--max-chars", "40000", "--steps", "60",
-                           "--units", "64", "--embedding-dim", "32", cwd=workdir)
+    code, _, err = run_cli(
+        "train",
+        CORPORA / "tang_poems.txt",
+        "--config",
+        CONFIGS / "tiny.toml",
+        "--max-chars",
+        "40000",
+        "--steps",
+        "60",
+        "--units",
+        "64",
+        "--embedding-dim",
+        "32",
+        cwd=workdir,
+    )
     assert code == 0, err
-    code, out, err = run_cli("sample", "--prefix", "分開", "--length", "40", "--seed", "1",
-                             cwd=workdir)
+    code, out, err = run_cli(
+        "sample", "--prefix", "分開", "--length", "40", "--seed", "1", cwd=workdir
+    )
     assert code == 0, err
     text = out.rstrip("\n")
     assert text.startswith("分開") and len(text) == 42
     cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in text[2:])
     assert cjk >= 20
-    code, out2, _ = run_cli("sample", "--prefix", "分開", "--length", "40", "--seed", "1",
-                            cwd=workdir)
+    code, out2, _ = run_cli(
+        "sample", "--prefix", "分開", "--length", "40", "--seed", "1", cwd=workdir
+    )
     assert out2 == out
     code, out, err = run_cli("eval", "--perplexity", "--json", cwd=workdir)
     assert code == 0, err
     import json
+
     result = json.loads(out)
     assert result["perplexity"] == pytest.approx(math.exp(result["nats_per_char"]))
 
 
 def test_cli_train_sample_eval_with_a_preset_and_overrides(workdir):
-    code, _, err = run_cli("train", CORPORA / "timemachine.txt", "--config",
-                           CONFIGS / "tiny.toml", "--steps", "30", "--model", "gru",
-                           "--name", "tm", cwd=workdir)
+    code, _, err = run_cli(
+        "train",
+        CORPORA / "timemachine.txt",
+        "--config",
+        CONFIGS / "tiny.toml",
+        "--steps",
+        "30",
+        "--model",
+        "gru",
+        "--name",
+        "tm",
+        cwd=workdir,
+    )
     assert code == 0, err
     assert "done: runs/tm" in err
     cfg = charlm.Config.load(workdir / "runs/tm/config.toml")
     assert (cfg.model, cfg.steps, cfg.units) == ("gru", 30, 64)
-    code, out, err = run_cli("sample", "--prefix", "The ", "--prefix", "Time",
-                             "--num-samples", "2", "--length", "20", "--seed", "2",
-                             "--separator", "|", cwd=workdir)
+    code, out, err = run_cli(
+        "sample",
+        "--prefix",
+        "The ",
+        "--prefix",
+        "Time",
+        "--num-samples",
+        "2",
+        "--length",
+        "20",
+        "--seed",
+        "2",
+        "--separator",
+        "|",
+        cwd=workdir,
+    )
     assert code == 0, err
     samples = out.rstrip("\n").split("|")
     assert [s[:4] for s in samples] == ["The ", "The ", "Time", "Time"]
-    code, out, err = run_cli("eval", "--run", "runs/tm", CORPORA / "timemachine.txt",
-                             cwd=workdir)
+    code, out, err = run_cli("eval", "--run", "runs/tm", CORPORA / "timemachine.txt", cwd=workdir)
     assert code == 0, err
     assert "perplexity:" in out and "characters scored:  178978" in out

@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import error
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import error
 
 from charlm.text import vocab as vocab_module
 from charlm.text.vocab import UNK, Vocab
@@ -25,7 +25,18 @@ def doc(**changes) -> str:
 
 
 def test_id_0_is_unk_and_the_other_ids_are_the_distinct_chars_sorted_by_code_point():
-    assert Vocab.from_text("hello, world").chars == [UNK, " ", ",", "d", "e", "h", "l", "o", "r", "w"]
+    assert Vocab.from_text("hello, world").chars == [
+        UNK,
+        " ",
+        ",",
+        "d",
+        "e",
+        "h",
+        "l",
+        "o",
+        "r",
+        "w",
+    ]
 
 
 def test_len_counts_unk():
@@ -51,7 +62,10 @@ def test_encode_of_empty_text_is_an_empty_array():
 
 def test_encode_is_uint16_up_to_65536_ids():
     text = "".join(chr(c) for c in range(0x20000, 0x20000 + 65535))
-    assert len(Vocab.from_text(text)) == 65536 and Vocab.from_text(text).encode(text).dtype == np.uint16
+    assert (
+        len(Vocab.from_text(text)) == 65536
+        and Vocab.from_text(text).encode(text).dtype == np.uint16
+    )
 
 
 def test_encode_is_uint32_beyond_65536_ids():
@@ -73,7 +87,20 @@ def test_encode_and_decode_agree_across_chunk_boundaries(monkeypatch):
     monkeypatch.setattr(vocab_module, "CHUNK_CHARS", 3)
     text = "abcdefghij😀中"
     vocab = Vocab.from_text(text)
-    assert vocab.encode(text).tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 11]  # 中 U+4E2D < 😀 U+1F600
+    assert vocab.encode(text).tolist() == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        12,
+        11,
+    ]  # 中 U+4E2D < 😀 U+1F600
     assert vocab.decode(vocab.encode(text)) == text
 
 
@@ -127,9 +154,12 @@ def test_decode_inverts_encode_for_any_text(text):
 def test_encode_gives_0_exactly_for_unknown_chars(train, other):
     vocab = Vocab.from_text(train)
     ids = vocab.encode(other)
-    assert [c for c, i in zip(other, ids,
-                              strict=True) if i == 0] == [c for c in other if c not in set(train)]
-    assert vocab.unknown_chars(other) == list(dict.fromkeys(c for c in other if c not in set(train)))
+    assert [c for c, i in zip(other, ids, strict=True) if i == 0] == [
+        c for c in other if c not in set(train)
+    ]
+    assert vocab.unknown_chars(other) == list(
+        dict.fromkeys(c for c in other if c not in set(train))
+    )
 
 
 # ----------------------------------------------------------------------------- JSON

@@ -74,9 +74,13 @@ def _loop(T, body, loop_vars, reverse=False):
     def full_body(t, *vs):
         return (t + step, *body(t, *vs))
 
-    _, *out = tf.while_loop(lambda t, *_: tf.logical_and(t >= 0, t < T), full_body,
-                            (t0, *loop_vars), maximum_iterations=T,
-                            parallel_iterations=_PARALLEL_ITERATIONS)
+    _, *out = tf.while_loop(
+        lambda t, *_: tf.logical_and(t >= 0, t < T),
+        full_body,
+        (t0, *loop_vars),
+        maximum_iterations=T,
+        parallel_iterations=_PARALLEL_ITERATIONS,
+    )
     return out
 
 
@@ -94,8 +98,9 @@ def _outer_sum_prev(h0, H, dZ):
     """Σ_t h_{t-1}^T dz_t with h_{-1} = h0 (dW_h): one matmul over steps 1..T-1 (slices, no
     copy) plus step 0's. [B, H], [T, B, H], [T, B, G] -> [H, G]."""
     n, G = H.shape[-1], dZ.shape[-1]
-    return (tf.matmul(tf.reshape(H[:-1], [-1, n]), tf.reshape(dZ[1:], [-1, G]), transpose_a=True)
-            + tf.matmul(h0, dZ[0], transpose_a=True))
+    return tf.matmul(
+        tf.reshape(H[:-1], [-1, n]), tf.reshape(dZ[1:], [-1, G]), transpose_a=True
+    ) + tf.matmul(h0, dZ[0], transpose_a=True)
 
 
 def _sum_rows(x):
@@ -110,6 +115,7 @@ def _array(x, T, like):
 
 
 # ------------------------------------------------------------------------------------ LSTM
+
 
 def lstm_gates(z_i, z_f, z_g, z_o, c):
     """The LSTM's gate math from the four pre-activations: ``c' = σ(z_f) c + σ(z_i) tanh(z_g)``,
@@ -156,8 +162,9 @@ def _lstm_backward(dH, dhT, dcT, P, B, F, U):
         dh = tf.add_n([tf.matmul(d, ut) for d, ut in zip(dz, UT, strict=True)])
         return (dh, dc * F[t], *[a.write(t, d) for a, d in zip(arrays, dz, strict=True)])
 
-    dh0, dc0, *arrays = _loop(T, body, (dhT, dcT, *[_array(dH, T, dhT) for _ in range(4)]),
-                              reverse=True)
+    dh0, dc0, *arrays = _loop(
+        T, body, (dhT, dcT, *[_array(dH, T, dhT) for _ in range(4)]), reverse=True
+    )
     return [a.stack() for a in arrays], dh0, dc0
 
 
@@ -189,6 +196,7 @@ def lstm_sequence(xw, h0, c0, U):
 
 
 # ------------------------------------------------------------------------------------- GRU
+
 
 def gru_gates(x_z, x_r, x_h, m_z, m_r, m_h, h):
     """The GRU's gate math (Keras ``reset_after=True``) from the input parts ``x_k = x W_k +
@@ -234,8 +242,9 @@ def _gru_backward(dH, dhT, A, R, Z, U):
         dh = dh + dH[t]
         dx_h = dh * A[2][t]
         d = (dh * A[0][t], dh * A[1][t], dx_h, dx_h * R[t])
-        dh = dh * Z[t] + tf.add_n([tf.matmul(dm, ut) for dm, ut in zip((d[0], d[1], d[3]), UT,
-                                                                       strict=True)])
+        dh = dh * Z[t] + tf.add_n(
+            [tf.matmul(dm, ut) for dm, ut in zip((d[0], d[1], d[3]), UT, strict=True)]
+        )
         return (dh, *[a.write(t, v) for a, v in zip(arrays, d, strict=True)])
 
     dh0, *arrays = _loop(T, body, (dhT, *[_array(dH, T, dhT) for _ in range(4)]), reverse=True)
@@ -271,6 +280,7 @@ def gru_sequence(xw, h0, U, b_h):
 
 # ---------------------------------------------------------------------------- Keras layers
 
+
 class _WeightHolder(keras.layers.Layer):
     """Where the weights live: ``layer.cell.kernel`` etc., as in keras.layers.LSTM/GRU, so a
     ``tf.train.Checkpoint`` written with Keras's layer (``.../cell/kernel``) restores into the
@@ -292,9 +302,17 @@ class _FastRNN(keras.layers.Layer):
     # one core: 2 groups cost ~8% (LSTM) to ~11% (GRU) more CPU time.
     batch_groups = 2
 
-    def __init__(self, units, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 return_sequences=True, return_state=True, seed=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        return_sequences=True,
+        return_state=True,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.units = int(units)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -306,13 +324,19 @@ class _FastRNN(keras.layers.Layer):
 
     def build(self, input_shape):
         n, cell = self.units, _WeightHolder(name=self.name + "_cell", dtype=self.dtype_policy)
-        cell.kernel = cell.add_weight(name="kernel", shape=(input_shape[-1], self.gates * n),
-                                      initializer=self.kernel_initializer)
-        cell.recurrent_kernel = cell.add_weight(name="recurrent_kernel",
-                                                shape=(n, self.gates * n),
-                                                initializer=self.recurrent_initializer)
-        cell.bias = cell.add_weight(name="bias", shape=self._bias_shape(),
-                                    initializer=self._bias_initializer())
+        cell.kernel = cell.add_weight(
+            name="kernel",
+            shape=(input_shape[-1], self.gates * n),
+            initializer=self.kernel_initializer,
+        )
+        cell.recurrent_kernel = cell.add_weight(
+            name="recurrent_kernel",
+            shape=(n, self.gates * n),
+            initializer=self.recurrent_initializer,
+        )
+        cell.bias = cell.add_weight(
+            name="bias", shape=self._bias_shape(), initializer=self._bias_initializer()
+        )
         cell.built = True
         self.cell = cell
 
@@ -330,8 +354,9 @@ class _FastRNN(keras.layers.Layer):
         else:
             states = [tf.cast(s, dtype) for s in initial_state]
         W, U, b = (tf.cast(v, dtype) for v in (self.kernel, self.recurrent_kernel, self.bias))
-        y, states = _in_batch_groups(lambda x, states: self._run(x, states, W, U, b), x, states,
-                                     self.batch_groups)
+        y, states = _in_batch_groups(
+            lambda x, states: self._run(x, states, W, U, b), x, states, self.batch_groups
+        )
         if not self.return_sequences:
             y = states[0]
         return [y, *states] if self.return_state else y
@@ -347,12 +372,16 @@ class _FastRNN(keras.layers.Layer):
 
     def get_config(self):
         ser = keras.initializers.serialize
-        return {**super().get_config(), "units": self.units,
-                "kernel_initializer": ser(self.kernel_initializer),
-                "recurrent_initializer": ser(self.recurrent_initializer),
-                "bias_initializer": ser(self.bias_initializer),
-                "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "seed": self.seed}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "kernel_initializer": ser(self.kernel_initializer),
+            "recurrent_initializer": ser(self.recurrent_initializer),
+            "bias_initializer": ser(self.bias_initializer),
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "seed": self.seed,
+        }
 
 
 def _time_major_projections(x, Ws, bs):
@@ -362,8 +391,9 @@ def _time_major_projections(x, Ws, bs):
     x = tf.transpose(x, [1, 0, 2])
     x2 = tf.reshape(x, [-1, x.shape[-1]])
     shape = tf.concat([tf.shape(x)[:2], tf.shape(Ws[0])[1:]], 0)  # not -1: B may be 0
-    return [tf.reshape(tf.nn.bias_add(tf.matmul(x2, W), b), shape) for W, b in zip(Ws, bs,
-                                                                                   strict=True)]
+    return [
+        tf.reshape(tf.nn.bias_add(tf.matmul(x2, W), b), shape) for W, b in zip(Ws, bs, strict=True)
+    ]
 
 
 def _in_batch_groups(run, x, states, groups):
@@ -373,11 +403,14 @@ def _in_batch_groups(run, x, states, groups):
         return run(x, states)
     B = tf.shape(x)[0]
     sizes = [(B + i) // groups for i in range(groups)]  # they sum to B
-    outs = [run(xg, list(sg)) for xg, *sg in zip(tf.split(x, sizes),
-                                                  *(tf.split(s, sizes) for s in states),
-                                                  strict=True)]
-    return (tf.concat([y for y, _ in outs], 0),
-            [tf.concat([s[j] for _, s in outs], 0) for j in range(len(states))])
+    outs = [
+        run(xg, list(sg))
+        for xg, *sg in zip(tf.split(x, sizes), *(tf.split(s, sizes) for s in states), strict=True)
+    ]
+    return (
+        tf.concat([y for y, _ in outs], 0),
+        [tf.concat([s[j] for _, s in outs], 0) for j in range(len(states))],
+    )
 
 
 def _one_step(x):
@@ -414,8 +447,10 @@ class FastLSTM(_FastRNN):
         n, init = self.units, self.bias_initializer
 
         def initializer(_shape, dtype=None):
-            return tf.concat([init((n,), dtype=dtype), tf.ones((n,), dtype=dtype),
-                              init((2 * n,), dtype=dtype)], 0)
+            return tf.concat(
+                [init((n,), dtype=dtype), tf.ones((n,), dtype=dtype), init((2 * n,), dtype=dtype)],
+                0,
+            )
 
         return initializer
 

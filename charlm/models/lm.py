@@ -87,9 +87,16 @@ def states_per_layer(kind: str) -> int:
     return 2 if kind.endswith("lstm") else 1
 
 
-def build_keras_model(kind: str, vocab_size: int, layers: int, units: int,
-                      embedding_dim: int = 64, dropout: float = 0.0,
-                      precision: str = "float32", seed: int = 0) -> keras.Model:
+def build_keras_model(
+    kind: str,
+    vocab_size: int,
+    layers: int,
+    units: int,
+    embedding_dim: int = 64,
+    dropout: float = 0.0,
+    precision: str = "float32",
+    seed: int = 0,
+) -> keras.Model:
     """A functional model ``[ids, *states] -> [logits, *new_states]``.
 
     ``embedding_dim == 0`` gives one-hot inputs, as the tutorials do: a frozen identity
@@ -103,27 +110,51 @@ def build_keras_model(kind: str, vocab_size: int, layers: int, units: int,
     policy = "mixed_bfloat16" if precision == "mixed_bfloat16" else "float32"
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     n_states = states_per_layer(kind)
-    state_inputs = [keras.Input(shape=(units,), name=f"state_{i}_{j}")
-                    for i in range(layers) for j in range(n_states)]
+    state_inputs = [
+        keras.Input(shape=(units,), name=f"state_{i}_{j}")
+        for i in range(layers)
+        for j in range(n_states)
+    ]
     init = keras.initializers  # explicit seeds: the same seed always gives the same weights
     if embedding_dim:
-        x = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding", dtype=policy,
-                                   embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed))(ids)
+        x = keras.layers.Embedding(
+            vocab_size,
+            embedding_dim,
+            name="embedding",
+            dtype=policy,
+            embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed),
+        )(ids)
     else:
-        x = keras.layers.Embedding(vocab_size, vocab_size, embeddings_initializer="identity",
-                                   trainable=False, name="one_hot", dtype=policy)(ids)
+        x = keras.layers.Embedding(
+            vocab_size,
+            vocab_size,
+            embeddings_initializer="identity",
+            trainable=False,
+            name="one_hot",
+            dtype=policy,
+        )(ids)
     new_states = []
     for i in range(layers):
-        rnn = layer_cls(units, return_sequences=True, return_state=True, name=f"{kind}_{i}",
-                        dtype=policy, seed=seed + i,
-                        kernel_initializer=init.GlorotUniform(seed + 10 * i + 1),
-                        recurrent_initializer=init.Orthogonal(seed=seed + 10 * i + 2))
-        x, *s = rnn(x, initial_state=state_inputs[i * n_states:(i + 1) * n_states])
+        rnn = layer_cls(
+            units,
+            return_sequences=True,
+            return_state=True,
+            name=f"{kind}_{i}",
+            dtype=policy,
+            seed=seed + i,
+            kernel_initializer=init.GlorotUniform(seed + 10 * i + 1),
+            recurrent_initializer=init.Orthogonal(seed=seed + 10 * i + 2),
+        )
+        x, *s = rnn(x, initial_state=state_inputs[i * n_states : (i + 1) * n_states])
         new_states += s
         if dropout:
             x = keras.layers.Dropout(dropout, seed=seed + 100 + i, name=f"dropout_{i}")(x)
-    logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32",
-                                kernel_initializer=init.GlorotUniform(seed + 1000))(x)
+    logits = keras.layers.Dense(
+        vocab_size,
+        name="logits",
+        dtype="float32",
+        kernel_initializer=init.GlorotUniform(seed + 1000),
+    )(x)
     return keras.Model([ids, *state_inputs], [logits, *new_states], name=f"charlm_{kind}")
 
 
@@ -137,8 +168,13 @@ class KerasLM:
         self.vocab_size = int(model.outputs[0].shape[-1])
         self.state_sizes = [int(t.shape[-1]) for t in model.inputs[1:]]
         self._embedding, *self._rnns, self._logits = [
-            layer for layer in model.layers if isinstance(layer, (
-                keras.layers.Embedding, keras.layers.RNN, FastLSTM, FastGRU, keras.layers.Dense))]
+            layer
+            for layer in model.layers
+            if isinstance(
+                layer,
+                (keras.layers.Embedding, keras.layers.RNN, FastLSTM, FastGRU, keras.layers.Dense),
+            )
+        ]
 
     def initial_state(self, batch_size):
         return [tf.zeros([batch_size, n]) for n in self.state_sizes]
@@ -155,10 +191,10 @@ class KerasLM:
         for rnn in self._rnns:
             n = 2 if isinstance(rnn, (FastLSTM, keras.layers.LSTM)) else 1
             if isinstance(rnn, keras.layers.RNN):
-                cell_state = [tf.cast(s, rnn.cell.compute_dtype) for s in state[i:i + n]]
+                cell_state = [tf.cast(s, rnn.cell.compute_dtype) for s in state[i : i + n]]
                 x, out = rnn.cell(x, cell_state if n > 1 else cell_state[0], training=False)
             else:
-                y, *out = rnn(x[:, None], initial_state=state[i:i + n])
+                y, *out = rnn(x[:, None], initial_state=state[i : i + n])
                 x = y[:, 0]
             new_state += [tf.cast(s, tf.float32) for s in tf.nest.flatten(out)]
             i += n
@@ -184,8 +220,11 @@ class KerasLM:
     def checkpoint_objects(self) -> dict:
         """The model, and the dropout seed generators' states (Keras keeps them outside the
         tracked object graph)."""
-        seeds = [v.value for v in self.keras_model.non_trainable_variables
-                 if v.path.endswith("seed_generator_state")]
+        seeds = [
+            v.value
+            for v in self.keras_model.non_trainable_variables
+            if v.path.endswith("seed_generator_state")
+        ]
         return {"model": self.keras_model, "dropout_seeds": seeds}
 
     def count_params(self) -> int:
@@ -198,19 +237,27 @@ class KerasLM:
     def load(cls, path, way_out: str) -> KerasLM:
         """Load a ``.keras`` file in safe mode: no code from the file is ever run."""
         if not zipfile.is_zipfile(path):  # Keras would call a truncated file "not found"
-            raise CharLMError(f"{path}: cannot load the weights, the file is truncated or corrupt "
-                              f"(not a .keras archive); {way_out}")
+            raise CharLMError(
+                f"{path}: cannot load the weights, the file is truncated or corrupt "
+                f"(not a .keras archive); {way_out}"
+            )
         try:
             model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
         except Exception as e:  # Keras raises ValueError, OSError, zipfile errors, ...
             if "safe_mode" in str(e) or "Lambda" in str(e) or "unsafe" in str(e).lower():
                 raise CharLMError(
                     f"{path}: refusing to load: the model file holds code (e.g. a Lambda layer), "
-                    "which charlm never runs; retrain the run or restore its weights file") from None
-            raise CharLMError(f"{path}: cannot load the weights, the file is truncated or corrupt "
-                              f"({first_line(e)}); {way_out}") from None
-        if not (isinstance(model, keras.Model) and len(model.outputs) >= 2 and
-                len(model.inputs) == len(model.outputs)):
+                    "which charlm never runs; retrain the run or restore its weights file"
+                ) from None
+            raise CharLMError(
+                f"{path}: cannot load the weights, the file is truncated or corrupt "
+                f"({first_line(e)}); {way_out}"
+            ) from None
+        if not (
+            isinstance(model, keras.Model)
+            and len(model.outputs) >= 2
+            and len(model.inputs) == len(model.outputs)
+        ):
             raise CharLMError(f"{path}: not a charlm model file; {way_out}")
         return cls(model)
 
@@ -240,7 +287,7 @@ class ScratchModel(ScratchLM):
         new_state = []
         for cell in self.cells:
             n = len(new_state)
-            new_state += cell.step(cell.project(X), state[n:n + cell.state_size])
+            new_state += cell.step(cell.project(X), state[n : n + cell.state_size])
             X = new_state[n]
         return tf.matmul(X, self.W_hq) + self.b_q, new_state
 
@@ -254,20 +301,28 @@ class ScratchModel(ScratchLM):
         """Read weights written by :meth:`save`; a bad or mismatched folder is a CharLMError."""
         try:
             tf.train.Checkpoint(model=self).read(
-                str(Path(path) / "weights")).assert_existing_objects_matched()
+                str(Path(path) / "weights")
+            ).assert_existing_objects_matched()
         except Exception as e:  # OpError, ValueError, AssertionError, IndexError (truncated) ...
-            detail = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]|TensorBundle at \S+ shard \d+ "
-                            r"\(\d+ bytes\): ", "", first_line(e))  # TensorFlow's internals
+            detail = re.sub(
+                r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]|TensorBundle at \S+ shard \d+ "
+                r"\(\d+ bytes\): ",
+                "",
+                first_line(e),
+            )  # TensorFlow's internals
             if "shape" in detail.lower():
-                raise CharLMError(f"{path}: the weights do not match this run's vocab.json "
-                                  f"({self.vocab_size} characters) or config.toml; restore the "
-                                  "run's own vocab.json and config.toml") from None
-            raise CharLMError(f"{path}: cannot load the weights, they are truncated or "
-                              f"corrupt ({detail}); {way_out}") from None
+                raise CharLMError(
+                    f"{path}: the weights do not match this run's vocab.json "
+                    f"({self.vocab_size} characters) or config.toml; restore the "
+                    "run's own vocab.json and config.toml"
+                ) from None
+            raise CharLMError(
+                f"{path}: cannot load the weights, they are truncated or "
+                f"corrupt ({detail}); {way_out}"
+            ) from None
 
 
-def param_count(model: str, vocab_size: int, layers: int, units: int,
-                embedding_dim: int) -> int:
+def param_count(model: str, vocab_size: int, layers: int, units: int, embedding_dim: int) -> int:
     """Trainable weights of a model from its settings, without building it: per layer
     ``g·H·(D + H) + g·H`` (g = 4 gates for an LSTM, 3 for a GRU, 1 for a simple RNN; Keras's
     GRU has a second bias), then the embedding ``V·E`` and the output ``H·V + V``.
@@ -293,11 +348,28 @@ def weights_suffix(cfg) -> str:
 def build_model(cfg, vocab_size: int) -> LanguageModel:
     """The model a :class:`~charlm.config.Config` asks for, with fresh weights from its seed."""
     if cfg.is_scratch:
-        return ScratchModel(vocab_size, cell=cfg.model.removeprefix("scratch-"), units=cfg.units,
-                            layers=cfg.layers, embedding_dim=cfg.embedding_dim,
-                            dropout=cfg.dropout, reset_after=cfg.reset_after, seed=cfg.seed)
-    return KerasLM(build_keras_model(cfg.model, vocab_size, cfg.layers, cfg.units,
-                                     cfg.embedding_dim, cfg.dropout, cfg.precision, cfg.seed))
+        return ScratchModel(
+            vocab_size,
+            cell=cfg.model.removeprefix("scratch-"),
+            units=cfg.units,
+            layers=cfg.layers,
+            embedding_dim=cfg.embedding_dim,
+            dropout=cfg.dropout,
+            reset_after=cfg.reset_after,
+            seed=cfg.seed,
+        )
+    return KerasLM(
+        build_keras_model(
+            cfg.model,
+            vocab_size,
+            cfg.layers,
+            cfg.units,
+            cfg.embedding_dim,
+            cfg.dropout,
+            cfg.precision,
+            cfg.seed,
+        )
+    )
 
 
 def load_model(cfg, vocab_size: int, path, way_out: str = "retrain the run") -> LanguageModel:
@@ -309,6 +381,8 @@ def load_model(cfg, vocab_size: int, path, way_out: str = "retrain the run") -> 
         return model
     model = KerasLM.load(path, way_out)
     if model.vocab_size != vocab_size:
-        raise CharLMError(f"{path}: the weights are for {model.vocab_size} characters but "
-                          f"vocab.json has {vocab_size}; restore the run's own vocab.json")
+        raise CharLMError(
+            f"{path}: the weights are for {model.vocab_size} characters but "
+            f"vocab.json has {vocab_size}; restore the run's own vocab.json"
+        )
     return model

@@ -71,8 +71,12 @@ def _recur(step, inputs: tuple, state: tuple) -> tuple[tf.Tensor, tuple]:
         return (t + 1, outputs.write(t, Y_t), *state)
 
     _, outputs, *state = tf.while_loop(
-        lambda t, *_: t < T, body, (tf.constant(0), outputs, *state),
-        maximum_iterations=T, parallel_iterations=_PARALLEL_ITERATIONS)
+        lambda t, *_: t < T,
+        body,
+        (tf.constant(0), outputs, *state),
+        maximum_iterations=T,
+        parallel_iterations=_PARALLEL_ITERATIONS,
+    )
     Y = outputs.stack()
     Y.set_shape(inputs[0].shape[:2].concatenate(state[0].shape[-1:]))
     return Y, tuple(state)
@@ -108,6 +112,7 @@ class _Cell(tf.Module):
 
     def sequence(self, X, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """Like ``__call__`` but time-major: X [T, B, D] -> ([T, B, H], final state)."""
+
         def step(inputs, state):
             state = self.step(inputs[0], state)
             return state[0], state
@@ -128,8 +133,13 @@ class RNNCell(_Cell):
 
     state_size = 1
 
-    def __init__(self, input_dim: int, units: int, seed: int | tf.random.Generator = 0,
-                 name: str | None = None):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int,
+        seed: int | tf.random.Generator = 0,
+        name: str | None = None,
+    ):
         super().__init__(input_dim, units, name=name)
         rng = _rng(seed)
         self.W_xh = _normal(rng, [input_dim, units], "W_xh")
@@ -171,8 +181,14 @@ class GRUCell(_Cell):
 
     state_size = 1
 
-    def __init__(self, input_dim: int, units: int, reset_after: bool = False,
-                 seed: int | tf.random.Generator = 0, name: str | None = None):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int,
+        reset_after: bool = False,
+        seed: int | tf.random.Generator = 0,
+        name: str | None = None,
+    ):
         super().__init__(input_dim, units, name=name)
         self.reset_after = bool(reset_after)
         rng = _rng(seed)
@@ -212,22 +228,24 @@ class GRUCell(_Cell):
         keras_reset_after = bias.ndim == 2
         if keras_reset_after != self.reset_after:
             raise ValueError(
-                f"keras GRU has reset_after={keras_reset_after}, this cell {self.reset_after}")
+                f"keras GRU has reset_after={keras_reset_after}, this cell {self.reset_after}"
+            )
         u = self.units
-        for i, (W_x, W_h) in enumerate([(self.W_xz, self.W_hz), (self.W_xr, self.W_hr),
-                                        (self.W_xh, self.W_hh)]):
-            W_x.assign(kernel[:, i * u:(i + 1) * u])
-            W_h.assign(recurrent[:, i * u:(i + 1) * u])
+        for i, (W_x, W_h) in enumerate(
+            [(self.W_xz, self.W_hz), (self.W_xr, self.W_hr), (self.W_xh, self.W_hh)]
+        ):
+            W_x.assign(kernel[:, i * u : (i + 1) * u])
+            W_h.assign(recurrent[:, i * u : (i + 1) * u])
         if self.reset_after:
             b_input, b_recurrent = bias
             self.b_z.assign(b_input[:u] + b_recurrent[:u])
-            self.b_r.assign(b_input[u:2 * u] + b_recurrent[u:2 * u])
-            self.b_h.assign(b_input[2 * u:])
-            self.b_hh.assign(b_recurrent[2 * u:])
+            self.b_r.assign(b_input[u : 2 * u] + b_recurrent[u : 2 * u])
+            self.b_h.assign(b_input[2 * u :])
+            self.b_hh.assign(b_recurrent[2 * u :])
         else:
             self.b_z.assign(bias[:u])
-            self.b_r.assign(bias[u:2 * u])
-            self.b_h.assign(bias[2 * u:])
+            self.b_r.assign(bias[u : 2 * u])
+            self.b_h.assign(bias[2 * u :])
 
 
 class LSTMCell(_Cell):
@@ -238,8 +256,13 @@ class LSTMCell(_Cell):
 
     state_size = 2
 
-    def __init__(self, input_dim: int, units: int, seed: int | tf.random.Generator = 0,
-                 name: str | None = None):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int,
+        seed: int | tf.random.Generator = 0,
+        name: str | None = None,
+    ):
         super().__init__(input_dim, units, name=name)
         rng = _rng(seed)
         self.W_xi = _normal(rng, [input_dim, units], "W_xi")
@@ -276,12 +299,16 @@ class LSTMCell(_Cell):
         """Copy a built ``keras.layers.LSTM`` (Keras gate order i, f, c, o)."""
         kernel, recurrent, bias = keras_layer.get_weights()
         u = self.units
-        gates = [(self.W_xi, self.W_hi, self.b_i), (self.W_xf, self.W_hf, self.b_f),
-                 (self.W_xc, self.W_hc, self.b_c), (self.W_xo, self.W_ho, self.b_o)]
+        gates = [
+            (self.W_xi, self.W_hi, self.b_i),
+            (self.W_xf, self.W_hf, self.b_f),
+            (self.W_xc, self.W_hc, self.b_c),
+            (self.W_xo, self.W_ho, self.b_o),
+        ]
         for i, (W_x, W_h, b) in enumerate(gates):
-            W_x.assign(kernel[:, i * u:(i + 1) * u])
-            W_h.assign(recurrent[:, i * u:(i + 1) * u])
-            b.assign(bias[i * u:(i + 1) * u])
+            W_x.assign(kernel[:, i * u : (i + 1) * u])
+            W_h.assign(recurrent[:, i * u : (i + 1) * u])
+            b.assign(bias[i * u : (i + 1) * u])
 
 
 CELLS = {"rnn": RNNCell, "gru": GRUCell, "lstm": LSTMCell}
@@ -302,9 +329,17 @@ class ScratchLM(tf.Module):
         logits, state = model(tf.zeros([8, 50], tf.int32), state)   # logits [8, 50, 65]
     """
 
-    def __init__(self, vocab_size: int, cell: str = "rnn", units: int = 256, layers: int = 1,
-                 embedding_dim: int = 0, dropout: float = 0.0, reset_after: bool = False,
-                 seed: int = 0):
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str = "rnn",
+        units: int = 256,
+        layers: int = 1,
+        embedding_dim: int = 0,
+        dropout: float = 0.0,
+        reset_after: bool = False,
+        seed: int = 0,
+    ):
         super().__init__(name="scratch_lm")
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
@@ -328,8 +363,9 @@ class ScratchLM(tf.Module):
         kwargs = {"reset_after": self.reset_after} if cell == "gru" else {}
         self.cells = []
         for layer in range(self.num_layers):
-            self.cells.append(CELLS[cell](input_dim, self.units, seed=rng,
-                                          name=f"{cell}_{layer}", **kwargs))
+            self.cells.append(
+                CELLS[cell](input_dim, self.units, seed=rng, name=f"{cell}_{layer}", **kwargs)
+            )
             input_dim = self.units
         self.W_hq = _normal(rng, [self.units, self.vocab_size], "W_hq")
         self.b_q = _zeros([self.vocab_size], "b_q")
@@ -338,9 +374,16 @@ class ScratchLM(tf.Module):
 
     def get_config(self) -> dict:
         """The constructor arguments, enough to rebuild the model before restoring weights."""
-        return {"vocab_size": self.vocab_size, "cell": self.cell, "units": self.units,
-                "layers": self.num_layers, "embedding_dim": self.embedding_dim,
-                "dropout": self.dropout, "reset_after": self.reset_after, "seed": self.seed}
+        return {
+            "vocab_size": self.vocab_size,
+            "cell": self.cell,
+            "units": self.units,
+            "layers": self.num_layers,
+            "embedding_dim": self.embedding_dim,
+            "dropout": self.dropout,
+            "reset_after": self.reset_after,
+            "seed": self.seed,
+        }
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
         """Zeros, per layer [H] (rnn, gru) or [H, C] (lstm), flattened in layer order."""
@@ -376,9 +419,9 @@ class ScratchLM(tf.Module):
             new_state = []
             for l, cell in enumerate(self.cells):
                 if l:
-                    XW_t = tf.matmul(H, W_x[l]) + b[l]
+                    XW_t = tf.matmul(H, W_x[l]) + b[l]  # noqa: F823 (H: the layer below, set at l-1)
                 n = len(new_state)
-                cell_state = cell.step(XW_t, state[n:n + sizes[l]])
+                cell_state = cell.step(XW_t, state[n : n + sizes[l]])
                 new_state.extend(cell_state)
                 H = cell_state[0] * masks_t[l] if use_dropout else cell_state[0]
             return H, tuple(new_state)

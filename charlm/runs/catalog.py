@@ -27,26 +27,38 @@ from ..runs.rundir import RunDir
 
 METRIC_ROWS = 5  # the last rows of metrics.csv that `charlm info` shows
 TOP_CHARS = 10  # the most frequent characters that `charlm info` shows
-COLUMNS = [("name", "NAME", "<"), ("size", "MODEL", "<"), ("parameters", "PARAMS", ">"),
-           ("steps", "STEPS", ">"), ("seconds_trained", "TIME", ">"),
-           ("best_val_loss", "BEST VAL", ">"), ("best_bits_per_char", "BITS/CHAR", ">"),
-           ("status", "STATUS", "<")]
+COLUMNS = [
+    ("name", "NAME", "<"),
+    ("size", "MODEL", "<"),
+    ("parameters", "PARAMS", ">"),
+    ("steps", "STEPS", ">"),
+    ("seconds_trained", "TIME", ">"),
+    ("best_val_loss", "BEST VAL", ">"),
+    ("best_bits_per_char", "BITS/CHAR", ">"),
+    ("status", "STATUS", "<"),
+]
 
 
 # -- a folder of runs ----------------------------------------------------------------------------
+
 
 def run_folders(runs_dir) -> list[Path]:
     """The folders under ``runs_dir`` that may be runs (not ``latest``, not hidden)."""
     root = Path(runs_dir)
     if not root.is_dir():
-        raise CharLMError(f"{runs_dir}: no such folder of runs; train one with `charlm train "
-                          "CORPUS`, or name the folder: --runs-dir DIR")
+        raise CharLMError(
+            f"{runs_dir}: no such folder of runs; train one with `charlm train "
+            "CORPUS`, or name the folder: --runs-dir DIR"
+        )
     try:
         entries = list(root.iterdir())
     except OSError as e:
         raise CharLMError(f"{runs_dir}: cannot list the folder ({e.strerror})") from None
-    return [p for p in entries if p.is_dir() and not p.is_symlink()
-            and not p.name.startswith(".") and p.name != "latest"]
+    return [
+        p
+        for p in entries
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and p.name != "latest"
+    ]
 
 
 def run_names(runs_dir) -> list[str]:
@@ -72,10 +84,20 @@ def summarise(path) -> dict:
     """What a run is and how far it got: a dict of plain data (the row of `charlm runs`).
     A folder that is not a readable run gets ``status`` "broken" and a ``note`` saying why."""
     run = RunDir(path)
-    row = {"name": run.path.name, "path": str(run.path), "model": None, "size": None,
-           "parameters": None, "steps": None, "seconds_trained": None, "best_val_loss": None,
-           "best_bits_per_char": None, "status": "broken", "started": _started(run.path),
-           "note": None}
+    row = {
+        "name": run.path.name,
+        "path": str(run.path),
+        "model": None,
+        "size": None,
+        "parameters": None,
+        "steps": None,
+        "seconds_trained": None,
+        "best_val_loss": None,
+        "best_bits_per_char": None,
+        "status": "broken",
+        "started": _started(run.path),
+        "note": None,
+    }
     if not (run.path / "config.toml").is_file():
         row["note"] = "not a charlm run (no config.toml)"
         return row
@@ -87,11 +109,16 @@ def summarise(path) -> dict:
         row["note"] = str(e)
         return row
     best = _best_val_loss(rows)
-    row.update(model=cfg.model, size=f"{cfg.model} {cfg.layers}x{cfg.units}",
-               parameters=run.read_record().get("parameters"), steps=steps,
-               seconds_trained=number(rows[-1].get("wall_time")) if rows else 0.0,
-               best_val_loss=best, best_bits_per_char=best / LN2 if best is not None else None,
-               status=status(run))
+    row.update(
+        model=cfg.model,
+        size=f"{cfg.model} {cfg.layers}x{cfg.units}",
+        parameters=run.read_record().get("parameters"),
+        steps=steps,
+        seconds_trained=number(rows[-1].get("wall_time")) if rows else 0.0,
+        best_val_loss=best,
+        best_bits_per_char=best / LN2 if best is not None else None,
+        status=status(run),
+    )
     return row
 
 
@@ -132,6 +159,7 @@ def _started(path: Path) -> str:
 
 # -- as text ---------------------------------------------------------------------------------------
 
+
 def format_runs(rows: list[dict]) -> str:
     """The table `charlm runs` prints (broken runs: the note in the status column)."""
     cells = [[title for _, title, _ in COLUMNS]]
@@ -140,8 +168,10 @@ def format_runs(rows: list[dict]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS) - 1)]
     lines = []
     for r in cells:
-        parts = [f"{c:{align}{w}}" for c, w, (_, _, align) in zip(r[:-1], widths, COLUMNS[:-1],
-                                                                  strict=True)]
+        parts = [
+            f"{c:{align}{w}}"
+            for c, w, (_, _, align) in zip(r[:-1], widths, COLUMNS[:-1], strict=True)
+        ]
         lines.append("  ".join([*parts, r[-1]]).rstrip())
     return "\n".join(lines)
 
@@ -174,6 +204,7 @@ def format_duration(seconds: float) -> str:
 
 
 # -- one run ---------------------------------------------------------------------------------------
+
 
 def describe(path) -> dict:
     """Everything `charlm info` shows about the run in ``path``, as plain data: its summary,
@@ -209,41 +240,54 @@ def _vocabulary(run: RunDir) -> dict:
     except CharLMError:
         text = ""
     counts = collections.Counter(text).most_common(TOP_CHARS)
-    return {"size": size, "note": None, "counted_chars": len(text),
-            "most_frequent": [[c, n / len(text)] for c, n in counts]}
+    return {
+        "size": size,
+        "note": None,
+        "counted_chars": len(text),
+        "most_frequent": [[c, n / len(text)] for c, n in counts],
+    }
 
 
 def format_info(info: dict) -> str:
     """The text `charlm info` prints."""
-    lines = [f"run:          {info['path']}",
-             f"status:       {info['status']}" + (f": {info['note']}" if info["note"] else ""),
-             f"model:        {info['size']}, {_cell('parameters', info)} parameters",
-             f"trained:      {_cell('steps', info)} steps in {_cell('seconds_trained', info)}"
-             + _best(info),
-             *_corpus_lines(info["corpus"]), *_vocabulary_lines(info["vocabulary"]),
-             "settings:", *[f"  {k} = {_setting(v)}" for k, v in info["settings"].items()],
-             *_metrics_lines(info["metrics"])]
+    lines = [
+        f"run:          {info['path']}",
+        f"status:       {info['status']}" + (f": {info['note']}" if info["note"] else ""),
+        f"model:        {info['size']}, {_cell('parameters', info)} parameters",
+        f"trained:      {_cell('steps', info)} steps in {_cell('seconds_trained', info)}"
+        + _best(info),
+        *_corpus_lines(info["corpus"]),
+        *_vocabulary_lines(info["vocabulary"]),
+        "settings:",
+        *[f"  {k} = {_setting(v)}" for k, v in info["settings"].items()],
+        *_metrics_lines(info["metrics"]),
+    ]
     return "\n".join(lines)
 
 
 def _best(info: dict) -> str:
     if info["best_val_loss"] is None:
         return ", no validation yet"
-    return (f", best val loss {info['best_val_loss']:.4f} nats/char "
-            f"({info['best_bits_per_char']:.4f} bits/char)")
+    return (
+        f", best val loss {info['best_val_loss']:.4f} nats/char "
+        f"({info['best_bits_per_char']:.4f} bits/char)"
+    )
 
 
 def _setting(value) -> str:
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, bool) else str(value).lower()
+    return (
+        json.dumps(value, ensure_ascii=False) if not isinstance(value, bool) else str(value).lower()
+    )
 
 
 def _corpus_lines(corpus: dict | None) -> list[str]:
     if not corpus:
         return ["corpus:       corpus.json is missing or unreadable"]
-    return [f"corpus:       {corpus['train_chars']:,} training characters, sha256 "
-            f"{corpus['train_sha256']}",
-            f"              {corpus['val_chars']:,} held-out characters, sha256 "
-            f"{corpus['val_sha256']}"]
+    return [
+        f"corpus:       {corpus['train_chars']:,} training characters, sha256 "
+        f"{corpus['train_sha256']}",
+        f"              {corpus['val_chars']:,} held-out characters, sha256 {corpus['val_sha256']}",
+    ]
 
 
 def _vocabulary_lines(vocab: dict) -> list[str]:
@@ -251,24 +295,36 @@ def _vocabulary_lines(vocab: dict) -> list[str]:
         return [f"vocabulary:   {vocab['note']}"]
     lines = [f"vocabulary:   {vocab['size'] - 1} characters + <unk>"]
     if vocab["most_frequent"]:
-        shown = ", ".join(f"{json.dumps(c, ensure_ascii=False)} {100 * share:.1f}%"
-                          for c, share in vocab["most_frequent"])
-        lines.append(f"most frequent in the held-out text (val.txt, "
-                     f"{vocab['counted_chars']:,} chars): {shown}")
+        shown = ", ".join(
+            f"{json.dumps(c, ensure_ascii=False)} {100 * share:.1f}%"
+            for c, share in vocab["most_frequent"]
+        )
+        lines.append(
+            f"most frequent in the held-out text (val.txt, "
+            f"{vocab['counted_chars']:,} chars): {shown}"
+        )
     return lines
 
 
 def _metrics_lines(metrics: dict) -> list[str]:
     if not metrics["rows"]:
         return ["metrics:      none yet (metrics.csv is empty)"]
-    keys = ["step", "epoch", "train_loss", "val_loss", "val_bits_per_char", "chars_per_sec",
-            "wall_time"]
+    keys = [
+        "step",
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_bits_per_char",
+        "chars_per_sec",
+        "wall_time",
+    ]
     shown = min(metrics["rows"], METRIC_ROWS)
     cells = [keys] + [[_metric(k, r.get(k)) for k in keys] for r in metrics["last"]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(keys))]
-    return [f"metrics:      the last {shown} of {metrics['rows']} rows of metrics.csv",
-            *["  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths,
-                                                           strict=True)) for row in cells]]
+    return [
+        f"metrics:      the last {shown} of {metrics['rows']} rows of metrics.csv",
+        *["  " + "  ".join(f"{c:>{w}}" for c, w in zip(row, widths, strict=True)) for row in cells],
+    ]
 
 
 def _metric(key: str, value) -> str:

@@ -37,13 +37,31 @@ from pathlib import Path
 
 from ..config import FORMAT_VERSION, Config
 from ..errors import CharLMError, first_line
-from ..fsio import (atomic_write, fault_point, fsync_dir, fsync_tree, readable_path, replace_path,
-                    temp_name, text_sha256)
+from ..fsio import (
+    atomic_write,
+    fault_point,
+    fsync_dir,
+    fsync_tree,
+    readable_path,
+    replace_path,
+    temp_name,
+    text_sha256,
+)
 from ..text.vocab import Vocab
 
-METRIC_FIELDS = ["step", "epoch", "train_loss", "train_perplexity", "val_loss",
-                 "val_perplexity", "val_bits_per_char", "chars_per_sec", "lr", "grad_norm",
-                 "wall_time"]
+METRIC_FIELDS = [
+    "step",
+    "epoch",
+    "train_loss",
+    "train_perplexity",
+    "val_loss",
+    "val_perplexity",
+    "val_bits_per_char",
+    "chars_per_sec",
+    "lr",
+    "grad_norm",
+    "wall_time",
+]
 RUN_RECORD = "run.json"  # {"parameters": N, "finished": bool, "step": N}
 WEIGHTS = ("best", "last")  # the weights a run keeps: the best validation score, and the newest
 CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
@@ -52,6 +70,7 @@ KEEP_CHECKPOINTS = 2
 
 # -- finding runs --------------------------------------------------------------------------------
 
+
 def resolve_run(run: str | None, runs_dir: str = "runs", flag: str = "--run") -> Path:
     """The run folder named by ``run``, the newest run in ``run`` when it is a folder of runs,
     or, with no ``run``, the newest run under ``runs_dir``. ``flag`` names the option that
@@ -59,19 +78,25 @@ def resolve_run(run: str | None, runs_dir: str = "runs", flag: str = "--run") ->
     if run:
         path = Path(run)
         if not path.is_dir():
-            raise CharLMError(f"{run}: no such run folder; check the path, or leave it out "
-                              f"for the newest run under {runs_dir}/")
+            raise CharLMError(
+                f"{run}: no such run folder; check the path, or leave it out "
+                f"for the newest run under {runs_dir}/"
+            )
         if not (path / "config.toml").exists() and (path / "latest").is_symlink():
             path = _newest(path) or path  # a folder of runs, e.g. the --runs-dir of a train
     else:
         path = _newest(Path(runs_dir))
         if path is None:
             verb = "to resume" if flag == "--resume" else "found"
-            raise CharLMError(f"no run {verb} in {runs_dir}/; train one first with `charlm "
-                              f"train CORPUS`, or name the run folder: {flag} DIR")
+            raise CharLMError(
+                f"no run {verb} in {runs_dir}/; train one first with `charlm "
+                f"train CORPUS`, or name the run folder: {flag} DIR"
+            )
     if not (path / "config.toml").is_file():
-        raise CharLMError(f"{path}: not a charlm run (no config.toml); name a run folder "
-                          "written by `charlm train`, or a folder of runs")
+        raise CharLMError(
+            f"{path}: not a charlm run (no config.toml); name a run folder "
+            "written by `charlm train`, or a folder of runs"
+        )
     return path
 
 
@@ -105,17 +130,22 @@ class RunDir:
         path = parent / name
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             if not force:
-                raise CharLMError(f"{path} already holds a run; pass --resume to continue it, "
-                                  "--force to replace it, or choose another --name")
+                raise CharLMError(
+                    f"{path} already holds a run; pass --resume to continue it, "
+                    "--force to replace it, or choose another --name"
+                )
             if not (path / "config.toml").is_file():
-                raise CharLMError(f"{path} is not a charlm run; --force replaces only runs; "
-                                  "choose another --name")
+                raise CharLMError(
+                    f"{path} is not a charlm run; --force replaces only runs; choose another --name"
+                )
             shutil.rmtree(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise CharLMError(f"cannot create the run folder {path}: {e.strerror}; "
-                              "choose another --runs-dir or --name") from None
+            raise CharLMError(
+                f"cannot create the run folder {path}: {e.strerror}; "
+                "choose another --runs-dir or --name"
+            ) from None
         return cls(path)
 
     def mark_latest(self) -> None:
@@ -144,16 +174,21 @@ class RunDir:
         except FileNotFoundError:
             raise CharLMError(f"{self.path}: config.toml is missing; not a complete run") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise CharLMError(f"{path}: cannot read ({e}); check the file and its permissions, "
-                              "or retrain the run") from None
+            raise CharLMError(
+                f"{path}: cannot read ({e}); check the file and its permissions, or retrain the run"
+            ) from None
         version = re.search(r"^format_version\s*=\s*(\d+)", text, re.M)
         if not version:
-            raise CharLMError(f"{path}: no format_version line, so this is not a run config "
-                              "written by charlm train; restore the file or retrain the run")
+            raise CharLMError(
+                f"{path}: no format_version line, so this is not a run config "
+                "written by charlm train; restore the file or retrain the run"
+            )
         if int(version.group(1)) != FORMAT_VERSION:
-            raise CharLMError(f"{path}: run format version {version.group(1)} is not the version "
-                              f"this charlm reads ({FORMAT_VERSION}); use the charlm that wrote "
-                              "it, or retrain")
+            raise CharLMError(
+                f"{path}: run format version {version.group(1)} is not the version "
+                f"this charlm reads ({FORMAT_VERSION}); use the charlm that wrote "
+                "it, or retrain"
+            )
         return Config.from_toml_text(text, str(path))
 
     def write_vocab(self, vocab: Vocab) -> None:
@@ -162,13 +197,17 @@ class RunDir:
     def read_vocab(self) -> Vocab:
         path = self.path / "vocab.json"
         if not path.is_file():
-            raise CharLMError(f"{path} is missing; the run cannot be used without its "
-                              "vocabulary; restore the file or retrain the run")
+            raise CharLMError(
+                f"{path} is missing; the run cannot be used without its "
+                "vocabulary; restore the file or retrain the run"
+            )
         vocab = Vocab.load(path)
         expected = self._corpus_json() or {}
         if expected.get("vocab_sha256") not in (None, text_sha256(vocab.to_json())):
-            raise CharLMError(f"{path} is not the vocabulary this run was trained with (it was "
-                              "edited); restore the run's own vocab.json or retrain the run")
+            raise CharLMError(
+                f"{path} is not the vocabulary this run was trained with (it was "
+                "edited); restore the run's own vocab.json or retrain the run"
+            )
         return vocab
 
     def write_corpus_info(self, corpus, vocab: Vocab) -> None:
@@ -190,8 +229,10 @@ class RunDir:
         """corpus.json: what the run's corpus was (:meth:`EncodedCorpus.info`)."""
         info = self._corpus_json()
         if info is None:
-            raise CharLMError(f"{self.path}/corpus.json is missing or corrupt; cannot check "
-                              "that the corpus is unchanged; start a new run")
+            raise CharLMError(
+                f"{self.path}/corpus.json is missing or corrupt; cannot check "
+                "that the corpus is unchanged; start a new run"
+            )
         return info
 
     def check_corpus(self, corpus) -> None:
@@ -200,9 +241,11 @@ class RunDir:
         train, val = corpus.info()["train_sha256"], corpus.info()["val_sha256"]
         info = self.corpus_info()
         if info.get("train_sha256") != train or info.get("val_sha256") != val:
-            raise CharLMError(f"the corpus is not the one {self.path} was trained on "
-                              f"({info.get('train_chars')} + {info.get('val_chars')} characters); "
-                              "resume with the same corpus and options, or start a new run")
+            raise CharLMError(
+                f"the corpus is not the one {self.path} was trained on "
+                f"({info.get('train_chars')} + {info.get('val_chars')} characters); "
+                "resume with the same corpus and options, or start a new run"
+            )
 
     def read_val_text(self) -> str:
         path = self.path / "val.txt"
@@ -303,12 +346,15 @@ class RunDir:
                 tf_checkpoint.read(str(path / "ckpt")).assert_existing_objects_matched()
             except Exception as e:  # TF raises OpError, ValueError, IndexError, ... on bad files
                 errors.append(f"{path.name}: {first_line(e)}")
-                warn(f"warning: checkpoint {path} is unreadable ({errors[-1]}); trying an older one")
+                warn(
+                    f"warning: checkpoint {path} is unreadable ({errors[-1]}); trying an older one"
+                )
                 continue
             return step
         if errors:
-            raise CharLMError(f"{self.path}: no readable checkpoint ({'; '.join(errors)}); "
-                              "start a new run")
+            raise CharLMError(
+                f"{self.path}: no readable checkpoint ({'; '.join(errors)}); start a new run"
+            )
         return -1
 
     # -- weights for sample / eval ---------------------------------------------------------------------
@@ -332,8 +378,11 @@ class RunDir:
         if which not in WEIGHTS:
             raise CharLMError(f"--weights must be {' or '.join(WEIGHTS)}, not '{which}'")
         other = next(w for w in WEIGHTS if w != which)
-        way_out = (f"try --weights {other}, or retrain the run"
-                   if self.weights_path(other, suffix).exists() else "retrain the run")
+        way_out = (
+            f"try --weights {other}, or retrain the run"
+            if self.weights_path(other, suffix).exists()
+            else "retrain the run"
+        )
         path = readable_path(self.weights_path(which, suffix))
         if not path.exists():
             raise CharLMError(f"{path} is missing; the run has no {which} weights; {way_out}")

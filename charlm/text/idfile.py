@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..text.corpus import split_point
 from ..errors import CharLMError
 from ..fsio import replace_path
 from ..text.codepoints import code_points
+from ..text.corpus import split_point
 from ..text.vocab import CHUNK_CHARS, Vocab
 
 IDS_FILE = "ids.npy"
@@ -74,13 +74,20 @@ class EncodedCorpus:
     sources: list | None = None  # the files it was read from (charlm.text.corpus.source_signature)
 
     @classmethod
-    def placed(cls, folder, vocab: Vocab, info: dict) -> "EncodedCorpus":
+    def placed(cls, folder, vocab: Vocab, info: dict) -> EncodedCorpus:
         """The corpus already encoded in ``folder`` (a run's ids.npy and val.txt), as
         :meth:`info` described it."""
         folder = Path(folder)
-        return cls(folder / IDS_FILE, folder / VAL_FILE, vocab, info["train_chars"],
-                   info["val_chars"], info["train_sha256"], info["val_sha256"],
-                   sources=info.get("sources"))
+        return cls(
+            folder / IDS_FILE,
+            folder / VAL_FILE,
+            vocab,
+            info["train_chars"],
+            info["val_chars"],
+            info["train_sha256"],
+            info["val_sha256"],
+            sources=info.get("sources"),
+        )
 
     @property
     def ids(self) -> np.ndarray:
@@ -98,9 +105,13 @@ class EncodedCorpus:
     def info(self) -> dict:
         """What ``corpus.json`` records: sizes, the sha256 of the UTF-8 train and val text, and
         the files it was read from."""
-        return {"train_chars": self.train_chars, "val_chars": self.val_chars,
-                "train_sha256": self.train_sha256, "val_sha256": self.val_sha256,
-                "sources": self.sources}
+        return {
+            "train_chars": self.train_chars,
+            "val_chars": self.val_chars,
+            "train_sha256": self.train_sha256,
+            "val_sha256": self.val_sha256,
+            "sources": self.sources,
+        }
 
     def place(self, folder) -> None:
         """Move the id file and the held-out text into ``folder`` as ids.npy and val.txt."""
@@ -116,8 +127,15 @@ class EncodedCorpus:
             self.ids_path.parent.rmdir()
 
 
-def encode(source: Source, val_source: Source | None, val_fraction: float, folder, *,
-           log: Callable[[str], None] = print, progress: bool | None = None) -> EncodedCorpus:
+def encode(
+    source: Source,
+    val_source: Source | None,
+    val_fraction: float,
+    folder,
+    *,
+    log: Callable[[str], None] = print,
+    progress: bool | None = None,
+) -> EncodedCorpus:
     """Encode the text ``source`` streams (and the held-out text of ``val_source``, if given,
     instead of the last ``val_fraction``) into temporary files in ``folder``."""
     folder = Path(folder)
@@ -132,19 +150,35 @@ def encode(source: Source, val_source: Source | None, val_fraction: float, folde
     try:
         texts = source() if val_source is None else _chain(source(), val_source())
         with open(ids_path, "wb") as ids, open(val_path, "w", encoding="utf-8", newline="") as val:
-            written = _write(texts, vocab, cut, ids, val, _bar("encoding", n if val_source is None else None, progress))
+            written = _write(
+                texts,
+                vocab,
+                cut,
+                ids,
+                val,
+                _bar("encoding", n if val_source is None else None, progress),
+            )
     except BaseException:
         EncodedCorpus(ids_path, val_path, vocab, 0, 0, "", "", made_folder).discard()
         raise
     total, train_sha256, val_sha256 = written
-    return EncodedCorpus(ids_path, val_path, vocab, cut, total - cut, train_sha256, val_sha256, made_folder)
+    return EncodedCorpus(
+        ids_path, val_path, vocab, cut, total - cut, train_sha256, val_sha256, made_folder
+    )
 
 
 def _bar(what: str, total: int | None, progress: bool | None):
     from tqdm import tqdm
 
-    return tqdm(desc=what, total=total, unit="char", unit_scale=True, dynamic_ncols=True,
-                file=sys.stderr, disable=None if progress is None else not progress)
+    return tqdm(
+        desc=what,
+        total=total,
+        unit="char",
+        unit_scale=True,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+    )
 
 
 def _chain(*iterators):
@@ -226,7 +260,11 @@ def _write(chunks: Iterator[str], vocab: Vocab, cut: int, ids, val, bar) -> tupl
     ids.write(_npy_header(dtype, 10**15))  # a placeholder of the final header's size
     hashes, n = (hashlib.sha256(), hashlib.sha256()), 0
     # ids of the 256 Latin-1 characters, as Vocab.encode gives them: a bytes.translate table
-    table = vocab.encode("".join(map(chr, range(256)))).astype(np.uint8).tobytes() if dtype == np.uint8 else None
+    table = (
+        vocab.encode("".join(map(chr, range(256)))).astype(np.uint8).tobytes()
+        if dtype == np.uint8
+        else None
+    )
     with bar:
         for text in _pieces(chunks):
             latin = _latin1(text) if table is not None else None
@@ -253,7 +291,8 @@ def _write(chunks: Iterator[str], vocab: Vocab, cut: int, ids, val, bar) -> tupl
 def _npy_header(dtype: np.dtype, n: int) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buf, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)})
+        buf, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+    )
     return buf.getvalue()
 
 

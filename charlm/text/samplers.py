@@ -41,7 +41,6 @@ import numpy as np
 from ..config import CHOICES
 from ..errors import CharLMError
 
-
 CUTS = CHOICES["cut"]  # ("random-offset", "fixed"): d2l 2nd edition | 1st edition
 
 
@@ -51,8 +50,7 @@ class Sampler:
     name = ""
     carries_state = False  # True: the hidden state flows from batch b to batch b + 1
 
-    def __init__(self, ids: np.ndarray, seq_len: int, batch_size: int,
-                 cut: str = "random-offset"):
+    def __init__(self, ids: np.ndarray, seq_len: int, batch_size: int, cut: str = "random-offset"):
         if seq_len < 1 or batch_size < 1:
             raise CharLMError("seq-len and batch-size must be at least 1")
         if cut not in CUTS:
@@ -65,7 +63,8 @@ class Sampler:
             raise CharLMError(
                 f"the training text ({len(ids)} characters) is too short for one batch of "
                 f"{batch_size} x {seq_len} characters with the {self.name} sampler; "
-                f"use a smaller --seq-len or --batch-size, or more text")
+                f"use a smaller --seq-len or --batch-size, or more text"
+            )
 
     @property
     def fixed(self) -> bool:
@@ -139,8 +138,9 @@ class ConsecutiveSampler(Sampler):
 SAMPLERS = {"random": RandomSampler, "consecutive": ConsecutiveSampler}
 
 
-def make_sampler(kind: str, ids: np.ndarray, seq_len: int, batch_size: int,
-                 cut: str = "random-offset") -> Sampler:
+def make_sampler(
+    kind: str, ids: np.ndarray, seq_len: int, batch_size: int, cut: str = "random-offset"
+) -> Sampler:
     """The sampler called ``kind`` (``"random"`` or ``"consecutive"``) with ``cut``
     (``"random-offset"`` or ``"fixed"``)."""
     if kind not in SAMPLERS:

@@ -21,8 +21,13 @@ def _to_stderr(message: str) -> None:
 
 def read_options(cfg: Config) -> dict:
     """How ``cfg`` says every corpus file is read (the corpus paths also take max_chars, member)."""
-    return dict(encoding=cfg.encoding, errors=cfg.errors, newlines=cfg.newlines,
-                lowercase=cfg.lowercase, max_input_bytes=cfg.max_input_bytes)
+    return dict(
+        encoding=cfg.encoding,
+        errors=cfg.errors,
+        newlines=cfg.newlines,
+        lowercase=cfg.lowercase,
+        max_input_bytes=cfg.max_input_bytes,
+    )
 
 
 def corpus_options(cfg: Config) -> dict:

@@ -72,7 +72,7 @@ class Vocab:
         self._cp_to_id[cps] = np.arange(1, len(cps) + 1, dtype=self.dtype)
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocab":
+    def from_text(cls, text: str) -> Vocab:
         """The vocabulary of ``text``: its distinct characters sorted by code point."""
         present = np.zeros(_MAX_CODE_POINT + 1, dtype=bool)
         for _, cps in _codepoints(text):
@@ -128,7 +128,9 @@ class Vocab:
             raise TypeError(f"decode takes integer ids, got dtype {ids.dtype}")
         ids = ids.reshape(-1) if ids.ndim == 0 else ids
         if ids.ndim != 1:
-            raise ValueError(f"decode takes a 1-D sequence of ids, got shape {ids.shape}; decode each row")
+            raise ValueError(
+                f"decode takes a 1-D sequence of ids, got shape {ids.shape}; decode each row"
+            )
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= len(self):
             bad = lo if lo < 0 else hi
@@ -162,19 +164,25 @@ class Vocab:
         return json.dumps(doc, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_json(cls, s: str, source: str = "vocab.json") -> "Vocab":
+    def from_json(cls, s: str, source: str = "vocab.json") -> Vocab:
         """Parse and strictly validate :meth:`to_json` output; ``source`` names the file in errors."""
         try:
             doc = json.loads(s)
         except json.JSONDecodeError as e:
-            raise CharLMError(f"{source}: not valid JSON ({e.msg} at line {e.lineno}); {_EDITED}") from None
+            raise CharLMError(
+                f"{source}: not valid JSON ({e.msg} at line {e.lineno}); {_EDITED}"
+            ) from None
         if not isinstance(doc, dict):
             raise CharLMError(f"{source}: expected a JSON object; {_EDITED}")
         if doc.get("format") != FORMAT:
-            raise CharLMError(f"{source}: format is {doc.get('format')!r}, expected {FORMAT!r}; {_EDITED}")
+            raise CharLMError(
+                f"{source}: format is {doc.get('format')!r}, expected {FORMAT!r}; {_EDITED}"
+            )
         version = doc.get("version")
         if type(version) is not int or version != VERSION:
-            raise CharLMError(f"{source}: unsupported version {version!r} (this charlm reads {VERSION}); {_EDITED}")
+            raise CharLMError(
+                f"{source}: unsupported version {version!r} (this charlm reads {VERSION}); {_EDITED}"
+            )
         if doc.get("unk") != UNK:
             raise CharLMError(f"{source}: unk is {doc.get('unk')!r}, expected {UNK!r}; {_EDITED}")
         extra = sorted(set(doc) - {"format", "version", "unk", "chars"})
@@ -193,22 +201,28 @@ class Vocab:
         try:
             atomic_write(path, self.to_json())
         except OSError as e:
-            raise CharLMError(f"{os.fspath(path)}: cannot write the vocabulary ({e.strerror}); "
-                              "check that the folder exists, is writable and has space") from None
+            raise CharLMError(
+                f"{os.fspath(path)}: cannot write the vocabulary ({e.strerror}); "
+                "check that the folder exists, is writable and has space"
+            ) from None
 
     @classmethod
-    def load(cls, path) -> "Vocab":
+    def load(cls, path) -> Vocab:
         """Read a vocabulary written by :meth:`save`."""
         path = os.fspath(path)
         try:
             with open(path, encoding="utf-8") as f:
                 s = f.read()
         except FileNotFoundError:
-            raise CharLMError(f"{path}: no such vocabulary file; pass a run directory written by train") from None
+            raise CharLMError(
+                f"{path}: no such vocabulary file; pass a run directory written by train"
+            ) from None
         except UnicodeDecodeError as e:
             raise CharLMError(f"{path}: not UTF-8 (byte {e.start}); {_EDITED}") from None
         except OSError as e:
-            raise CharLMError(f"{path}: cannot read the vocabulary ({e.strerror}); check the path and its permissions") from None
+            raise CharLMError(
+                f"{path}: cannot read the vocabulary ({e.strerror}); check the path and its permissions"
+            ) from None
         return cls.from_json(s, source=path)
 
 

@@ -53,9 +53,11 @@ def clip_by_global_norm(grads, clip_norm) -> tuple[list, tf.Tensor]:
     theta = tf.cast(clip_norm, tf.float32)
     scale = tf.where(theta > 0.0, theta / tf.maximum(norm, theta), 1.0)  # min(1, θ/‖g‖)
     # Not finite: 0 · inf would be NaN, so return zeros instead of scaling.
-    scaled = tf.cond(tf.math.is_finite(norm),
-                     lambda: [_scale(grads[i], scale) for i in present],
-                     lambda: [_zeros_like(grads[i]) for i in present])
+    scaled = tf.cond(
+        tf.math.is_finite(norm),
+        lambda: [_scale(grads[i], scale) for i in present],
+        lambda: [_zeros_like(grads[i]) for i in present],
+    )
     clipped = list(grads)
     for i, g in zip(present, scaled, strict=True):
         clipped[i] = g

@@ -27,14 +27,22 @@ from ..errors import CharLMError
 EXIT_SECONDS = 2.0  # kept back for closing files and TensorFlow's exit
 # left after start-up, below which a run cannot measure (recipe auto) or train at all (fixed)
 MIN_SECONDS = {"auto": 10.0, "fixed": 5.0}
-TOO_SHORT = {"auto": "; the budget recipe needs at least {:g} s to measure this machine and train",
-             "fixed": ", too little to train, validate and save (at least {:g} s)"}
+TOO_SHORT = {
+    "auto": "; the budget recipe needs at least {:g} s to measure this machine and train",
+    "fixed": ", too little to train, validate and save (at least {:g} s)",
+}
 SCORER_TRACE_SECONDS = 3.0  # building the scorer's graph, before the first validation
 FORWARD_SPEEDUP = 3.0  # a forward pass costs a third of a training step per character
 
 
-def learning_rate(progress: float, step: int, peak: float, kind: str = "constant",
-                  warmup_steps: int = 0, floor: float = 0.1) -> float:
+def learning_rate(
+    progress: float,
+    step: int,
+    peak: float,
+    kind: str = "constant",
+    warmup_steps: int = 0,
+    floor: float = 0.1,
+) -> float:
     """The learning rate of step ``step + 1`` at ``progress`` (0 to 1) of the run: linear
     warm-up over the first ``warmup_steps`` steps, times, for ``"cosine"``, a half cosine from
     ``peak`` down to ``floor * peak`` at progress 1 (nanoGPT's ``get_lr``, by the clock).
@@ -52,8 +60,7 @@ def learning_rate(progress: float, step: int, peak: float, kind: str = "constant
     return lr
 
 
-def run_progress(step: int, total_steps: int | None, elapsed: float,
-                 budget: float | None) -> float:
+def run_progress(step: int, total_steps: int | None, elapsed: float, budget: float | None) -> float:
     """The fraction of the run done: of the planned steps or of the time budget, whichever
     is further along (at most 1); 0 when neither is known.
 
@@ -85,8 +92,10 @@ def check_time_left(budget_text: str, left: float, recipe: str) -> None:
     need = MIN_SECONDS[recipe]
     if left >= need:
         return
-    raise CharLMError(f"--time-budget {budget_text} leaves {max(left, 0):.0f} s after start-up"
-                      f"{TOO_SHORT[recipe].format(need)}: give a longer budget, e.g. 1m")
+    raise CharLMError(
+        f"--time-budget {budget_text} leaves {max(left, 0):.0f} s after start-up"
+        f"{TOO_SHORT[recipe].format(need)}: give a longer budget, e.g. 1m"
+    )
 
 
 class Clock:
@@ -98,8 +107,7 @@ class Clock:
         while not clock.spent(): ...
     """
 
-    def __init__(self, budget: float | None, started: float | None = None,
-                 elapsed: float = 0.0):
+    def __init__(self, budget: float | None, started: float | None = None, elapsed: float = 0.0):
         self.budget = budget or None
         self.started = time.monotonic() if started is None else started
         self._base, self._since = elapsed, self.started  # elapsed = base + now - since
@@ -129,11 +137,14 @@ class Clock:
         """Seconds kept back for the end: the final validation and save, as long as the last
         ones took (``first_validation`` before any validation), and the exit."""
         evaluate = self.took["evaluate"]
-        return (first_validation if evaluate is None else evaluate) + self.took["save"] + \
-            EXIT_SECONDS
+        return (
+            (first_validation if evaluate is None else evaluate) + self.took["save"] + EXIT_SECONDS
+        )
 
     def spent(self, first_validation: float = 0.0) -> bool:
         """The budget is used up but for the reserve: training must stop now for the run to
         end within it. Never, without a budget."""
-        return (self.budget is not None and
-                self.elapsed() + self.reserve(first_validation) >= self.budget)
+        return (
+            self.budget is not None
+            and self.elapsed() + self.reserve(first_validation) >= self.budget
+        )

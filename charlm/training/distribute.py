@@ -30,8 +30,8 @@ import contextlib
 
 import tensorflow as tf
 
-from ..training.clipping import clip_by_global_norm
 from ..errors import CharLMError, first_line
+from ..training.clipping import clip_by_global_norm
 
 _STRATEGIES: dict = {}  # name -> the one strategy of this process
 
@@ -60,9 +60,11 @@ def _create(name: str):
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except (RuntimeError, ValueError) as e:
-            raise CharLMError(f"cannot start the multi-worker strategy ({first_line(e)}); set "
-                              "TF_CONFIG on every worker and create the strategy at program "
-                              "start (charlm.training.distribute.at_startup)") from None
+            raise CharLMError(
+                f"cannot start the multi-worker strategy ({first_line(e)}); set "
+                "TF_CONFIG on every worker and create the strategy at program "
+                "start (charlm.training.distribute.at_startup)"
+            ) from None
     raise CharLMError(f"unknown strategy '{name}'; use none, mirrored or multi-worker")
 
 
@@ -75,8 +77,10 @@ def check_batch(strat, batch_size: int) -> int:
     """Rows per replica; a batch that does not split evenly is one clear error."""
     replicas = strat.num_replicas_in_sync
     if batch_size % replicas:
-        raise CharLMError(f"--batch-size {batch_size} does not split over {replicas} replicas; "
-                          f"use a multiple of {replicas}, e.g. {replicas * max(1, batch_size // replicas)}")
+        raise CharLMError(
+            f"--batch-size {batch_size} does not split over {replicas} replicas; "
+            f"use a multiple of {replicas}, e.g. {replicas * max(1, batch_size // replicas)}"
+        )
     return batch_size // replicas
 
 
@@ -85,8 +89,10 @@ def _sum_once(optimizer) -> None:
     all-reduces in ``_all_reduce_sum_gradients`` whenever it runs in a replica context, and
     the gradients it is given here are already summed (and clipped)."""
     if not callable(getattr(type(optimizer), "_all_reduce_sum_gradients", None)):
-        raise RuntimeError("this Keras optimizer has no _all_reduce_sum_gradients; the "
-                           "distributed step would sum the gradients twice")
+        raise RuntimeError(
+            "this Keras optimizer has no _all_reduce_sum_gradients; the "
+            "distributed step would sum the gradients twice"
+        )
     optimizer._all_reduce_sum_gradients = list  # (grads_and_vars) -> the same pairs
 
 
@@ -101,8 +107,8 @@ def distributed_train_step(strat, model, optimizer, clip_norm: float, batch_size
     def replica_step(x, y, state):
         ctx = tf.distribute.get_replica_context()
         first = ctx.replica_id_in_sync_group * rows
-        x, y = x[first:first + rows], y[first:first + rows]
-        state = [s[first:first + rows] for s in state]
+        x, y = x[first : first + rows], y[first : first + rows]
+        state = [s[first : first + rows] for s in state]
         with tf.GradientTape() as tape:
             logits, new_state = model(x, state, training=True)
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)

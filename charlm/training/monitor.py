@@ -24,15 +24,26 @@ from ..training.trainer import Callback
 
 LOSS_PLOT = "loss.png"
 
-SCALARS = ("train_loss", "train_perplexity", "val_loss", "val_perplexity", "val_bits_per_char",
-           "chars_per_sec", "lr", "grad_norm")
+SCALARS = (
+    "train_loss",
+    "train_perplexity",
+    "val_loss",
+    "val_perplexity",
+    "val_bits_per_char",
+    "chars_per_sec",
+    "lr",
+    "grad_norm",
+)
 
 
 def hparams_of(cfg) -> dict:
     """The settings shown in TensorBoard's HParams dashboard: every scalar setting of the run
     (lists and the corpus paths are left out, as HParams takes only numbers, strings, bools)."""
-    return {k: v for k, v in cfg.to_dict().items()
-            if isinstance(v, (bool, int, float, str)) and k not in ("name",)}
+    return {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if isinstance(v, (bool, int, float, str)) and k not in ("name",)
+    }
 
 
 class TensorBoardLog(Callback):
@@ -56,8 +67,10 @@ class TensorBoardLog(Callback):
 
         values = hparams_of(self.cfg)
         with self.writer.as_default(step=trainer.step):
-            hp.hparams_config(hparams=[hp.HParam(k) for k in values],
-                              metrics=[hp.Metric("val_loss", display_name="val loss (nats/char)")])
+            hp.hparams_config(
+                hparams=[hp.HParam(k) for k in values],
+                metrics=[hp.Metric("val_loss", display_name="val loss (nats/char)")],
+            )
             hp.hparams(values, trial_id=self.folder.parent.name)
 
     def on_evaluate(self, trainer, row: dict) -> None:

@@ -71,14 +71,14 @@ def draw_losses(rows, *, title: str | None = None, figsize=FIGSIZE) -> Figure:
     by_step.set_xlabel("step")
     by_time.set_xlabel("training time (minutes)")
     by_step.set_ylabel("loss (nats/char)")
-    bits = by_time.secondary_yaxis("right", functions=(lambda nats: nats / LN2,
-                                                       lambda b: b * LN2))
+    bits = by_time.secondary_yaxis("right", functions=(lambda nats: nats / LN2, lambda b: b * LN2))
     bits.set_ylabel("loss (bits/char)")
     if train["loss"] or val["loss"]:
         by_step.legend(loc="upper right")
     else:
-        by_step.text(0.5, 0.5, "no losses logged yet", transform=by_step.transAxes,
-                     ha="center", va="center")
+        by_step.text(
+            0.5, 0.5, "no losses logged yet", transform=by_step.transAxes, ha="center", va="center"
+        )
     fig.suptitle(title or _summary(val["loss"], val["step"]))
     return fig
 
@@ -93,8 +93,15 @@ def _star_best(ax, x, y) -> None:
     """A star on the lowest validation loss."""
     if y:
         best = min(range(len(y)), key=y.__getitem__)
-        ax.plot([x[best]], [y[best]], marker="*", markersize=12, color=VAL_COLOR,
-                markeredgecolor="black", linestyle="none")
+        ax.plot(
+            [x[best]],
+            [y[best]],
+            marker="*",
+            markersize=12,
+            color=VAL_COLOR,
+            markeredgecolor="black",
+            linestyle="none",
+        )
 
 
 def _summary(val_loss: list[float], steps: list[float]) -> str:
@@ -102,8 +109,10 @@ def _summary(val_loss: list[float], steps: list[float]) -> str:
     if not val_loss:
         return "training loss"
     best = min(range(len(val_loss)), key=val_loss.__getitem__)
-    return (f"best validation loss {val_loss[best]:.4f} nats/char "
-            f"({val_loss[best] / LN2:.4f} bits/char) at step {steps[best]:,.0f}")
+    return (
+        f"best validation loss {val_loss[best]:.4f} nats/char "
+        f"({val_loss[best] / LN2:.4f} bits/char) at step {steps[best]:,.0f}"
+    )
 
 
 def render_png(fig: Figure, dpi: int = DPI) -> bytes:

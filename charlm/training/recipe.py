@@ -47,16 +47,32 @@ from ..training.clock import check_time_left, training_seconds, validation_secon
 from ..training.trainer import make_optimizer, make_train_step
 
 # What the recipe may choose (a setting the user gave is never changed).
-CHOSEN = ("model", "layers", "units", "embedding_dim", "dropout", "precision", "sampler",
-          "seq_len", "batch_size", "lr", "lr_schedule", "warmup_steps", "min_lr_fraction",
-          "eval_every", "eval_chars")
+CHOSEN = (
+    "model",
+    "layers",
+    "units",
+    "embedding_dim",
+    "dropout",
+    "precision",
+    "sampler",
+    "seq_len",
+    "batch_size",
+    "lr",
+    "lr_schedule",
+    "warmup_steps",
+    "min_lr_fraction",
+    "eval_every",
+    "eval_chars",
+)
 WIDTHS = (96, 128, 192, 256, 384, 512, 768)
 CALIBRATE = (128, 384)  # the widths whose speed is measured; the others are predicted
 TOKENS_PER_PARAM = 8.0  # characters seen per weight at which a wider model stops paying
 BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
 LARGE_VOCAB = 1_000  # characters: from here on, a large vocabulary (its own shape and lr)
-MODEL_WHY = ("a GRU of the same width scored the same within noise: 1.506 against 1.510 "
-             "nats/char on tiny Shakespeare at 5 minutes, 1x384 each, in one session")
+MODEL_WHY = (
+    "a GRU of the same width scored the same within noise: 1.506 against 1.510 "
+    "nats/char on tiny Shakespeare at 5 minutes, 1x384 each, in one session"
+)
 DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
 EVAL_CHARS = 65_536  # held-out characters per intermediate validation (the last is full)
@@ -68,8 +84,10 @@ def measure_rate(cfg, vocab_size: int, seconds: float = 1.0) -> float:
     model = build_model(cfg, vocab_size)
     step = make_train_step(model, make_optimizer(cfg.optimizer, cfg.lr), cfg.clip_norm)
     rng = np.random.default_rng(0)
-    x, y = (tf.constant(rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len)), tf.int32)
-            for _ in range(2))
+    x, y = (
+        tf.constant(rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len)), tf.int32)
+        for _ in range(2)
+    )
     state = model.initial_state(cfg.batch_size)
     for _ in range(2):
         float(step(x, y, state)[0])
@@ -83,14 +101,14 @@ def measure_rate(cfg, vocab_size: int, seconds: float = 1.0) -> float:
 def predict_rates(cfg, vocab_size: int, measured: dict[int, float]) -> dict[int, float]:
     """chars/s for every width, from the measured ones: rate ∝ params^-α, α from two points."""
     (h1, r1), (h2, r2) = sorted(measured.items())
-    p = {h: param_count(cfg.model, vocab_size, cfg.layers, h, cfg.embedding_dim)
-         for h in WIDTHS}
+    p = {h: param_count(cfg.model, vocab_size, cfg.layers, h, cfg.embedding_dim) for h in WIDTHS}
     alpha = math.log(r1 / r2) / math.log(p[h2] / p[h1])
     return {h: r1 * (p[h1] / p[h]) ** alpha for h in WIDTHS}
 
 
 def recurrent_weights(cfg, vocab_size: int, units: int) -> int:
     """The weights of the recurrent layers alone (what the width rule counts)."""
+
     def total(layers):
         return param_count(cfg.model, vocab_size, layers, units, cfg.embedding_dim)
 
@@ -105,12 +123,17 @@ def pick_width(cfg, vocab_size: int, rates: dict[int, float], seconds: float) ->
             best = h
     params = recurrent_weights(cfg, vocab_size, best)
     chars = rates[best] * seconds
-    why = (f"the widest with >= {TOKENS_PER_PARAM:g}" if chars >= TOKENS_PER_PARAM * params
-           else f"the narrowest; none reaches {TOKENS_PER_PARAM:g}")
+    why = (
+        f"the widest with >= {TOKENS_PER_PARAM:g}"
+        if chars >= TOKENS_PER_PARAM * params
+        else f"the narrowest; none reaches {TOKENS_PER_PARAM:g}"
+    )
     total = param_count(cfg.model, vocab_size, cfg.layers, best, cfg.embedding_dim)
-    return best, (f"{cfg.layers}x{best} ({params:,} recurrent weights, {total:,} in all) at "
-                  f"~{rates[best]:,.0f} chars/s sees ~{chars / 1e6:.1f}M characters in "
-                  f"{seconds:.0f} s, {chars / params:.0f} per recurrent weight ({why})")
+    return best, (
+        f"{cfg.layers}x{best} ({params:,} recurrent weights, {total:,} in all) at "
+        f"~{rates[best]:,.0f} chars/s sees ~{chars / 1e6:.1f}M characters in "
+        f"{seconds:.0f} s, {chars / params:.0f} per recurrent weight ({why})"
+    )
 
 
 def large_vocabulary(vocab_size: int) -> bool:
@@ -123,14 +146,21 @@ def pick_shape(vocab_size: int, budget_left: float, fixed: set[str]) -> tuple[di
     and why (the depth's reason only where the recipe chose the depth)."""
     large = large_vocabulary(vocab_size)
     deep = not large and budget_left >= DEEP_SECONDS
-    shape = {k: v for k, v in {"layers": 2 if deep else 1,
-                               "embedding_dim": 128 if large else 64}.items() if k not in fixed}
+    shape = {
+        k: v
+        for k, v in {"layers": 2 if deep else 1, "embedding_dim": 128 if large else 64}.items()
+        if k not in fixed
+    }
     why = f"{vocab_size:,} characters, {'a large vocabulary' if large else 'an alphabet'}"
     if "layers" in shape:
-        why += ("; a second layer kept such models at the unigram level for minutes" if large
-                else f", {budget_left:.0f} s left: long enough for a second layer" if deep
-                else f", under {DEEP_SECONDS:.0f} s left: too short for a second layer, which "
-                "learns slower")
+        why += (
+            "; a second layer kept such models at the unigram level for minutes"
+            if large
+            else f", {budget_left:.0f} s left: long enough for a second layer"
+            if deep
+            else f", under {DEEP_SECONDS:.0f} s left: too short for a second layer, which "
+            "learns slower"
+        )
     return shape, why
 
 
@@ -144,13 +174,26 @@ def describe_shape(shape: dict) -> str:
     return ", ".join(parts)
 
 
-def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: int,
-           budget_left: float, log=print):
+def choose(
+    cfg,
+    fixed: set[str],
+    vocab_size: int,
+    train_chars: int,
+    val_chars: int,
+    budget_left: float,
+    log=print,
+):
     """``cfg`` with every setting in CHOSEN that is not in ``fixed`` chosen for a run that
     must end within ``budget_left`` seconds; each choice is logged with its reason."""
     check_time_left(cfg.time_budget, budget_left, "auto")
-    base = {"model": "lstm", "batch_size": BATCH, "seq_len": SEQ_LEN, "sampler": "random",
-            "lr_schedule": "cosine", "min_lr_fraction": 0.1}
+    base = {
+        "model": "lstm",
+        "batch_size": BATCH,
+        "seq_len": SEQ_LEN,
+        "sampler": "random",
+        "lr_schedule": "cosine",
+        "min_lr_fraction": 0.1,
+    }
     shape, why = pick_shape(vocab_size, budget_left, fixed)
     cfg = cfg.replace(**{k: v for k, v in base.items() if k not in fixed}, **shape)
     if "model" not in fixed:
@@ -168,8 +211,9 @@ def choose(cfg, fixed: set[str], vocab_size: int, train_chars: int, val_chars: i
         rate = rates[units]
     else:
         rate = measured[cfg.units]
-    return _schedule(cfg, fixed, rate, seconds, train_chars, val_chars,
-                     large_vocabulary(vocab_size), log)
+    return _schedule(
+        cfg, fixed, rate, seconds, train_chars, val_chars, large_vocabulary(vocab_size), log
+    )
 
 
 def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
@@ -177,8 +221,10 @@ def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
     widths = (cfg.units,) if "units" in fixed else CALIBRATE
     measured = {h: measure_rate(cfg.replace(units=h), vocab_size) for h in widths}
     shown = ", ".join(f"{cfg.layers}x{h}: {r:,.0f}" for h, r in measured.items())
-    log(f"recipe: measured {cfg.model} training speed at batch {cfg.batch_size} x "
-        f"{cfg.seq_len} on this CPU (chars/s): {shown}")
+    log(
+        f"recipe: measured {cfg.model} training speed at batch {cfg.batch_size} x "
+        f"{cfg.seq_len} on this CPU (chars/s): {shown}"
+    )
     if "precision" in fixed or "mixed_bfloat16" not in cfg.precisions:
         return cfg, measured
     from ..models.fastrnn import cpu_has_native_bf16
@@ -189,34 +235,57 @@ def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
     h = widths[-1]
     bf16 = measure_rate(cfg.replace(units=h, precision="mixed_bfloat16"), vocab_size)
     faster = bf16 > 1.1 * measured[h]
-    log(f"recipe: precision {'mixed_bfloat16' if faster else 'float32'} (native bf16: "
-        f"{cfg.layers}x{h} runs {bf16 / measured[h]:.2f}x float32's speed in it)")
+    log(
+        f"recipe: precision {'mixed_bfloat16' if faster else 'float32'} (native bf16: "
+        f"{cfg.layers}x{h} runs {bf16 / measured[h]:.2f}x float32's speed in it)"
+    )
     if faster:
-        return cfg.replace(precision="mixed_bfloat16"), {k: v * bf16 / measured[h]
-                                                          for k, v in measured.items()}
+        return cfg.replace(precision="mixed_bfloat16"), {
+            k: v * bf16 / measured[h] for k, v in measured.items()
+        }
     return cfg, measured
 
 
-def _schedule(cfg, fixed: set[str], rate: float, seconds: float, train_chars: int,
-              val_chars: int, large_vocab: bool, log):
+def _schedule(
+    cfg,
+    fixed: set[str],
+    rate: float,
+    seconds: float,
+    train_chars: int,
+    val_chars: int,
+    large_vocab: bool,
+    log,
+):
     """Learning rate, warm-up, dropout and validation spacing for ``seconds`` at ``rate``."""
     chars = rate * seconds
     steps = max(1, int(chars / (cfg.batch_size * cfg.seq_len)))
     passes = chars / max(1, train_chars)
     eval_seconds = validation_seconds(val_chars, rate)
     evals = int(max(2, min(EVALS_PER_BUDGET, 0.03 * seconds / max(eval_seconds, 1e-3))))
-    choice = {"lr": 1e-2 if large_vocab else (3e-3 if cfg.units <= 256 else 2e-3),
-              "warmup_steps": max(10, steps // 50),
-              "dropout": 0.0 if passes < 3 else (0.1 if passes < 8 else 0.2),
-              "eval_every": max(20, steps // evals), "eval_chars": 0}
+    choice = {
+        "lr": 1e-2 if large_vocab else (3e-3 if cfg.units <= 256 else 2e-3),
+        "warmup_steps": max(10, steps // 50),
+        "dropout": 0.0 if passes < 3 else (0.1 if passes < 8 else 0.2),
+        "eval_every": max(20, steps // evals),
+        "eval_chars": 0,
+    }
     cfg = cfg.replace(**{k: v for k, v in choice.items() if k not in fixed})
-    why = ("random windows, each from a zero state, train the start of a text as well as its "
-           "middle" if cfg.sampler == "random" else "the state is carried between batches")
-    log(f"recipe: {cfg.sampler} sampler, batch {cfg.batch_size} x {cfg.seq_len} chars: "
+    why = (
+        "random windows, each from a zero state, train the start of a text as well as its middle"
+        if cfg.sampler == "random"
+        else "the state is carried between batches"
+    )
+    log(
+        f"recipe: {cfg.sampler} sampler, batch {cfg.batch_size} x {cfg.seq_len} chars: "
         f"~{steps:,} updates in {seconds:.0f} s (short budgets gain more from updates than "
-        f"from bigger batches; {why})")
-    log(f"recipe: lr {cfg.lr:g}, warm-up {cfg.warmup_steps} steps, then {cfg.lr_schedule} "
-        f"decay to {cfg.min_lr_fraction:g}x, driven by the clock so it ends with the budget")
-    log(f"recipe: dropout {cfg.dropout:g} (~{passes:.1f} passes over the training text); "
-        f"validation every {cfg.eval_every} steps")
+        f"from bigger batches; {why})"
+    )
+    log(
+        f"recipe: lr {cfg.lr:g}, warm-up {cfg.warmup_steps} steps, then {cfg.lr_schedule} "
+        f"decay to {cfg.min_lr_fraction:g}x, driven by the clock so it ends with the budget"
+    )
+    log(
+        f"recipe: dropout {cfg.dropout:g} (~{passes:.1f} passes over the training text); "
+        f"validation every {cfg.eval_every} steps"
+    )
     return cfg

@@ -39,10 +39,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from ..training.clipping import clip_by_global_norm
-from ..training.clock import Clock, learning_rate, validation_seconds
 from ..errors import CharLMError
 from ..text.samplers import dataset
+from ..training.clipping import clip_by_global_norm
+from ..training.clock import Clock, learning_rate, validation_seconds
 
 MAX_NAN_RETRIES = 3  # rollbacks in a row (each halving the learning rate) before giving up
 NAN_LR_FACTOR = 0.5
@@ -53,8 +53,10 @@ class TrainingInterrupted(Exception):
     """Raised after SIGINT/SIGTERM once the checkpoint is safely written."""
 
     def __init__(self, step: int, run_path, signum: int):
-        super().__init__(f"interrupted at step {step}; checkpoint saved. "
-                         f"Resume with: charlm train --resume {run_path}")
+        super().__init__(
+            f"interrupted at step {step}; checkpoint saved. "
+            f"Resume with: charlm train --resume {run_path}"
+        )
         self.step, self.run_path, self.signum = step, run_path, signum
 
 
@@ -117,7 +119,8 @@ def make_train_step(model, optimizer, clip_norm: float):
         with tf.GradientTape() as tape:
             logits, new_state = model(x, state, training=True)
             loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            )
         grads = tape.gradient(loss, variables)
         grads, norm = clip_by_global_norm(grads, clip_norm)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
@@ -136,9 +139,22 @@ class Trainer:
     ``tf.distribute`` ``strategy`` (under whose scope the model and the trainer are built), each
     step runs over its replicas (:mod:`charlm.training.distribute`)."""
 
-    def __init__(self, cfg, model, sampler, val_ids: np.ndarray, rundir, *, score=None,
-                 generate=None, callbacks=(), log=print, progress: bool | None = None,
-                 started: float | None = None, strategy=None):
+    def __init__(
+        self,
+        cfg,
+        model,
+        sampler,
+        val_ids: np.ndarray,
+        rundir,
+        *,
+        score=None,
+        generate=None,
+        callbacks=(),
+        log=print,
+        progress: bool | None = None,
+        started: float | None = None,
+        strategy=None,
+    ):
         self.cfg, self.model, self.sampler, self.rundir = cfg, model, sampler, rundir
         self.val_ids, self.score, self.generate = val_ids, score, generate
         self.callbacks = list(callbacks)
@@ -146,24 +162,33 @@ class Trainer:
         self.variables = list(model.trainable_variables)
         self.optimizer = make_optimizer(cfg.optimizer, cfg.lr)
         self.optimizer.build(self.variables)
-        self.ids = sampler.ids  # numpy, memory-mapped: batches are gathered from it, never copied whole
+        self.ids = (
+            sampler.ids
+        )  # numpy, memory-mapped: batches are gathered from it, never copied whole
         self.zero_state = model.initial_state(cfg.batch_size)
         self.carry = [tf.Variable(s, trainable=False) for s in self.zero_state]
         self.counters = {  # every number the loop's future depends on, checkpointed
-            "step": tf.Variable(0, dtype=tf.int64), "epoch": tf.Variable(0, dtype=tf.int64),
+            "step": tf.Variable(0, dtype=tf.int64),
+            "epoch": tf.Variable(0, dtype=tf.int64),
             "batch": tf.Variable(0, dtype=tf.int64),
             "lr_scale": tf.Variable(1.0, dtype=tf.float64),
             "elapsed": tf.Variable(0.0, dtype=tf.float64),
             "best": tf.Variable(math.inf, dtype=tf.float64),
         }
-        self.checkpoint = tf.train.Checkpoint(optimizer=self.optimizer, carry=self.carry,
-                                              **model.checkpoint_objects(), **self.counters)
+        self.checkpoint = tf.train.Checkpoint(
+            optimizer=self.optimizer,
+            carry=self.carry,
+            **model.checkpoint_objects(),
+            **self.counters,
+        )
         if strategy is None:
             self._train_step = make_train_step(model, self.optimizer, cfg.clip_norm)
         else:  # built under strategy.scope() by the caller, like the model
             from ..training.distribute import distributed_train_step
-            self._train_step = distributed_train_step(strategy, model, self.optimizer,
-                                                      cfg.clip_norm, cfg.batch_size)
+
+            self._train_step = distributed_train_step(
+                strategy, model, self.optimizer, cfg.clip_norm, cfg.batch_size
+            )
         self.step = self.epoch = self.batch = 0
         self.meter = LossMeter()
         self.last_row: dict = {}
@@ -197,17 +222,25 @@ class Trainer:
         """The learning rate of step ``step + 1``: the schedule (charlm.training.clock) at the
         run's progress by steps and clock, times the roll-backs' scale."""
         cfg = self.cfg
-        lr = learning_rate(self.clock.progress(step, self.total_steps), step, cfg.lr,
-                           cfg.lr_schedule, cfg.warmup_steps, cfg.min_lr_fraction)
+        lr = learning_rate(
+            self.clock.progress(step, self.total_steps),
+            step,
+            cfg.lr,
+            cfg.lr_schedule,
+            cfg.warmup_steps,
+            cfg.min_lr_fraction,
+        )
         return lr * float(self.counters["lr_scale"].numpy())
 
     def finished(self) -> bool:
         """A limit is reached. A time budget keeps back what the final validation and save
         will take and the exit (Clock.reserve), so the run ends within it."""
         cfg = self.cfg
-        return bool((cfg.steps and self.step >= cfg.steps) or
-                    (self.max_epochs and self.epoch >= self.max_epochs) or
-                    self.clock.spent(self._first_validation()))
+        return bool(
+            (cfg.steps and self.step >= cfg.steps)
+            or (self.max_epochs and self.epoch >= self.max_epochs)
+            or self.clock.spent(self._first_validation())
+        )
 
     def _first_validation(self) -> float:
         """Seconds the first validation will take, at the speed trained so far (0 when there
@@ -239,19 +272,24 @@ class Trainer:
         restored = self.rundir.restore_checkpoint(self.checkpoint, warn=self.log) if resume else -1
         if restored >= 0:
             self.rundir.truncate_metrics(restored)
-            self.log(f"resuming {self.rundir.path} at step {restored} "
-                     f"(epoch {int(self.counters['epoch'].numpy()) + 1})")
+            self.log(
+                f"resuming {self.rundir.path} at step {restored} "
+                f"(epoch {int(self.counters['epoch'].numpy()) + 1})"
+            )
         else:  # a new run, or one stopped before its first checkpoint: step 0 is the seed's
             if resume:
-                self.log(f"{self.rundir.path} stopped before its first checkpoint; "
-                         "starting at step 0")
+                self.log(
+                    f"{self.rundir.path} stopped before its first checkpoint; starting at step 0"
+                )
                 self.rundir.truncate_metrics(0)
             self._save()  # a good state to roll back to, and weights to sample from
         self._read_counters()
 
     def _already_finished(self) -> dict:
-        self.log(f"{self.rundir.path} already reached its limit at step {self.step}; to train "
-                 "further, pass a larger --steps, --epochs or --time-budget with --resume")
+        self.log(
+            f"{self.rundir.path} already reached its limit at step {self.step}; to train "
+            "further, pass a larger --steps, --epochs or --time-budget with --resume"
+        )
         rows = self.rundir.read_metrics()
         return rows[-1] if rows else {}
 
@@ -294,8 +332,7 @@ class Trainer:
         cfg, step = self.cfg, self.step
         stop = self.finished() or bool(self._interrupted)
         eval_due = bool(cfg.eval_every and step % cfg.eval_every == 0) or stop
-        save_due = stop or (step % cfg.checkpoint_every == 0 if cfg.checkpoint_every
-                            else eval_due)
+        save_due = stop or (step % cfg.checkpoint_every == 0 if cfg.checkpoint_every else eval_due)
         if eval_due:
             self._evaluate()
         if save_due:
@@ -332,14 +369,19 @@ class Trainer:
         t0 = time.monotonic()
         val, meter = self._validate(), self.meter
         train_loss = meter.mean_loss()
-        row = {"step": self.step, "epoch": self.epoch, "train_loss": train_loss,
-               "train_perplexity": math.exp(min(train_loss, 700)) if meter.steps else float("nan"),
-               "val_loss": val["nats_per_char"] if val else None,
-               "val_perplexity": val["perplexity"] if val else None,
-               "val_bits_per_char": val["bits_per_char"] if val else None,
-               "chars_per_sec": self.cfg.batch_size * self.cfg.seq_len * meter.steps_per_sec(),
-               "lr": self.lr_at(self.step), "grad_norm": meter.mean_norm(),
-               "wall_time": self.elapsed()}
+        row = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "train_perplexity": math.exp(min(train_loss, 700)) if meter.steps else float("nan"),
+            "val_loss": val["nats_per_char"] if val else None,
+            "val_perplexity": val["perplexity"] if val else None,
+            "val_bits_per_char": val["bits_per_char"] if val else None,
+            "chars_per_sec": self.cfg.batch_size * self.cfg.seq_len * meter.steps_per_sec(),
+            "lr": self.lr_at(self.step),
+            "grad_norm": meter.mean_norm(),
+            "wall_time": self.elapsed(),
+        }
         self.rundir.append_metrics(row)
         self._notify("on_evaluate", row)
         self._keep_best(row)
@@ -377,8 +419,9 @@ class Trainer:
             return
         cfg = self.cfg
         options = cfg.sample_options  # a temperature of 0 is greedy there, as everywhere
-        texts = self.generate(cfg.sample_prefixes or None, options=options,
-                              chunk=max(1, options.length))
+        texts = self.generate(
+            cfg.sample_prefixes or None, options=options, chunk=max(1, options.length)
+        )
         for text in texts:
             self._say(f"[{when}] {text}")
         self._notify("on_samples", texts, when)
@@ -390,18 +433,22 @@ class Trainer:
             raise CharLMError(
                 f"training diverged: the loss was {loss} at step {self.step + 1} even after "
                 f"{MAX_NAN_RETRIES} roll-backs that each halved the learning rate; "
-                "lower --lr or --clip-norm and resume or restart")
+                "lower --lr or --clip-norm and resume or restart"
+            )
         scale = float(self.counters["lr_scale"].numpy()) * NAN_LR_FACTOR
         restored = self.rundir.restore_checkpoint(self.checkpoint, warn=self.log)
         self.counters["lr_scale"].assign(scale)
-        self.log(f"warning: the loss was {loss} at step {self.step + 1}; rolled back to the "
-                 f"checkpoint at step {restored} and halved the learning rate "
-                 f"(base lr now {self.cfg.lr * scale:.3g})")
+        self.log(
+            f"warning: the loss was {loss} at step {self.step + 1}; rolled back to the "
+            f"checkpoint at step {restored} and halved the learning rate "
+            f"(base lr now {self.cfg.lr * scale:.3g})"
+        )
         self._read_counters(keep_clock=True)
 
     def _read_counters(self, keep_clock: bool = False) -> None:
-        self.step, self.epoch, self.batch = (int(self.counters[k].numpy())
-                                             for k in ("step", "epoch", "batch"))
+        self.step, self.epoch, self.batch = (
+            int(self.counters[k].numpy()) for k in ("step", "epoch", "batch")
+        )
         if not keep_clock:  # the saved time (step 0's save holds the start-up), then now on
             self.clock.restart(float(self.counters["elapsed"].numpy()))
         if self._bar is not None:
@@ -413,8 +460,12 @@ class Trainer:
         self._bar.update(1)
         if self.step % 10 == 0 or self.step == 1:
             rate = self.cfg.batch_size * self.cfg.seq_len * self.meter.steps_per_sec()
-            self._bar.set_postfix(loss=f"{loss:.3f}", ppl=f"{math.exp(min(loss, 50)):.2f}",
-                                  chars_s=f"{rate:,.0f}", refresh=False)
+            self._bar.set_postfix(
+                loss=f"{loss:.3f}",
+                ppl=f"{math.exp(min(loss, 50)):.2f}",
+                chars_s=f"{rate:,.0f}",
+                refresh=False,
+            )
 
     def _say(self, line: str) -> None:
         """A line of the training log: above the progress bar while it shows, else to log."""
@@ -430,9 +481,14 @@ class Trainer:
     @contextlib.contextmanager
     def _session(self):
         """The progress bar, the signal handlers and the callbacks, around the loop."""
-        self._bar = tqdm(total=self.total_steps, initial=self.step, unit="step",
-                         dynamic_ncols=True, file=sys.stderr,
-                         disable=None if self.progress is None else not self.progress)
+        self._bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=None if self.progress is None else not self.progress,
+        )
         handlers = self._install_signal_handlers()
         try:
             self._notify("on_train_begin")
@@ -457,8 +513,12 @@ class Trainer:
 
 def describe_row(row: dict) -> str:
     """One line for a metrics row: step, epoch, losses, perplexity, speed."""
-    parts = [f"step {row['step']}", f"epoch {row['epoch']}",
-             f"train loss {row['train_loss']:.4f}", f"perplexity {row['train_perplexity']:.3f}"]
+    parts = [
+        f"step {row['step']}",
+        f"epoch {row['epoch']}",
+        f"train loss {row['train_loss']:.4f}",
+        f"perplexity {row['train_perplexity']:.3f}",
+    ]
     if row["val_loss"] is not None:
         parts.append(f"val loss {row['val_loss']:.4f} ({row['val_bits_per_char']:.3f} bits/char)")
     parts.append(f"{row['chars_per_sec']:,.0f} chars/s")

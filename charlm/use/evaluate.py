@@ -40,8 +40,9 @@ class Scorer:
         nats = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         return tf.reduce_sum(tf.cast(nats, tf.float64) * w), state
 
-    def __call__(self, ids: np.ndarray, batch_size: int = 64, seq_len: int = 256,
-                 carry_state: bool = True) -> dict:
+    def __call__(
+        self, ids: np.ndarray, batch_size: int = 64, seq_len: int = 256, carry_state: bool = True
+    ) -> dict:
         """``{"nats_per_char", "bits_per_char", "perplexity", "chars"}`` for ``ids``.
 
         ``ids`` may be memory-mapped: each call reads only its chunk of every stream, so
@@ -61,8 +62,12 @@ class Scorer:
             nats, state = self._chunk(tf.constant(x), tf.constant(y), tf.constant(w), state)
             total += float(nats)
         mean = total / n
-        return {"nats_per_char": mean, "bits_per_char": mean / math.log(2),
-                "perplexity": math.exp(min(mean, 700.0)), "chars": n}
+        return {
+            "nats_per_char": mean,
+            "bits_per_char": mean / math.log(2),
+            "perplexity": math.exp(min(mean, 700.0)),
+            "chars": n,
+        }
 
 
 def _chunk_of_streams(ids, n: int, streams: int, length: int, start: int, seq_len: int):

@@ -76,14 +76,16 @@ def export_run(run, fmt: str, out=None, force: bool = False, batch_size: int = 1
         fsync_tree(tmp)
         replace_path(tmp, final)
     except OSError as e:
-        raise CharLMError(f"cannot write {final}: {e.strerror or e}; "
-                          "choose another --out or free some space") from None
+        raise CharLMError(
+            f"cannot write {final}: {e.strerror or e}; choose another --out or free some space"
+        ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
 # -- SavedModel: strings in, strings out ----------------------------------------------------------
+
 
 class _Codec:
     """chars <-> ids as graph ops, the in-graph twin of :class:`charlm.text.vocab.Vocab`."""
@@ -92,7 +94,8 @@ class _Codec:
         cps = np.array([ord(c) for c in vocab.chars[1:]], np.int32)
         ids = np.arange(1, len(cps) + 1, dtype=np.int32)
         self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(cps, ids), default_value=0)  # unknown -> <unk>
+            tf.lookup.KeyValueTensorInitializer(cps, ids), default_value=0
+        )  # unknown -> <unk>
         self.id_to_cp = tf.constant(np.concatenate([[0xFFFD], cps]).astype(np.int32))
 
     def encode(self, prefixes):
@@ -112,32 +115,54 @@ def _warm_each(model, ids):
     """
     n_states = len(model.initial_state(1))
     logits_ta = tf.TensorArray(tf.float32, size=ids.nrows(out_type=tf.int32))
-    state_tas = [tf.TensorArray(tf.float32, size=ids.nrows(out_type=tf.int32))
-                 for _ in range(n_states)]
+    state_tas = [
+        tf.TensorArray(tf.float32, size=ids.nrows(out_type=tf.int32)) for _ in range(n_states)
+    ]
 
     def body(i, logits_ta, state_tas):
-        row = ids.values[ids.row_splits[i]:ids.row_splits[i + 1]][None, :]
+        row = ids.values[ids.row_splits[i] : ids.row_splits[i + 1]][None, :]
         logits, state = model(row, model.initial_state(1), training=False)
-        return (i + 1, logits_ta.write(i, logits[0, -1]),
-                [ta.write(i, s[0]) for ta, s in zip(state_tas, state, strict=True)])
+        return (
+            i + 1,
+            logits_ta.write(i, logits[0, -1]),
+            [ta.write(i, s[0]) for ta, s in zip(state_tas, state, strict=True)],
+        )
 
     _, logits_ta, state_tas = tf.while_loop(
-        lambda i, *_: i < ids.nrows(out_type=tf.int32), body, (0, logits_ta, state_tas))
+        lambda i, *_: i < ids.nrows(out_type=tf.int32), body, (0, logits_ta, state_tas)
+    )
     return logits_ta.stack(), [ta.stack() for ta in state_tas]
 
 
 def _check_args(prefixes, length, temperature, top_k, top_p, greedy):
     """In-graph argument checks, the graph's twin of SamplingOptions.check (the graph cannot
     call it): a bad value stops the call with InvalidArgumentError."""
-    sampling = tf.logical_or(greedy, tf.reduce_all(tf.stack(
-        [temperature >= 0.0, tf.math.is_finite(temperature), top_k >= 0, top_p > 0.0,
-         top_p <= 1.0])))
+    sampling = tf.logical_or(
+        greedy,
+        tf.reduce_all(
+            tf.stack(
+                [
+                    temperature >= 0.0,
+                    tf.math.is_finite(temperature),
+                    top_k >= 0,
+                    top_p > 0.0,
+                    top_p <= 1.0,
+                ]
+            )
+        ),
+    )
     return [
-        tf.debugging.assert_greater(tf.strings.length(prefixes, "UTF8_CHAR"), 0,
-                                    message="a prefix must not be empty"),
+        tf.debugging.assert_greater(
+            tf.strings.length(prefixes, "UTF8_CHAR"), 0, message="a prefix must not be empty"
+        ),
         tf.debugging.assert_non_negative(length, message="length must be 0 or more"),
-        tf.debugging.Assert(sampling, ["unless greedy, temperature must be 0 (greedy) or more, "
-                                       "top_k 0 (off) or more and top_p in (0, 1]"]),
+        tf.debugging.Assert(
+            sampling,
+            [
+                "unless greedy, temperature must be 0 (greedy) or more, "
+                "top_k 0 (off) or more and top_p in (0, 1]"
+            ],
+        ),
     ]
 
 
@@ -171,17 +196,23 @@ def savedmodel_module(model, vocab) -> tf.Module:
     loop = compiled_loop(model)
 
     @tf.function(input_signature=GENERATE_SIGNATURE)
-    def generate_text(prefixes, length=DEFAULTS.length, temperature=DEFAULTS.temperature,
-                      top_k=DEFAULTS.top_k, top_p=DEFAULTS.top_p, seed=NEW_SEED,
-                      greedy=DEFAULTS.greedy):
-        with tf.control_dependencies(_check_args(prefixes, length, temperature, top_k,
-                                                 top_p, greedy)):  # checked before any use
+    def generate_text(
+        prefixes,
+        length=DEFAULTS.length,
+        temperature=DEFAULTS.temperature,
+        top_k=DEFAULTS.top_k,
+        top_p=DEFAULTS.top_p,
+        seed=NEW_SEED,
+        greedy=DEFAULTS.greedy,
+    ):
+        with tf.control_dependencies(
+            _check_args(prefixes, length, temperature, top_k, top_p, greedy)
+        ):  # checked before any use
             prefixes, length = tf.identity(prefixes), tf.identity(length)
         temperature, seed, greedy = _as_sampled(temperature, seed, greedy)
         ids = codec.encode(prefixes)
         logits, state = _warm_each(model, ids)
-        new_ids = sample_loop(loop, logits, state, length, temperature, top_k, top_p, greedy,
-                              seed)
+        new_ids = sample_loop(loop, logits, state, length, temperature, top_k, top_p, greedy, seed)
         generated = codec.decode(new_ids)
         return {"text": tf.strings.join([prefixes, generated]), "generated": generated}
 
@@ -198,11 +229,13 @@ def _write_savedmodel(run, path: Path) -> None:
 
 # -- TFLite: one step, ids and state in, logits and state out ---------------------------------------
 
+
 def step_function(model, batch_size=None):
     """The one-step ``tf.function`` that becomes the TFLite model, and the state sizes."""
     sizes = [int(s.shape[-1]) for s in model.initial_state(1)]
     spec = [tf.TensorSpec([batch_size, 1], tf.int32, "ids")] + [
-        tf.TensorSpec([batch_size, n], tf.float32, f"state_{i}") for i, n in enumerate(sizes)]
+        tf.TensorSpec([batch_size, n], tf.float32, f"state_{i}") for i, n in enumerate(sizes)
+    ]
 
     @tf.function(input_signature=spec)
     def step(ids, *state):
@@ -223,14 +256,22 @@ def _write_tflite(run, path: Path, batch_size: int) -> None:
         with quiet_stderr():  # the converter's C++ log: MLIR passes, op lists
             flat = converter.convert()
     except Exception as e:  # the converter raises ConverterError and others, with a long log
-        raise CharLMError(f"{run.path}: TFLite cannot convert this model "
-                          f"({first_line(e)[:200]}); "
-                          "export it as --format savedmodel") from None
+        raise CharLMError(
+            f"{run.path}: TFLite cannot convert this model "
+            f"({first_line(e)[:200]}); "
+            "export it as --format savedmodel"
+        ) from None
     path.mkdir(parents=True)
     atomic_write(path / "model.tflite", flat)
     atomic_write(path / "vocab.json", run.vocab.to_json())
-    info = {"format": "charlm-tflite", "version": 1, "model": run.config.model,
-            "vocab_size": len(run.vocab), "batch_size": batch_size, "state_sizes": sizes,
-            "inputs": ["ids"] + [f"state_{i}" for i in range(len(sizes))],
-            "outputs": ["logits"] + [f"state_{i}" for i in range(len(sizes))]}
+    info = {
+        "format": "charlm-tflite",
+        "version": 1,
+        "model": run.config.model,
+        "vocab_size": len(run.vocab),
+        "batch_size": batch_size,
+        "state_sizes": sizes,
+        "inputs": ["ids"] + [f"state_{i}" for i in range(len(sizes))],
+        "outputs": ["logits"] + [f"state_{i}" for i in range(len(sizes))],
+    }
     atomic_write(path / "export.json", json.dumps(info, indent=1) + "\n")

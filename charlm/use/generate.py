@@ -38,7 +38,6 @@ import tensorflow as tf
 from ..errors import CharLMError
 from ..sampling import SamplingOptions, StopCut
 
-
 CHUNK = 512  # the most characters per call of the compiled loop (its output buffer's length)
 PARTIAL = 256  # top-k and top-p look at this many largest logits, and at all only if need be
 GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment: 2**64 / the golden ratio
@@ -47,6 +46,7 @@ MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # splitmix64's multipliers
 
 def _mix64(z):
     """splitmix64's finaliser on uint64 tensors: every input bit moves every output bit."""
+
     def xor_shift(z, bits):
         return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, tf.constant(bits, tf.uint64)))
 
@@ -68,6 +68,7 @@ def uniforms(seed, index, position):
     >>> bool(np.all((0 <= u) & (u < 1)) and u[0] != u[1])
     True
     """
+
     def step(z, n):
         return _mix64(z + tf.constant(GOLDEN, tf.uint64) * (tf.cast(n, tf.uint64) + 1))
 
@@ -85,6 +86,7 @@ def sample_next(logits, temperature, top_k, top_p, greedy, seed, index, position
     some row's filters reach past those), and the categorical draw inverts the cumulative
     distribution at one uniform per row (XLA has no kernel for ``stateless_categorical``
     with an int64 seed). A greedy row takes the argmax and ignores its other options."""
+
     def cut(scaled, srt):
         """Top-k's and top-p's thresholds ``[B, 1]`` from ``srt``, the largest of ``scaled``
         in descending order (all of them or the first few), and whether each row's nucleus
@@ -97,8 +99,7 @@ def sample_next(logits, temperature, top_k, top_p, greedy, seed, index, position
         probs = tf.exp(srt - tf.reduce_logsumexp(kept, axis=-1, keepdims=True))
         mass_before = tf.cumsum(probs, axis=-1, exclusive=True)
         p = top_p[:, None]
-        threshold = tf.reduce_min(tf.where(mass_before < p, srt, np.inf), axis=-1,
-                                  keepdims=True)
+        threshold = tf.reduce_min(tf.where(mass_before < p, srt, np.inf), axis=-1, keepdims=True)
         reached = mass_before[:, -1] + probs[:, -1] >= top_p
         return kth, tf.where(p < 1.0, threshold, -np.inf), reached
 
@@ -114,16 +115,22 @@ def sample_next(logits, temperature, top_k, top_p, greedy, seed, index, position
             kth, threshold = full()
         else:
             kth, threshold, reached = cut(scaled, tf.math.top_k(scaled, k=PARTIAL).values)
-            enough = tf.reduce_all(tf.logical_and(
-                tf.logical_or(top_k <= PARTIAL, top_k >= vocab),
-                tf.logical_or(top_p >= 1.0, reached)))
+            enough = tf.reduce_all(
+                tf.logical_and(
+                    tf.logical_or(top_k <= PARTIAL, top_k >= vocab),
+                    tf.logical_or(top_p >= 1.0, reached),
+                )
+            )
             kth, threshold = tf.cond(enough, lambda: (kth, threshold), full)
         return tf.where(scaled < tf.maximum(kth, threshold), -np.inf, scaled)
 
     def sample():
         scaled = logits / tf.where(greedy, 1.0, temperature)[:, None]  # a greedy row's 0 too
-        scaled = tf.cond(tf.reduce_any(tf.logical_or(top_k > 0, top_p < 1.0)),
-                         lambda: filtered(scaled), lambda: scaled)
+        scaled = tf.cond(
+            tf.reduce_any(tf.logical_or(top_k > 0, top_p < 1.0)),
+            lambda: filtered(scaled),
+            lambda: scaled,
+        )
         # inverse CDF: one uniform per row
         cdf = tf.cumsum(tf.nn.softmax(scaled), axis=-1)
         u = uniforms(seed, index, position)[:, None] * cdf[:, -1:]
@@ -149,17 +156,25 @@ def compiled_loop(model, xla: bool = True):
     1.6-1.9x the speed of the same loop as a TensorFlow graph (BENCHMARKS.md). XLA compiles
     it once per batch size. ``charlm sample``, the server and the SavedModel export call
     this same function, so they all sample the same text."""
+
     def loop(logits, state, n, temperature, top_k, top_p, greedy, seed, index, position):
         out = tf.TensorArray(tf.int32, size=CHUNK, element_shape=tf.TensorShape([None]))
 
         def body(i, logits, state, out):
-            nxt = sample_next(logits, temperature, top_k, top_p, greedy, seed, index,
-                              position + tf.cast(i, tf.int64))
+            nxt = sample_next(
+                logits,
+                temperature,
+                top_k,
+                top_p,
+                greedy,
+                seed,
+                index,
+                position + tf.cast(i, tf.int64),
+            )
             new_logits, state = model.step(nxt, state)
             return i + 1, new_logits, state, out.write(i, nxt)
 
-        _, logits, state, out = tf.while_loop(lambda i, *_: i < n, body,
-                                              (0, logits, state, out))
+        _, logits, state, out = tf.while_loop(lambda i, *_: i < n, body, (0, logits, state, out))
         return tf.transpose(out.stack()), logits, state
 
     return tf.function(loop, jit_compile=xla, reduce_retracing=True)
@@ -185,15 +200,24 @@ def sample_loop(loop, logits, state, length, temperature, top_k, top_p, greedy, 
         return c + 1, logits, state, parts.write(c, ids)
 
     _, _, _, parts = tf.while_loop(lambda c, *_: c < chunks, body, (0, logits, state, parts))
-    ids = tf.cond(chunks > 0,  # an empty array cannot stack
-                  lambda: tf.reshape(tf.transpose(parts.stack(), [1, 0, 2]), [rows, -1]),
-                  lambda: tf.zeros([rows, 0], tf.int32))
+    ids = tf.cond(
+        chunks > 0,  # an empty array cannot stack
+        lambda: tf.reshape(tf.transpose(parts.stack(), [1, 0, 2]), [rows, -1]),
+        lambda: tf.zeros([rows, 0], tf.int32),
+    )
     return ids[:, :length]
 
 
 # the per-row arrays of the compiled loop, in its argument order after n, and their dtypes
-ROW_DTYPES = {"temperature": np.float32, "top_k": np.int32, "top_p": np.float32,
-              "greedy": np.bool_, "seed": np.int64, "index": np.int64, "position": np.int64}
+ROW_DTYPES = {
+    "temperature": np.float32,
+    "top_k": np.int32,
+    "top_p": np.float32,
+    "greedy": np.bool_,
+    "seed": np.int64,
+    "index": np.int64,
+    "position": np.int64,
+}
 PAD_ROW = dict(temperature=1.0, top_k=0, top_p=1.0, greedy=True, seed=0, index=0, position=0)
 
 
@@ -205,8 +229,14 @@ def row_options(options: SamplingOptions, rows: int) -> dict[str, np.ndarray]:
     [0, 1]
     """
     g = options.is_greedy
-    values = dict(temperature=1.0 if g else options.temperature, top_k=0 if g else options.top_k,
-                  top_p=1.0 if g else options.top_p, greedy=g, seed=options.seed, position=0)
+    values = dict(
+        temperature=1.0 if g else options.temperature,
+        top_k=0 if g else options.top_k,
+        top_p=1.0 if g else options.top_p,
+        greedy=g,
+        seed=options.seed,
+        position=0,
+    )
     arrays = {k: np.full(rows, v, ROW_DTYPES[k]) for k, v in values.items()}
     arrays["index"] = np.arange(rows, dtype=np.int64)
     return {k: arrays[k] for k in ROW_DTYPES}
@@ -227,14 +257,19 @@ class Batch:
 
     @classmethod
     def join(cls, batches: list[Batch]) -> Batch:
-        return cls(np.concatenate([b.logits for b in batches]),
-                   [np.concatenate(parts) for parts in zip(*(b.state for b in batches), strict=True)],
-                   {k: np.concatenate([b.rows[k] for b in batches]) for k in ROW_DTYPES})
+        return cls(
+            np.concatenate([b.logits for b in batches]),
+            [np.concatenate(parts) for parts in zip(*(b.state for b in batches), strict=True)],
+            {k: np.concatenate([b.rows[k] for b in batches]) for k in ROW_DTYPES},
+        )
 
     def part(self, start: int, stop: int) -> Batch:
         """Rows ``start`` to ``stop`` (numpy views)."""
-        return Batch(self.logits[start:stop], [s[start:stop] for s in self.state],
-                     {k: v[start:stop] for k, v in self.rows.items()})
+        return Batch(
+            self.logits[start:stop],
+            [s[start:stop] for s in self.state],
+            {k: v[start:stop] for k, v in self.rows.items()},
+        )
 
     def padded(self, size: int) -> Batch:
         """This batch and greedy rows of zeros up to ``size`` rows: the XLA loop is compiled
@@ -242,9 +277,11 @@ class Batch:
         pad = size - len(self)
         if pad <= 0:
             return self
-        zeros = Batch(np.zeros((pad, *self.logits.shape[1:]), np.float32),
-                      [np.zeros((pad, *s.shape[1:]), np.float32) for s in self.state],
-                      {k: np.full(pad, PAD_ROW[k], dt) for k, dt in ROW_DTYPES.items()})
+        zeros = Batch(
+            np.zeros((pad, *self.logits.shape[1:]), np.float32),
+            [np.zeros((pad, *s.shape[1:]), np.float32) for s in self.state],
+            {k: np.full(pad, PAD_ROW[k], dt) for k, dt in ROW_DTYPES.items()},
+        )
         return Batch.join([self, zeros])
 
     def run(self, loop, n: int, size: int = 0) -> np.ndarray:
@@ -259,9 +296,9 @@ class Batch:
             m = min(CHUNK, n - start)
             args["position"] = tf.constant(batch.rows["position"] + start)
             ids, logits, state = loop(logits, state, tf.constant(m), *args.values())
-            pieces.append(ids.numpy()[:len(self), :m])
-        self.logits = logits.numpy()[:len(self)]
-        self.state = [s.numpy()[:len(self)] for s in state]
+            pieces.append(ids.numpy()[: len(self), :m])
+        self.logits = logits.numpy()[: len(self)]
+        self.state = [s.numpy()[: len(self)] for s in state]
         self.rows = {**self.rows, "position": self.rows["position"] + n}
         return np.concatenate(pieces, axis=1) if pieces else np.zeros((len(self), 0), np.int32)
 
@@ -301,14 +338,24 @@ class Generator:
             unknown = self.vocab.unknown_chars(p)
             if unknown and warn:
                 shown = ", ".join(repr(c) for c in unknown[:10])
-                warn(f"warning: the prefix {p!r} has characters the model never saw ({shown}); "
-                     "they are read as <unk>")
+                warn(
+                    f"warning: the prefix {p!r} has characters the model never saw ({shown}); "
+                    "they are read as <unk>"
+                )
             encoded.append(self.vocab.encode(p).astype(np.int32))
         return encoded
 
-    def stream(self, prefixes: list[str] | None, length: int | None = None, *,
-               options: SamplingOptions | None = None, num_samples: int = 1, warn=None,
-               chunk: int | None = None, **changes) -> Iterator[list[str]]:
+    def stream(
+        self,
+        prefixes: list[str] | None,
+        length: int | None = None,
+        *,
+        options: SamplingOptions | None = None,
+        num_samples: int = 1,
+        warn=None,
+        chunk: int | None = None,
+        **changes,
+    ) -> Iterator[list[str]]:
         """Yield, chunk by chunk, the new text of every sample (``num_samples`` per prefix;
         no prefixes: one from the vocabulary's first character).
 
@@ -324,8 +371,14 @@ class Generator:
         while not rows.done:
             yield rows.advance(chunk or self.chunk)
 
-    def start(self, prefixes, options: SamplingOptions, num_samples: int = 1, warn=None,
-              warmed: dict | None = None):
+    def start(
+        self,
+        prefixes,
+        options: SamplingOptions,
+        num_samples: int = 1,
+        warn=None,
+        warmed: dict | None = None,
+    ):
         """The rows of one call, warmed up on their prefixes: :class:`Rows` (``warmed``: see
         :meth:`warm_up`)."""
         if not (isinstance(num_samples, int) and num_samples >= 1):
@@ -335,8 +388,7 @@ class Generator:
         prefixes = list(prefixes or [self.default_prefix])
         encoded = self.encode_prefixes(prefixes, warn)
         logits, state = self.warm_up(encoded, num_samples, warmed)
-        return Rows(self, [p for p in prefixes for _ in range(num_samples)], options,
-                    logits, state)
+        return Rows(self, [p for p in prefixes for _ in range(num_samples)], options, logits, state)
 
     def warm_up(self, encoded: list[np.ndarray], copies: int = 1, warmed: dict | None = None):
         """The logits and state (numpy) after each prefix, ``copies`` rows per prefix, in order.
@@ -356,12 +408,14 @@ class Generator:
         keys = list(dict.fromkeys(ids.tobytes() for ids in encoded))
         order = {key: i for i, key in enumerate(keys)}
         rows = np.repeat([order[ids.tobytes()] for ids in encoded], copies)
-        logits, *state = (np.concatenate(parts)[rows]
-                          for parts in zip(*(warmed[k] for k in keys), strict=True))
+        logits, *state = (
+            np.concatenate(parts)[rows] for parts in zip(*(warmed[k] for k in keys), strict=True)
+        )
         return logits, state
 
-    def generate(self, prefixes: list[str] | str | None, length: int | None = None,
-                 **kwargs) -> list[str]:
+    def generate(
+        self, prefixes: list[str] | str | None, length: int | None = None, **kwargs
+    ) -> list[str]:
         """Whole samples (each starting with its prefix); see :meth:`stream` for the options."""
         if isinstance(prefixes, str):
             prefixes = [prefixes]
@@ -379,11 +433,13 @@ class Rows:
     :meth:`take`); :attr:`finish_reasons` says, once :attr:`done`, ``"stop"`` or
     ``"length"``."""
 
-    def __init__(self, gen: Generator, prefixes: list[str], options: SamplingOptions,
-                 logits, state):
+    def __init__(
+        self, gen: Generator, prefixes: list[str], options: SamplingOptions, logits, state
+    ):
         self.gen, self.prefixes, self.options = gen, prefixes, options
-        self.batch = Batch(np.asarray(logits), [np.asarray(s) for s in state],
-                           row_options(options, len(prefixes)))
+        self.batch = Batch(
+            np.asarray(logits), [np.asarray(s) for s in state], row_options(options, len(prefixes))
+        )
         self.position = 0
         self.cuts = [StopCut(options.stop) for _ in prefixes]
 

@@ -37,10 +37,12 @@ ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "s": " ", "\\": "\\"}  # \xNN and \u
 
 def _one(read):
     """A reader of exactly one word with ``read``."""
+
     def reader(words: list[str]):
         if len(words) != 1:
             raise ValueError
         return read(words[0])
+
     return reader
 
 
@@ -68,6 +70,7 @@ def unescape(word: str) -> str:
     >>> unescape(r"\n\nEND\s\x41\u00e9")
     '\n\nEND Aé'
     """
+
     def one(m):
         code = m.group(1)
         if code[0] in "xu" and len(code) > 1:
@@ -94,6 +97,7 @@ def escape(text: str) -> str:
 class Reader(NamedTuple):
     """How a command reads its words, what it says when it cannot, its help metavar and an
     example value."""
+
     read: object
     expected: str
     metavar: str
@@ -109,8 +113,11 @@ READERS = {
     "tuple[str, ...]": Reader(_texts, "text or off", "TEXT...|off", "\\n\\n"),
 }
 FIELDS = {f.name: f for f in fields(SamplingOptions)}
-OTHERS = [(":settings", "Show the settings."), (":help", "This text."),
-          (":quit", "Leave (or Ctrl-D, Ctrl-C).")]
+OTHERS = [
+    (":settings", "Show the settings."),
+    (":help", "This text."),
+    (":quit", "Leave (or Ctrl-D, Ctrl-C)."),
+]
 
 
 def as_commands(message: str) -> str:
@@ -120,16 +127,27 @@ def as_commands(message: str) -> str:
 
 def help_text(width: int = 100) -> str:
     """The commands, one per SamplingOptions field (its help text), then the others."""
-    rows = [(f":{f.name} {READERS[f.type].metavar}", as_commands(f.metadata["help"]))
-            for f in FIELDS.values()] + OTHERS
+    rows = [
+        (f":{f.name} {READERS[f.type].metavar}", as_commands(f.metadata["help"]))
+        for f in FIELDS.values()
+    ] + OTHERS
     left = max(len(a) for a, _ in rows) + 4
-    lines = [textwrap.fill(b, width, initial_indent=f"  {a:<{left - 2}}",
-                           subsequent_indent=" " * left) for a, b in rows]
-    return "\n".join([
-        "Type a prefix and press Enter: its continuation streams back. Commands:", *lines,
-        ("Several words after :stop are several stop strings, with escapes: \\n newline, "
-         "\\t tab,"), "\\s space, \\\\ backslash, \\xNN, \\uNNNN.",
-        "A prefix that starts with ':' is written with two: '::-)' is the prefix ':-)'."])
+    lines = [
+        textwrap.fill(b, width, initial_indent=f"  {a:<{left - 2}}", subsequent_indent=" " * left)
+        for a, b in rows
+    ]
+    return "\n".join(
+        [
+            "Type a prefix and press Enter: its continuation streams back. Commands:",
+            *lines,
+            (
+                "Several words after :stop are several stop strings, with escapes: \\n newline, "
+                "\\t tab,"
+            ),
+            "\\s space, \\\\ backslash, \\xNN, \\uNNNN.",
+            "A prefix that starts with ':' is written with two: '::-)' is the prefix ':-)'.",
+        ]
+    )
 
 
 HELP = help_text()  # built at import: a field of a type without a reader fails here, at once

@@ -63,6 +63,7 @@ class Match(NamedTuple):
 
 # -- the index ---------------------------------------------------------------------------------
 
+
 class NoveltyIndex:
     """The training text, indexed for verbatim-copy queries. Build it once, query it often.
 
@@ -86,8 +87,9 @@ class NoveltyIndex:
         # memory-mapped arrays are kept as plain views of the map: np.memmap's own indexing
         # costs more than the lookups a query makes
         self.vocab, self.sha256 = vocab, sha256
-        self.symbols, self.sa = (a.view(np.ndarray) if isinstance(a, np.memmap) else a
-                                 for a in (symbols, sa))
+        self.symbols, self.sa = (
+            a.view(np.ndarray) if isinstance(a, np.memmap) else a for a in (symbols, sa)
+        )
         self._newlines = None
         self.cap = CAP  # a knob of query speed only: answers do not depend on it
 
@@ -145,11 +147,18 @@ class NoveltyIndex:
         ngrams = max(0, len(sample) - n + 1)
         copied = int(np.count_nonzero(lengths[:ngrams] >= n))
         return {
-            "chars": len(sample), "longest_match": match.length,
-            "longest_match_text": sample[match.start:match.start + match.length] if match.length
+            "chars": len(sample),
+            "longest_match": match.length,
+            "longest_match_text": sample[match.start : match.start + match.length]
+            if match.length
             else "",
-            "offset": match.offset, "line": line, "column": column, "sample_start": match.start,
-            "n": n, "ngrams": ngrams, "copied_ngrams": copied,
+            "offset": match.offset,
+            "line": line,
+            "column": column,
+            "sample_start": match.start,
+            "n": n,
+            "ngrams": ngrams,
+            "copied_ngrams": copied,
             "copied_ngram_share": copied / ngrams if ngrams else 0.0,
         }
 
@@ -282,7 +291,7 @@ class NoveltyIndex:
     def save(self, path) -> None:
         """Write the index to ``path`` atomically (:mod:`charlm.use.novelty_file`)::
 
-            index.save(run_dir / INDEX_FILE)
+        index.save(run_dir / INDEX_FILE)
         """
         write_index(path, self.sha256, self.vocab, self.sa, self.symbols)
 
@@ -331,6 +340,7 @@ def _pattern_block(q, at, ends, pad: int, width: int):
 
 # -- a run's index -----------------------------------------------------------------------------
 
+
 def run_index(path, warn=print) -> NoveltyIndex:
     """The index of the run at ``path``'s training text: the one cached in the run folder if
     it indexes that very text (corpus.json's sha256), else built from the corpus re-read with
@@ -342,8 +352,10 @@ def run_index(path, warn=print) -> NoveltyIndex:
         corpus = {}
     want = corpus.get("train_sha256")
     if not want:
-        raise CharLMError(f"{run.path}/corpus.json is missing or unreadable, so the training "
-                          "text cannot be checked; --novelty needs it")
+        raise CharLMError(
+            f"{run.path}/corpus.json is missing or unreadable, so the training "
+            "text cannot be checked; --novelty needs it"
+        )
     cache = run.path / INDEX_FILE
     index = NoveltyIndex.load_matching(cache, want)  # no need to read the corpus again
     if index is not None:
@@ -373,16 +385,20 @@ def training_text(run: RunDir, sha256: str) -> str:
     """The run's training text, read again with its settings and checked against ``sha256``."""
     cfg = run.read_config()
     if "-" in cfg.paths:
-        raise CharLMError(f"{run.path} was trained on standard input, which cannot be read "
-                          "again; --novelty needs the training text")
+        raise CharLMError(
+            f"{run.path} was trained on standard input, which cannot be read "
+            "again; --novelty needs the training text"
+        )
     try:
         text, _ = read_texts(cfg, warn=lambda message: None)
     except CharLMError as e:
         raise CharLMError(f"--novelty needs the training text of {run.path}: {e}") from None
     if text_sha256(text) != sha256:
-        raise CharLMError(f"the corpus at {', '.join(cfg.paths)} is not the text {run.path} was "
-                          "trained on (its sha256 differs: it changed since); --novelty needs "
-                          "the very same training text")
+        raise CharLMError(
+            f"the corpus at {', '.join(cfg.paths)} is not the text {run.path} was "
+            "trained on (its sha256 differs: it changed since); --novelty needs "
+            "the very same training text"
+        )
     return text
 
 
@@ -392,11 +408,15 @@ def format_report(report: dict) -> str:
     >>> format_report(NoveltyIndex("to be or not to be").report("not to see", n=4))
     'longest copy 7 chars (line 1, column 10 of the training text): "not to "; 4 of 7 4-grams copied (57.1%)'
     """
-    share = (f"{report['copied_ngrams']} of {report['ngrams']} {report['n']}-grams copied "
-             f"({100 * report['copied_ngram_share']:.1f}%)")
+    share = (
+        f"{report['copied_ngrams']} of {report['ngrams']} {report['n']}-grams copied "
+        f"({100 * report['copied_ngram_share']:.1f}%)"
+    )
     if not report["longest_match"]:
         return f"no character of the sample occurs in the training text; {share}"
     text = report["longest_match_text"]
     shown = json.dumps(text if len(text) <= 60 else text[:57] + "...", ensure_ascii=False)
-    return (f"longest copy {report['longest_match']} chars (line {report['line']}, column "
-            f"{report['column']} of the training text): {shown}; {share}")
+    return (
+        f"longest copy {report['longest_match']} chars (line {report['line']}, column "
+        f"{report['column']} of the training text): {shown}; {share}"
+    )

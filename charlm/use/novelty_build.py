@@ -63,9 +63,9 @@ def _symbol_starts(sa: np.ndarray, width: int) -> np.ndarray:
     compacted in place a chunk at a time (no second array of its size), then copied out."""
     kept = 0
     for i in range(0, len(sa), CHUNK):
-        part = sa[i:i + CHUNK]
+        part = sa[i : i + CHUNK]
         part = part[part % width == 0] // width
-        sa[kept:kept + len(part)] = part
+        sa[kept : kept + len(part)] = part
         kept += len(part)
     return sa[:kept].copy()
 
@@ -111,7 +111,9 @@ or check the sample on a machine with more
     need = memory_needed(chars, symbol_dtype(ids).itemsize)
     available = available_memory() if available is None else available
     if available is not None and need > available:
-        raise CharLMError(f"indexing the {chars:,} characters of the training text for "
-                          f"--novelty needs about {need / 2**30:.1f} GiB of memory, and "
-                          f"{available / 2**30:.1f} GiB is available: free some memory, or "
-                          "check the sample on a machine with more")
+        raise CharLMError(
+            f"indexing the {chars:,} characters of the training text for "
+            f"--novelty needs about {need / 2**30:.1f} GiB of memory, and "
+            f"{available / 2**30:.1f} GiB is available: free some memory, or "
+            "check the sample on a machine with more"
+        )

@@ -30,16 +30,23 @@ INDEX_FILE = "novelty-index.bin"  # the index's name in a run directory
 
 def write_index(path, sha256: str, vocab: Vocab, sa: np.ndarray, ids: np.ndarray) -> None:
     """Write the index of a text to ``path`` atomically; one ``CharLMError`` line if it cannot."""
-    meta = json.dumps({"format": FORMAT, "version": VERSION, "sha256": sha256,
-                       "chars": [ord(c) for c in vocab.chars[1:]]})
+    meta = json.dumps(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "sha256": sha256,
+            "chars": [ord(c) for c in vocab.chars[1:]],
+        }
+    )
     meta += " " * (-len(meta) % 64)  # the arrays after it start aligned
     try:
         with atomic_file(path) as f:
             for array in (np.frombuffer(meta.encode("ascii"), np.uint8), sa, ids):
                 np.lib.format.write_array(f, np.asarray(array), allow_pickle=False)
     except OSError as e:
-        raise CharLMError(f"{path}: cannot write the novelty index ({e.strerror}); "
-                          "check the disk and the folder") from None
+        raise CharLMError(
+            f"{path}: cannot write the novelty index ({e.strerror}); check the disk and the folder"
+        ) from None
 
 
 def read_index(path) -> tuple[Vocab, np.ndarray, np.ndarray, str]:
@@ -70,8 +77,12 @@ def _read_records(path):
         raise ValueError("the file is cut short or has more after its arrays")
     if meta.dtype != np.uint8 or meta.ndim != 1:
         raise ValueError("no header")
-    arrays = [np.memmap(path, dtype, mode="r", offset=offset, shape=(count,)) if count
-              else np.zeros(0, dtype) for offset, count, dtype in places]
+    arrays = [
+        np.memmap(path, dtype, mode="r", offset=offset, shape=(count,))
+        if count
+        else np.zeros(0, dtype)
+        for offset, count, dtype in places
+    ]
     return json.loads(meta.tobytes().decode("ascii")), *arrays
 
 
@@ -80,8 +91,11 @@ def _next_record(f):
     version = np.lib.format.read_magic(f)
     if version not in ((1, 0), (2, 0)):
         raise ValueError(f"unsupported .npy version {version}")
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-        np.lib.format.read_array_header_2_0
+    read = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
     shape, _, dtype = read(f)
     if len(shape) != 1 or dtype.hasobject:
         raise ValueError("unexpected arrays")
@@ -100,8 +114,11 @@ def _index_problem(meta, sa, symbols) -> str | None:
     if meta["version"] != VERSION:
         return f"unsupported version {meta['version']!r} (this charlm reads {VERSION})"
     chars = meta["chars"]
-    if not isinstance(meta["sha256"], str) or not isinstance(chars, list) or \
-            not all(type(c) is int and 0 <= c <= 0x10FFFF for c in chars):
+    if (
+        not isinstance(meta["sha256"], str)
+        or not isinstance(chars, list)
+        or not all(type(c) is int and 0 <= c <= 0x10FFFF for c in chars)
+    ):
         return "unexpected header values"
     if sa.dtype not in (np.int32, np.int64) or symbols.dtype != symbol_dtype(len(chars) + 1):
         return "unexpected array types"

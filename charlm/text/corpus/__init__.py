@@ -48,8 +48,18 @@ from .normalise import Normaliser, joined, normalised
 from .readers import MAGIC, READERS, Reader, reader_for
 from .reading import Budget, Reading
 
-__all__ = ["CHUNK_BYTES", "READERS", "SNIFF_BYTES", "Reader", "read_chunks", "read_corpus",
-           "reader_for", "source_signature", "split_corpus", "split_point"]
+__all__ = [
+    "CHUNK_BYTES",
+    "READERS",
+    "SNIFF_BYTES",
+    "Reader",
+    "read_chunks",
+    "read_corpus",
+    "reader_for",
+    "source_signature",
+    "split_corpus",
+    "split_point",
+]
 
 # Read from here each time a corpus is opened, so that a test can shrink them (monkeypatch).
 CHUNK_BYTES = 1 << 20  # bytes per read; tests shrink it to exercise chunk boundaries
@@ -89,15 +99,35 @@ def read_corpus(
     Every problem the user can fix raises :class:`CharLMError` with one line that names
     the file and the way out.
     """
-    return "".join(read_chunks(paths, encoding=encoding, errors=errors, newlines=newlines,
-                               lowercase=lowercase, max_chars=max_chars, member=member,
-                               max_input_bytes=max_input_bytes, stdin=stdin, warn=warn))
+    return "".join(
+        read_chunks(
+            paths,
+            encoding=encoding,
+            errors=errors,
+            newlines=newlines,
+            lowercase=lowercase,
+            max_chars=max_chars,
+            member=member,
+            max_input_bytes=max_input_bytes,
+            stdin=stdin,
+            warn=warn,
+        )
+    )
 
 
-def read_chunks(paths: list[str], *, encoding="utf-8", errors="strict", newlines="keep",
-                lowercase=False, max_chars: int | None = None, member: str | None = None,
-                max_input_bytes: int = 2**31, stdin=None,
-                warn: Callable[[str], None] | None = None) -> Iterator[str]:
+def read_chunks(
+    paths: list[str],
+    *,
+    encoding="utf-8",
+    errors="strict",
+    newlines="keep",
+    lowercase=False,
+    max_chars: int | None = None,
+    member: str | None = None,
+    max_input_bytes: int = 2**31,
+    stdin=None,
+    warn: Callable[[str], None] | None = None,
+) -> Iterator[str]:
     """The text :func:`read_corpus` returns, as an iterator of chunks (about ``CHUNK_BYTES``
     each), so a corpus larger than memory can be streamed; ``"".join`` of them is that text.
 
@@ -113,8 +143,9 @@ def read_chunks(paths: list[str], *, encoding="utf-8", errors="strict", newlines
     _check_inputs(paths, member)
     decoding = Decoding(codec.name, errors, CHUNK_BYTES, SNIFF_BYTES, MAGIC)
     reading = Reading(decoding, member, Budget(max_input_bytes), _stdin_bytes(paths, stdin))
-    texts = normalised(joined(_all_pieces(paths, reading)),
-                       Normaliser(newlines=newlines, lowercase=lowercase))
+    texts = normalised(
+        joined(_all_pieces(paths, reading)), Normaliser(newlines=newlines, lowercase=lowercase)
+    )
     return _taken(texts, max_chars, paths, reading.notes, warn or _to_stderr)
 
 
@@ -132,9 +163,8 @@ def source_signature(paths) -> list[list] | None:
     if any(reader.files is None for reader in readers):
         return None
     _check_inputs(paths, None)
-    files = [f for p, reader in zip(paths, readers) for f in reader.files(p)]
-    return [[os.path.abspath(f), st.st_size, st.st_mtime_ns] for f in files
-            for st in [os.stat(f)]]
+    files = [f for p, reader in zip(paths, readers, strict=True) for f in reader.files(p)]
+    return [[os.path.abspath(f), st.st_size, st.st_mtime_ns] for f in files for st in [os.stat(f)]]
 
 
 def split_corpus(text: str, val_fraction: float) -> tuple[str, str]:
@@ -157,10 +187,14 @@ def split_point(n_chars: int, val_fraction: float) -> int:
     >>> split_point(10, 0.2), split_point(14, 0.25)
     (8, 11)
     """
-    if (isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float))
-            or not 0 <= val_fraction < 1):
-        raise CharLMError(f"val_fraction must be in [0, 1), got {val_fraction!r};"
-                          f" pass e.g. --val-fraction 0.1")
+    if (
+        isinstance(val_fraction, bool)
+        or not isinstance(val_fraction, (int, float))
+        or not 0 <= val_fraction < 1
+    ):
+        raise CharLMError(
+            f"val_fraction must be in [0, 1), got {val_fraction!r}; pass e.g. --val-fraction 0.1"
+        )
     return n_chars - int(n_chars * val_fraction)
 
 
@@ -171,8 +205,9 @@ def _all_pieces(paths: list[str], reading: Reading) -> Iterator[Iterator[str]]:
         yield from reader_for(path).pieces(path, reading)
 
 
-def _taken(chunks: Iterator[str], max_chars: int | None, paths: list[str], notes,
-           warn) -> Iterator[str]:
+def _taken(
+    chunks: Iterator[str], max_chars: int | None, paths: list[str], notes, warn
+) -> Iterator[str]:
     """The non-empty ``chunks``, pulling no more once ``max_chars`` characters are out; then
     the empty-corpus check and the notes."""
     n = 0
@@ -202,22 +237,30 @@ def _check_options(encoding, errors, newlines, max_chars, max_input_bytes) -> co
     try:
         codec = codecs.lookup(encoding)
     except (LookupError, TypeError):
-        raise CharLMError(f"unknown encoding {encoding!r}; pass a Python codec name to"
-                          f" --encoding, e.g. utf-8, latin-1, gbk, utf-16") from None
+        raise CharLMError(
+            f"unknown encoding {encoding!r}; pass a Python codec name to"
+            f" --encoding, e.g. utf-8, latin-1, gbk, utf-16"
+        ) from None
     if not getattr(codec, "_is_text_encoding", True):
-        raise CharLMError(f"{encoding!r} is not a text encoding;"
-                          f" pass e.g. --encoding utf-8, latin-1, gbk, utf-16")
+        raise CharLMError(
+            f"{encoding!r} is not a text encoding; pass e.g. --encoding utf-8, latin-1, gbk, utf-16"
+        )
     for option, value in (("errors", errors), ("newlines", newlines)):
         if value not in CHOICES[option]:
             *first, last = CHOICES[option]
-            raise CharLMError(f"unknown {option} mode {value!r};"
-                              f" pass --{option} {', '.join(first)} or {last}")
+            raise CharLMError(
+                f"unknown {option} mode {value!r}; pass --{option} {', '.join(first)} or {last}"
+            )
     if max_chars is not None and not _positive_int(max_chars):
-        raise CharLMError(f"max_chars must be a positive whole number, got {max_chars!r};"
-                          f" pass e.g. --max-chars 1000000")
+        raise CharLMError(
+            f"max_chars must be a positive whole number, got {max_chars!r};"
+            f" pass e.g. --max-chars 1000000"
+        )
     if not _positive_int(max_input_bytes):
-        raise CharLMError(f"max_input_bytes must be a positive whole number,"
-                          f" got {max_input_bytes!r}; pass e.g. --max-input-bytes 4000000000")
+        raise CharLMError(
+            f"max_input_bytes must be a positive whole number,"
+            f" got {max_input_bytes!r}; pass e.g. --max-input-bytes 4000000000"
+        )
     return codec
 
 
@@ -236,8 +279,9 @@ def _as_paths(paths) -> list[str]:
 
 def _check_inputs(paths: list[str], member: str | None) -> None:
     if member is not None and not any(reader_for(p).takes_member for p in paths):
-        raise CharLMError(f"--member {member!r} applies only to a .zip;"
-                          f" pass a .zip or drop --member")
+        raise CharLMError(
+            f"--member {member!r} applies only to a .zip; pass a .zip or drop --member"
+        )
     for path in paths:
         if path != "-" and not os.path.exists(path):
             raise CharLMError(f"{path}: no such file or folder; check the path")

@@ -73,8 +73,9 @@ def _read_head(stream, how: Decoding) -> list[bytes]:
     return head_chunks
 
 
-def _decode(name: str, stream, head_chunks: list[bytes], encoding: str,
-            how: Decoding) -> Iterator[str]:
+def _decode(
+    name: str, stream, head_chunks: list[bytes], encoding: str, how: Decoding
+) -> Iterator[str]:
     """Decode ``head_chunks`` then the rest of ``stream``; an error tells the byte's offset in
     the file."""
     decoder = codecs.getincrementaldecoder(encoding)(how.errors)
@@ -110,7 +111,11 @@ def _decode(name: str, stream, head_chunks: list[bytes], encoding: str,
 def _invalid(name: str, encoding: str, at: int, bom: str | None) -> str:
     """The error for a byte at offset ``at`` that ``encoding`` cannot decode."""
     if at == 0 and bom:
-        return (f"{name}: invalid {encoding} at byte 0, it starts with a {bom.upper()}"
-                f" byte-order mark; pass --encoding {bom}")
-    return (f"{name}: invalid {encoding} at byte {at}; pass --encoding if the file uses another"
-            f" encoding, or --errors replace to substitute bad bytes")
+        return (
+            f"{name}: invalid {encoding} at byte 0, it starts with a {bom.upper()}"
+            f" byte-order mark; pass --encoding {bom}"
+        )
+    return (
+        f"{name}: invalid {encoding} at byte {at}; pass --encoding if the file uses another"
+        f" encoding, or --errors replace to substitute bad bytes"
+    )

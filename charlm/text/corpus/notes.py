@@ -1,13 +1,13 @@
 """What reading skipped or guessed, told once reading succeeds: one line per input and kind.
 
-    >>> notes = Notes()
-    >>> notes.add("data", "binary", "data/logo.png")
-    >>> notes.add("data", "binary", "data/icon.png")
-    >>> notes.add("u16.txt", ("bom", "utf-16-le"), "u16.txt")
-    >>> for line in notes.lines():
-    ...     print(line)
-    warning: data: skipped 2 binary files (logo.png, icon.png)
-    warning: u16.txt: starts with a UTF-16-LE byte-order mark; read as UTF-16-LE
+>>> notes = Notes()
+>>> notes.add("data", "binary", "data/logo.png")
+>>> notes.add("data", "binary", "data/icon.png")
+>>> notes.add("u16.txt", ("bom", "utf-16-le"), "u16.txt")
+>>> for line in notes.lines():
+...     print(line)
+warning: data: skipped 2 binary files (logo.png, icon.png)
+warning: u16.txt: starts with a UTF-16-LE byte-order mark; read as UTF-16-LE
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ def _note_line(where: str, kind, names: list[str]) -> str:
     inside = few([_inside(where, name) for name in names])
     if kind == "binary":
         return f"warning: {where}: skipped {_files(len(names), 'binary file')} ({inside})"
-    return (f"warning: {where}: read {_files(len(names))} as {kind[1].upper()}"
-            f" by the byte-order mark ({inside})")
+    return (
+        f"warning: {where}: read {_files(len(names))} as {kind[1].upper()}"
+        f" by the byte-order mark ({inside})"
+    )
 
 
 def _inside(where: str, name: str) -> str:

@@ -86,8 +86,10 @@ def _folder_listing(folder: str) -> list[str]:
     files = []
 
     def unreadable(e: OSError):
-        raise CharLMError(f"{e.filename}: cannot list folder ({e.strerror});"
-                          f" make it readable (chmod +rx) or pass another path")
+        raise CharLMError(
+            f"{e.filename}: cannot list folder ({e.strerror});"
+            f" make it readable (chmod +rx) or pass another path"
+        )
 
     for root, dirs, names in os.walk(folder, onerror=unreadable):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
@@ -102,8 +104,14 @@ def _folder_listing(folder: str) -> list[str]:
 READERS = (
     Reader("stdin", _stdin_pieces, claims=lambda path: path == "-", files=None),
     Reader("folder", _folder_pieces, claims=os.path.isdir, files=_folder_listing),
-    Reader("zip", zip_pieces, suffix=".zip", magic=(b"PK\x03\x04", b"PK\x05\x06"),
-           looks_like="zip archive", takes_member=True),
+    Reader(
+        "zip",
+        zip_pieces,
+        suffix=".zip",
+        magic=(b"PK\x03\x04", b"PK\x05\x06"),
+        looks_like="zip archive",
+        takes_member=True,
+    ),
     Reader("gzip", _gzip_pieces, suffix=".gz", magic=(b"\x1f\x8b",), looks_like="gzip data"),
     Reader("file", _file_pieces, claims=lambda path: True),  # anything else: a plain file
 )

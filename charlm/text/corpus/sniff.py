@@ -59,8 +59,10 @@ def binary_kind(head: bytes, encoding: str, magic) -> tuple[str, str] | None:
     # and gets the "invalid utf-8 at byte N; pass --encoding" message instead.
     limit = max(4, len(head) // 4)
     if _undecodable_bytes(head, encoding, limit) >= limit:
-        return (f"most of its first bytes are not {encoding}",
-                "remove it, or pass --encoding if it is text in another encoding")
+        return (
+            f"most of its first bytes are not {encoding}",
+            "remove it, or pass --encoding if it is text in another encoding",
+        )
     return None
 
 
@@ -98,8 +100,10 @@ def wrong_encoding(name: str, where: str, head: bytes, encoding: str, wide: str)
         way_out = f"pass --encoding {wide}"
     else:  # --encoding applies to every file: converting this one may be the better way
         iconv = label.replace("-LE", "LE").replace("-BE", "BE")
-        way_out = (f"convert it to UTF-8 (iconv -f {iconv} -t UTF-8), or pass --encoding {wide}"
-                   f" if every file in {where} is {label}")
+        way_out = (
+            f"convert it to UTF-8 (iconv -f {iconv} -t UTF-8), or pass --encoding {wide}"
+            f" if every file in {where} is {label}"
+        )
     return f"{name} looks like {label} text {mark} a byte-order mark, not {encoding}; {way_out}"
 
 

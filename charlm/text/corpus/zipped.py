@@ -27,22 +27,30 @@ def zip_pieces(path: str, reading: Reading) -> Iterator[Iterator[str]]:
                 yield named_text(f"{path}:{info.filename}", stream, reading)
                 return
             candidates = sorted(
-                (i for i in infos
-                 if not i.filename.startswith("__MACOSX/") and not hidden(i.filename.split("/"))),
+                (
+                    i
+                    for i in infos
+                    if not i.filename.startswith("__MACOSX/") and not hidden(i.filename.split("/"))
+                ),
                 key=lambda i: i.filename,
             )
-            members = ((f"{path}:{i.filename}", _open_member(zf, i, path, reading))
-                       for i in candidates)
-            nothing = (f"{path}: no text member in this zip archive (it has {_listing(infos)});"
-                       f" pass a zip that contains text files")
+            members = (
+                (f"{path}:{i.filename}", _open_member(zf, i, path, reading)) for i in candidates
+            )
+            nothing = (
+                f"{path}: no text member in this zip archive (it has {_listing(infos)});"
+                f" pass a zip that contains text files"
+            )
             yield from entry_texts(path, members, reading, nothing)
 
 
 def _member(path: str, infos, member: str) -> zipfile.ZipInfo:
     chosen = [i for i in infos if i.filename == member]
     if not chosen:
-        raise CharLMError(f"{path}: no member named {member!r} (it has {_listing(infos)});"
-                          f" pass one of these names to --member")
+        raise CharLMError(
+            f"{path}: no member named {member!r} (it has {_listing(infos)});"
+            f" pass one of these names to --member"
+        )
     return chosen[-1]
 
 
@@ -50,8 +58,9 @@ def _listing(infos) -> str:
     return few([repr(i.filename) for i in infos], 5) if infos else "no files"
 
 
-def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str,
-                 reading: Reading) -> Guarded:
+def _open_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, reading: Reading
+) -> Guarded:
     name = f"{path}:{info.filename}"
     try:
         stream = zf.open(info)  # by the ZipInfo from the listing; never extracted

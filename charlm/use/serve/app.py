@@ -28,13 +28,24 @@ from starlette.routing import Route
 from ...errors import CharLMError
 from ...runs.catalog import summarise
 from .batcher import Batcher, Job
-from .protocol import (Completion, Limits, RequestError, choice, completion_id, parse_completion,
-                       reply, usage)
+from .protocol import (
+    Completion,
+    Limits,
+    RequestError,
+    choice,
+    completion_id,
+    parse_completion,
+    reply,
+    usage,
+)
 
 RETRY_AFTER = "1"  # seconds a refused client waits before it asks again
 DISCONNECT_CHECK = 0.5  # seconds between checks that a client waiting for a whole reply is there
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
-                "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 
 
 class Service:
@@ -45,9 +56,11 @@ class Service:
         names = [run.path.name for run in runs]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise CharLMError(f"two runs named {twice[0]}: a request's model is its run's "
-                              "folder name, so serve runs with different names")
-        self.runs = dict(zip(names, runs))
+            raise CharLMError(
+                f"two runs named {twice[0]}: a request's model is its run's "
+                "folder name, so serve runs with different names"
+            )
+        self.runs = dict(zip(names, runs, strict=True))
         self.batchers = {n: Batcher(run.generator, chunk) for n, run in self.runs.items()}
         self.limits, self.in_flight, self.stopping = limits, 0, False
 
@@ -55,9 +68,16 @@ class Service:
         """The model's entry in ``GET /v1/models``: OpenAI's fields and charlm's own (not its
         path: a client learns nothing of the server's files)."""
         run, row = self.runs[name], summarise(self.runs[name].path)
-        return {"id": name, "object": "model", "created": int(run.path.stat().st_mtime),
-                "owned_by": "charlm", "model": row["size"], "vocab_size": len(run.vocab),
-                "parameters": row["parameters"], "best_val_loss": row["best_val_loss"]}
+        return {
+            "id": name,
+            "object": "model",
+            "created": int(run.path.stat().st_mtime),
+            "owned_by": "charlm",
+            "model": row["size"],
+            "vocab_size": len(run.vocab),
+            "parameters": row["parameters"],
+            "best_val_loss": row["best_val_loss"],
+        }
 
     def compile(self, sizes) -> float:
         return sum(b.compile(sizes) for b in self.batchers.values())
@@ -74,13 +94,19 @@ class Service:
     def admit(self, request: Completion, deliver) -> Job:
         """A job for ``request``'s rows, or 503 when they would pass ``--max-streams``."""
         if self.stopping:
-            raise RequestError("the server is shutting down", None, 503, "shutting_down",
-                               "server_error")
+            raise RequestError(
+                "the server is shutting down", None, 503, "shutting_down", "server_error"
+            )
         if self.in_flight + request.rows > self.limits.max_streams:
             raise RequestError(
                 f"the server is busy: {self.in_flight} of its {self.limits.max_streams} streams "
                 f"are in use and this request needs {request.rows}; retry after "
-                f"{RETRY_AFTER} s", None, 503, "overloaded", "server_error")
+                f"{RETRY_AFTER} s",
+                None,
+                503,
+                "overloaded",
+                "server_error",
+            )
         self.in_flight += request.rows
         job = Job(request.prompts, request.options, request.n, deliver)
         self.batchers[request.model].submit(job)
@@ -101,8 +127,11 @@ def error_response(e: RequestError) -> JSONResponse:
 async def read_json(request: Request, limit: int):
     """The request body as JSON, refused past ``limit`` bytes before it is all read."""
     declared = request.headers.get("content-length", "")
-    too_big = RequestError(f"the request body is larger than {limit:,} bytes "
-                           "(this server's --max-body-bytes)", None, 413)
+    too_big = RequestError(
+        f"the request body is larger than {limit:,} bytes (this server's --max-body-bytes)",
+        None,
+        413,
+    )
     if declared.isdigit() and int(declared) > limit:
         raise too_big
     body = bytearray()
@@ -113,8 +142,9 @@ async def read_json(request: Request, limit: int):
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
-        raise RequestError(f"the request body is not valid JSON: {str(e).splitlines()[0]}") \
-            from None
+        raise RequestError(
+            f"the request body is not valid JSON: {str(e).splitlines()[0]}"
+        ) from None
 
 
 def _queue():
@@ -162,11 +192,12 @@ async def whole(request: Request, completion: Completion, queue, job) -> Respons
             continue
         if kind == "error":
             return error_response(RequestError(pieces, None, 503, "generation", "server_error"))
-        texts = [t + p for t, p in zip(texts, pieces)]
+        texts = [t + p for t, p in zip(texts, pieces, strict=True)]
         if reasons:
-            choices = [choice(i, t, r) for i, (t, r) in enumerate(zip(texts, reasons))]
-            return JSONResponse(reply(completion_id(), completion.model, choices,
-                                      usage(completion.prompts, texts)))
+            choices = [choice(i, t, r) for i, (t, r) in enumerate(zip(texts, reasons, strict=True))]
+            return JSONResponse(
+                reply(completion_id(), completion.model, choices, usage(completion.prompts, texts))
+            )
 
 
 def sse(obj) -> str:
@@ -183,9 +214,12 @@ async def events(completion: Completion, queue):
         if kind == "error":
             yield sse(RequestError(pieces, None, 503, "generation", "server_error").to_json())
             return
-        texts = [t + p for t, p in zip(texts, pieces)]
-        choices = [choice(i, p, reasons[i] if reasons else None)
-                   for i, p in enumerate(pieces) if p or reasons]
+        texts = [t + p for t, p in zip(texts, pieces, strict=True)]
+        choices = [
+            choice(i, p, reasons[i] if reasons else None)
+            for i, p in enumerate(pieces)
+            if p or reasons
+        ]
         if choices:
             yield sse(reply(cid, completion.model, choices))
         if reasons:
@@ -200,8 +234,11 @@ class EventStream(StreamingResponse):
     finished, the client gone (Starlette cancels the stream), or the server stopping."""
 
     def __init__(self, content, service: Service, job: Job):
-        super().__init__(content, media_type="text/event-stream",
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
         self.service, self.job = service, job
 
     async def __call__(self, scope, receive, send):
@@ -218,9 +255,14 @@ async def models(request: Request) -> Response:
 
 async def health(request: Request) -> Response:
     service: Service = request.app.state.service
-    return JSONResponse({"status": "stopping" if service.stopping else "ok",
-                         "streams": service.in_flight, "max_streams": service.limits.max_streams,
-                         "rows": {n: b.rows for n, b in service.batchers.items()}})
+    return JSONResponse(
+        {
+            "status": "stopping" if service.stopping else "ok",
+            "streams": service.in_flight,
+            "max_streams": service.limits.max_streams,
+            "rows": {n: b.rows for n, b in service.batchers.items()},
+        }
+    )
 
 
 def static(name: str, media_type: str):
@@ -245,12 +287,15 @@ def create_app(runs, limits: Limits | None = None, chunk: int = 16) -> Starlette
         finally:
             service.stop()
 
-    app = Starlette(routes=[
-        Route("/", static("index.html", "text/html; charset=utf-8")),
-        Route("/app.js", static("app.js", "text/javascript; charset=utf-8")),
-        Route("/v1/completions", completions, methods=["POST"]),
-        Route("/v1/models", models),
-        Route("/health", health),
-    ], lifespan=lifespan)
+    app = Starlette(
+        routes=[
+            Route("/", static("index.html", "text/html; charset=utf-8")),
+            Route("/app.js", static("app.js", "text/javascript; charset=utf-8")),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/models", models),
+            Route("/health", health),
+        ],
+        lifespan=lifespan,
+    )
     app.state.service = service
     return app

@@ -27,7 +27,6 @@ import numpy as np
 from ...sampling import SamplingOptions
 from ..generate import ROW_DTYPES, Batch, Generator
 
-
 MIN_ADMIT_SECONDS = 0.02  # warm-ups per turn run at least this long (or one job)
 
 
@@ -81,9 +80,11 @@ class Batcher:
         started = time.perf_counter()
         vocab, state = len(self.gen.vocab), self.gen.model.initial_state(1)
         for size in sorted({bucket(s) for s in sizes}):
-            batch = Batch(np.zeros((0, vocab), np.float32),
-                          [np.zeros((0, *s.shape[1:]), np.float32) for s in state],
-                          {k: np.zeros(0, dt) for k, dt in ROW_DTYPES.items()})
+            batch = Batch(
+                np.zeros((0, vocab), np.float32),
+                [np.zeros((0, *s.shape[1:]), np.float32) for s in state],
+                {k: np.zeros(0, dt) for k, dt in ROW_DTYPES.items()},
+            )
             batch.run(self.gen.loop, 1, size)
         return time.perf_counter() - started
 
@@ -123,8 +124,7 @@ class Batcher:
                     self._turn()
                 except Exception as e:  # never leave the clients waiting on a dead worker
                     for job in self.live:
-                        job.deliver(("error", f"generation failed: {type(e).__name__}: {e}",
-                                     None))
+                        job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
                     self.live = []
         for job in self.live + self.pending:
             job.deliver(("error", "the server is shutting down", None))
@@ -172,4 +172,3 @@ class Batcher:
             if not rows.done:
                 still.append(job)
         self.live = still
-

@@ -27,12 +27,25 @@ from ...sampling import SamplingOptions
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for the completions API
 MAX_STOP = 16  # stop strings per request
 # the flag in a SamplingOptions message, as the request's parameter it comes from
-PARAMS = {"length": "max_tokens", "temperature": "temperature", "top-k": "top_k",
-          "top-p": "top_p", "seed": "seed", "stop": "stop", "greedy": "greedy"}
+PARAMS = {
+    "length": "max_tokens",
+    "temperature": "temperature",
+    "top-k": "top_k",
+    "top-p": "top_p",
+    "seed": "seed",
+    "stop": "stop",
+    "greedy": "greedy",
+}
 # OpenAI parameters charlm does not implement: accepted only at their "off" value
-UNSUPPORTED = {"echo": (None, False), "logprobs": (None,), "suffix": (None, ""),
-               "best_of": (None, 1), "logit_bias": (None, {}),
-               "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0)}
+UNSUPPORTED = {
+    "echo": (None, False),
+    "logprobs": (None,),
+    "suffix": (None, ""),
+    "best_of": (None, 1),
+    "logit_bias": (None, {}),
+    "presence_penalty": (None, 0, 0.0),
+    "frequency_penalty": (None, 0, 0.0),
+}
 
 
 @dataclass(frozen=True)
@@ -41,8 +54,10 @@ class Limits:
     A request past one is refused with one line, never queued without bound."""
 
     max_streams: int = setting(
-        64, "Samples generated at once, all requests together (n counts each); past it a "
-            "request is refused with 503 and Retry-After.")
+        64,
+        "Samples generated at once, all requests together (n counts each); past it a "
+        "request is refused with 503 and Retry-After.",
+    )
     max_n: int = setting(16, "The most samples one request may ask for (n).")
     max_tokens: int = setting(4096, "The most characters one request may ask for (max_tokens).")
     max_prompt_chars: int = setting(4096, "The longest prompt, in characters.")
@@ -62,14 +77,26 @@ class Limits:
 class RequestError(CharLMError):
     """A request the server refuses: one line, its HTTP status and the parameter at fault."""
 
-    def __init__(self, message: str, param: str | None = None, status: int = 400,
-                 code: str | None = None, kind: str = "invalid_request_error"):
+    def __init__(
+        self,
+        message: str,
+        param: str | None = None,
+        status: int = 400,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+    ):
         super().__init__(message)
         self.param, self.status, self.code, self.kind = param, status, code, kind
 
     def to_json(self) -> dict:
-        return {"error": {"message": str(self), "type": self.kind, "param": self.param,
-                          "code": self.code}}
+        return {
+            "error": {
+                "message": str(self),
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
 
 @dataclass(frozen=True)
@@ -96,19 +123,23 @@ def parse_completion(body, limits: Limits, models: list[str]) -> Completion:
         raise RequestError("the request body must be a JSON object")
     model = _model(body.get("model"), models)
     for name, off in UNSUPPORTED.items():
-        if name in body and not any(body[name] == o and type(body[name]) is type(o)
-                                    for o in off):
-            raise RequestError(f"{name} is not supported by charlm serve; leave it out",
-                               name)
+        if name in body and not any(body[name] == o and type(body[name]) is type(o) for o in off):
+            raise RequestError(f"{name} is not supported by charlm serve; leave it out", name)
     prompts = _prompts(body.get("prompt"), limits)
     n = body.get("n", 1)
     if not (_is_int(n) and 1 <= n <= limits.max_n):
-        raise RequestError(f"n must be a whole number from 1 to {limits.max_n} "
-                           f"(this server's --max-n), not {_shown(n)}", "n")
+        raise RequestError(
+            f"n must be a whole number from 1 to {limits.max_n} "
+            f"(this server's --max-n), not {_shown(n)}",
+            "n",
+        )
     if len(prompts) * n > limits.max_streams:
-        raise RequestError(f"{len(prompts)} prompts x n={n} is {len(prompts) * n} samples; "
-                           f"this server generates at most {limits.max_streams} at once "
-                           "(--max-streams)", "prompt")
+        raise RequestError(
+            f"{len(prompts)} prompts x n={n} is {len(prompts) * n} samples; "
+            f"this server generates at most {limits.max_streams} at once "
+            "(--max-streams)",
+            "prompt",
+        )
     stream, usage = _stream(body)
     return Completion(model, prompts, _options(body, limits), n, stream, usage)
 
@@ -117,32 +148,45 @@ def _model(model, models: list[str]) -> str:
     if model is None:
         return models[0]
     if model not in models:
-        raise RequestError(f"the model {_shown(model)} is not served here; ask for one of: "
-                           f"{', '.join(models)} (GET /v1/models)", "model", 404,
-                           "model_not_found")
+        raise RequestError(
+            f"the model {_shown(model)} is not served here; ask for one of: "
+            f"{', '.join(models)} (GET /v1/models)",
+            "model",
+            404,
+            "model_not_found",
+        )
     return model
 
 
 def _prompts(prompt, limits: Limits) -> list[str]:
     prompts = [prompt] if isinstance(prompt, str) else prompt
     if not (isinstance(prompts, list) and prompts and all(isinstance(p, str) for p in prompts)):
-        raise RequestError("prompt must be text or a non-empty list of texts (token ids are "
-                           f"not taken: charlm reads characters), not {_shown(prompt)}",
-                           "prompt")
+        raise RequestError(
+            "prompt must be text or a non-empty list of texts (token ids are "
+            f"not taken: charlm reads characters), not {_shown(prompt)}",
+            "prompt",
+        )
     for p in prompts:
         if not p:
-            raise RequestError("a prefix must not be empty; give at least one character",
-                               "prompt")
+            raise RequestError("a prefix must not be empty; give at least one character", "prompt")
         if len(p) > limits.max_prompt_chars:
-            raise RequestError(f"the prompt is {len(p):,} characters; this server takes at most "
-                               f"{limits.max_prompt_chars:,} (--max-prompt-chars)", "prompt")
+            raise RequestError(
+                f"the prompt is {len(p):,} characters; this server takes at most "
+                f"{limits.max_prompt_chars:,} (--max-prompt-chars)",
+                "prompt",
+            )
     return prompts
 
 
 def _options(body: dict, limits: Limits) -> SamplingOptions:
     """The sampling options, checked by SamplingOptions itself: its messages, word for word."""
-    values = dict(length=body.get("max_tokens"), temperature=body.get("temperature"),
-                  top_k=body.get("top_k"), top_p=body.get("top_p"), seed=body.get("seed"))
+    values = dict(
+        length=body.get("max_tokens"),
+        temperature=body.get("temperature"),
+        top_k=body.get("top_k"),
+        top_p=body.get("top_p"),
+        seed=body.get("seed"),
+    )
     for name in ("temperature", "top_p"):  # a number of any kind; check() says the range
         v = values[name]
         if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)):
@@ -150,8 +194,11 @@ def _options(body: dict, limits: Limits) -> SamplingOptions:
     stop = body.get("stop")
     stop = () if stop is None else (stop,) if isinstance(stop, str) else stop
     if not isinstance(stop, (list, tuple)) or len(stop) > MAX_STOP:
-        raise RequestError(f"stop must be text or a list of at most {MAX_STOP} texts, "
-                           f"not {_shown(body.get('stop'))}", "stop")
+        raise RequestError(
+            f"stop must be text or a list of at most {MAX_STOP} texts, "
+            f"not {_shown(body.get('stop'))}",
+            "stop",
+        )
     if values["length"] is None:
         values["length"] = DEFAULT_MAX_TOKENS
     try:
@@ -160,8 +207,11 @@ def _options(body: dict, limits: Limits) -> SamplingOptions:
         flag = re.match(r"--([a-z-]+)", str(e))
         raise RequestError(str(e), PARAMS.get(flag.group(1)) if flag else None) from None
     if options.length > limits.max_tokens:
-        raise RequestError(f"max_tokens must be at most {limits.max_tokens:,} on this server "
-                           f"(--max-tokens), not {options.length:,}", "max_tokens")
+        raise RequestError(
+            f"max_tokens must be at most {limits.max_tokens:,} on this server "
+            f"(--max-tokens), not {options.length:,}",
+            "max_tokens",
+        )
     return options
 
 
@@ -171,10 +221,12 @@ def _stream(body: dict) -> tuple[bool, bool]:
         stream = False
     if not isinstance(stream, bool):
         raise RequestError(f"stream must be true or false, not {_shown(stream)}", "stream")
-    if extra is not None and not (isinstance(extra, dict)
-                                  and isinstance(extra.get("include_usage", False), bool)):
-        raise RequestError("stream_options must be an object like {\"include_usage\": true}",
-                           "stream_options")
+    if extra is not None and not (
+        isinstance(extra, dict) and isinstance(extra.get("include_usage", False), bool)
+    ):
+        raise RequestError(
+            'stream_options must be an object like {"include_usage": true}', "stream_options"
+        )
     return stream, bool(extra and extra.get("include_usage"))
 
 
@@ -190,6 +242,7 @@ def _shown(value) -> str:
 
 # -- replies ------------------------------------------------------------------------------------
 
+
 def completion_id() -> str:
     return "cmpl-" + uuid.uuid4().hex[:24]
 
@@ -200,8 +253,14 @@ def choice(index: int, text: str, finish_reason: str | None) -> dict:
 
 def reply(cid: str, model: str, choices: list[dict], usage: dict | None = None) -> dict:
     """A completion object (a whole reply, or one event of a stream)."""
-    out = {"id": cid, "object": "text_completion", "created": int(time.time()), "model": model,
-           "choices": choices, "system_fingerprint": None}
+    out = {
+        "id": cid,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "system_fingerprint": None,
+    }
     if usage is not None:
         out["usage"] = usage
     return out
@@ -210,5 +269,8 @@ def reply(cid: str, model: str, choices: list[dict], usage: dict | None = None) 
 def usage(prompts: list[str], texts: list[str]) -> dict:
     """Characters counted as tokens: each prompt once, every sample's text."""
     prompt, completion = sum(len(p) for p in prompts), sum(len(t) for t in texts)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }

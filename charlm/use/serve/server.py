@@ -55,8 +55,10 @@ def listen(host: str, port: int) -> socket.socket:
         sock = socket.create_server((host, port), family=family, backlog=2048)
     except (OSError, OverflowError) as e:
         why = getattr(e, "strerror", None) or str(e)
-        raise CharLMError(f"cannot listen on {host}:{port}: {why}; choose another --host or "
-                          "--port (--port 0 takes a free one)") from None
+        raise CharLMError(
+            f"cannot listen on {host}:{port}: {why}; choose another --host or "
+            "--port (--port 0 takes a free one)"
+        ) from None
     sock.set_inheritable(True)
     return sock
 
@@ -73,9 +75,16 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def serve(runs, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
-          chunk: int = 16, compile_ahead=COMPILE_AHEAD, sock: socket.socket | None = None,
-          say=_say) -> None:
+def serve(
+    runs,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: Limits | None = None,
+    chunk: int = 16,
+    compile_ahead=COMPILE_AHEAD,
+    sock: socket.socket | None = None,
+    say=_say,
+) -> None:
     """Serve ``runs`` (:class:`charlm.api.Run`\\ s, the first the default model) until
     SIGINT or SIGTERM. Says what it serves, how long compiling took, and the address.
     ``sock``: the socket from :func:`listen` (the CLI binds before TensorFlow loads, so a
@@ -89,25 +98,41 @@ def serve(runs, host: str = "127.0.0.1", port: int = 8000, limits: Limits | None
         d = service.describe(name)
         best = f", best val loss {d['best_val_loss']:.4f}" if d["best_val_loss"] else ""
         params = f"{d['parameters']:,} parameters, " if d["parameters"] else ""
-        say(f"model {name}: {service.runs[name].path} ({d['model']}, {params}"
-            f"{d['vocab_size']} characters{best})")
+        say(
+            f"model {name}: {service.runs[name].path} ({d['model']}, {params}"
+            f"{d['vocab_size']} characters{best})"
+        )
     sizes = sorted({s for s in compile_ahead if s <= limits.max_streams})
     if sizes:
         started = time.perf_counter()
         service.compile(sizes)
-        say(f"compiled the sampling loop for batches of {', '.join(map(str, sizes))} rows in "
-            f"{time.perf_counter() - started:.1f} s (another size compiles at its first use)")
+        say(
+            f"compiled the sampling loop for batches of {', '.join(map(str, sizes))} rows in "
+            f"{time.perf_counter() - started:.1f} s (another size compiles at its first use)"
+        )
     sock = sock or listen(host, port)
     host = sock.getsockname()[0]
     if not is_loopback(host):
-        say(f"warning: listening on {host}, not only this machine: anyone who can reach it "
-            "can use the model (there is no authentication)")
+        say(
+            f"warning: listening on {host}, not only this machine: anyone who can reach it "
+            "can use the model (there is no authentication)"
+        )
     address = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=GRACE_SECONDS)
-    server = Server(config, service, lambda: say(
-        f"serving {', '.join(service.runs)} on {address}/ (the page; the OpenAI API at "
-        f"{address}/v1); Ctrl-C stops"))
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACE_SECONDS,
+    )
+    server = Server(
+        config,
+        service,
+        lambda: say(
+            f"serving {', '.join(service.runs)} on {address}/ (the page; the OpenAI API at "
+            f"{address}/v1); Ctrl-C stops"
+        ),
+    )
     server.run(sockets=[sock])
     say("stopped")
 
