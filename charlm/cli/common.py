@@ -1,0 +1,161 @@
+"""What the ``charlm`` subcommands share: the error boundary, TensorFlow's quiet start, the
+run a command reads, and the options that stand in several commands or are made from a record's
+fields (Config, SamplingOptions), so that each flag is declared once.
+
+    @click.command()
+    @RUN_OPTION
+    @RUNS_DIR_OPTION
+    @weights_option("Which saved weights to use.")
+    @user_errors
+    def command(run_path, runs_dir, weights): ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+
+import click
+
+from ..config import Config
+from ..errors import CharLMError
+from ..fsio import quiet_stderr
+from ..sampling import SamplingOptions
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) kept off stderr."""
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notes; Python errors still raise
+    with quiet_stderr():
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()  # the CUDA probe prints here too
+        import keras  # noqa: F401
+
+
+def user_errors(fn):
+    """Run a subcommand; a CharLMError becomes one line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CharLMError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def find_run(run_path: str | None, runs_dir: str) -> str:
+    """The run folder, its config and vocabulary checked before TensorFlow loads (a few seconds)."""
+    from ..runs.rundir import RunDir, resolve_run
+
+    run = RunDir(resolve_run(run_path, runs_dir))
+    run.read_config()
+    run.read_vocab()
+    return str(run.path)
+
+
+def field_options(record, skip=(), show_defaults: bool = False):
+    """A decorator that adds one option per field of the dataclass ``record`` (``--seq-len``,
+    ``--sample-prefix``, ``--top-k`` ...); the help, choices and flag names come from the field
+    (charlm.config.setting). An option not typed is None (or ``()``), so that the record's
+    defaults, or a preset's, apply; with ``show_defaults`` it is the field's default, shown in
+    the help."""
+
+    def decorate(fn):
+        for f in reversed(dataclasses.fields(record)):
+            if f.name not in skip:
+                fn = click.option(
+                    *_declarations(f), f.name, help=f.metadata["help"], **_kind(f, show_defaults)
+                )(fn)
+        return fn
+
+    return decorate
+
+
+def _declarations(f) -> list[str]:
+    flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+    return [f"{flag}/--no-{flag[2:]}"] if f.type == "bool" else [flag, *f.metadata["aliases"]]
+
+
+def _kind(f, show_defaults: bool) -> dict:
+    """click's type and default for field ``f`` (its type is a string: annotations are lazy)."""
+    if f.type in ("list[str]", "tuple[str, ...]"):
+        return {"multiple": True}
+    if f.type == "bool":
+        return {"default": None}
+    kind = (
+        click.Choice(f.metadata["choices"])
+        if f.metadata["choices"]
+        else {"int": int, "int | None": int, "float": float}.get(f.type, str)
+    )
+    shown = show_defaults and f.default is not None  # None: its help says what it means
+    return {"type": kind, "default": f.default if show_defaults else None, "show_default": shown}
+
+
+config_options = field_options(Config, skip=("paths",))
+sampling_options = field_options(SamplingOptions, show_defaults=True)
+
+
+def count_option(flag: str, default: int, low: int, high: int | None = None, help=None):
+    """An integer option bounded to ``low``..``high`` (None: no upper bound), its default shown
+    in the help: ``count_option("--batch-size", 64, 1, help="Streams scored side by side.")``.
+    click refuses a value out of range in one line, naming the flag."""
+    return click.option(
+        flag, default=default, show_default=True, type=click.IntRange(low, high), help=help
+    )
+
+
+def weights_option(help=None):
+    """``--weights best|last``: which of a run's saved weights a command loads."""
+    return click.option(
+        "--weights",
+        type=click.Choice(["best", "last"]),
+        default="best",
+        show_default=True,
+        help=help,
+    )
+
+
+def json_option(help: str = "Print one JSON object."):
+    """``--json``: print what a command finds as JSON rather than for a person to read."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+RUNS_DIR_OPTION = click.option(
+    "--runs-dir",
+    "--run-dir",
+    "runs_dir",
+    default="runs",
+    show_default=True,
+    help=Config.help("runs_dir"),
+)
+
+
+def complete_runs(ctx, param, incomplete: str):
+    """Shell completion of a run folder: the runs under --runs-dir (as typed so far, else
+    runs/), or folders when what is typed is no run's path."""
+    from click.shell_completion import CompletionItem
+
+    from ..runs.catalog import run_names
+
+    runs_dir = ctx.params.get("runs_dir") or "runs"
+    paths = [os.path.join(runs_dir, name) for name in run_names(runs_dir)]
+    found = [CompletionItem(p) for p in paths if p.startswith(incomplete)]
+    return found or [CompletionItem(incomplete, type="dir")]
+
+
+RUN_OPTION = click.option(
+    "--run",
+    "run_path",
+    shell_complete=complete_runs,
+    help="Run folder, or a folder of runs for its newest (default: the newest under --runs-dir).",
+)
