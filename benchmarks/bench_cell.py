@@ -66,34 +66,14 @@ def variant_layers():
 
 
 def build_model(layer_cls, kind: str, policy: str = "float32", seed: int = 0):
-    """charlm's model shape, ``[ids, *states] -> [logits, *states]``, with ``layer_cls`` as
-    its recurrent layer and charlm's seeded initializers (so every variant starts equal)."""
-    import keras
+    """charlm's model (``charlm.models.lm.build_keras_model``: ``[ids, *states] -> [logits,
+    *states]``, seeded initializers, so every variant starts equal) with ``layer_cls`` as its
+    recurrent layer."""
+    from charlm.models.lm import build_keras_model
 
-    init = keras.initializers
-    n_states = 2 if kind == "lstm" else 1
-    ids = keras.Input(shape=(None,), dtype="int32")
-    states = [keras.Input(shape=(UNITS,)) for _ in range(LAYERS * n_states)]
-    x = keras.layers.Embedding(
-        VOCAB, EMB, dtype=policy, embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed)
-    )(ids)
-    new_states = []
-    for i in range(LAYERS):
-        rnn = layer_cls(
-            UNITS,
-            return_sequences=True,
-            return_state=True,
-            dtype=policy,
-            seed=seed + i,
-            kernel_initializer=init.GlorotUniform(seed + 10 * i + 1),
-            recurrent_initializer=init.Orthogonal(seed=seed + 10 * i + 2),
-        )
-        x, *s = rnn(x, initial_state=states[i * n_states : (i + 1) * n_states])
-        new_states += s
-    logits = keras.layers.Dense(
-        VOCAB, dtype="float32", kernel_initializer=init.GlorotUniform(seed + 1000)
-    )(x)
-    return keras.Model([ids, *states], [logits, *new_states])
+    return build_keras_model(
+        kind, VOCAB, LAYERS, UNITS, EMB, precision=policy, seed=seed, layer_cls=layer_cls
+    )
 
 
 def train_step(model, jit: bool = False):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from charlm.models import fastcells as C
 from charlm.models import fastrnn as F
 
 
@@ -28,7 +29,7 @@ def grouped(cls, k):
 
 def _fused_projection(x, W, b):
     """X W + b for all gates at once, time-major [T, B, G]."""
-    return F._time_major_projections(x, [W], [b])[0]
+    return C.time_major_projections(x, [W], [b])[0]
 
 
 def _autodiff_loop(step, xw, states):
@@ -41,7 +42,7 @@ def _autodiff_loop(step, xw, states):
         states = step(xs.read(t), states)
         return (hs.write(t, states[0]), *states)
 
-    hs, *states = F._loop(T, body, (F._array(xw, T, states[0]), *states))
+    hs, *states = C._loop(T, body, (C._array(xw, T, states[0]), *states))
     return tf.transpose(hs.stack(), [1, 0, 2]), list(states)
 
 
@@ -50,7 +51,7 @@ class AutodiffLSTM(F.FastLSTM):
 
     def _run(self, x, states, W, U, b):
         return _autodiff_loop(
-            lambda xw_t, s: F.lstm_step(xw_t, *s, U)[:2], _fused_projection(x, W, b), states
+            lambda xw_t, s: C.lstm_step(xw_t, *s, U)[:2], _fused_projection(x, W, b), states
         )
 
 
@@ -59,7 +60,7 @@ class AutodiffGRU(F.FastGRU):
 
     def _run(self, x, states, W, U, b):
         return _autodiff_loop(
-            lambda xw_t, s: F.gru_step(xw_t, s[0], U, b[1])[:1],
+            lambda xw_t, s: C.gru_step(xw_t, s[0], U, b[1])[:1],
             _fused_projection(x, W, b[0]),
             states,
         )
@@ -71,10 +72,10 @@ def _fused_forward(xw, h0, c0, U):
 
     def body(t, h, c, *arrays):
         c_prev = c
-        h, c, gates = F.lstm_step(xw[t], h, c, U)
+        h, c, gates = C.lstm_step(xw[t], h, c, U)
         return (h, c, *[a.write(t, v) for a, v in zip(arrays, (h, *gates, c_prev), strict=True)])
 
-    h, c, *arrays = F._loop(T, body, (h0, c0, *[F._array(h0, T, h0) for _ in range(7)]))
+    h, c, *arrays = C._loop(T, body, (h0, c0, *[C._array(h0, T, h0) for _ in range(7)]))
     return [a.stack() for a in arrays], h, c
 
 
@@ -89,7 +90,7 @@ def _fused_backward(dH, dhT, dcT, P, B, Fg, U):
         dz = tf.concat([dc, dc, dc, dh], -1) * P[t]
         return tf.matmul(dz, UT), dc * Fg[t], dzs.write(t, dz)
 
-    dh0, dc0, dzs = F._loop(T, body, (dhT, dcT, F._array(dH, T, P[0])), reverse=True)
+    dh0, dc0, dzs = C._loop(T, body, (dhT, dcT, C._array(dH, T, P[0])), reverse=True)
     return dzs.stack(), dh0, dc0
 
 
@@ -101,15 +102,15 @@ def _fused_sequence(xw, h0, c0, U):
         H, i, f, g, o, tc, c_prev = saved
         P = tf.concat(
             [
-                F._sigmoid_grad(i, g),
-                F._sigmoid_grad(f, c_prev),
-                F._tanh_grad(g, i),
-                F._sigmoid_grad(o, tc),
+                C._sigmoid_grad(i, g),
+                C._sigmoid_grad(f, c_prev),
+                C._tanh_grad(g, i),
+                C._sigmoid_grad(o, tc),
             ],
             -1,
         )
-        dZ, dh0, dc0 = _fused_backward(dH, dhT, dcT, P, F._tanh_grad(tc, o), f, U)
-        return dZ, dh0, dc0, F._outer_sum_prev(h0, H, dZ)
+        dZ, dh0, dc0 = _fused_backward(dH, dhT, dcT, P, C._tanh_grad(tc, o), f, U)
+        return dZ, dh0, dc0, C._outer_sum_prev(h0, H, dZ)
 
     return (saved[0], hT, cT), grad
 

@@ -96,17 +96,19 @@ def build_keras_model(
     dropout: float = 0.0,
     precision: str = "float32",
     seed: int = 0,
+    layer_cls=None,
 ) -> keras.Model:
     """A functional model ``[ids, *states] -> [logits, *new_states]``.
 
-    ``embedding_dim == 0`` gives one-hot inputs, as the tutorials do: a frozen identity
-    embedding, which is exactly a one-hot encoding without a custom (unsafe) layer.
+    ``embedding_dim == 0`` gives one-hot inputs, as the tutorials do. ``layer_cls`` is the
+    recurrent layer (default: :func:`recurrent_layer`, the fastest here); the benchmarks pass
+    Keras's own or a variant to compare them in charlm's model. Every initializer has an
+    explicit seed: the same seed always gives the same weights.
 
     >>> m = build_keras_model("gru", vocab_size=30, layers=2, units=64)
     >>> [t.shape for t in m.outputs]
     [(None, None, 30), (None, 64), (None, 64)]
     """
-    layer_cls = recurrent_layer(kind)
     policy = "mixed_bfloat16" if precision == "mixed_bfloat16" else "float32"
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     n_states = states_per_layer(kind)
@@ -115,36 +117,10 @@ def build_keras_model(
         for i in range(layers)
         for j in range(n_states)
     ]
-    init = keras.initializers  # explicit seeds: the same seed always gives the same weights
-    if embedding_dim:
-        x = keras.layers.Embedding(
-            vocab_size,
-            embedding_dim,
-            name="embedding",
-            dtype=policy,
-            embeddings_initializer=init.RandomUniform(-0.05, 0.05, seed),
-        )(ids)
-    else:
-        x = keras.layers.Embedding(
-            vocab_size,
-            vocab_size,
-            embeddings_initializer="identity",
-            trainable=False,
-            name="one_hot",
-            dtype=policy,
-        )(ids)
+    x = _input_layer(vocab_size, embedding_dim, policy, seed)(ids)
     new_states = []
     for i in range(layers):
-        rnn = layer_cls(
-            units,
-            return_sequences=True,
-            return_state=True,
-            name=f"{kind}_{i}",
-            dtype=policy,
-            seed=seed + i,
-            kernel_initializer=init.GlorotUniform(seed + 10 * i + 1),
-            recurrent_initializer=init.Orthogonal(seed=seed + 10 * i + 2),
-        )
+        rnn = _recurrent(layer_cls or recurrent_layer(kind), kind, i, units, policy, seed)
         x, *s = rnn(x, initial_state=state_inputs[i * n_states : (i + 1) * n_states])
         new_states += s
         if dropout:
@@ -153,9 +129,44 @@ def build_keras_model(
         vocab_size,
         name="logits",
         dtype="float32",
-        kernel_initializer=init.GlorotUniform(seed + 1000),
+        kernel_initializer=keras.initializers.GlorotUniform(seed + 1000),
     )(x)
     return keras.Model([ids, *state_inputs], [logits, *new_states], name=f"charlm_{kind}")
+
+
+def _input_layer(vocab_size: int, embedding_dim: int, policy: str, seed: int):
+    """A learned embedding, or for ``embedding_dim == 0`` a frozen identity one: exactly a
+    one-hot encoding, without a custom (unsafe to load) layer."""
+    if embedding_dim:
+        return keras.layers.Embedding(
+            vocab_size,
+            embedding_dim,
+            name="embedding",
+            dtype=policy,
+            embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed),
+        )
+    return keras.layers.Embedding(
+        vocab_size,
+        vocab_size,
+        embeddings_initializer="identity",
+        trainable=False,
+        name="one_hot",
+        dtype=policy,
+    )
+
+
+def _recurrent(layer_cls, kind: str, i: int, units: int, policy: str, seed: int):
+    """Recurrent layer ``i`` of the stack, with states in and out and its own seeds."""
+    return layer_cls(
+        units,
+        return_sequences=True,
+        return_state=True,
+        name=f"{kind}_{i}",
+        dtype=policy,
+        seed=seed + i,
+        kernel_initializer=keras.initializers.GlorotUniform(seed + 10 * i + 1),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 10 * i + 2),
+    )
 
 
 class KerasLM:

@@ -83,19 +83,52 @@ def _recur(step, inputs: tuple, state: tuple) -> tuple[tf.Tensor, tuple]:
 
 
 class _Cell(tf.Module):
-    """What every cell shares: state shapes and the sequence loop around ``step``.
+    """What every cell shares: its parameters, state shapes and the sequence loop around
+    ``step``.
 
-    A subclass defines ``state_size`` (how many ``[B, H]`` tensors its state is), its input
-    matrices and biases concatenated over the gates (``_W_x``, ``_b``) and one time step
-    ``step(XW_t, state)``, which receives X_t W_x + b already computed.
+    A subclass names its gates in ``gates``, one letter each, in the order their parameters
+    are drawn and concatenated; every gate ``g`` has ``W_xg`` [D, H], ``W_hg`` [H, H] ~
+    N(0, 0.01²) and ``b_g`` [H] = 0 (d2l). It defines ``state_size`` (how many ``[B, H]``
+    tensors its state is) and one time step ``step(XW_t, state)``, which receives
+    ``X_t W_x + b`` (all gates, concatenated) already computed.
     """
 
     state_size = 1
+    gates = "h"
 
-    def __init__(self, input_dim: int, units: int, name: str | None = None):
+    def __init__(
+        self,
+        input_dim: int,
+        units: int,
+        seed: int | tf.random.Generator = 0,
+        name: str | None = None,
+    ):
         super().__init__(name=name)
         self.input_dim = int(input_dim)
         self.units = int(units)
+        rng = _rng(seed)
+        for g in self.gates:
+            setattr(self, f"W_x{g}", _normal(rng, [self.input_dim, self.units], f"W_x{g}"))
+            setattr(self, f"W_h{g}", _normal(rng, [self.units, self.units], f"W_h{g}"))
+            setattr(self, f"b_{g}", _zeros([self.units], f"b_{g}"))
+
+    def _W_x(self):
+        """[W_x· of every gate], concatenated in ``gates`` order: [D, G]."""
+        return tf.concat([getattr(self, f"W_x{g}") for g in self.gates], axis=1)
+
+    def _b(self):
+        """[b_· of every gate], concatenated in ``gates`` order: [G]."""
+        return tf.concat([getattr(self, f"b_{g}") for g in self.gates], axis=0)
+
+    def _load_gates(self, kernel, recurrent, bias, keras_order: str) -> None:
+        """Copy a Keras layer's per-gate column blocks, which come in ``keras_order``, into
+        ``W_x·``, ``W_h·`` and ``b_·``."""
+        u = self.units
+        for i, g in enumerate(keras_order):
+            cols = slice(i * u, (i + 1) * u)
+            getattr(self, f"W_x{g}").assign(kernel[:, cols])
+            getattr(self, f"W_h{g}").assign(recurrent[:, cols])
+            getattr(self, f"b_{g}").assign(bias[cols])
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
         """Zeros: ``state_size`` tensors of shape [batch_size, units]."""
@@ -132,25 +165,7 @@ class RNNCell(_Cell):
     """
 
     state_size = 1
-
-    def __init__(
-        self,
-        input_dim: int,
-        units: int,
-        seed: int | tf.random.Generator = 0,
-        name: str | None = None,
-    ):
-        super().__init__(input_dim, units, name=name)
-        rng = _rng(seed)
-        self.W_xh = _normal(rng, [input_dim, units], "W_xh")
-        self.W_hh = _normal(rng, [units, units], "W_hh")
-        self.b_h = _zeros([units], "b_h")
-
-    def _W_x(self):
-        return self.W_xh
-
-    def _b(self):
-        return self.b_h
+    gates = "h"
 
     def step(self, XW_t, state) -> tuple:
         """One time step; ``XW_t`` = X_t W_xh + b_h."""
@@ -159,10 +174,7 @@ class RNNCell(_Cell):
 
     def load_keras_weights(self, keras_layer) -> None:
         """Copy a built ``keras.layers.SimpleRNN`` (kernel, recurrent, bias -> W_xh, W_hh, b_h)."""
-        kernel, recurrent, bias = keras_layer.get_weights()
-        self.W_xh.assign(kernel)
-        self.W_hh.assign(recurrent)
-        self.b_h.assign(bias)
+        self._load_gates(*keras_layer.get_weights(), keras_order="h")
 
 
 class GRUCell(_Cell):
@@ -180,6 +192,7 @@ class GRUCell(_Cell):
     """
 
     state_size = 1
+    gates = "zrh"
 
     def __init__(
         self,
@@ -189,26 +202,10 @@ class GRUCell(_Cell):
         seed: int | tf.random.Generator = 0,
         name: str | None = None,
     ):
-        super().__init__(input_dim, units, name=name)
+        super().__init__(input_dim, units, seed=seed, name=name)
         self.reset_after = bool(reset_after)
-        rng = _rng(seed)
-        self.W_xz = _normal(rng, [input_dim, units], "W_xz")
-        self.W_hz = _normal(rng, [units, units], "W_hz")
-        self.b_z = _zeros([units], "b_z")
-        self.W_xr = _normal(rng, [input_dim, units], "W_xr")
-        self.W_hr = _normal(rng, [units, units], "W_hr")
-        self.b_r = _zeros([units], "b_r")
-        self.W_xh = _normal(rng, [input_dim, units], "W_xh")
-        self.W_hh = _normal(rng, [units, units], "W_hh")
-        self.b_h = _zeros([units], "b_h")
         if self.reset_after:
             self.b_hh = _zeros([units], "b_hh")
-
-    def _W_x(self):
-        return tf.concat([self.W_xz, self.W_xr, self.W_xh], axis=1)
-
-    def _b(self):
-        return tf.concat([self.b_z, self.b_r, self.b_h], axis=0)
 
     def step(self, XW_t, state) -> tuple:
         """One time step; ``XW_t`` = [X_t W_xz + b_z | X_t W_xr + b_r | X_t W_xh + b_h]."""
@@ -230,22 +227,13 @@ class GRUCell(_Cell):
             raise ValueError(
                 f"keras GRU has reset_after={keras_reset_after}, this cell {self.reset_after}"
             )
-        u = self.units
-        for i, (W_x, W_h) in enumerate(
-            [(self.W_xz, self.W_hz), (self.W_xr, self.W_hr), (self.W_xh, self.W_hh)]
-        ):
-            W_x.assign(kernel[:, i * u : (i + 1) * u])
-            W_h.assign(recurrent[:, i * u : (i + 1) * u])
         if self.reset_after:
             b_input, b_recurrent = bias
-            self.b_z.assign(b_input[:u] + b_recurrent[:u])
-            self.b_r.assign(b_input[u : 2 * u] + b_recurrent[u : 2 * u])
-            self.b_h.assign(b_input[2 * u :])
-            self.b_hh.assign(b_recurrent[2 * u :])
-        else:
-            self.b_z.assign(bias[:u])
-            self.b_r.assign(bias[u : 2 * u])
-            self.b_h.assign(bias[2 * u :])
+            u2 = 2 * self.units
+            bias = b_input + b_recurrent  # z, r: only the sum enters the math
+            bias[u2:] = b_input[u2:]  # the candidate's input bias; its recurrent one is b_hh
+            self.b_hh.assign(b_recurrent[u2:])
+        self._load_gates(kernel, recurrent, bias, keras_order="zrh")
 
 
 class LSTMCell(_Cell):
@@ -255,34 +243,7 @@ class LSTMCell(_Cell):
     """
 
     state_size = 2
-
-    def __init__(
-        self,
-        input_dim: int,
-        units: int,
-        seed: int | tf.random.Generator = 0,
-        name: str | None = None,
-    ):
-        super().__init__(input_dim, units, name=name)
-        rng = _rng(seed)
-        self.W_xi = _normal(rng, [input_dim, units], "W_xi")
-        self.W_hi = _normal(rng, [units, units], "W_hi")
-        self.b_i = _zeros([units], "b_i")
-        self.W_xf = _normal(rng, [input_dim, units], "W_xf")
-        self.W_hf = _normal(rng, [units, units], "W_hf")
-        self.b_f = _zeros([units], "b_f")
-        self.W_xo = _normal(rng, [input_dim, units], "W_xo")
-        self.W_ho = _normal(rng, [units, units], "W_ho")
-        self.b_o = _zeros([units], "b_o")
-        self.W_xc = _normal(rng, [input_dim, units], "W_xc")
-        self.W_hc = _normal(rng, [units, units], "W_hc")
-        self.b_c = _zeros([units], "b_c")
-
-    def _W_x(self):
-        return tf.concat([self.W_xi, self.W_xf, self.W_xo, self.W_xc], axis=1)
-
-    def _b(self):
-        return tf.concat([self.b_i, self.b_f, self.b_o, self.b_c], axis=0)
+    gates = "ifoc"
 
     def step(self, XW_t, state) -> tuple:
         """One time step; ``XW_t`` = [X_t W_xi + b_i | X_t W_xf + b_f | ... o | ... c]."""
@@ -297,18 +258,7 @@ class LSTMCell(_Cell):
 
     def load_keras_weights(self, keras_layer) -> None:
         """Copy a built ``keras.layers.LSTM`` (Keras gate order i, f, c, o)."""
-        kernel, recurrent, bias = keras_layer.get_weights()
-        u = self.units
-        gates = [
-            (self.W_xi, self.W_hi, self.b_i),
-            (self.W_xf, self.W_hf, self.b_f),
-            (self.W_xc, self.W_hc, self.b_c),
-            (self.W_xo, self.W_ho, self.b_o),
-        ]
-        for i, (W_x, W_h, b) in enumerate(gates):
-            W_x.assign(kernel[:, i * u : (i + 1) * u])
-            W_h.assign(recurrent[:, i * u : (i + 1) * u])
-            b.assign(bias[i * u : (i + 1) * u])
+        self._load_gates(*keras_layer.get_weights(), keras_order="ifco")
 
 
 CELLS = {"rnn": RNNCell, "gru": GRUCell, "lstm": LSTMCell}
