@@ -8,9 +8,10 @@ interfaces only:
   ``on_batch_end``: the compiled step and reading its loss) and the whole loop per step
   (``on_batch_end`` to ``on_batch_end``: also the tf.data batch, the learning-rate update and
   the checks between steps);
-* the same step rebuilt here around the same model (``model(x, state, training=True)``,
-  cross-entropy, ``charlm.training.clipping.clip_by_global_norm``, Adam), with ``tf.clip_by_global_norm``
-  and with no clipping, on one fixed batch (the cost of charlm's own clipping);
+* the same step rebuilt here around the same model (the trainer's own loss and gradients,
+  ``charlm.training.step.loss_and_gradients``, then clipping and Adam) with charlm's
+  ``clip_by_global_norm``, with ``tf.clip_by_global_norm`` and with no clipping, on one fixed
+  batch (the cost of charlm's own clipping);
 * plain Keras ``train_on_batch`` on the same batch (the reference model of bench_train).
 
     python benchmarks/investigate_train_step.py            # about 3 minutes
@@ -47,6 +48,7 @@ def main(argv=None) -> int:
     from charlm.text.corpus import read_corpus, split_corpus
     from charlm.text.vocab import Vocab
     from charlm.training.clipping import clip_by_global_norm
+    from charlm.training.step import loss_and_gradients
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])
@@ -68,12 +70,7 @@ def main(argv=None) -> int:
 
         @tf.function
         def step(x, y, state):
-            with tf.GradientTape() as tape:
-                logits, _ = model(x, state, training=True)
-                loss = tf.reduce_mean(
-                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-                )
-            grads = tape.gradient(loss, variables)
+            loss, grads, _ = loss_and_gradients(model, variables, x, y, state)
             if clip == "charlm":
                 grads, _ = clip_by_global_norm(grads, BT.CLIP)
             elif clip == "tf":

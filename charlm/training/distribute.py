@@ -98,7 +98,7 @@ def _sum_once(optimizer) -> None:
 
 def distributed_train_step(strat, model, optimizer, clip_norm: float, batch_size: int):
     """The training step ``(x, y, state) -> (loss, grad_norm, new_state)`` of
-    :func:`charlm.training.trainer.make_train_step`, over the replicas of ``strat``: the same global
+    :func:`charlm.training.step.make_train_step`, over the replicas of ``strat``: the same global
     batch in, the same results out."""
     rows = check_batch(strat, batch_size)
     variables = list(model.trainable_variables)

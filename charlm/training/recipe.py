@@ -44,7 +44,7 @@ import tensorflow as tf
 
 from ..models.lm import build_model, param_count
 from ..training.clock import check_time_left, training_seconds, validation_seconds
-from ..training.trainer import make_optimizer, make_train_step
+from ..training.step import make_optimizer, make_train_step
 
 # What the recipe may choose (a setting the user gave is never changed).
 CHOSEN = (

@@ -1,51 +1,43 @@
 """The training loop, one for every :class:`~charlm.models.lm.LanguageModel`.
 
-Each step is one ``tf.function`` call::
+Each step is one call of the compiled step (:mod:`charlm.training.step`): mean cross-entropy,
+gradients clipped by global norm, one optimizer update. With the consecutive sampler the final
+hidden state of batch b is the initial state of batch b + 1 (a tensor passed in, so no gradient
+crosses the boundary), reset at each epoch; with the random sampler every batch starts from
+zeros. Perplexity = exp(mean cross-entropy).
 
-    with tf.GradientTape() as tape:
-        logits, state = model(x, state, training=True)
-        loss = mean cross-entropy(y, logits)          # nats per character
-    g = tape.gradient(loss, θ)
-    g ← min(1, clip_norm / ‖g‖) · g                    # global-norm clipping (charlm.training.clipping)
-    optimizer.apply_gradients(g, θ)
-
-With the consecutive sampler the final hidden state of batch b is the initial state of
-batch b + 1 (a tensor passed in, so no gradient crosses the boundary), reset at each epoch;
-with the random sampler every batch starts from zeros. Perplexity = exp(mean cross-entropy).
-
-Everything that decides what happens next — weights, optimizer slots, step/epoch/batch
-counters, the learning-rate scale, the carried state, the random generators — lives in one
-``tf.train.Checkpoint``, and the sampler's plan for epoch e depends only on (seed, e), so a
-resumed run continues exactly where it stopped. A loss that is not finite rolls the run back
-to its last checkpoint and halves the learning rate; the third failure in a row stops it.
+The loop is here; each job around it has its own module: the resumable state in one
+``tf.train.Checkpoint`` (:mod:`~charlm.training.checkpoint`), so that a resumed run continues
+exactly where it stopped; the roll-back on a loss that is not finite
+(:mod:`~charlm.training.rollback`); the metrics rows, validation and periodic samples
+(:mod:`~charlm.training.report`); the progress bar and Ctrl-C (:mod:`~charlm.training.console`);
+the time budget and learning-rate schedule (:mod:`~charlm.training.clock`).
 
 The trainer is given everything from above: the model, the sampler, the run folder it saves
 into (anything with the methods of :class:`~charlm.runs.rundir.RunDir` it calls), a ``score``
 function for validation and a ``generate`` function for the periodic samples. Code that
 wants to watch the loop (TensorBoard, tests, benchmarks) passes :class:`Callback`\\ s.
+Example::
+
+    trainer = Trainer(cfg, model, sampler, val_ids, rundir, score=scorer, callbacks=[...])
+    last_row = trainer.fit(resume=False)
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import sys
-import threading
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
-from tqdm import tqdm
 
-from ..errors import CharLMError
 from ..text.samplers import dataset
-from ..training.clipping import clip_by_global_norm
+from ..training.checkpoint import TrainState
 from ..training.clock import Clock, learning_rate, validation_seconds
+from ..training.console import Console
+from ..training.report import LossMeter, describe_row, metrics_row, periodic_samples, validate
+from ..training.rollback import NanGuard
+from ..training.step import make_optimizer, make_train_step
 
-MAX_NAN_RETRIES = 3  # rollbacks in a row (each halving the learning rate) before giving up
-NAN_LR_FACTOR = 0.5
 DEFAULT_EPOCHS = 10  # when no --epochs, --steps or --time-budget is given
 
 
@@ -86,54 +78,6 @@ class Callback:
         """After the last step and the last save."""
 
 
-class LossMeter:
-    """The mean training loss and gradient norm, and the speed, since the last metrics row."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self.loss, self.norm, self.steps, self.since = 0.0, 0.0, 0, time.monotonic()
-
-    def add(self, loss: float, norm: float) -> None:
-        self.loss += loss
-        self.norm += norm
-        self.steps += 1
-
-    def mean_loss(self) -> float:
-        return self.loss / self.steps if self.steps else float("nan")
-
-    def mean_norm(self) -> float | None:
-        return self.norm / self.steps if self.steps else None
-
-    def steps_per_sec(self) -> float:
-        return self.steps / max(1e-9, time.monotonic() - self.since)
-
-
-def make_train_step(model, optimizer, clip_norm: float):
-    """The compiled training step ``(x, y, state) -> (loss, grad_norm, new_state)``: mean
-    cross-entropy, gradients clipped to global norm ``clip_norm`` (0 = off), one update."""
-    variables = list(model.trainable_variables)
-
-    def step(x, y, state):
-        with tf.GradientTape() as tape:
-            logits, new_state = model(x, state, training=True)
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-            )
-        grads = tape.gradient(loss, variables)
-        grads, norm = clip_by_global_norm(grads, clip_norm)
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return loss, norm, new_state
-
-    return tf.function(step)
-
-
-def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
-    """A Keras optimizer by its lower-case name (config.CHOICES["optimizer"] lists them)."""
-    return keras.optimizers.get({"class_name": name, "config": {"learning_rate": lr}})
-
-
 class Trainer:
     """Trains ``model`` on ``sampler``'s batches, saving into ``rundir``; with a
     ``tf.distribute`` ``strategy`` (under whose scope the model and the trainer are built), each
@@ -157,48 +101,34 @@ class Trainer:
     ):
         self.cfg, self.model, self.sampler, self.rundir = cfg, model, sampler, rundir
         self.val_ids, self.score, self.generate = val_ids, score, generate
-        self.callbacks = list(callbacks)
-        self.log, self.progress = log, progress
+        self.callbacks, self.log = list(callbacks), log
         self.variables = list(model.trainable_variables)
         self.optimizer = make_optimizer(cfg.optimizer, cfg.lr)
         self.optimizer.build(self.variables)
-        self.ids = (
-            sampler.ids
-        )  # numpy, memory-mapped: batches are gathered from it, never copied whole
-        self.zero_state = model.initial_state(cfg.batch_size)
-        self.carry = [tf.Variable(s, trainable=False) for s in self.zero_state]
-        self.counters = {  # every number the loop's future depends on, checkpointed
-            "step": tf.Variable(0, dtype=tf.int64),
-            "epoch": tf.Variable(0, dtype=tf.int64),
-            "batch": tf.Variable(0, dtype=tf.int64),
-            "lr_scale": tf.Variable(1.0, dtype=tf.float64),
-            "elapsed": tf.Variable(0.0, dtype=tf.float64),
-            "best": tf.Variable(math.inf, dtype=tf.float64),
-        }
-        self.checkpoint = tf.train.Checkpoint(
-            optimizer=self.optimizer,
-            carry=self.carry,
-            **model.checkpoint_objects(),
-            **self.counters,
-        )
-        if strategy is None:
-            self._train_step = make_train_step(model, self.optimizer, cfg.clip_norm)
-        else:  # built under strategy.scope() by the caller, like the model
-            from ..training.distribute import distributed_train_step
-
-            self._train_step = distributed_train_step(
-                strategy, model, self.optimizer, cfg.clip_norm, cfg.batch_size
-            )
+        self.ids = sampler.ids  # numpy, memory-mapped: batches are gathered, never copied whole
+        self.train_state = TrainState(model, self.optimizer, cfg.batch_size)
+        self._train_step = self._compiled_step(strategy)
         self.step = self.epoch = self.batch = 0
-        self.meter = LossMeter()
+        self.meter = LossMeter(cfg.batch_size * cfg.seq_len)
         self.last_row: dict = {}
-        self._interrupted = 0
         self._saved_step: int | None = None
-        self._nan_failures = 0
+        self.nan_guard = NanGuard(self.train_state, rundir, log)
+        self.console = Console(log, progress)
         # the time budget counts from ``started`` (time.monotonic() of the launch), so that
         # start-up, the final validation and the final save all fit in it
         self.clock = Clock(cfg.time_budget_seconds, started)
-        self._bar = None
+
+    def _compiled_step(self, strategy):
+        """The training step on one device, or over ``strategy``'s replicas (built under its
+        scope by the caller, like the model)."""
+        cfg = self.cfg
+        if strategy is None:
+            return make_train_step(self.model, self.optimizer, cfg.clip_norm)
+        from ..training.distribute import distributed_train_step
+
+        return distributed_train_step(
+            strategy, self.model, self.optimizer, cfg.clip_norm, cfg.batch_size
+        )
 
     # -- schedule and limits -----------------------------------------------------------------
 
@@ -230,7 +160,7 @@ class Trainer:
             cfg.warmup_steps,
             cfg.min_lr_fraction,
         )
-        return lr * float(self.counters["lr_scale"].numpy())
+        return lr * self.train_state.lr_scale()
 
     def finished(self) -> bool:
         """A limit is reached. A time budget keeps back what the final validation and save
@@ -248,8 +178,7 @@ class Trainer:
         if self.score is None or not self.meter.steps:
             return 0.0
         chars = len(self.val_ids) if not self.cfg.eval_chars else self.cfg.eval_chars
-        rate = self.cfg.batch_size * self.cfg.seq_len * self.meter.steps_per_sec()
-        return validation_seconds(chars, rate, first=True)
+        return validation_seconds(chars, self.meter.chars_per_sec(), first=True)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -258,7 +187,8 @@ class Trainer:
         self._start(resume)
         if resume and self.finished():
             return self._already_finished()
-        with self._session():
+        with self.console.session(self.total_steps, self.step):
+            self._notify("on_train_begin")
             while not self.finished():
                 self._run_epoch()
             if self.last_row.get("step") != self.step:
@@ -269,12 +199,12 @@ class Trainer:
 
     def _start(self, resume: bool) -> None:
         """Restore the newest checkpoint (``resume``) or save step 0, and read the counters."""
-        restored = self.rundir.restore_checkpoint(self.checkpoint, warn=self.log) if resume else -1
+        restored = self.train_state.restore(self.rundir, self.log) if resume else -1
         if restored >= 0:
             self.rundir.truncate_metrics(restored)
             self.log(
                 f"resuming {self.rundir.path} at step {restored} "
-                f"(epoch {int(self.counters['epoch'].numpy()) + 1})"
+                f"(epoch {self.train_state.position()[1] + 1})"
             )
         else:  # a new run, or one stopped before its first checkpoint: step 0 is the seed's
             if resume:
@@ -297,8 +227,7 @@ class Trainer:
         """Train on the rest of the current epoch's batches, or until a limit or a roll-back."""
         plan = self.sampler.plan(self.epoch, self.cfg.seed)
         if self.batch == 0:
-            for v, z in zip(self.carry, self.zero_state, strict=True):
-                v.assign(z)
+            self.train_state.reset_carry()
         for x, y in dataset(self.ids, plan, self.cfg.seq_len, skip=self.batch):
             if not self._train_batch(x, y):
                 return  # rolled back: the counters now point into an earlier epoch
@@ -310,7 +239,7 @@ class Trainer:
     def _train_batch(self, x, y) -> bool:
         """One optimizer step; False if its loss was not finite and the run rolled back."""
         self.optimizer.learning_rate.assign(self.lr_at(self.step))
-        state = self.carry if self.sampler.carries_state else self.zero_state
+        state = self.train_state.initial_state(self.sampler.carries_state)
         self._notify("on_batch_begin", x, y, state)
         loss, norm, new_state = self._train_step(x, y, state)
         loss, norm = float(loss), float(norm)
@@ -318,19 +247,18 @@ class Trainer:
             self._roll_back(loss)
             return False
         if self.sampler.carries_state:
-            for v, s in zip(self.carry, new_state, strict=True):
-                v.assign(s)
+            self.train_state.keep_carry(new_state)
         self.step += 1
         self.batch += 1
         self.meter.add(loss, norm)
-        self._show_progress(loss)
+        self.console.show(self.step, loss, self.meter)
         self._notify("on_batch_end", loss, norm, new_state)
         return True
 
     def _after_step(self) -> bool:
         """Validate, save and sample when due; True when training must stop now."""
         cfg, step = self.cfg, self.step
-        stop = self.finished() or bool(self._interrupted)
+        stop = self.finished() or bool(self.console.interrupted)
         eval_due = bool(cfg.eval_every and step % cfg.eval_every == 0) or stop
         save_due = stop or (step % cfg.checkpoint_every == 0 if cfg.checkpoint_every else eval_due)
         if eval_due:
@@ -339,8 +267,8 @@ class Trainer:
             self._save()
         if cfg.sample_every and step % cfg.sample_every == 0:
             self._sample(f"step {step}")
-        if self._interrupted:
-            raise TrainingInterrupted(step, self.rundir.path, self._interrupted)
+        if self.console.interrupted:
+            raise TrainingInterrupted(step, self.rundir.path, self.console.interrupted)
         return stop
 
     def _end_epoch(self) -> None:
@@ -358,35 +286,18 @@ class Trainer:
 
     # -- the steps between optimizer steps ---------------------------------------------------
 
-    def _validate(self) -> dict | None:
-        if self.score is None or len(self.val_ids) < 2:
-            return None
-        ids = self.val_ids[: self.cfg.eval_chars + 1] if self.cfg.eval_chars else self.val_ids
-        return self.score(ids, batch_size=64, seq_len=min(256, max(self.cfg.seq_len, 64)))
-
     def _evaluate(self) -> dict:
         """Validate, append a metrics row, keep the best weights, and print the row."""
         t0 = time.monotonic()
-        val, meter = self._validate(), self.meter
-        train_loss = meter.mean_loss()
-        row = {
-            "step": self.step,
-            "epoch": self.epoch,
-            "train_loss": train_loss,
-            "train_perplexity": math.exp(min(train_loss, 700)) if meter.steps else float("nan"),
-            "val_loss": val["nats_per_char"] if val else None,
-            "val_perplexity": val["perplexity"] if val else None,
-            "val_bits_per_char": val["bits_per_char"] if val else None,
-            "chars_per_sec": self.cfg.batch_size * self.cfg.seq_len * meter.steps_per_sec(),
-            "lr": self.lr_at(self.step),
-            "grad_norm": meter.mean_norm(),
-            "wall_time": self.elapsed(),
-        }
+        val = validate(self.score, self.val_ids, self.cfg)
+        row = metrics_row(
+            self.step, self.epoch, self.meter, val, self.lr_at(self.step), self.elapsed()
+        )
         self.rundir.append_metrics(row)
         self._notify("on_evaluate", row)
         self._keep_best(row)
-        self._say(describe_row(row))
-        meter.reset()
+        self.console.say(describe_row(row))
+        self.meter.reset()
         self.last_row = row
         self.clock.record("evaluate", since=t0)
         return row
@@ -394,8 +305,7 @@ class Trainer:
     def _keep_best(self, row: dict) -> None:
         """Save the weights as "best" when this row's val loss (else train loss) is the lowest."""
         score = row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
-        if math.isfinite(score) and score < float(self.counters["best"].numpy()):
-            self.counters["best"].assign(score)
+        if self.train_state.beats_best(score):
             self.rundir.save_weights(self.model, "best")
             self._notify("on_save", "best")
 
@@ -404,122 +314,33 @@ class Trainer:
         if self._saved_step == self.step:
             return
         t0 = time.monotonic()
-        for name in ("step", "epoch", "batch"):
-            self.counters[name].assign(getattr(self, name))
-        self.counters["elapsed"].assign(self.elapsed())
-        self.rundir.save_weights(self.model, "last")
-        self.rundir.save_checkpoint(self.checkpoint, self.step)
+        self.train_state.save(
+            self.rundir, self.model, (self.step, self.epoch, self.batch), self.elapsed()
+        )
         self._saved_step = self.step
-        self._nan_failures = 0
+        self.nan_guard.reset()
         self.clock.record("save", since=t0)
         self._notify("on_save", "checkpoint")
 
     def _sample(self, when: str) -> None:
         if self.generate is None:
             return
-        cfg = self.cfg
-        options = cfg.sample_options  # a temperature of 0 is greedy there, as everywhere
-        texts = self.generate(
-            cfg.sample_prefixes or None, options=options, chunk=max(1, options.length)
-        )
+        texts = periodic_samples(self.generate, self.cfg)
         for text in texts:
-            self._say(f"[{when}] {text}")
+            self.console.say(f"[{when}] {text}")
         self._notify("on_samples", texts, when)
 
     def _roll_back(self, loss: float) -> None:
         """Go back to the last checkpoint with half the learning rate (or give up)."""
-        self._nan_failures += 1
-        if self._nan_failures > MAX_NAN_RETRIES:
-            raise CharLMError(
-                f"training diverged: the loss was {loss} at step {self.step + 1} even after "
-                f"{MAX_NAN_RETRIES} roll-backs that each halved the learning rate; "
-                "lower --lr or --clip-norm and resume or restart"
-            )
-        scale = float(self.counters["lr_scale"].numpy()) * NAN_LR_FACTOR
-        restored = self.rundir.restore_checkpoint(self.checkpoint, warn=self.log)
-        self.counters["lr_scale"].assign(scale)
-        self.log(
-            f"warning: the loss was {loss} at step {self.step + 1}; rolled back to the "
-            f"checkpoint at step {restored} and halved the learning rate "
-            f"(base lr now {self.cfg.lr * scale:.3g})"
-        )
+        self.nan_guard.roll_back(loss, self.step, self.cfg.lr)
         self._read_counters(keep_clock=True)
 
     def _read_counters(self, keep_clock: bool = False) -> None:
-        self.step, self.epoch, self.batch = (
-            int(self.counters[k].numpy()) for k in ("step", "epoch", "batch")
-        )
+        self.step, self.epoch, self.batch = self.train_state.position()
         if not keep_clock:  # the saved time (step 0's save holds the start-up), then now on
-            self.clock.restart(float(self.counters["elapsed"].numpy()))
-        if self._bar is not None:
-            self._bar.n = self.step
-
-    # -- progress and signals ----------------------------------------------------------------
-
-    def _show_progress(self, loss: float) -> None:
-        self._bar.update(1)
-        if self.step % 10 == 0 or self.step == 1:
-            rate = self.cfg.batch_size * self.cfg.seq_len * self.meter.steps_per_sec()
-            self._bar.set_postfix(
-                loss=f"{loss:.3f}",
-                ppl=f"{math.exp(min(loss, 50)):.2f}",
-                chars_s=f"{rate:,.0f}",
-                refresh=False,
-            )
-
-    def _say(self, line: str) -> None:
-        """A line of the training log: above the progress bar while it shows, else to log."""
-        if self._bar is not None and not self._bar.disable:
-            tqdm.write(line, file=sys.stderr)
-        else:
-            self.log(line)
+            self.clock.restart(self.train_state.elapsed())
+        self.console.move_to(self.step)
 
     def _notify(self, hook: str, *args) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
-
-    @contextlib.contextmanager
-    def _session(self):
-        """The progress bar, the signal handlers and the callbacks, around the loop."""
-        self._bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            unit="step",
-            dynamic_ncols=True,
-            file=sys.stderr,
-            disable=None if self.progress is None else not self.progress,
-        )
-        handlers = self._install_signal_handlers()
-        try:
-            self._notify("on_train_begin")
-            yield
-        finally:
-            self._bar.close()
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-
-    def _install_signal_handlers(self) -> dict:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum, frame):
-            if self._interrupted:  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
-            self._interrupted = signum
-            self.log("\nstopping: saving a checkpoint (press Ctrl-C again to quit at once)")
-
-        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-
-def describe_row(row: dict) -> str:
-    """One line for a metrics row: step, epoch, losses, perplexity, speed."""
-    parts = [
-        f"step {row['step']}",
-        f"epoch {row['epoch']}",
-        f"train loss {row['train_loss']:.4f}",
-        f"perplexity {row['train_perplexity']:.3f}",
-    ]
-    if row["val_loss"] is not None:
-        parts.append(f"val loss {row['val_loss']:.4f} ({row['val_bits_per_char']:.3f} bits/char)")
-    parts.append(f"{row['chars_per_sec']:,.0f} chars/s")
-    return " | ".join(parts)

@@ -1,0 +1,86 @@
+"""The training loop's terminal: the progress bar, the log lines printed above it, and
+Ctrl-C/SIGTERM, which ask the loop to stop at the next step (a second Ctrl-C stops at once).
+Example::
+
+    console = Console(log=print, progress=None)      # None: a bar only on a terminal
+    with console.session(total=1000, initial=0):
+        ...
+        console.show(step, loss, meter)
+        console.say("step 100 | ...")
+        if console.interrupted:                      # the signal's number, else 0
+            ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import threading
+
+from tqdm import tqdm
+
+
+class Console:
+    """``log`` takes the lines when no bar shows; ``progress`` True/False forces the bar on or
+    off, None shows it only on a terminal (tqdm's choice)."""
+
+    def __init__(self, log, progress: bool | None):
+        self.log, self.progress = log, progress
+        self.bar = None
+        self.interrupted = 0  # the number of the signal that asked to stop
+
+    @contextlib.contextmanager
+    def session(self, total: int | None, initial: int):
+        """The progress bar and the signal handlers, around the loop."""
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=None if self.progress is None else not self.progress,
+        )
+        handlers = self._install_signal_handlers()
+        try:
+            yield
+        finally:
+            self.bar.close()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    def show(self, step: int, loss: float, meter) -> None:
+        """One more step on the bar; every tenth its loss, perplexity and ``meter``'s speed."""
+        self.bar.update(1)
+        if step % 10 == 0 or step == 1:
+            self.bar.set_postfix(
+                loss=f"{loss:.3f}",
+                ppl=f"{math.exp(min(loss, 50)):.2f}",
+                chars_s=f"{meter.chars_per_sec():,.0f}",
+                refresh=False,
+            )
+
+    def move_to(self, step: int) -> None:
+        """Set the bar's count (after a restore moved the loop)."""
+        if self.bar is not None:
+            self.bar.n = step
+
+    def say(self, line: str) -> None:
+        """A line of the training log: above the progress bar while it shows, else to log."""
+        if self.bar is not None and not self.bar.disable:
+            tqdm.write(line, file=sys.stderr)
+        else:
+            self.log(line)
+
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self.interrupted:  # a second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self.interrupted = signum
+            self.log("\nstopping: saving a checkpoint (press Ctrl-C again to quit at once)")
+
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
