@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import Config, canonical_keys, read_preset
+from .config import RESUMABLE_KEYS, Config
+from .config_toml import canonical_keys, read_preset
 from .errors import CharLMError
 from .runs.rundir import RunDir, WorkerRunDir, resolve_run
 from .sampling import SamplingOptions, check_num_samples
@@ -26,26 +27,6 @@ from .text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
 from .text.samplers import make_sampler
 from .text.texts import corpus_options, read_options, read_texts  # noqa: F401 (API)
 from .training.clock import Clock, check_time_left
-
-# settings that may change when a run is resumed: limits and monitoring, never the model or data
-RESUMABLE_KEYS = {
-    "epochs",
-    "steps",
-    "time_budget",
-    "eval_every",
-    "eval_every_epochs",
-    "eval_chars",
-    "checkpoint_every",
-    "sample_every",
-    "sample_every_epochs",
-    "sample_prefixes",
-    "sample_length",
-    "sample_temperature",
-    "paths",
-    "max_input_bytes",
-    "runs_dir",
-    "name",
-}
 
 
 def _warn(msg: str) -> None:
