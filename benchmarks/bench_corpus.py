@@ -10,8 +10,8 @@ folder (deleted afterwards). A fresh child process trains a tiny model on it for
 so that its peak resident memory (VmHWM) and its time from launch (the interpreter starting)
 to the end of the first training step are its own; the 1 MB case gives the part of that time
 that does not depend on the corpus (importing TensorFlow, building and tracing the model).
-Another child times :func:`charlm.api.encode_corpus` alone (both streamed passes): encoding
-speed is the corpus bytes over that time. Targets: peak RSS <= 2 GB on
+Another child times :func:`charlm.api.inputs.encode_corpus` alone (both streamed passes):
+encoding speed is the corpus bytes over that time. Targets: peak RSS <= 2 GB on
 1 GB, encoding >= 50 MB/s, first step <= 10 s on 100 MB. The machine is described beside the
 figures (CPU model, load average: the machine may be shared).
 
@@ -143,14 +143,12 @@ def write_corpus(source: Path, path: Path, size: int) -> None:
 
 def encode_child(corpus: Path, launched: float) -> None:
     """Encode the corpus as ``charlm train`` does; print one JSON line: the seconds it took."""
-    from charlm import api
+    from charlm.api.inputs import encode_corpus
     from charlm.config import Config
 
     cfg = Config(paths=[str(corpus)], **SETTINGS)
     start = time.perf_counter()
-    encoded = api.encode_corpus(
-        cfg, corpus.parent / "encoded", log=lambda line: None, progress=False
-    )
+    encoded = encode_corpus(cfg, corpus.parent / "encoded", log=lambda line: None, progress=False)
     seconds = time.perf_counter() - start
     encoded.discard()
     print(json.dumps({"encode_s": seconds}))

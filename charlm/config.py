@@ -15,36 +15,20 @@ that names the key (and the closest valid one) or the line and column.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
-import json
-import math
 import re
-import sys
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, fields
 
+from .config_rules import check_keys, check_type, parse_duration, validate
+from .config_toml import canonical_keys, parse_toml, read_preset, toml_value
 from .errors import CharLMError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .sampling import SamplingOptions
+from .setting import help_of, setting
 
 FORMAT_VERSION = 1  # bump when a run directory written before cannot be read the same way
 
 MODELS = ("lstm", "gru", "rnn", "scratch-rnn", "scratch-gru", "scratch-lstm")
-LEGACY_KEYS = {"run_dir": "runs_dir"}  # old names still read (run configs written before 0.2)
 NO_LIMIT = ("0", "none", "off")  # what --time-budget takes for "no limit"
-
-
-def setting(default=None, help: str = "", *, factory=None, choices=None, flag=None, aliases=()):
-    """A Config field with its help text and, where it has them, its choices and flag names:
-    each option is described once, here, and the CLI builds its options from it."""
-    metadata = {"help": help, "choices": choices, "flag": flag, "aliases": tuple(aliases)}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -53,7 +37,9 @@ class Config:
 
     # corpus
     paths: list[str] = setting(
-        factory=list, help="Corpus files, folders, .zip, .gz, or - for stdin."
+        factory=list,
+        help="Corpus files, folders, .zip, .gz, or - for stdin.",
+        resumable=True,
     )
     member: str = setting("", "Read only this member of a .zip corpus.")
     encoding: str = setting("utf-8", "Text encoding of the corpus (any Python codec).")
@@ -68,9 +54,13 @@ class Config:
         choices=("keep", "space"),
     )
     lowercase: bool = setting(False, "Lowercase the corpus.")
-    max_chars: int = setting(0, "Keep only the first N characters of the corpus (0 = all).")
+    max_chars: int = setting(
+        0, "Keep only the first N characters of the corpus (0 = all).", least=0
+    )
     max_input_bytes: int = setting(
-        2**31, "Refuse .gz/.zip input that decompresses past this many bytes."
+        2**31,
+        "Refuse .gz/.zip input that decompresses past this many bytes.",
+        resumable=True,
     )
     val_fraction: float = setting(
         0.1, "Hold out this last fraction of the corpus for validation, in [0, 1)."
@@ -83,9 +73,11 @@ class Config:
         "lstm, gru, rnn (Keras layers) or scratch-rnn, scratch-gru, scratch-lstm.",
         choices=MODELS,
     )
-    layers: int = setting(2, "Number of stacked recurrent layers.")
-    units: int = setting(256, "Hidden units per layer.")
-    embedding_dim: int = setting(64, "Embedding size; 0 = one-hot input, as the tutorials do.")
+    layers: int = setting(2, "Number of stacked recurrent layers.", least=1)
+    units: int = setting(256, "Hidden units per layer.", least=1)
+    embedding_dim: int = setting(
+        64, "Embedding size; 0 = one-hot input, as the tutorials do.", least=0
+    )
     dropout: float = setting(0.0, "Dropout rate between layers, in [0, 1).")
     reset_after: bool = setting(
         False,
@@ -111,8 +103,8 @@ class Config:
         "d2l 1st edition).",
         choices=("random-offset", "fixed"),
     )
-    seq_len: int = setting(100, "Characters per training window (time steps).")
-    batch_size: int = setting(64, "Windows per batch.")
+    seq_len: int = setting(100, "Characters per training window (time steps).", least=1)
+    batch_size: int = setting(64, "Windows per batch.", least=1)
     optimizer: str = setting("adam", "adam, sgd or rmsprop.", choices=("adam", "sgd", "rmsprop"))
     lr: float = setting(2e-3, "Learning rate.")
     lr_schedule: str = setting(
@@ -120,15 +112,17 @@ class Config:
         "constant, or cosine decay to lr * min-lr-fraction.",
         choices=("constant", "cosine"),
     )
-    warmup_steps: int = setting(0, "Linear learning-rate warm-up over this many steps.")
+    warmup_steps: int = setting(0, "Linear learning-rate warm-up over this many steps.", least=0)
     min_lr_fraction: float = setting(
         0.1, "Final learning rate of the cosine schedule, as a fraction of --lr."
     )
     clip_norm: float = setting(5.0, "Clip gradients to this global norm θ (0 = off).")
-    epochs: int = setting(0, "Stop after this many epochs.")
-    steps: int = setting(0, "Stop after this many optimizer steps.")
+    epochs: int = setting(0, "Stop after this many epochs.", least=0, resumable=True)
+    steps: int = setting(0, "Stop after this many optimizer steps.", least=0, resumable=True)
     time_budget: str = setting(
-        "", "Stop after this much training time, e.g. 90s, 10m, 1h30m (0 or none: no limit)."
+        "",
+        "Stop after this much training time, e.g. 90s, 10m, 1h30m (0 or none: no limit).",
+        resumable=True,
     )
     seed: int = setting(0, "Random seed (weights, sampling order, dropout).")
     strategy: str = setting(
@@ -147,30 +141,51 @@ class Config:
 
     # monitoring and checkpoints
     eval_every: int = setting(
-        200, "Validate and log a metrics row every N steps (0 = only at epoch ends)."
+        200,
+        "Validate and log a metrics row every N steps (0 = only at epoch ends).",
+        least=0,
+        resumable=True,
     )
-    eval_every_epochs: int = setting(0, "Validate and log a metrics row every N epochs.")
+    eval_every_epochs: int = setting(
+        0, "Validate and log a metrics row every N epochs.", least=0, resumable=True
+    )
     eval_chars: int = setting(
-        0, "Score at most this many held-out characters during training (0 = all)."
+        0,
+        "Score at most this many held-out characters during training (0 = all).",
+        least=0,
+        resumable=True,
     )
     checkpoint_every: int = setting(
-        0, "Save a resumable checkpoint every N steps (0 = at each validation)."
+        0,
+        "Save a resumable checkpoint every N steps (0 = at each validation).",
+        least=0,
+        resumable=True,
     )
-    sample_every: int = setting(0, "Print samples every N steps (0 = never).")
-    sample_every_epochs: int = setting(0, "Print samples every N epochs.")
+    sample_every: int = setting(
+        0, "Print samples every N steps (0 = never).", least=0, resumable=True
+    )
+    sample_every_epochs: int = setting(0, "Print samples every N epochs.", least=0, resumable=True)
     sample_prefixes: list[str] = setting(
-        factory=list, help="A prefix for the periodic samples (repeatable).", flag="--sample-prefix"
+        factory=list,
+        help="A prefix for the periodic samples (repeatable).",
+        flag="--sample-prefix",
+        resumable=True,
     )
-    sample_length: int = setting(100, "Characters in each periodic sample.")
-    sample_temperature: float = setting(1.0, "Temperature of the periodic samples (0 = greedy).")
+    sample_length: int = setting(
+        100, "Characters in each periodic sample.", least=1, resumable=True
+    )
+    sample_temperature: float = setting(
+        1.0, "Temperature of the periodic samples (0 = greedy).", resumable=True
+    )
 
     # run directory
     runs_dir: str = setting(
         "runs",
         "Folder that holds the runs (RUNS/latest points at the newest).",
         aliases=("--run-dir",),
+        resumable=True,
     )
-    name: str = setting("", "Folder name of this run (default: a timestamp).")
+    name: str = setting("", "Folder name of this run (default: a timestamp).", resumable=True)
 
     def replace(self, **changes) -> Config:
         """A copy with ``changes`` applied and checked."""
@@ -185,26 +200,14 @@ class Config:
         data = canonical_keys(data)
         if str(data.get("time_budget", "")).strip().lower() in NO_LIMIT:
             data["time_budget"] = ""
-        known = {f.name: f for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                hint = (
-                    f"; did you mean '{close[0]}'?"
-                    if close
-                    else "; the keys are the flags of `charlm train --help`, with _ for -"
-                )
-                raise CharLMError(f"{source}: unknown key '{key}'{hint}")
-        values = {}
-        for key, value in data.items():
-            values[key] = _check_type(key, value, cls.__annotations__[key], source)
-        cfg = cls(**values)
-        cfg._validate(source)
+        check_keys(data, [f.name for f in fields(cls)], source)
+        cfg = cls(**{k: check_type(k, v, cls.__annotations__[k], source) for k, v in data.items()})
+        validate(cfg, source)
         return cfg
 
     @classmethod
     def from_toml_text(cls, text: str, source: str = "config") -> Config:
-        return cls.from_dict(_parse_toml(text, source), source)
+        return cls.from_dict(parse_toml(text, source), source)
 
     @classmethod
     def load(cls, path, overrides: dict | None = None) -> Config:
@@ -217,80 +220,13 @@ class Config:
         lines = [header] if header else []
         lines.append(f"format_version = {FORMAT_VERSION}")
         for f in fields(self):
-            lines.append(f"{f.name} = {_toml_value(getattr(self, f.name))}")
+            lines.append(f"{f.name} = {toml_value(getattr(self, f.name))}")
         return "\n".join(lines) + "\n"
-
-    # -- checks -----------------------------------------------------------------------------
-
-    def _validate(self, source: str) -> None:
-        """Check every value; ``source`` names where they came from ("" = command-line flags,
-        which the messages then name as ``--seq-len``)."""
-
-        def bad(msg):
-            raise CharLMError(f"{source}: {msg}" if source else f"--{msg}")
-
-        for key, choices in CHOICES.items():
-            if getattr(self, key) not in choices:
-                bad(
-                    f"{key.replace('_', '-')} must be one of {', '.join(choices)}, "
-                    f"not '{getattr(self, key)}'"
-                )
-        for key in ("layers", "units", "seq_len", "batch_size", "sample_length"):
-            if getattr(self, key) < 1:
-                bad(f"{key.replace('_', '-')} must be at least 1, not {getattr(self, key)}")
-        for key in (
-            "embedding_dim",
-            "max_chars",
-            "epochs",
-            "steps",
-            "eval_every",
-            "eval_every_epochs",
-            "eval_chars",
-            "checkpoint_every",
-            "sample_every",
-            "sample_every_epochs",
-            "warmup_steps",
-        ):
-            if getattr(self, key) < 0:
-                bad(f"{key.replace('_', '-')} must be 0 or more, not {getattr(self, key)}")
-        if self.max_input_bytes < 1:
-            bad("max-input-bytes must be at least 1")
-        if not 0.0 <= self.val_fraction < 1.0:
-            bad(
-                f"val-fraction must be in [0, 1), not {self.val_fraction:g}; e.g. 0.1 holds out "
-                "the last 10%, 0 none"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            bad(f"dropout must be in [0, 1), not {self.dropout}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            bad(f"lr must be a positive number, not {self.lr}")
-        if not 0.0 <= self.min_lr_fraction <= 1.0:
-            bad(f"min-lr-fraction must be in [0, 1], not {self.min_lr_fraction}")
-        if self.clip_norm < 0 or not math.isfinite(self.clip_norm):
-            bad(f"clip-norm must be 0 (off) or positive, not {self.clip_norm}")
-        try:  # the periodic samples' options: checked as every sample's are
-            _ = self.sample_options
-        except CharLMError as e:
-            bad(str(e).removeprefix("--"))
-        if self.time_budget:
-            parse_duration(self.time_budget, source or "--time-budget")
-        if self.name and (
-            self.name in (".", "..", "latest") or "/" in self.name or "\\" in self.name
-        ):
-            bad(
-                f"name '{self.name}' is not a valid run folder name; use a plain name "
-                "without / (and not latest)"
-            )
-        if self.precision not in self.precisions:
-            bad(
-                f"precision {self.precision} is for the Keras models (lstm, gru, rnn); "
-                f"{self.model} trains in float32: drop the precision setting"
-            )
 
     @staticmethod
     def help(name: str) -> str:
         """The help text of setting ``name``."""
-        return next(f.metadata["help"] for f in fields(Config) if f.name == name)
+        return help_of(Config, name)
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -298,7 +234,7 @@ class Config:
         return ("float32",) if self.is_scratch else CHOICES["precision"]
 
     @property
-    def sample_options(self):
+    def sample_options(self) -> SamplingOptions:
         """The :class:`~charlm.sampling.SamplingOptions` of the samples printed during
         training: ``sample_length`` characters at ``sample_temperature`` (0 = greedy), seeded
         by ``seed``; a value out of range is named as its setting (``--sample-temperature``).
@@ -306,9 +242,6 @@ class Config:
         >>> Config(sample_temperature=0).sample_options.is_greedy
         True
         """
-        # imported here: charlm.sampling builds its fields with setting() above
-        from .sampling import SamplingOptions
-
         try:
             return SamplingOptions(
                 length=self.sample_length, temperature=self.sample_temperature, seed=self.seed
@@ -329,106 +262,5 @@ class Config:
 
 
 CHOICES = {f.name: f.metadata["choices"] for f in fields(Config) if f.metadata["choices"]}
-
-
-def read_preset(path) -> dict:
-    """The settings a TOML preset gives, as written in it (not yet checked)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CharLMError(
-            f"{path}: no such config file; check the path (the bundled presets are in configs/)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise CharLMError(
-            f"{path}: cannot read config ({e}); check the file and its permissions"
-        ) from None
-    return _parse_toml(text, str(path))
-
-
-def _parse_toml(text: str, source: str) -> dict:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise CharLMError(
-            f"{source}: TOML syntax error: {e}; fix it "
-            "(one `key = value` a line, strings in double quotes)"
-        ) from None
-    data.pop("format_version", None)
-    data.pop("charlm_version", None)
-    return canonical_keys(data)
-
-
-def canonical_keys(values: dict) -> dict:
-    """``values`` with old setting names (e.g. ``run_dir``) renamed to today's."""
-    return {LEGACY_KEYS.get(k, k): v for k, v in values.items()}
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
-
-
-def parse_duration(text: str, source: str = "time-budget") -> float:
-    """Seconds in a duration such as ``"90"``, ``"90s"``, ``"10m"``, ``"1h30m"``.
-
-    >>> parse_duration("1h30m")
-    5400.0
-    """
-    s = str(text).strip().lower().replace(" ", "")
-    try:
-        seconds = float(s)
-    except ValueError:
-        seconds = None
-    if seconds is None and s and _DURATION.sub("", s) == "":
-        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in _DURATION.findall(s))
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        raise CharLMError(
-            f"{source}: cannot read the duration '{text}'; write e.g. 90s, 10m or 1h30m"
-        )
-    return seconds
-
-
-def _check_type(key: str, value, annotation: str, source: str):
-    def wrong(expected):
-        raise CharLMError(
-            f"{source}: '{key}' must be {expected}, not {json.dumps(value, default=str)}"
-        )
-
-    if annotation == "bool":
-        if not isinstance(value, bool):
-            wrong("true or false")
-    elif annotation == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            wrong("an integer")
-    elif annotation == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            wrong("a number")
-        value = float(value)
-    elif annotation == "str":
-        if not isinstance(value, str):
-            wrong("a string")
-    elif annotation == "list[str]":
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            wrong("a list of strings")
-        value = list(value)
-    return value
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return (
-            repr(value)
-            if math.isfinite(value)
-            else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
-        )
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+# the settings a resumed run may change: limits and monitoring, never the model or the data
+RESUMABLE_KEYS = frozenset(f.name for f in fields(Config) if f.metadata["resumable"])

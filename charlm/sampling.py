@@ -19,8 +19,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, fields
 
-from .config import setting
 from .errors import CharLMError
+from .setting import help_of, setting
 
 MAX_SEED = 2**63 - 1  # seeds are int64 in the sampling graph
 MAX_INT = 2**31 - 1  # lengths and top-k are int32 there
@@ -95,7 +95,7 @@ class SamplingOptions:
 
     @staticmethod
     def help(name: str) -> str:
-        return next(f.metadata["help"] for f in fields(SamplingOptions) if f.name == name)
+        return help_of(SamplingOptions, name)
 
 
 def _check_filters(t, k, p) -> None:

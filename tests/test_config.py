@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from charlm.config import Config, parse_duration
+from charlm.config import Config
+from charlm.config_rules import parse_duration
 from charlm.errors import CharLMError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

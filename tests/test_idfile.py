@@ -7,11 +7,12 @@ import pytest
 from conftest import CORPORA, TINY, error
 
 import charlm.text.corpus
-from charlm.api import encode_corpus, read_texts
+from charlm.api.inputs import encode_corpus
 from charlm.config import Config
 from charlm.fsio import text_sha256
 from charlm.text.idfile import encode, id_dtype
 from charlm.text.samplers import dataset, make_sampler
+from charlm.text.texts import read_texts
 from charlm.text.vocab import Vocab
 
 MIXED = (

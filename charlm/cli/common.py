@@ -66,7 +66,7 @@ def find_run(run_path: str | None, runs_dir: str) -> str:
 def field_options(record, skip=(), show_defaults: bool = False):
     """A decorator that adds one option per field of the dataclass ``record`` (``--seq-len``,
     ``--sample-prefix``, ``--top-k`` ...); the help, choices and flag names come from the field
-    (charlm.config.setting). An option not typed is None (or ``()``), so that the record's
+    (charlm.setting.setting). An option not typed is None (or ``()``), so that the record's
     defaults, or a preset's, apply; with ``show_defaults`` it is the field's default, shown in
     the help."""
 

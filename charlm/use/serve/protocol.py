@@ -20,9 +20,9 @@ import time
 import uuid
 from dataclasses import dataclass, fields
 
-from ...config import setting
 from ...errors import CharLMError
 from ...sampling import SamplingOptions
+from ...setting import setting
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for the completions API
 MAX_STOP = 16  # stop strings per request

@@ -1,0 +1,179 @@
+"""The Python API: the three jobs of the command line, as functions.
+
+import charlm
+run = charlm.train(["corpora/tinyshakespeare.txt"], config="configs/tiny.toml", steps=200)
+print(run.generate("ROMEO:", length=200, temperature=0.8)[0])
+print(run.evaluate(text="To be, or not to be")["perplexity"])
+
+run = charlm.load()            # the newest run under ./runs
+run = charlm.load("runs/my-run", weights="last")
+
+:func:`prepare` is :func:`train` up to the first step, for tools that drive the loop
+themselves; :mod:`charlm.api.inputs` reads what a run trains on, :mod:`charlm.api.run` is
+the :class:`Run` a training returns and :func:`load` loads.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+from .. import __version__
+from ..config import Config
+from ..config_toml import canonical_keys, read_preset
+from ..runs.rundir import RunDir, WorkerRunDir, resolve_run
+from ..text.samplers import make_sampler
+from ..training.clock import Clock, check_time_left
+from .inputs import encode_corpus, resolve_config, resumed_inputs, to_stderr
+from .run import Run
+
+
+def train(paths=None, *, resume: str | bool | None = None, **options) -> Run:
+    """Train a model and return the :class:`Run`; ``options`` are those of :func:`prepare`.
+
+    ``paths``: corpus files/folders/.zip/.gz; ``config``: a TOML preset path or a Config;
+    any config key as a keyword, e.g. ``model="gru", steps=500``. ``resume=True`` (the
+    newest run) or a run folder continues that run; ``force=True`` replaces an existing run.
+    ``callbacks``: :class:`~charlm.training.trainer.Callback`\\ s that watch the loop. A time
+    budget counts from ``started`` (a ``time.monotonic()``; default: now).
+    """
+    trainer = prepare(paths, resume=resume, **options)
+    trainer.fit(resume=bool(resume))
+    return Run(trainer.rundir.path, model=trainer.model)
+
+
+def prepare(
+    paths=None,
+    *,
+    config=None,
+    resume: str | bool | None = None,
+    force: bool = False,
+    log=to_stderr,
+    progress: bool | None = None,
+    callbacks=(),
+    started: float | None = None,
+    **overrides,
+):
+    """Everything :func:`train` does before the first step: read and check the corpus and
+    config, write the run directory, build the model, and return the
+    :class:`~charlm.training.trainer.Trainer` (not yet fitted). Benchmarks and tools that drive
+    the loop themselves start here. The keywords are :func:`train`'s."""
+    started = time.monotonic() if started is None else started
+    overrides = canonical_keys(overrides)
+    notes = []  # told once the inputs are known good, so that a bad one is the only line
+    if resume:
+        cfg, rundir, corpus, vocab = resumed_inputs(
+            paths, config, resume, overrides, notes.append, progress
+        )
+        sampler = _sampler(cfg, corpus)
+    else:
+        cfg, rundir, corpus, sampler = _new_run(
+            paths, config, overrides, force, started, notes.append, progress
+        )
+        vocab = corpus.vocab
+    for line in notes:
+        log(line)
+    if not resume:
+        cfg = cfg.replace(name=rundir.path.name)
+        rundir.write_vocab(vocab)
+        rundir.write_corpus_info(corpus, vocab)
+    rundir.write_config(cfg, __version__)
+    rundir.mark_latest()
+    log(
+        f"run {rundir.path}: {cfg.model} {cfg.layers}x{cfg.units}, {len(vocab)} characters in "
+        f"the vocabulary, {corpus.train_chars:,} training and {corpus.val_chars:,} held-out characters"
+    )
+    return _trainer(cfg, rundir, vocab, sampler, corpus.val_ids, log, progress, callbacks, started)
+
+
+def _new_run(paths, config, overrides, force, started, log, progress):
+    """The config, the new (still empty) run folder, the encoded corpus and the sampler of a
+    new run; everything that can be wrong with the data is checked before a run file is
+    written, and the encoded corpus is removed when something is."""
+    cfg = resolve_config(config, **overrides)
+    if paths:
+        cfg = cfg.replace(paths=[str(p) for p in paths])
+    # the corpus is encoded into temporary files beside the runs, moved into the run later
+    corpus = encode_corpus(cfg, Path(cfg.runs_dir), log, progress)
+    try:
+        if cfg.time_budget_seconds:
+            cfg = _within_budget(cfg, given_keys(config, overrides), corpus, started, log)
+        sampler = _sampler(cfg, corpus)
+        return cfg, RunDir.create(cfg, force=force), corpus, sampler
+    except BaseException:
+        corpus.discard()
+        raise
+
+
+def _sampler(cfg: Config, corpus):
+    """The batches of the training text, as ``cfg`` cuts them."""
+    return make_sampler(cfg.sampler, corpus.train_ids, cfg.seq_len, cfg.batch_size, cfg.cut)
+
+
+def given_keys(config, overrides: dict) -> set[str]:
+    """The settings the user gave: every flag, and every key of the preset (a Config object
+    as a preset gives every setting)."""
+    if isinstance(config, Config):
+        return set(Config().to_dict())
+    return set(overrides) | (set(read_preset(config)) if config else set())
+
+
+def _within_budget(cfg, given, corpus, started, log) -> Config:
+    """``cfg`` for a run that must end within its time budget: with the settings the user left
+    unset chosen by the budget recipe, or (``--recipe fixed``) as it is, once it is clear that
+    start-up has left time to train."""
+    left = Clock(cfg.time_budget_seconds, started).left()
+    if cfg.recipe == "auto":
+        from ..training.recipe import choose
+
+        sizes = len(corpus.vocab), corpus.train_chars, corpus.val_chars
+        return choose(cfg, given, *sizes, left, log)
+    check_time_left(cfg.time_budget, left, cfg.recipe)
+    return cfg
+
+
+def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, started):
+    """The trainer and what it is handed from above: the model, the scorer, the generator and
+    the TensorBoard log. TensorFlow is imported only here, once the inputs are good. Under a
+    ``--strategy`` they are built in its scope, and a non-chief worker saves into a temporary
+    folder (charlm.training.distribute)."""
+    from ..models.lm import build_model
+    from ..training import distribute
+    from ..training.monitor import LossPlot, RunRecord, TensorBoardLog
+    from ..training.trainer import Trainer
+    from ..use.evaluate import Scorer
+    from ..use.generate import Generator
+
+    strategy = distribute.strategy(cfg.strategy)
+    if strategy is not None:
+        distribute.check_batch(strategy, cfg.batch_size)
+        rundir = rundir if distribute.is_chief(strategy) else WorkerRunDir(rundir)
+    with distribute.scope(strategy):
+        model = build_model(cfg, len(vocab))
+        generator = Generator(model, vocab)
+        return Trainer(
+            cfg,
+            model,
+            sampler,
+            val_ids,
+            rundir,
+            score=Scorer(model),
+            generate=functools.partial(generator.generate, warn=log),
+            callbacks=[
+                TensorBoardLog(rundir.path / "tb", cfg),
+                RunRecord(),
+                LossPlot(rundir.path, log=log),
+                *callbacks,
+            ],
+            log=log,
+            progress=progress,
+            started=started,
+            strategy=strategy,
+        )
+
+
+def load(run: str | Path | None = None, *, runs_dir: str = "runs", weights: str = "best") -> Run:
+    """The run in folder ``run`` (or the newest in ``run``, a folder of runs), or the newest
+    one under ``runs_dir``."""
+    return Run(resolve_run(str(run) if run else None, runs_dir), weights=weights)

@@ -1,0 +1,123 @@
+"""What a run trains on: its config and its encoded corpus, for a new run or one resumed.
+
+A resumed run takes its settings and vocabulary from its folder, and may change only the
+settings that are limits and monitoring (:data:`charlm.config.RESUMABLE_KEYS`); its corpus
+is the id file it encoded, while the files it came from are unchanged, else read again and
+checked against the run's hashes.
+
+    cfg = resolve_config("configs/tiny.toml", steps=10)
+    corpus = encode_corpus(cfg.replace(paths=["corpora/tinyshakespeare.txt"]), "runs")
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..config import RESUMABLE_KEYS, Config
+from ..errors import CharLMError
+from ..runs.rundir import RunDir, resolve_run
+from ..text.corpus import read_chunks, read_corpus, source_signature
+from ..text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
+from ..text.texts import corpus_options, read_options
+
+
+def to_stderr(msg: str) -> None:
+    """Where the API tells what it does, unless it is given another ``log``."""
+    print(msg, file=sys.stderr)
+
+
+def resolve_config(config=None, **overrides) -> Config:
+    """Defaults, then the TOML preset ``config`` (a path or a Config), then ``overrides``."""
+    if isinstance(config, Config):
+        cfg = config
+    elif config:
+        cfg = Config.load(config)
+    else:
+        cfg = Config()
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+def encode_corpus(
+    cfg: Config, folder, log=to_stderr, progress: bool | None = None
+) -> EncodedCorpus:
+    """The corpus ``cfg`` describes, streamed twice and encoded into an id file in ``folder``
+    (:mod:`charlm.text.idfile`): train and held-out ids equal ``vocab.encode`` of
+    :func:`~charlm.text.texts.read_texts`."""
+    sources = corpus_sources(cfg)  # before reading: a file changed meanwhile shows next time
+    source = _source(list(cfg.paths), corpus_options(cfg), log)
+    val_source = _source([cfg.val_file], read_options(cfg), log) if cfg.val_file else None
+    corpus = encode(source, val_source, cfg.val_fraction, folder, log=log, progress=progress)
+    corpus.sources = sources
+    return corpus
+
+
+def corpus_sources(cfg: Config) -> list | None:
+    """The size and modification time of every file the corpus of ``cfg`` reads."""
+    return source_signature(list(cfg.paths) + ([cfg.val_file] if cfg.val_file else []))
+
+
+def _source(paths: list[str], opts: dict, warn):
+    """A callable that streams the text of ``paths`` each time, telling ``warn`` the reading
+    notes only the first time. Standard input can be read only once: it is read into memory."""
+    if "-" in paths:
+        text = read_corpus(paths, warn=warn, **opts)
+        return lambda: iter((text,))
+    calls = []
+
+    def chunks():
+        calls.append(None)
+        return read_chunks(paths, warn=warn if len(calls) == 1 else (lambda line: None), **opts)
+
+    return chunks
+
+
+def resumed_inputs(paths, config, resume, overrides, log, progress):
+    """The config, run folder, encoded corpus and vocabulary of a run to resume, each checked
+    against what the run was started with."""
+    runs_dir = overrides.get("runs_dir", "runs")
+    rundir = RunDir(resolve_run(None if resume is True else str(resume), runs_dir, "--resume"))
+    saved = rundir.read_config()
+    changed = {k for k, v in overrides.items() if getattr(saved, k, None) != v}
+    if config:
+        preset = resolve_config(config)
+        changed |= {
+            k
+            for k in preset.to_dict()
+            if getattr(preset, k) != getattr(Config(), k)
+            and getattr(preset, k) != getattr(saved, k)
+        }
+    fixed = sorted(changed - RESUMABLE_KEYS)
+    if fixed:
+        raise CharLMError(
+            f"cannot change {', '.join(fixed)} when resuming {rundir.path}; "
+            "start a new run to train with other settings"
+        )
+    cfg = saved.replace(
+        **{k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
+        **({"paths": [str(p) for p in paths]} if paths else {}),
+    )
+    cfg = cfg.replace(runs_dir=saved.runs_dir, name=saved.name)
+    vocab = rundir.read_vocab()
+    return cfg, rundir, _resumed_corpus(cfg, rundir, vocab, log, progress), vocab
+
+
+def _resumed_corpus(cfg, rundir, vocab, log, progress) -> EncodedCorpus:
+    """The run's own id file when the corpus files are unchanged since the run encoded them
+    (the same sizes and modification times), else the corpus encoded again and checked
+    against the run's hashes."""
+    info, sources = rundir.corpus_info(), corpus_sources(cfg)
+    kept = all((rundir.path / name).is_file() for name in (IDS_FILE, VAL_FILE))
+    if kept and sources is not None and info.get("sources") == sources:
+        log(
+            f"corpus: unchanged since {rundir.path.name} encoded it (the same files, sizes and "
+            f"modification times): training on its {IDS_FILE} as it is"
+        )
+        return EncodedCorpus.placed(rundir.path, vocab, info)
+    corpus = encode_corpus(cfg, rundir.path, log, progress)
+    try:
+        rundir.check_corpus(corpus)
+    except BaseException:
+        corpus.discard()
+        raise
+    rundir.write_corpus_info(corpus, vocab)  # the same text: note its files anew
+    return corpus
