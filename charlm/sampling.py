@@ -61,10 +61,12 @@ class SamplingOptions:
             _check_filters(self.temperature, self.top_k, self.top_p)
         if not (_is_int(self.length) and 0 <= self.length <= MAX_INT):
             raise CharLMError(
-                f"--length must be a whole number from 0 to {MAX_INT}, not {self.length}"
+                f"--length must be a whole number from 0 to {MAX_INT}, not {_shown(self.length)}"
             )
         if not (self.seed is None or (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED)):
-            raise CharLMError(f"--seed must be a whole number from 0 to 2**63-1, not {self.seed}")
+            raise CharLMError(
+                f"--seed must be a whole number from 0 to 2**63-1, not {_shown(self.seed)}"
+            )
         for s in self.stop:
             if not isinstance(s, str) or not s:
                 raise CharLMError(f"--stop must be non-empty text, not {s!r}")
@@ -100,12 +102,24 @@ class SamplingOptions:
 
 def _check_filters(t, k, p) -> None:
     if not (_is_number(t) and math.isfinite(t) and t >= 0):
-        raise CharLMError(f"--temperature must be 0 (greedy) or more, not {t}")
+        raise CharLMError(f"--temperature must be 0 (greedy) or more, not {_shown(t)}")
     if not (_is_int(k) and 0 <= k <= MAX_INT):
-        raise CharLMError(f"--top-k must be 0 (off) or a whole number up to {MAX_INT}, not {k}")
+        raise CharLMError(
+            f"--top-k must be 0 (off) or a whole number up to {MAX_INT}, not {_shown(k)}"
+        )
     if not (_is_number(p) and 0.0 < p <= 1.0):
         shown = f"{p:g}" if _is_number(p) else repr(p)
         raise CharLMError(f"--top-p must be in (0, 1], not {shown}; 1 turns nucleus sampling off")
+
+
+def _shown(value) -> str:
+    """A bad value as a message shows it: a number as typed, anything else quoted, so that a
+    newline or an empty string cannot break the one line.
+
+    >>> _shown(-1.5), _shown("a\\nb"), _shown("")
+    ('-1.5', "'a\\\\nb'", "''")
+    """
+    return str(value) if _is_number(value) else repr(value)
 
 
 def _is_number(value) -> bool:
@@ -162,4 +176,4 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
 def check_num_samples(num_samples) -> None:
     """Samples per prefix: at least 1 (a batch of none draws nothing)."""
     if not (_is_int(num_samples) and num_samples >= 1):
-        raise CharLMError(f"--num-samples must be at least 1, not {num_samples}")
+        raise CharLMError(f"--num-samples must be at least 1, not {_shown(num_samples)}")
