@@ -19,7 +19,8 @@ from pathlib import Path
 from . import __version__
 from .config import Config, canonical_keys, read_preset
 from .errors import CharLMError
-from .runs.rundir import RunDir, WorkerRunDir, resolve_run
+from .runs.folders import resolve_run
+from .runs.rundir import RunDir, WorkerRunDir
 from .sampling import SamplingOptions, check_num_samples
 from .text.corpus import read_chunks, read_corpus, source_signature
 from .text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode

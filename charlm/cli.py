@@ -53,7 +53,8 @@ def user_errors(fn):
 
 def find_run(run_path: str | None, runs_dir: str) -> str:
     """The run folder, its config and vocabulary checked before TensorFlow loads (a few seconds)."""
-    from .runs.rundir import RunDir, resolve_run
+    from .runs.folders import resolve_run
+    from .runs.rundir import RunDir
 
     run = RunDir(resolve_run(run_path, runs_dir))
     run.read_config()
@@ -346,7 +347,7 @@ def runs(runs_dir, as_json):
 def info(run_path, runs_dir, as_json):
     """Describe RUN (default: the newest): its settings, vocabulary, corpus and latest metrics."""
     from .runs.catalog import describe, format_info
-    from .runs.rundir import resolve_run
+    from .runs.folders import resolve_run
 
     described = describe(resolve_run(run_path, runs_dir))
     click.echo(
