@@ -1,4 +1,4 @@
-"""The numbers of metrics.csv, read one way: a cell as a float, and nats as bits.
+"""The numbers of metrics.csv, read one way: its columns, a cell as a float, and nats as bits.
 
 ``charlm info`` and ``charlm runs`` (charlm.runs.catalog) and the loss picture
 (charlm.training.plot) read the same file; what counts as a number is decided here.
@@ -14,6 +14,23 @@ from __future__ import annotations
 import math
 
 LN2 = math.log(2)  # a loss in nats / LN2 = bits
+
+# The columns of metrics.csv, one row per validation: the run folder writes them
+# (charlm.runs.rundir) and TensorBoard logs the same values (charlm.training.monitor).
+FIELDS = (
+    "step",
+    "epoch",
+    "train_loss",
+    "train_perplexity",
+    "val_loss",
+    "val_perplexity",
+    "val_bits_per_char",
+    "chars_per_sec",
+    "lr",
+    "grad_norm",
+    "wall_time",
+)
+COUNTERS = ("step", "epoch", "wall_time")  # where a row stands, not a value to chart
 
 
 def number(value) -> float | None:

@@ -107,6 +107,21 @@ def shared_run(tmp_path_factory):
     return get
 
 
+def train_shakespeare(folder: Path, max_chars: int, **settings):
+    """A run of :data:`TINY` changed by ``settings``, trained on the first ``max_chars`` of
+    tiny Shakespeare into ``folder/runs`` without a progress bar: the module's own run of a
+    test file that needs settings of its own (``charlm.api.Run``)."""
+    import charlm
+
+    return charlm.train(
+        [CORPORA / "tinyshakespeare.txt"],
+        max_chars=max_chars,
+        runs_dir=str(folder / "runs"),
+        progress=False,
+        **{**TINY, **settings},
+    )
+
+
 def copy_run(run: Path, dest: Path) -> Path:
     """A copy of the run folder ``run`` at ``dest``, to change (shared runs stay as trained)."""
     return Path(shutil.copytree(run, dest))

@@ -50,6 +50,17 @@ def refuses(charlm, workdir, *args, words=(), usage=False, env=None):
     return message
 
 
+def refuses_to_train(charlm, workdir, *args, words, corpus=None, env=None):
+    """``charlm train CORPUS *args`` in workdir must refuse as :func:`refuses` checks, and make
+    no run folder. CORPUS is ``corpus`` (already in workdir) or, by default, corpus.txt
+    written here with :data:`TEXT`."""
+    if corpus is None:
+        corpus = "corpus.txt"
+        (workdir / corpus).write_text(TEXT)
+    refuses(charlm, workdir, "train", corpus, *args, words=words, env=env)
+    assert not (workdir / "runs").exists()
+
+
 def folders_and_links(path):
     """Every folder, and where each symlink (runs/latest) points."""
     return sorted(
@@ -117,19 +128,7 @@ def test_bad_sampling_options_are_refused(workdir, charlm_cli, no_tensorflow, ar
 def test_bad_training_options_are_refused_and_create_no_run(
     workdir, charlm_cli, no_tensorflow, args, words
 ):
-    (workdir / "corpus.txt").write_text(TEXT)
-    refuses(
-        charlm_cli,
-        workdir,
-        "train",
-        "corpus.txt",
-        "--config",
-        TINY,
-        *args,
-        words=words,
-        env=no_tensorflow,
-    )
-    assert not (workdir / "runs").exists()
+    refuses_to_train(charlm_cli, workdir, "--config", TINY, *args, words=words, env=no_tensorflow)
 
 
 def test_a_click_usage_error_exits_2_with_one_error_line(workdir, charlm_cli, no_tensorflow):
@@ -162,27 +161,14 @@ def test_a_click_usage_error_exits_2_with_one_error_line(workdir, charlm_cli, no
     ],
 )
 def test_bad_config_files_are_refused(workdir, charlm_cli, no_tensorflow, toml, words):
-    (workdir / "corpus.txt").write_text(TEXT)
     (workdir / "bad.toml").write_text(toml)
-    refuses(
-        charlm_cli,
-        workdir,
-        "train",
-        "corpus.txt",
-        "--config",
-        "bad.toml",
-        words=words,
-        env=no_tensorflow,
-    )
+    refuses_to_train(charlm_cli, workdir, "--config", "bad.toml", words=words, env=no_tensorflow)
 
 
 def test_a_missing_config_file_is_named(workdir, charlm_cli, no_tensorflow):
-    (workdir / "corpus.txt").write_text(TEXT)
-    refuses(
+    refuses_to_train(
         charlm_cli,
         workdir,
-        "train",
-        "corpus.txt",
         "--config",
         "nope.toml",
         words=["nope.toml", "no such config file", "check the path"],
@@ -239,14 +225,6 @@ CORPUS_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CORPUS_CASES))
-def test_a_bad_corpus_is_refused_and_creates_no_run(workdir, case):
-    make, path, words = CORPUS_CASES[case]
-    make(workdir)
-    refuses(run_cli, workdir, "train", path, "--config", TINY, words=words)
-    assert not (workdir / "runs").exists()
-
-
 def test_an_unreadable_corpus_file_is_refused(workdir):
     (workdir / "secret.txt").write_text(TEXT)
     before = tree_snapshot(workdir)
@@ -276,18 +254,16 @@ def huge_gz(tmp_path_factory):
 
 def test_a_huge_gz_beyond_max_input_bytes_is_refused(workdir, huge_gz):
     shutil.copy(huge_gz, workdir)
-    refuses(
+    refuses_to_train(
         run_cli,
         workdir,
-        "train",
-        "huge.txt.gz",
         "--config",
         TINY,
         "--max-input-bytes",
         "4000000",
+        corpus="huge.txt.gz",
         words=["huge.txt.gz", "more than 4,000,000 bytes", "--max-input-bytes"],
     )
-    assert not (workdir / "runs").exists()
 
 
 def test_a_huge_gz_with_max_chars_is_streamed_not_read_whole(workdir, huge_gz):
@@ -680,12 +656,15 @@ FOLDER_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(FOLDER_CASES))
-def test_a_real_folder_problem_is_refused_with_one_line_and_creates_no_run(workdir, case):
-    make, path, words = FOLDER_CASES[case]
+BAD_CORPORA = {**CORPUS_CASES, **FOLDER_CASES}  # (make it in workdir, the path to train, words)
+assert len(BAD_CORPORA) == len(CORPUS_CASES) + len(FOLDER_CASES)  # no case hides another
+
+
+@pytest.mark.parametrize("case", list(BAD_CORPORA))
+def test_a_bad_corpus_or_folder_is_refused_with_one_line_and_creates_no_run(workdir, case):
+    make, path, words = BAD_CORPORA[case]
     make(workdir)
-    refuses(run_cli, workdir, "train", path, "--config", TINY, words=words)
-    assert not (workdir / "runs").exists()
+    refuses_to_train(run_cli, workdir, "--config", TINY, corpus=path, words=words)
 
 
 def test_a_python_package_and_a_utf16_file_with_a_bom_train_with_one_warning_each(workdir):

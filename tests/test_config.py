@@ -43,10 +43,27 @@ def test_saved_config_reads_back_identically():
     assert Config.from_toml_text(cfg.to_toml("# header")) == cfg
 
 
-def test_unknown_key_is_named_with_the_closest_valid_key(tmp_path):
-    p = tmp_path / "typo.toml"
-    p.write_text("seq_lne = 50\n")
-    with pytest.raises(CharLMError, match=r"unknown key 'seq_lne'; did you mean 'seq_len'\?"):
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        pytest.param(
+            "typo.toml",
+            "seq_lne = 50\n",
+            r"unknown key 'seq_lne'; did you mean 'seq_len'\?",
+            id="unknown-key-named-with-the-closest-valid-key",
+        ),
+        pytest.param(
+            "bad.toml",
+            'model = "gru"\nunits = = 3\n',
+            r"bad.toml: TOML syntax error: .*line 2, column",
+            id="toml-syntax-error-gives-line-and-column",
+        ),
+    ],
+)
+def test_a_bad_config_file_is_refused_naming_what_is_wrong(tmp_path, name, text, message):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(CharLMError, match=message):
         Config.load(p)
 
 
@@ -55,13 +72,6 @@ def test_wrong_type_names_the_key_and_the_expected_type():
         Config.from_toml_text('units = "many"')
     with pytest.raises(CharLMError, match="'lowercase' must be true or false"):
         Config.from_toml_text("lowercase = 1")
-
-
-def test_toml_syntax_error_gives_line_and_column(tmp_path):
-    p = tmp_path / "bad.toml"
-    p.write_text('model = "gru"\nunits = = 3\n')
-    with pytest.raises(CharLMError, match=r"bad.toml: TOML syntax error: .*line 2, column"):
-        Config.load(p)
 
 
 def test_missing_config_file_is_named():

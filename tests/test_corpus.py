@@ -103,23 +103,20 @@ def test_any_unicode_file_round_trips_through_read_vocab_encode_decode(text, bom
     assert vocab.decode(vocab.encode(got)) == expected
 
 
+PACKED = {  # a file in a container read as its text: (folder, bytes) -> the path to read
+    "gz": lambda d, data: write(Path(d, "t.txt.gz"), gzip.compress(data)),
+    "zip-member": lambda d, data: make_zip(Path(d, "t.zip"), {"t.txt": data}),
+}
+
+
+@pytest.mark.parametrize("kind", list(PACKED))
 @fast
 @given(text=unicode_text)
-def test_any_unicode_text_reads_the_same_from_a_gz(text):
+def test_any_unicode_text_reads_the_same_from_a_gz_or_a_zip_member(kind, text):
     expected = normalised(text)
     assume(expected)
     with tempfile.TemporaryDirectory() as d:
-        path = write(Path(d, "t.txt.gz"), gzip.compress(text.encode("utf-8")))
-        assert read_corpus([path]) == expected
-
-
-@fast
-@given(text=unicode_text)
-def test_any_unicode_text_reads_the_same_from_a_zip_member(text):
-    expected = normalised(text)
-    assume(expected)
-    with tempfile.TemporaryDirectory() as d:
-        path = make_zip(Path(d, "t.zip"), {"t.txt": text.encode("utf-8")})
+        path = PACKED[kind](d, text.encode("utf-8"))
         assert read_corpus([path]) == expected
 
 

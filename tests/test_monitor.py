@@ -5,7 +5,7 @@ import json
 import struct
 
 import pytest
-from conftest import CORPORA, TINY
+from conftest import TINY, train_shakespeare
 
 import charlm
 
@@ -13,23 +13,16 @@ import charlm
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny run that validates and samples (greedily: temperature 0) every 10 steps."""
-    work = tmp_path_factory.mktemp("monitor")
-    settings = {
-        **TINY,
-        "steps": 30,
-        "eval_every": 10,
-        "sample_every": 10,
-        "sample_length": 20,
-        "sample_prefixes": ["ROMEO:"],
-        "sample_temperature": 0.0,
-    }
-    return charlm.train(
-        [CORPORA / "tinyshakespeare.txt"],
+    return train_shakespeare(
+        tmp_path_factory.mktemp("monitor"),
         max_chars=20_000,
-        runs_dir=str(work / "runs"),
-        progress=False,
         log=lambda m: None,
-        **settings,
+        steps=30,
+        eval_every=10,
+        sample_every=10,
+        sample_length=20,
+        sample_prefixes=["ROMEO:"],
+        sample_temperature=0.0,
     )
 
 

@@ -17,7 +17,9 @@ from charlm.config import Config
 from charlm.errors import CharLMError
 from charlm.fsio import atomic_write, readable_path, replace_path
 from charlm.models.lm import build_model
-from charlm.runs.rundir import KEEP_CHECKPOINTS, RunDir, resolve_run
+from charlm.runs.checkpoints import KEEP_CHECKPOINTS
+from charlm.runs.folders import resolve_run
+from charlm.runs.rundir import RunDir
 
 
 def hidden_entries(folder: Path) -> list[str]:

@@ -16,6 +16,18 @@ from charlm.text.samplers import ConsecutiveSampler, RandomSampler, dataset, mak
 IDS = np.arange(1000, dtype=np.int64)
 
 
+def sampler_shapes(max_chars: int) -> dict:
+    """What the sampler properties draw: a corpus of 2 to ``max_chars`` ids, a window, a batch
+    size, an epoch and a sampler kind (``@given(**sampler_shapes(400))``)."""
+    return dict(
+        n=st.integers(2, max_chars),
+        seq_len=st.integers(1, 40),
+        batch_size=st.integers(1, 16),
+        epoch=st.integers(0, 5),
+        kind=st.sampled_from(["random", "consecutive"]),
+    )
+
+
 def test_targets_are_inputs_shifted_by_one():
     data = np.random.default_rng(0).integers(0, 50, 500)
     for kind in ("random", "consecutive"):
@@ -87,13 +99,7 @@ def test_dataset_yields_the_planned_batches_and_skips_for_resume():
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    n=st.integers(2, 400),
-    seq_len=st.integers(1, 40),
-    batch_size=st.integers(1, 16),
-    epoch=st.integers(0, 5),
-    kind=st.sampled_from(["random", "consecutive"]),
-)
+@given(**sampler_shapes(max_chars=400))
 def test_samplers_never_index_outside_the_data_and_cover_what_the_definition_says(
     n, seq_len, batch_size, epoch, kind
 ):
@@ -135,13 +141,7 @@ def book_batches(kind: str, ids: np.ndarray, seq_len: int, batch_size: int, plan
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    n=st.integers(2, 600),
-    seq_len=st.integers(1, 40),
-    batch_size=st.integers(1, 16),
-    epoch=st.integers(0, 5),
-    kind=st.sampled_from(["random", "consecutive"]),
-)
+@given(**sampler_shapes(max_chars=600))
 def test_the_fixed_cut_gives_exactly_the_first_editions_batches(
     n, seq_len, batch_size, epoch, kind
 ):

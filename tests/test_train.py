@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, CORPORA, TINY, run_cli
+from conftest import CONFIGS, CORPORA, run_cli, train_shakespeare
 
 import charlm
 
@@ -43,25 +43,17 @@ def test_a_model_trained_on_one_line_greedily_reproduces_it(workdir, model):
 @pytest.fixture(scope="module")
 def shakespeare_run(tmp_path_factory):
     """A short LSTM run on the first 300k characters of tiny Shakespeare."""
-    work = tmp_path_factory.mktemp("shakespeare")
-    settings = {
-        **TINY,
-        "units": 128,
-        "seq_len": 64,
-        "batch_size": 32,
-        "steps": 300,
-        "eval_every": 100,
-        "eval_chars": 5000,
-        "lr": 0.005,
-    }
-    run = charlm.train(
-        [CORPORA / "tinyshakespeare.txt"],
+    return train_shakespeare(
+        tmp_path_factory.mktemp("shakespeare"),
         max_chars=300_000,
-        runs_dir=str(work / "runs"),
-        progress=False,
-        **settings,
+        units=128,
+        seq_len=64,
+        batch_size=32,
+        steps=300,
+        eval_every=100,
+        eval_chars=5000,
+        lr=0.005,
     )
-    return run
 
 
 def test_training_loss_goes_down_and_perplexity_is_well_under_the_vocabulary_size(shakespeare_run):

@@ -22,7 +22,8 @@ from pathlib import Path
 from .. import __version__
 from ..config import Config
 from ..config_toml import canonical_keys, read_preset
-from ..runs.rundir import RunDir, WorkerRunDir, resolve_run
+from ..runs.folders import resolve_run
+from ..runs.rundir import RunDir, WorkerRunDir
 from ..text.samplers import make_sampler
 from ..training.clock import Clock, check_time_left
 from .inputs import encode_corpus, resolve_config, resumed_inputs, to_stderr

@@ -15,7 +15,8 @@ import sys
 
 from ..config import RESUMABLE_KEYS, Config
 from ..errors import CharLMError
-from ..runs.rundir import RunDir, resolve_run
+from ..runs.folders import resolve_run
+from ..runs.rundir import RunDir
 from ..text.corpus import read_chunks, read_corpus, source_signature
 from ..text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
 from ..text.texts import corpus_options, read_options

@@ -55,7 +55,8 @@ def user_errors(fn):
 
 def find_run(run_path: str | None, runs_dir: str) -> str:
     """The run folder, its config and vocabulary checked before TensorFlow loads (a few seconds)."""
-    from ..runs.rundir import RunDir, resolve_run
+    from ..runs.folders import resolve_run
+    from ..runs.rundir import RunDir
 
     run = RunDir(resolve_run(run_path, runs_dir))
     run.read_config()

@@ -52,7 +52,7 @@ def runs(runs_dir, as_json):
 def info(run_path, runs_dir, as_json):
     """Describe RUN (default: the newest): its settings, vocabulary, corpus and latest metrics."""
     from ..runs.catalog import describe, format_info
-    from ..runs.rundir import resolve_run
+    from ..runs.folders import resolve_run
 
     described = describe(resolve_run(run_path, runs_dir))
     click.echo(

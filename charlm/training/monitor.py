@@ -20,20 +20,12 @@ from pathlib import Path
 import tensorflow as tf
 
 from ..errors import CharLMError
+from ..metrics import COUNTERS, FIELDS
 from ..training.trainer import Callback
 
 LOSS_PLOT = "loss.png"
 
-SCALARS = (
-    "train_loss",
-    "train_perplexity",
-    "val_loss",
-    "val_perplexity",
-    "val_bits_per_char",
-    "chars_per_sec",
-    "lr",
-    "grad_norm",
-)
+SCALARS = tuple(f for f in FIELDS if f not in COUNTERS)  # each row as TensorBoard scalars
 
 
 def hparams_of(cfg) -> dict:

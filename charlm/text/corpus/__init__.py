@@ -66,20 +66,9 @@ CHUNK_BYTES = 1 << 20  # bytes per read; tests shrink it to exercise chunk bound
 SNIFF_BYTES = 8000  # the head of each file checked for binary content (as git checks for NUL)
 
 
-def read_corpus(
-    paths: list[str],
-    *,
-    encoding="utf-8",
-    errors="strict",
-    newlines="keep",
-    lowercase=False,
-    max_chars: int | None = None,
-    member: str | None = None,
-    max_input_bytes: int = 2**31,
-    stdin=None,
-    warn: Callable[[str], None] | None = None,
-) -> str:
-    """Read and normalise the text of ``paths``, joined in the given order.
+def read_corpus(paths: list[str], **options) -> str:
+    """Read and normalise the text of ``paths``, joined in the given order. The ``options``
+    are :func:`read_chunks`'s keywords (its signature lists them and their defaults, once).
 
     Each path is a text file, a folder (its text files, recursively, sorted by path, hidden
     entries and binary files skipped), a ``.zip`` (its text members sorted by name, or only
@@ -99,20 +88,7 @@ def read_corpus(
     Every problem the user can fix raises :class:`CharLMError` with one line that names
     the file and the way out.
     """
-    return "".join(
-        read_chunks(
-            paths,
-            encoding=encoding,
-            errors=errors,
-            newlines=newlines,
-            lowercase=lowercase,
-            max_chars=max_chars,
-            member=member,
-            max_input_bytes=max_input_bytes,
-            stdin=stdin,
-            warn=warn,
-        )
-    )
+    return "".join(read_chunks(paths, **options))
 
 
 def read_chunks(
