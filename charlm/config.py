@@ -262,5 +262,7 @@ class Config:
 
 
 CHOICES = {f.name: f.metadata["choices"] for f in fields(Config) if f.metadata["choices"]}
+# the model's shape: what a run started from another's weights (--init-from) takes from it
+SHAPE_KEYS = ("model", "layers", "units", "embedding_dim", "reset_after")
 # the settings a resumed run may change: limits and monitoring, never the model or the data
 RESUMABLE_KEYS = frozenset(f.name for f in fields(Config) if f.metadata["resumable"])

@@ -20,13 +20,15 @@ import time
 from pathlib import Path
 
 from .. import __version__
-from ..config import Config
+from ..config import SHAPE_KEYS, Config
 from ..config_toml import canonical_keys, read_preset
+from ..errors import CharLMError
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir, WorkerRunDir
 from ..text.samplers import make_sampler
 from ..training.clock import Clock, check_time_left
 from .inputs import encode_corpus, resolve_config, resumed_inputs, to_stderr
+from .origin import Origin
 from .run import Run
 
 
@@ -36,6 +38,8 @@ def train(paths=None, *, resume: str | bool | None = None, **options) -> Run:
     ``paths``: corpus files/folders/.zip/.gz; ``config``: a TOML preset path or a Config;
     any config key as a keyword, e.g. ``model="gru", steps=500``. ``resume=True`` (the
     newest run) or a run folder continues that run; ``force=True`` replaces an existing run.
+    ``init_from``: a run folder (or a run's name under ``runs_dir``) whose model shape and
+    ``init_weights`` ("best" or "last") a new run starts from (:mod:`charlm.api.origin`).
     ``callbacks``: :class:`~charlm.training.trainer.Callback`\\ s that watch the loop. A time
     budget counts from ``started`` (a ``time.monotonic()``; default: now).
     """
@@ -54,6 +58,8 @@ def prepare(
     progress: bool | None = None,
     callbacks=(),
     started: float | None = None,
+    init_from: str | Path | None = None,
+    init_weights: str = "best",
     **overrides,
 ):
     """Everything :func:`train` does before the first step: read and check the corpus and
@@ -62,49 +68,71 @@ def prepare(
     the loop themselves start here. The keywords are :func:`train`'s."""
     started = time.monotonic() if started is None else started
     overrides = canonical_keys(overrides)
-    notes = []  # told once the inputs are known good, so that a bad one is the only line
+    if resume and init_from:
+        raise CharLMError(
+            "--init-from starts a new run from another run's weights and --resume continues "
+            "a run; pass only one of them"
+        )
+    notes, origin = [], None  # notes: told once the inputs are known good
     if resume:
         cfg, rundir, corpus, vocab = resumed_inputs(
             paths, config, resume, overrides, notes.append, progress
         )
         sampler = _sampler(cfg, corpus)
     else:
-        cfg, rundir, corpus, sampler = _new_run(
-            paths, config, overrides, force, started, notes.append, progress
+        init = (init_from, init_weights) if init_from else None
+        cfg, rundir, corpus, sampler, origin = _new_run(
+            paths, config, overrides, force, started, notes.append, progress, init
         )
         vocab = corpus.vocab
     for line in notes:
         log(line)
     if not resume:
-        cfg = cfg.replace(name=rundir.path.name)
-        rundir.write_vocab(vocab)
-        rundir.write_corpus_info(corpus, vocab)
+        cfg = _fill_new_run(cfg, rundir, corpus, origin)
     rundir.write_config(cfg, __version__)
     rundir.mark_latest()
     log(
         f"run {rundir.path}: {cfg.model} {cfg.layers}x{cfg.units}, {len(vocab)} characters in "
         f"the vocabulary, {corpus.train_chars:,} training and {corpus.val_chars:,} held-out characters"
     )
-    return _trainer(cfg, rundir, vocab, sampler, corpus.val_ids, log, progress, callbacks, started)
+    return _trainer(
+        cfg, rundir, vocab, sampler, corpus.val_ids, log, progress, callbacks, started, origin
+    )
 
 
-def _new_run(paths, config, overrides, force, started, log, progress):
-    """The config, the new (still empty) run folder, the encoded corpus and the sampler of a
-    new run; everything that can be wrong with the data is checked before a run file is
+def _new_run(paths, config, overrides, force, started, log, progress, init=None):
+    """The config, the new (still empty) run folder, the encoded corpus, the sampler and the
+    :class:`Origin` (``init``: ``(run, weights)``, or None) of a new run; everything that can
+    be wrong with the data and the run it starts from is checked before a run file is
     written, and the encoded corpus is removed when something is."""
     cfg = resolve_config(config, **overrides)
     if paths:
         cfg = cfg.replace(paths=[str(p) for p in paths])
+    given, origin = given_keys(config, overrides), None
+    if init:
+        origin = Origin.open(init[0], cfg.runs_dir, init[1])
+        cfg, given = origin.shape(cfg, overrides, config), given | set(SHAPE_KEYS)
+        origin.check_kept(cfg)
+        log(f"starting from {origin.describe()}; the optimizer starts fresh")
     # the corpus is encoded into temporary files beside the runs, moved into the run later
-    corpus = encode_corpus(cfg, Path(cfg.runs_dir), log, progress)
+    corpus = encode_corpus(cfg, Path(cfg.runs_dir), log, progress, base=origin and origin.base)
     try:
         if cfg.time_budget_seconds:
-            cfg = _within_budget(cfg, given_keys(config, overrides), corpus, started, log)
+            cfg = _within_budget(cfg, given, corpus, started, log, origin)
         sampler = _sampler(cfg, corpus)
-        return cfg, RunDir.create(cfg, force=force), corpus, sampler
+        return cfg, RunDir.create(cfg, force=force), corpus, sampler, origin
     except BaseException:
         corpus.discard()
         raise
+
+
+def _fill_new_run(cfg, rundir, corpus, origin) -> Config:
+    """Write a new run's vocabulary, corpus and origin; its config, named after its folder."""
+    rundir.write_vocab(corpus.vocab)
+    rundir.write_corpus_info(corpus, corpus.vocab)
+    if origin:
+        rundir.write_origin(origin.record())
+    return cfg.replace(name=rundir.path.name)
 
 
 def _sampler(cfg: Config, corpus):
@@ -120,25 +148,27 @@ def given_keys(config, overrides: dict) -> set[str]:
     return set(overrides) | (set(read_preset(config)) if config else set())
 
 
-def _within_budget(cfg, given, corpus, started, log) -> Config:
+def _within_budget(cfg, given, corpus, started, log, origin=None) -> Config:
     """``cfg`` for a run that must end within its time budget: with the settings the user left
-    unset chosen by the budget recipe, or (``--recipe fixed``) as it is, once it is clear that
-    start-up has left time to train."""
+    unset (and the weights of ``origin`` leave open) chosen by the budget recipe, or
+    (``--recipe fixed``) as it is, once it is clear that start-up has left time to train."""
     left = Clock(cfg.time_budget_seconds, started).left()
     if cfg.recipe == "auto":
         from ..training.recipe import choose
 
         sizes = len(corpus.vocab), corpus.train_chars, corpus.val_chars
-        return choose(cfg, given, *sizes, left, log)
+        shape_from = origin.describe() if origin else None
+        return choose(cfg, given, *sizes, left, log, shape_from=shape_from)
     check_time_left(cfg.time_budget, left, cfg.recipe)
     return cfg
 
 
-def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, started):
-    """The trainer and what it is handed from above: the model, the scorer, the generator and
-    the TensorBoard log. TensorFlow is imported only here, once the inputs are good. Under a
-    ``--strategy`` they are built in its scope, and a non-chief worker saves into a temporary
-    folder (charlm.training.distribute)."""
+def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, started, origin):
+    """The trainer and what it is handed from above: the model (with ``origin``'s weights, if
+    any), the scorer, the generator and the TensorBoard log. TensorFlow is imported here, once
+    the inputs are good (or earlier, to load ``origin``). Under a ``--strategy`` they are built
+    in its scope, and a non-chief worker saves into a temporary folder
+    (charlm.training.distribute)."""
     from ..models.lm import build_model
     from ..training import distribute
     from ..training.monitor import LossPlot, RunRecord, TensorBoardLog
@@ -152,6 +182,8 @@ def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, sta
         rundir = rundir if distribute.is_chief(strategy) else WorkerRunDir(rundir)
     with distribute.scope(strategy):
         model = build_model(cfg, len(vocab))
+        if origin:
+            origin.load_into(model)
         generator = Generator(model, vocab)
         return Trainer(
             cfg,

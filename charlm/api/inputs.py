@@ -39,15 +39,18 @@ def resolve_config(config=None, **overrides) -> Config:
 
 
 def encode_corpus(
-    cfg: Config, folder, log=to_stderr, progress: bool | None = None
+    cfg: Config, folder, log=to_stderr, progress: bool | None = None, base=None
 ) -> EncodedCorpus:
     """The corpus ``cfg`` describes, streamed twice and encoded into an id file in ``folder``
     (:mod:`charlm.text.idfile`): train and held-out ids equal ``vocab.encode`` of
-    :func:`~charlm.text.texts.read_texts`."""
+    :func:`~charlm.text.texts.read_texts`; with ``base`` (a vocabulary and its run's name),
+    in that vocabulary grown by the text's new characters."""
     sources = corpus_sources(cfg)  # before reading: a file changed meanwhile shows next time
     source = _source(list(cfg.paths), corpus_options(cfg), log)
     val_source = _source([cfg.val_file], read_options(cfg), log) if cfg.val_file else None
-    corpus = encode(source, val_source, cfg.val_fraction, folder, log=log, progress=progress)
+    corpus = encode(
+        source, val_source, cfg.val_fraction, folder, base=base, log=log, progress=progress
+    )
     corpus.sources = sources
     return corpus
 

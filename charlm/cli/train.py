@@ -2,6 +2,7 @@
 loads, then one charlm.api.train call.
 
     charlm train corpora/tinyshakespeare.txt --config configs/tiny.toml --time-budget 5m
+    charlm train corpora/timemachine.txt --init-from runs/shakespeare --time-budget 2m
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 import click
 
 from ..config import Config
+from ..errors import CharLMError
+from ..runs.checkpoints import WEIGHTS
 from .common import complete_runs, config_options, quiet_tensorflow, user_errors
 
 
@@ -31,12 +34,30 @@ from .common import complete_runs, config_options, quiet_tensorflow, user_errors
     shell_complete=complete_runs,
     help="Continue a run (the newest if no folder is named).",
 )
+@click.option(
+    "--init-from",
+    metavar="RUN",
+    shell_complete=complete_runs,
+    help="Start a new run from RUN's weights (a run folder, or a run's name under --runs-dir): "
+    "its model shape, its vocabulary grown by the new text's characters, a fresh optimizer.",
+)
+@click.option(
+    "--init-weights",
+    type=click.Choice(WEIGHTS),
+    default=None,
+    help="Which of RUN's weights --init-from starts from: best (the lowest held-out loss; "
+    "the default) or last.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing run of the same --name.")
 @config_options
 @user_errors
-def train(paths, config_path, resume, force, **options):
-    """Train a model on CORPUS (files, folders, .zip, .gz, or - for stdin)."""
+def train(paths, config_path, resume, init_from, init_weights, force, **options):
+    """Train a model on CORPUS (files, folders, .zip, .gz, or - for stdin); with --init-from,
+    keep training another run's model on it."""
     from . import LAUNCHED  # read at each call: the launch of this command
+
+    if init_weights and not init_from:
+        raise CharLMError("--init-weights chooses the weights of --init-from RUN; name the RUN")
 
     overrides = {
         k: (list(v) if isinstance(v, tuple) else v)
@@ -61,6 +82,8 @@ def train(paths, config_path, resume, force, **options):
             resume=(True if resume == "latest" else resume),
             force=force,
             started=LAUNCHED,
+            init_from=init_from,
+            init_weights=init_weights or "best",
             **overrides,
         )
     except TrainingInterrupted as e:

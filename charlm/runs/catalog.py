@@ -4,8 +4,11 @@ runs, ``charlm info`` describes one::
     rows = list_runs("runs")
     print(format_runs(rows))
 
-    NAME                  MODEL      PARAMS  STEPS  TIME   BEST VAL  BITS/CHAR  STATUS
-    20261124-042300-lstm  lstm 1x64  23,713    150    21s    2.4120     3.4798  finished
+    NAME                  MODEL      PARAMS  STEPS  TIME   BEST VAL  BITS/CHAR  FROM  STATUS
+    20261124-042300-lstm  lstm 1x64  23,713    150    21s    2.4120     3.4798  -     finished
+
+A run started from another's weights (``charlm train --init-from``) names it in FROM, as
+``name@step`` of the weights it started from.
 
 A run's status: **finished** when training ended at its limit (``run.json``, written by
 :class:`charlm.training.monitor.RunRecord`), **resumable** when it has a checkpoint but did not reach
@@ -35,6 +38,7 @@ COLUMNS = [
     ("seconds_trained", "TIME", ">"),
     ("best_val_loss", "BEST VAL", ">"),
     ("best_bits_per_char", "BITS/CHAR", ">"),
+    ("origin", "FROM", "<"),
     ("status", "STATUS", "<"),
 ]
 
@@ -94,6 +98,7 @@ def summarise(path) -> dict:
         "seconds_trained": None,
         "best_val_loss": None,
         "best_bits_per_char": None,
+        "origin": None,
         "status": "broken",
         "started": _started(run.path),
         "note": None,
@@ -117,9 +122,16 @@ def summarise(path) -> dict:
         seconds_trained=number(rows[-1].get("wall_time")) if rows else 0.0,
         best_val_loss=best,
         best_bits_per_char=best / LN2 if best is not None else None,
+        origin=_origin(run.read_record()),
         status=status(run),
     )
     return row
+
+
+def _origin(record: dict) -> dict | None:
+    """The run this one started from, as run.json keeps it (None if none, or not readable)."""
+    origin = record.get("origin")
+    return origin if isinstance(origin, dict) else None
 
 
 def status(run: RunDir) -> str:
@@ -184,6 +196,8 @@ def _cell(key: str, row: dict) -> str:
         return f"{value}: {row['note']}"
     if value is None:
         return "?" if key == "parameters" or row["status"] == "broken" else "-"
+    if key == "origin":
+        return f"{value.get('name')}@{value.get('step')}"
     if key == "seconds_trained":
         return format_duration(value)
     if isinstance(value, float):
@@ -256,6 +270,7 @@ def format_info(info: dict) -> str:
         f"model:        {info['size']}, {_cell('parameters', info)} parameters",
         f"trained:      {_cell('steps', info)} steps in {_cell('seconds_trained', info)}"
         + _best(info),
+        *_origin_lines(info.get("origin")),
         *_corpus_lines(info["corpus"]),
         *_vocabulary_lines(info["vocabulary"]),
         "settings:",
@@ -272,6 +287,16 @@ def _best(info: dict) -> str:
         f", best val loss {info['best_val_loss']:.4f} nats/char "
         f"({info['best_bits_per_char']:.4f} bits/char)"
     )
+
+
+def _origin_lines(origin: dict | None) -> list[str]:
+    """The line naming the run this one started from (``--init-from``), if any."""
+    if not origin:
+        return []
+    return [
+        f"started from: {origin.get('run')}, its {origin.get('weights')} weights at step "
+        f"{origin.get('step')}"
+    ]
 
 
 def _setting(value) -> str:

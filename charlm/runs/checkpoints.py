@@ -106,13 +106,14 @@ class SavedModel:
         fsync_tree(tmp)
         replace_path(tmp, final)
 
-    def find_weights(self, which: str, suffix: str) -> tuple[Path, str]:
-        """The saved ``which`` weights, and the way out to name if they cannot be loaded."""
+    def find_weights(self, which: str, suffix: str, flag: str = "--weights") -> tuple[Path, str]:
+        """The saved ``which`` weights, and the way out to name if they cannot be loaded;
+        ``flag`` is the option that chose them."""
         if which not in WEIGHTS:
-            raise CharLMError(f"--weights must be {' or '.join(WEIGHTS)}, not '{which}'")
+            raise CharLMError(f"{flag} must be {' or '.join(WEIGHTS)}, not '{which}'")
         other = next(w for w in WEIGHTS if w != which)
         way_out = (
-            f"try --weights {other}, or retrain the run"
+            f"try {flag} {other}, or retrain the run"
             if self.weights_path(other, suffix).exists()
             else "retrain the run"
         )

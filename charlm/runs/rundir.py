@@ -43,7 +43,7 @@ from ..text.vocab import Vocab
 from .checkpoints import SavedModel
 from .folders import CONFIG, mark_latest, new_run_folder, unmark_latest
 
-RUN_RECORD = "run.json"  # {"parameters": N, "finished": bool, "step": N}
+RUN_RECORD = "run.json"  # {"parameters": N, "finished": bool, "step": N, "origin": {...}}
 
 
 class RunDir(SavedModel):
@@ -159,12 +159,24 @@ class RunDir(SavedModel):
     # -- the record of the run ------------------------------------------------------------------
 
     def write_record(self, parameters: int, finished: bool, step: int) -> None:
-        """Write ``run.json`` (atomically): training keeps it, ``charlm runs`` reads it."""
+        """Write ``run.json`` (atomically): training keeps it, ``charlm runs`` reads it. The
+        run's origin (:meth:`write_origin`) stays in it."""
         record = {"parameters": int(parameters), "finished": bool(finished), "step": int(step)}
+        origin = self.read_record().get("origin")
+        atomic_write(
+            self.path / RUN_RECORD,
+            json.dumps({**record, **({"origin": origin} if origin else {})}) + "\n",
+        )
+
+    def write_origin(self, origin: dict) -> None:
+        """Note in ``run.json`` the run this one started from (``charlm train --init-from``):
+        ``{"run": its path, "name": ..., "step": ..., "weights": "best" or "last"}``."""
+        record = {**self.read_record(), "origin": origin}
         atomic_write(self.path / RUN_RECORD, json.dumps(record) + "\n")
 
     def read_record(self) -> dict:
-        """``run.json`` (parameters, finished, step), or {} for a run trained before it existed."""
+        """``run.json`` (parameters, finished, step, and origin for a run started from another's
+        weights), or {} for a run trained before it existed."""
         try:
             record = json.loads((self.path / RUN_RECORD).read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -133,16 +133,22 @@ def encode(
     val_fraction: float,
     folder,
     *,
+    base: tuple[Vocab, str] | None = None,
     log: Callable[[str], None] = print,
     progress: bool | None = None,
 ) -> EncodedCorpus:
     """Encode the text ``source`` streams (and the held-out text of ``val_source``, if given,
-    instead of the last ``val_fraction``) into temporary files in ``folder``."""
+    instead of the last ``val_fraction``) into temporary files in ``folder``. ``base``: the
+    vocabulary of the run a fine-tuning starts from, and that run's name: the text's
+    vocabulary is then that one, grown by the characters it lacks (:meth:`Vocab.grown`)."""
     folder = Path(folder)
     n, first = _scan(source(), _bar("reading", None, progress))
     cut = n if val_source is not None else split_point(n, val_fraction)
     vocab = _vocab_before(first, cut)
-    log(f"vocabulary: {len(vocab)} ids, <unk> and {_shown(vocab.chars[1:])}")
+    if base is None:
+        log(f"vocabulary: {len(vocab)} ids, <unk> and {_shown(vocab.chars[1:])}")
+    else:
+        vocab = _grown(*base, vocab, log)
     ids_path = folder / f".{IDS_FILE}.tmp-{os.getpid()}"
     val_path = folder / f".{VAL_FILE}.tmp-{os.getpid()}"
     made_folder = not folder.exists()
@@ -253,6 +259,23 @@ def _vocab_before(first: np.ndarray, cut: int) -> Vocab:
     return Vocab(chr(c) for c in np.flatnonzero(seen))
 
 
+def _grown(base: Vocab, name: str, text_vocab: Vocab, log) -> Vocab:
+    """``base`` grown by the characters of ``text_vocab`` it lacks, told in one line."""
+    vocab = base.grown(text_vocab.chars[1:])
+    added = vocab.chars[len(base) :]
+    if added:
+        log(
+            f"vocabulary: {len(added)} characters added to {name}'s {len(base) - 1} "
+            f"({_listed(added)}), {len(vocab)} ids in all"
+        )
+    else:
+        log(
+            f"vocabulary: no new characters (the text's {len(text_vocab) - 1} are all among "
+            f"{name}'s {len(base) - 1})"
+        )
+    return vocab
+
+
 def _write(chunks: Iterator[str], vocab: Vocab, cut: int, ids, val, bar) -> tuple[int, str, str]:
     """Pass 2: write the ids after an ``.npy`` header and the text from ``cut`` on to ``val``;
     return the number of characters and the sha256 of the UTF-8 text before and after ``cut``."""
@@ -296,8 +319,12 @@ def _npy_header(dtype: np.dtype, n: int) -> bytes:
     return buf.getvalue()
 
 
-def _shown(chars: list[str], limit: int = 60) -> str:
+def _shown(chars: list[str]) -> str:
+    """``"3 characters: 'abc'"``: how many, and :func:`_listed`."""
+    return f"{len(chars)} characters: {_listed(chars)}"
+
+
+def _listed(chars: list[str], limit: int = 60) -> str:
     """The characters as the user reads them: escapes for the invisible ones, cut after ``limit``."""
-    shown = repr("".join(chars[:limit]))
     more = f" ... ({len(chars) - limit} more)" if len(chars) > limit else ""
-    return f"{len(chars)} characters: {shown}{more}"
+    return repr("".join(chars[:limit])) + more

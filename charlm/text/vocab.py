@@ -11,6 +11,14 @@ distinct characters of the text sorted by code point::
     >>> vocab.decode([2, 1, 3, 3, 4, 0])
     'hello\\ufffd'
 
+A run fine-tuned on new text (``charlm train --init-from``) keeps every id of the run it
+starts from and appends the characters it adds as new ids (:meth:`Vocab.grown`), so its old
+weights mean what they meant; ``grown_at`` records the first id of each appended block, each
+block sorted by code point::
+
+    >>> Vocab.from_text("hello").grown("help!").chars
+    ['<unk>', 'e', 'h', 'l', 'o', '!', 'p']
+
 encode/decode are vectorised with numpy (a code-point -> id lookup table, UTF-32 for the
 str <-> code-point conversion) and work in chunks, so a 100 MB corpus encodes in seconds
 with about the output's 2 bytes per character of extra memory. Pure numpy: no TensorFlow.
@@ -51,23 +59,26 @@ class Vocab:
     ['几', '时', '有']
     """
 
-    def __init__(self, chars):
+    def __init__(self, chars, grown_at=()):
         """``chars``: the distinct characters (without ``<unk>``) in id order 1, 2, ...
 
-        They must be single code points (no lone surrogates), distinct and sorted by code
-        point; :meth:`from_text` builds them for you.
+        They must be single code points (no lone surrogates) and distinct; :meth:`from_text`
+        builds them for you, sorted by code point, and :meth:`grown` appends to them.
+        ``grown_at``: the first id of each block :meth:`grown` appended (what the JSON file
+        keeps, so that its check of the order knows where a block starts).
         """
         chars = list(chars)
         problem = _chars_problem(chars)
         if problem:
             raise ValueError(f"invalid vocabulary characters: {problem}")
         self.chars: list[str] = [UNK] + chars
+        self.grown_at: tuple[int, ...] = tuple(int(i) for i in grown_at)
         self.dtype = np.uint16 if len(self.chars) <= 1 << 16 else np.uint32
         cps = np.array([ord(c) for c in chars], dtype=np.uint32)
         # id -> code point, with id 0 (<unk>) decoding to U+FFFD REPLACEMENT CHARACTER.
         self._id_to_cp = np.concatenate([np.array([0xFFFD], np.uint32), cps])
         # code point -> id; one extra last slot (id 0) catches every code point above the max.
-        size = (int(cps[-1]) + 2) if len(cps) else 1
+        size = (int(cps.max()) + 2) if len(cps) else 1
         self._cp_to_id = np.zeros(size, dtype=self.dtype)
         self._cp_to_id[cps] = np.arange(1, len(cps) + 1, dtype=self.dtype)
 
@@ -84,6 +95,15 @@ class Vocab:
                 " read the corpus with read_corpus (or decode it with errors='replace')"
             )
         return cls(chr(c) for c in np.flatnonzero(present))
+
+    def grown(self, chars) -> Vocab:
+        """This vocabulary with the characters of ``chars`` it lacks appended as new ids
+        (sorted by code point); every id it has keeps its number. Itself when none is new."""
+        known = set(self.chars[1:])
+        new = sorted({c for c in chars if c not in known})
+        if not new:
+            return self
+        return Vocab(self.chars[1:] + new, (*self.grown_at, len(self.chars)))
 
     def __len__(self) -> int:
         """Number of ids, including ``<unk>``."""
@@ -159,8 +179,11 @@ class Vocab:
     # ------------------------------------------------------------------------- JSON on disk
 
     def to_json(self) -> str:
-        """``{"format": "charlm-vocab", "version": 1, "unk": "<unk>", "chars": [...]}`` (ids 1.. in order)."""
+        """``{"format": "charlm-vocab", "version": 1, "unk": "<unk>", "chars": [...]}`` (ids 1..
+        in order), and ``"grown_at": [...]`` for a grown vocabulary."""
         doc = {"format": FORMAT, "version": VERSION, "unk": UNK, "chars": self.chars[1:]}
+        if self.grown_at:
+            doc["grown_at"] = list(self.grown_at)
         return json.dumps(doc, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -185,16 +208,17 @@ class Vocab:
             )
         if doc.get("unk") != UNK:
             raise CharLMError(f"{source}: unk is {doc.get('unk')!r}, expected {UNK!r}; {_EDITED}")
-        extra = sorted(set(doc) - {"format", "version", "unk", "chars"})
+        extra = sorted(set(doc) - {"format", "version", "unk", "chars", "grown_at"})
         if extra:
             raise CharLMError(f"{source}: unexpected keys {extra}; {_EDITED}")
         chars = doc.get("chars")
         if not isinstance(chars, list):
             raise CharLMError(f"{source}: chars must be a list of characters; {_EDITED}")
-        problem = _chars_problem(chars)
+        grown_at = doc.get("grown_at", [])
+        problem = _grown_problem(grown_at, len(chars)) or _chars_problem(chars, grown_at)
         if problem:
             raise CharLMError(f"{source}: {problem}; {_EDITED}")
-        return cls(chars)
+        return cls(chars, grown_at)
 
     def save(self, path) -> None:
         """Write :meth:`to_json` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
@@ -226,19 +250,28 @@ class Vocab:
         return cls.from_json(s, source=path)
 
 
-def _chars_problem(chars: list) -> str | None:
-    """Why ``chars`` is not a valid id-ordered character list, or None."""
+def _chars_problem(chars: list, blocks=None) -> str | None:
+    """Why ``chars`` is not a valid id-ordered character list, or None. With ``blocks`` (the
+    first ids of the appended blocks; [] for none), each block must also be sorted by code
+    point, as a vocabulary file's characters are."""
     for i, c in enumerate(chars):
         if not isinstance(c, str) or len(c) != 1:
             return f"entry {i} ({c!r}) is not a single character"
         if 0xD800 <= ord(c) < 0xE000:
             return f"entry {i} is a lone surrogate U+{ord(c):04X}"
-    cps = [ord(c) for c in chars]
-    for i in range(1, len(cps)):
-        if cps[i] == cps[i - 1]:
-            return f"character {chars[i]!r} appears twice"
-        if cps[i] < cps[i - 1]:
-            if chars[i] in chars[:i]:
-                return f"character {chars[i]!r} appears twice"
-            return f"characters are not sorted by code point ({chars[i - 1]!r} before {chars[i]!r})"
+    seen, starts = set(), {i - 1 for i in blocks or ()}
+    for i, c in enumerate(chars):
+        if c in seen:
+            return f"character {c!r} appears twice"
+        seen.add(c)
+        if blocks is not None and i and i not in starts and c < chars[i - 1]:
+            return f"characters are not sorted by code point ({chars[i - 1]!r} before {c!r})"
+    return None
+
+
+def _grown_problem(grown_at, n: int) -> str | None:
+    """Why ``grown_at`` is not a list of the first ids of appended blocks of ``n`` characters."""
+    ok = isinstance(grown_at, list) and all(type(i) is int for i in grown_at)
+    if not ok or grown_at != sorted(set(grown_at)) or any(not 2 <= i <= n for i in grown_at):
+        return f"grown_at must be increasing ids between 2 and {n}, not {grown_at!r}"
     return None

@@ -182,10 +182,19 @@ def choose(
     val_chars: int,
     budget_left: float,
     log=print,
+    shape_from: str | None = None,
 ):
     """``cfg`` with every setting in CHOSEN that is not in ``fixed`` chosen for a run that
-    must end within ``budget_left`` seconds; each choice is logged with its reason."""
+    must end within ``budget_left`` seconds; each choice is logged with its reason.
+    ``shape_from``: the weights a fine-tuning starts from (``--init-from``), which fix the
+    model's shape (in ``fixed``)."""
     check_time_left(cfg.time_budget, budget_left, "auto")
+    if shape_from:
+        log(
+            f"recipe: the model's shape comes from {shape_from}, whose weights fix it; the "
+            "recipe chooses only what they leave open: the batch, window, learning rate and "
+            "its schedule, dropout and precision"
+        )
     base = {
         "model": "lstm",
         "batch_size": BATCH,

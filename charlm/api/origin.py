@@ -1,0 +1,146 @@
+"""The run a new run starts from: ``charlm train NEW_TEXT --init-from RUN``.
+
+The new run takes RUN's model shape (:data:`charlm.config.SHAPE_KEYS`) and weights, grows
+RUN's vocabulary by the characters of the new text it lacks (their rows start as a fresh
+model's do), and starts a fresh optimizer; everything else (learning rate, schedule, batch,
+window, dropout, limits) is its own. Everything about RUN is read and checked, its weights
+loaded, before the new run writes a file::
+
+    origin = Origin.open("runs/shakespeare", runs_dir="runs", weights="best")
+    cfg = origin.shape(cfg, overrides, preset)   # RUN's shape; a flag that disagrees: error
+    origin.load_into(model)                      # old rows copied bit for bit
+    rundir.write_origin(origin.record())         # run.json: where the run came from
+
+The best weights are the default: the ones that scored lowest on RUN's held-out text, the
+least overfitted start for new text; ``--init-weights last`` takes the newest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import SHAPE_KEYS, Config
+from ..config_toml import read_preset
+from ..errors import CharLMError
+from ..metrics import number
+from ..runs.folders import resolve_run
+from ..runs.rundir import RunDir
+
+FLAG = "--init-from"
+
+
+class Origin:
+    """A run's config, vocabulary and loaded weights (``values``, numpy, in the order of its
+    model's trainable variables), and which of its weights they are, at which step."""
+
+    def __init__(self, rundir: RunDir, config: Config, vocab, weights: str, step: int, values):
+        self.rundir, self.config, self.vocab = rundir, config, vocab
+        self.weights, self.step, self.values = weights, step, values
+
+    @classmethod
+    def open(cls, run, runs_dir: str = "runs", weights: str = "best") -> Origin:
+        """The run ``run`` (a run folder, a folder of runs for its newest, or a run's name
+        under ``runs_dir``) with its ``weights`` loaded; a damaged run is one CharLMError."""
+        rundir = RunDir(resolve_run(str(_folder(run, runs_dir)), runs_dir, FLAG))
+        cfg, vocab = rundir.read_config(), rundir.read_vocab()
+        from ..models.lm import load_model, weights_suffix
+
+        path, way_out = rundir.find_weights(weights, weights_suffix(cfg), "--init-weights")
+        model = load_model(cfg, len(vocab), path, way_out)
+        values = [v.numpy() for v in model.trainable_variables]
+        return cls(rundir, cfg, vocab, weights, _step_of(rundir, weights), values)
+
+    @property
+    def name(self) -> str:
+        return self.rundir.path.name
+
+    @property
+    def base(self) -> tuple:
+        """What the corpus encoder grows (:func:`charlm.text.idfile.encode`'s ``base``)."""
+        return self.vocab, self.name
+
+    def shape(self, cfg: Config, overrides: dict, preset=None) -> Config:
+        """``cfg`` with this run's model shape. A shape setting given as a flag
+        (``overrides``) or in the TOML ``preset`` that disagrees is one CharLMError naming it
+        and this run's value (a Config object as the preset gives no setting here)."""
+        theirs = self.config
+        keys = set(read_preset(preset)) if preset and not isinstance(preset, Config) else set()
+        for key in SHAPE_KEYS:
+            if key in overrides and overrides[key] != getattr(theirs, key):
+                given = f"--{key.replace('_', '-')} {_shown(overrides[key])}"
+            elif key in keys and key not in overrides and getattr(cfg, key) != getattr(theirs, key):
+                given = f"{preset} sets {key} = {_shown(getattr(cfg, key))}, which"
+            else:
+                continue
+            raise CharLMError(
+                f"{given} disagrees with {self.rundir.path}, whose model has "
+                f"{key.replace('_', '-')} {_shown(getattr(theirs, key))}: {FLAG} takes the "
+                "model's shape from the run; leave it out"
+            )
+        return cfg.replace(**{k: getattr(theirs, k) for k in SHAPE_KEYS})
+
+    def check_kept(self, cfg: Config) -> None:
+        """Refuse a new run folder (``--name`` with ``--force``) that would replace this run."""
+        if cfg.name and (Path(cfg.runs_dir) / cfg.name).resolve() == self.rundir.path.resolve():
+            raise CharLMError(
+                f"--name {cfg.name} would replace {self.rundir.path}, the run {FLAG} starts "
+                "from; choose another --name"
+            )
+
+    def describe(self) -> str:
+        """``"runs/x's best weights from step 200 (lstm 1x64, embedding 16)"``."""
+        c = self.config
+        embedding = f"embedding {c.embedding_dim}" if c.embedding_dim else "one-hot input"
+        return (
+            f"{self.rundir.path}'s {self.weights} weights from step {self.step} ("
+            f"{c.model} {c.layers}x{c.units}, {embedding})"
+        )
+
+    def record(self) -> dict:
+        """What ``run.json`` keeps of the origin (:meth:`RunDir.write_origin`)."""
+        return {
+            "run": str(self.rundir.path.resolve()),
+            "name": self.name,
+            "step": self.step,
+            "weights": self.weights,
+        }
+
+    def load_into(self, model) -> None:
+        """Copy the weights into ``model`` (of the grown vocabulary; the rows of new ids keep
+        the model's own fresh initial values)."""
+        from ..models.transfer import copy_grown
+
+        copy_grown(model, self.values, len(self.vocab))
+
+
+def _folder(run, runs_dir: str) -> Path:
+    """``run`` as a folder: a path, else a run's name under ``runs_dir``."""
+    path = Path(run)
+    if path.is_dir():
+        return path
+    if not path.is_absolute() and (Path(runs_dir) / path).is_dir():
+        return Path(runs_dir) / path
+    raise CharLMError(
+        f"{FLAG} {run}: no such run folder, here or under {runs_dir}/; name a run folder "
+        "written by `charlm train`, or a run under --runs-dir"
+    )
+
+
+def _step_of(rundir: RunDir, weights: str) -> int:
+    """The step of the run's ``weights``: the validation that scored lowest (val loss, else
+    train loss, as the trainer keeps "best"), or the newest checkpoint ("last")."""
+    rows = rundir.read_metrics()
+    if weights == "last":
+        checkpoints = rundir.checkpoints()
+        return checkpoints[-1][0] if checkpoints else int(rows[-1]["step"]) if rows else 0
+    scores = [
+        (number(r.get("val_loss")), number(r.get("train_loss")), int(r["step"])) for r in rows
+    ]
+    scored = [(val if val is not None else train, step) for val, train, step in scores]
+    scored = [(s, step) for s, step in scored if s is not None]
+    return min(scored, key=lambda x: x[0])[1] if scored else 0
+
+
+def _shown(value) -> str:
+    """A setting's value as a flag takes it."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
