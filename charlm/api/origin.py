@@ -67,7 +67,7 @@ class Origin:
         keys = set(read_preset(preset)) if preset and not isinstance(preset, Config) else set()
         for key in SHAPE_KEYS:
             if key in overrides and overrides[key] != getattr(theirs, key):
-                given = f"--{key.replace('_', '-')} {_shown(overrides[key])}"
+                given = _flag(key, overrides[key])
             elif key in keys and key not in overrides and getattr(cfg, key) != getattr(theirs, key):
                 given = f"{preset} sets {key} = {_shown(getattr(cfg, key))}, which"
             else:
@@ -139,6 +139,14 @@ def _step_of(rundir: RunDir, weights: str) -> int:
     scored = [(val if val is not None else train, step) for val, train, step in scores]
     scored = [(s, step) for s, step in scored if s is not None]
     return min(scored, key=lambda x: x[0])[1] if scored else 0
+
+
+def _flag(key: str, value) -> str:
+    """The flag that gives setting ``key`` this ``value``: ``--units 64``, ``--no-reset-after``."""
+    flag = key.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no-'}{flag}"
+    return f"--{flag} {value}"
 
 
 def _shown(value) -> str:

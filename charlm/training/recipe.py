@@ -191,9 +191,9 @@ def choose(
     check_time_left(cfg.time_budget, budget_left, "auto")
     if shape_from:
         log(
-            f"recipe: the model's shape comes from {shape_from}, whose weights fix it; the "
-            "recipe chooses only what they leave open: the batch, window, learning rate and "
-            "its schedule, dropout and precision"
+            f"recipe: the model's shape is that of {shape_from}, which fix it; the recipe "
+            "chooses only what they leave open: the batch, window, learning rate and its "
+            "schedule, dropout and precision"
         )
     base = {
         "model": "lstm",
