@@ -132,7 +132,7 @@ class EncodedCorpus:
     def discard(self) -> None:
         """Remove the files (a run that will not use them), and their folder if made for them and empty."""
         for path in (self.ids_path, self.val_path):
-            Path(path).unlink(missing_ok=True)
+            _remove(path)
         folder = self.ids_path.parent
         if self.made_folder and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
@@ -159,7 +159,7 @@ def encode(
         try:
             _encode_into(corpus, source, val_source, val_fraction, spool, log, progress)
         except BaseException as e:
-            spool.unlink(missing_ok=True)
+            _remove(spool)
             corpus.discard()
             if isinstance(e, OSError):  # reading errors are CharLMErrors already: this is a write
                 raise CharLMError(
@@ -167,8 +167,14 @@ def encode(
                     f" check that folder (free space, permissions) or pass another --runs-dir"
                 ) from None
             raise
-        spool.unlink(missing_ok=True)
+        _remove(spool)
     return corpus
+
+
+def _remove(path) -> None:
+    """Remove the file ``path`` if it is there (its folder may not be one)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        Path(path).unlink()
 
 
 def _encode_into(corpus, source, val_source, val_fraction, spool: Path, log, progress) -> None:
