@@ -310,7 +310,11 @@ class Generator:
         self.model = model
         self.vocab = vocab
         self.chunk = chunk
-        self.warm = tf.function(self._warm, reduce_retracing=True)
+        # one trace for every batch size and prefix length: a new shape would retrace (~1 s)
+        specs = [tf.TensorSpec([None, *s.shape[1:]], s.dtype) for s in model.initial_state(1)]
+        self.warm = tf.function(
+            self._warm, input_signature=[tf.TensorSpec([None, None], tf.int32), specs]
+        )
         self._loop = compiled_loop(model, xla)  # xla=False: for comparison (benchmarks)
 
     @property
@@ -323,11 +327,39 @@ class Generator:
         """The prefix of a sample asked for without one: the vocabulary's first character."""
         return self.vocab.chars[1]
 
-    def _warm(self, ids):
-        """Feed ``ids [B, T]`` from a zero state in one call: the last logits and the state."""
-        state = self.model.initial_state(tf.shape(ids)[0])
+    def _warm(self, ids, state):
+        """Feed ``ids [B, T]`` from ``state`` in one call: the last logits and the state."""
         logits, state = self.model(ids, state, training=False)
         return logits[:, -1], state
+
+    def feed(self, ids: np.ndarray, state=None) -> list[np.ndarray]:
+        """``[logits, *state]`` (numpy) after feeding ``ids [B, T]`` from ``state`` (default:
+        zeros)."""
+        if state is None:
+            state = self.model.initial_state(len(ids))
+        logits, state = self.warm(tf.constant(ids), [tf.convert_to_tensor(s) for s in state])
+        return [logits.numpy(), *(s.numpy() for s in state)]
+
+    def feed_together(self, encoded: list[np.ndarray], warmed: dict) -> None:
+        """Feed the prefixes ``encoded`` not yet in ``warmed`` as rows of one batch, and put
+        each one's ``[logits, *state]`` in ``warmed`` (see :meth:`warm_up`): what a server
+        does with the requests that arrive together, so that the last of a burst does not
+        wait for every other's warm-up (a batch of 16 prefixes costs about one).
+
+        Rows of different lengths share the calls up to the shortest one's end, which ends
+        that one, and so on: one call per distinct length, whose lengths add up to the
+        longest. A row's numbers equal those of its prefix fed alone up to float rounding
+        (as a row of the loop's batch does), not bit for bit."""
+        todo = {ids.tobytes(): ids for ids in encoded if ids.tobytes() not in warmed}
+        live = sorted(todo.values(), key=len)
+        state, done = None, 0
+        while live:
+            end = len(live[0])
+            logits, *state = self.feed(np.stack([ids[done:end] for ids in live]), state)
+            ending = sum(len(ids) == end for ids in live)
+            for r, ids in enumerate(live[:ending]):
+                warmed[ids.tobytes()] = [logits[r : r + 1], *(s[r : r + 1] for s in state)]
+            live, state, done = live[ending:], [s[ending:] for s in state], end
 
     def encode_prefixes(self, prefixes: list[str], warn=None) -> list[np.ndarray]:
         """Ids for each prefix; unknown characters warn (naming them) and map to ``<unk>``."""
@@ -396,14 +428,13 @@ class Generator:
         Each distinct prefix is fed once, as one row, and its state is repeated for every row
         that starts with it: 16 samples of one prefix cost one prefix's warm-up. ``warmed``,
         a dict kept by the caller, carries the prefixes fed across calls (a server's requests
-        that arrive together with the same prompt).
+        that arrive together, fed by :meth:`feed_together`).
         """
         warmed = {} if warmed is None else warmed
         for ids in encoded:
             key = ids.tobytes()
             if key not in warmed:
-                logits, state = self.warm(tf.constant(ids[None, :]))
-                warmed[key] = [logits.numpy(), *(s.numpy() for s in state)]
+                warmed[key] = self.feed(ids[None, :])
         # numpy, not eager TensorFlow ops: a few ms less per call, the same bits
         keys = list(dict.fromkeys(ids.tobytes() for ids in encoded))
         order = {key: i for i, key in enumerate(keys)}
