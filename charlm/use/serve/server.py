@@ -94,22 +94,8 @@ def serve(
     limits = limits or Limits()
     app = create_app(runs, limits, chunk)
     service = app.state.service
-    for name in service.runs:
-        d = service.describe(name)
-        best = f", best val loss {d['best_val_loss']:.4f}" if d["best_val_loss"] else ""
-        params = f"{d['parameters']:,} parameters, " if d["parameters"] else ""
-        say(
-            f"model {name}: {service.runs[name].path} ({d['model']}, {params}"
-            f"{d['vocab_size']} characters{best})"
-        )
-    sizes = sorted({s for s in compile_ahead if s <= limits.max_streams})
-    if sizes:
-        started = time.perf_counter()
-        service.compile(sizes)
-        say(
-            f"compiled the sampling loop for batches of {', '.join(map(str, sizes))} rows in "
-            f"{time.perf_counter() - started:.1f} s (another size compiles at its first use)"
-        )
+    _announce(service, say)
+    _compile_ahead(service, sorted({s for s in compile_ahead if s <= limits.max_streams}), say)
     sock = sock or listen(host, port)
     host = sock.getsockname()[0]
     if not is_loopback(host):
@@ -135,6 +121,30 @@ def serve(
     )
     server.run(sockets=[sock])
     say("stopped")
+
+
+def _announce(service, say) -> None:
+    """One line per model served: its run, size, vocabulary and best validation loss."""
+    for name in service.runs:
+        d = service.describe(name)
+        best = f", best val loss {d['best_val_loss']:.4f}" if d["best_val_loss"] else ""
+        params = f"{d['parameters']:,} parameters, " if d["parameters"] else ""
+        say(
+            f"model {name}: {service.runs[name].path} ({d['model']}, {params}"
+            f"{d['vocab_size']} characters{best})"
+        )
+
+
+def _compile_ahead(service, sizes: list[int], say) -> None:
+    """Compile the loop for batches of ``sizes`` rows before the first request, and say how
+    long it took (benchmarks/bench_serve.py reads that line)."""
+    if sizes:
+        started = time.perf_counter()
+        service.compile(sizes)
+        say(
+            f"compiled the sampling loop for batches of {', '.join(map(str, sizes))} rows in "
+            f"{time.perf_counter() - started:.1f} s (another size compiles at its first use)"
+        )
 
 
 def _url_host(host: str) -> str:
