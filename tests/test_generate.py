@@ -11,7 +11,9 @@ from charlm.errors import CharLMError
 from charlm.models.lm import build_model
 from charlm.sampling import SamplingOptions
 from charlm.text.vocab import Vocab
-from charlm.use.generate import CHUNK, PARTIAL, Batch, Generator, sample_next, uniforms
+from charlm.use.draw import PARTIAL, sample_next, uniforms
+from charlm.use.generate import Generator
+from charlm.use.loop import CHUNK, Batch
 
 DRAWS = 20_000  # independent draws per distribution: one row each, in one call
 
@@ -244,9 +246,10 @@ def generator():
     ],
 )
 def test_streamed_chunks_join_to_the_same_text_as_one_call(generator, length, chunk):
-    options = dict(num_samples=2, temperature=1.5, top_k=8, seed=11)
-    whole = generator.generate(["the", "cat"], length=length, **options)
-    pieces = list(generator.stream(["the", "cat"], length, chunk=chunk, **options))
+    options = dict(temperature=1.5, top_k=8, seed=11)
+    whole = generator.generate(["the", "cat"], length=length, num_samples=2, **options)
+    options = SamplingOptions(length=length, **options)
+    pieces = list(generator.stream(["the", "cat"], options, num_samples=2, chunk=chunk))
     assert [len(p[0]) for p in pieces[1:]] == [chunk] * (length // chunk) + (
         [length % chunk] if length % chunk else []
     )
@@ -255,7 +258,7 @@ def test_streamed_chunks_join_to_the_same_text_as_one_call(generator, length, ch
 
 
 def test_the_first_yield_is_the_prefixes_one_per_sample(generator):
-    stream = generator.stream(["the", "cat"], 10, num_samples=2, seed=1)
+    stream = generator.stream(["the", "cat"], SamplingOptions(length=10, seed=1), num_samples=2)
     assert next(stream) == ["the", "the", "cat", "cat"]
 
 
@@ -402,7 +405,7 @@ def test_greedy_ignores_the_temperature_and_filters(generator):
 
 def test_errors_come_before_the_first_yield(generator):
     with pytest.raises(CharLMError):
-        next(generator.stream([""], 5))
+        next(generator.stream([""], SamplingOptions(length=5)))
 
 
 # -- per-row options and randomness: rows of different calls share one batch --------------------

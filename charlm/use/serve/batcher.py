@@ -7,7 +7,7 @@ loop for all rows together (``chunk`` characters each; :data:`FIRST_CHUNK` right
 joined), hands each request its rows' new text, and drops the requests that are done or
 whose client went away. A request thus joins at the next
 chunk boundary and leaves at the one after it ends; its rows keep their own options, seed,
-index and position (:class:`~charlm.use.generate.Batch`), so a seeded request gets the text
+index and position (:class:`~charlm.use.loop.Batch`), so a seeded request gets the text
 ``charlm sample`` prints whatever shares the batch with it.
 
 XLA compiles the loop once per batch size: the batch is padded to the next power of two
@@ -26,7 +26,8 @@ import time
 import numpy as np
 
 from ...sampling import SamplingOptions
-from ..generate import ROW_DTYPES, Batch, Generator
+from ..generate import Generator
+from ..loop import ROW_DTYPES, Batch
 
 FIRST_CHUNK = 4  # characters in the turn after rows join: their first text goes out sooner
 
@@ -48,7 +49,7 @@ class Job:
 
     def __init__(self, prompts: list[str], options: SamplingOptions, n: int, deliver):
         self.prompts, self.options, self.n, self.deliver = prompts, options, n, deliver
-        self.rows = None  # charlm.use.generate.Rows, once admitted
+        self.rows = None  # charlm.use.loop.Rows, once admitted
         self.cancelled = False
 
     @property
