@@ -29,14 +29,13 @@ share the batch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
 
 from ..errors import CharLMError
-from ..sampling import SamplingOptions, StopCut
+from ..sampling import SamplingOptions, StopCut, check_prefixes
 
 CHUNK = 512  # the most characters per call of the compiled loop (its output buffer's length)
 PARTIAL = 256  # top-k and top-p look at this many largest logits, and at all only if need be
@@ -331,10 +330,9 @@ class Generator:
 
     def encode_prefixes(self, prefixes: list[str], warn=None) -> list[np.ndarray]:
         """Ids for each prefix; unknown characters warn (naming them) and map to ``<unk>``."""
+        check_prefixes(prefixes)
         encoded = []
         for p in prefixes:
-            if not p:
-                raise CharLMError("a prefix must not be empty; give at least one character")
             unknown = self.vocab.unknown_chars(p)
             if unknown and warn:
                 shown = ", ".join(repr(c) for c in unknown[:10])
@@ -383,8 +381,7 @@ class Generator:
         :meth:`warm_up`)."""
         if not (isinstance(num_samples, int) and num_samples >= 1):
             raise CharLMError(f"--num-samples must be at least 1, not {num_samples}")
-        if options.seed is None:
-            options = options.replace(seed=int.from_bytes(os.urandom(4), "little"))
+        options = options.seeded()
         prefixes = list(prefixes or [self.default_prefix])
         encoded = self.encode_prefixes(prefixes, warn)
         logits, state = self.warm_up(encoded, num_samples, warmed)
