@@ -136,9 +136,11 @@ def _within_budget(cfg, given, corpus, started, log) -> Config:
 
 def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, started):
     """The trainer and what it is handed from above: the model, the scorer, the generator and
-    the TensorBoard log. TensorFlow is imported only here, once the inputs are good. Under a
+    the TensorBoard log. TensorFlow is imported only here, once the inputs are good, and the
+    line that says which device trains (charlm.models.device) is logged. Under a
     ``--strategy`` they are built in its scope, and a non-chief worker saves into a temporary
     folder (charlm.training.distribute)."""
+    from ..models.device import device_line
     from ..models.lm import build_model
     from ..training import distribute
     from ..training.monitor import LossPlot, RunRecord, TensorBoardLog
@@ -150,6 +152,8 @@ def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, sta
     if strategy is not None:
         distribute.check_batch(strategy, cfg.batch_size)
         rundir = rundir if distribute.is_chief(strategy) else WorkerRunDir(rundir)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    log(device_line(cfg.precision, replicas, cfg.strategy))
     with distribute.scope(strategy):
         model = build_model(cfg, len(vocab))
         generator = Generator(model, vocab)

@@ -22,14 +22,12 @@ output is chunked: :mod:`charlm.use.draw`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CharLMError
-from ..sampling import SamplingOptions, check_num_samples
+from ..sampling import SamplingOptions, check_num_samples, check_prefixes
 from .loop import Rows, compiled_loop
 
 
@@ -93,10 +91,9 @@ class Generator:
 
     def encode_prefixes(self, prefixes: list[str], warn=None) -> list[np.ndarray]:
         """Ids for each prefix; unknown characters warn (naming them) and map to ``<unk>``."""
+        check_prefixes(prefixes)
         encoded = []
         for p in prefixes:
-            if not p:
-                raise CharLMError("a prefix must not be empty; give at least one character")
             unknown = self.vocab.unknown_chars(p)
             if unknown and warn:
                 shown = ", ".join(repr(c) for c in unknown[:10])
@@ -138,8 +135,7 @@ class Generator:
         """The rows of one call, warmed up on their prefixes: :class:`~charlm.use.loop.Rows` (``warmed``: see
         :meth:`warm_up`)."""
         check_num_samples(num_samples)
-        if options.seed is None:
-            options = options.replace(seed=int.from_bytes(os.urandom(4), "little"))
+        options = options.seeded()
         prefixes = list(prefixes or [self.default_prefix])
         encoded = self.encode_prefixes(prefixes, warn)
         logits, state = self.warm_up(encoded, num_samples, warmed)
