@@ -29,8 +29,9 @@ Contenders, interleaved round by round (and reversed every other round), medians
 * prefix warm-up (``Generator.warm_up``, public): the time to feed a 200-character prefix for
   1 copy and for 16 copies of the same prefix (identical prefixes are fed once and the state
   is broadcast to every row), against feeding all 16 identical rows in one batched call
-  (``Generator.warm`` on a [16, 200] batch: what 16 copies cost without the broadcast),
-  16 different 200-character prefixes (``warm_up``: one call per distinct prefix), and the
+  (``Generator.feed`` on a [16, 200] batch: what 16 copies cost without the broadcast),
+  16 different 200-character prefixes (``warm_up``: one call per distinct prefix;
+  ``feed_together``, the server's: all 16 in one batch), and the
   prefix fed one character at a time through the one-step function.
 
 Evaluation speed against training speed for one model is measured by bench_train.py
@@ -99,6 +100,7 @@ def main(argv=None) -> int:
 
     from charlm.config import Config
     from charlm.models.lm import build_model
+    from charlm.sampling import SamplingOptions
     from charlm.text.corpus import read_corpus
     from charlm.text.vocab import Vocab
     from charlm.use.generate import Generator
@@ -121,12 +123,12 @@ def main(argv=None) -> int:
     distinct = [
         vocab.encode(known[i * 37 : i * 37 + prefix_len]).astype(np.int32) for i in range(16)
     ]
-    batch16 = tf.constant(np.tile(long_ids, (16, 1)))
+    batch16 = np.tile(long_ids, (16, 1))
 
     tutorial = tutorial_model(len(vocab), units, model)
 
     def sync(logits_state):  # make sure the work is done before the clock stops
-        np.asarray(logits_state[0])  # a tensor (Generator.warm) or numpy (warm_up)
+        np.asarray(logits_state[0])  # numpy already (Generator.feed, warm_up)
 
     # --- the TF tutorial's OneStep ------------------------------------------------------------
     mask = np.zeros([len(vocab)], np.float32)
@@ -228,7 +230,7 @@ def main(argv=None) -> int:
         "charlm-1-stream": (
             "charlm Generator.stream, 1 sample, chunks of 64",
             length,
-            lambda: list(gen.stream([prefix], length, seed=next_seed())),
+            lambda: list(gen.stream([prefix], SamplingOptions(length=length, seed=next_seed()))),
         ),
         "charlm-16": (
             "charlm Generator, 16 samples in one batch",
@@ -286,14 +288,19 @@ def main(argv=None) -> int:
             lambda: sync(gen.warm_up([long_ids], copies=16)),
         ),
         "warm-200-batch-16": (
-            f"the 16 identical rows fed in one batched call (Generator.warm, [16, {prefix_len}])",
+            f"the 16 identical rows fed in one batched call (Generator.feed, [16, {prefix_len}])",
             None,
-            lambda: sync(gen.warm(batch16)),
+            lambda: sync(gen.feed(batch16)),
         ),
         "warm-200-distinct-16": (
             f"warm_up, 16 different {prefix_len}-char prefixes (one call each)",
             None,
             lambda: sync(gen.warm_up(distinct, copies=1)),
+        ),
+        "warm-200-together-16": (
+            f"feed_together, 16 different {prefix_len}-char prefixes in one batch (the server)",
+            None,
+            lambda: gen.feed_together(distinct, {}),
         ),
         "warm-200-onestep": (
             f"{prefix_len}-char prefix fed one char at a time (one-step fn)",
@@ -402,6 +409,9 @@ def main(argv=None) -> int:
         ),
         "200-char warm-up, 16 different prefixes / 1 prefix": per_round(
             "warm-200-distinct-16", "warm-200-charlm-1"
+        ),
+        "200-char warm-up, 16 different prefixes fed together / 1 prefix": per_round(
+            "warm-200-together-16", "warm-200-charlm-1"
         ),
     }
 

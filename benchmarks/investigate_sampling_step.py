@@ -9,7 +9,7 @@ of one step) per character; calling ``layer.cell`` skips it. Both give bit-ident
 The Keras model is built here with ``charlm.models.lm.build_keras_model`` and wrapped in
 ``charlm.models.lm.KerasLM`` (so the script holds the layers it calls, rather than reading them
 out of a charlm model); the prefix warm-up is ``Generator.warm_up`` and the choice of the next
-character ``charlm.use.generate.sample_next``, as in the Generator's own loop.
+character ``charlm.use.draw.sample_next``, as in the Generator's own loop.
 
     python benchmarks/investigate_sampling_step.py            # about a minute
     python benchmarks/investigate_sampling_step.py --quick    # about 30 s
@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     from charlm.models.lm import KerasLM, build_keras_model
     from charlm.text.corpus import read_corpus
     from charlm.text.vocab import Vocab
-    from charlm.use.generate import Generator, sample_next
+    from charlm.use.draw import sample_next
+    from charlm.use.generate import Generator
 
     machine.add_versions()
     text = read_corpus([str(C.CORPORA / "tinyshakespeare.txt")])

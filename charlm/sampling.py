@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import secrets
 from dataclasses import dataclass, fields
 
 from .errors import CharLMError
@@ -89,6 +90,15 @@ class SamplingOptions:
     def replace(self, **changes) -> SamplingOptions:
         return dataclasses.replace(self, **changes)
 
+    def seeded(self) -> SamplingOptions:
+        """These options with a seed: their own, or a new one (:func:`new_seed`). A sample is
+        always drawn with a seed, so that whoever is told it can draw the same text again.
+
+        >>> SamplingOptions(seed=7).seeded().seed, 0 <= SamplingOptions().seeded().seed <= MAX_SEED
+        (7, True)
+        """
+        return self if self.seed is not None else self.replace(seed=new_seed())
+
     def to_dict(self) -> dict:
         return {
             f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
@@ -98,6 +108,12 @@ class SamplingOptions:
     @staticmethod
     def help(name: str) -> str:
         return help_of(SamplingOptions, name)
+
+
+def new_seed() -> int:
+    """A seed for a sample asked for without one: 0 ... 2**63-1 from the operating system's
+    randomness (``secrets``), so that two runs never share one by accident."""
+    return secrets.randbelow(MAX_SEED + 1)
 
 
 def _check_filters(t, k, p) -> None:
@@ -177,3 +193,35 @@ def check_num_samples(num_samples) -> None:
     """Samples per prefix: at least 1 (a batch of none draws nothing)."""
     if not (_is_int(num_samples) and num_samples >= 1):
         raise CharLMError(f"--num-samples must be at least 1, not {_shown(num_samples)}")
+
+
+def check_prefixes(prefixes) -> None:
+    """Every prompt has a character to start from (the model is fed the prefix, then samples)."""
+    if any(not p for p in prefixes):
+        raise CharLMError("a prefix must not be empty; give at least one character")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One finished sample: its ``prefix``, the ``text`` generated after it (``prefix + text``
+    is the sample as ``charlm sample`` prints it), why it ended (``finish_reason``: ``"length"``
+    or ``"stop"``, a stop string met and left out) and the ``options`` it was drawn with, their
+    seed set. :meth:`to_dict` is a line of ``charlm sample --json``.
+
+    >>> Sample("To be", ", or not", "stop", SamplingOptions(seed=1)).to_dict()["finish_reason"]
+    'stop'
+    """
+
+    prefix: str
+    text: str
+    finish_reason: str
+    options: SamplingOptions
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "prefix": self.prefix,
+            "finish_reason": self.finish_reason,
+            "seed": self.options.seed,
+            "settings": self.options.to_dict(),
+        }

@@ -225,6 +225,74 @@ CORPUS_CASES = {
 }
 
 
+def make_gz_cut_short(path):
+    data = gzip.compress(TEXT.encode() * 20)
+    path.write_bytes(data[: len(data) // 2])
+
+
+def make_zip_with_only_a_folder(path):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("texts/", b"")
+
+
+# (make the corpus, the arguments after `train`, words of the one Error line)
+READ_CASES = {
+    "utf16-without-bom-as-utf-16": (
+        lambda w: (w / "notes.txt").write_bytes(TEXT.encode("utf-16-le")),
+        ["notes.txt", "--encoding", "utf-16"],
+        ["notes.txt", "UTF-16-LE text without a byte-order mark", "--encoding utf-16-le"],
+    ),
+    "utf8-as-utf-32": (
+        lambda w: (w / "plain.txt").write_text(TEXT),
+        ["plain.txt", "--encoding", "utf-32"],
+        ["plain.txt", "byte-order mark that --encoding utf-32 needs", "utf-32-le or utf-32-be"],
+    ),
+    "utf32be-with-bom-as-utf-16": (
+        lambda w: (w / "wide.txt").write_bytes(("\ufeff" + TEXT).encode("utf-32-be")),
+        ["wide.txt", "--encoding", "utf-16"],
+        ["wide.txt", "UTF-32-BE text with a byte-order mark", "--encoding utf-32-be"],
+    ),
+    "utf16-without-bom-as-utf-32-in-a-folder": (
+        lambda w: utf16_folder(w),  # defined below
+        ["texts", "--encoding", "utf-32"],
+        ["texts/a.txt", "--encoding utf-32 needs", "utf-32-le or utf-32-be"],
+    ),
+    "zip-with-only-a-folder": (
+        lambda w: make_zip_with_only_a_folder(w / "empty.zip"),
+        ["empty.zip"],
+        ["empty.zip", "no text member", "no files", "zip that contains text"],
+    ),
+    "gz-cut-short": (
+        lambda w: make_gz_cut_short(w / "cut.txt.gz"),
+        ["cut.txt.gz"],
+        ["cut.txt.gz", "corrupt gzip file", "re-create or re-download"],
+    ),
+    "symlink-loop": (
+        lambda w: (w / "loop").symlink_to("loop"),
+        ["loop"],
+        ["loop", "too many levels of symbolic links", "check the path"],
+    ),
+    "name-too-long": (
+        lambda w: None,
+        ["n" * 300 + ".txt"],
+        ["file name too long", "check the path"],
+    ),
+    "runs-dir-is-a-file": (
+        lambda w: ((w / "corpus.txt").write_text(TEXT * 3), (w / "notes").write_text("mine\n")),
+        ["corpus.txt", "--runs-dir", "notes"],
+        ["cannot write the encoded corpus in notes", "--runs-dir"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(READ_CASES))
+def test_a_corpus_that_cannot_be_read_as_asked_is_one_line_and_creates_no_run(workdir, case):
+    make, args, words = READ_CASES[case]
+    make(workdir)
+    refuses(run_cli, workdir, "train", *args, "--config", TINY, words=words)
+    assert not (workdir / "runs").exists()
+
+
 def test_an_unreadable_corpus_file_is_refused(workdir):
     (workdir / "secret.txt").write_text(TEXT)
     before = tree_snapshot(workdir)
@@ -644,7 +712,7 @@ FOLDER_CASES = {
         ["notes.txt", "UTF-32-BE text without a byte-order mark", "--encoding utf-32-be"],
     ),
     "utf16le-without-bom-in-a-folder": (
-        utf16_folder,
+        lambda w: utf16_folder(w),  # defined below
         "texts",
         [
             "texts/notes.txt",

@@ -15,8 +15,9 @@ from conftest import error
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from charlm.errors import CharLMError
 from charlm.text import corpus
-from charlm.text.corpus import read_corpus, split_corpus
+from charlm.text.corpus import read_chunks, read_corpus, rereadable, source_signature, split_corpus
 from charlm.text.vocab import Vocab
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
@@ -480,6 +481,48 @@ def test_any_latin_text_in_utf16_or_utf32_without_a_bom_is_recognised(text, code
     )
 
 
+@fast
+@given(
+    text=unicode_text,
+    codec=st.sampled_from(WIDE),
+    bom=st.booleans(),
+    asked=st.sampled_from(["utf-16", "utf-32"]),
+)
+def test_utf16_or_utf32_by_byte_order_mark_reads_its_text_or_says_which_encoding_in_one_line(
+    text, codec, bom, asked
+):
+    """--encoding utf-16/utf-32 takes the byte order from a byte-order mark: with the mark of
+    its width the text is read; anything else is refused in one line, never a traceback."""
+    data = (("\ufeff" if bom else "") + text).encode(codec)
+    readable = bom and codec.startswith(asked) and normalised(text)
+    try:
+        read = read_corpus(["-"], encoding=asked, stdin=io.BytesIO(data))
+    except CharLMError as e:
+        assert "\n" not in str(e) and not readable, e
+        if data and not bom and not text.startswith("\ufeff"):  # no byte-order mark at all
+            assert "pass --encoding" in str(e) or "binary" in str(e), e
+    else:
+        assert readable and read == normalised(text)
+
+
+@pytest.mark.parametrize("asked", ["utf-16", "utf-32"])
+def test_text_without_the_byte_order_mark_that_utf16_or_utf32_needs_names_both_orders(
+    tmp_path, asked
+):
+    path = write(tmp_path / "plain.txt", b"plain ASCII text\n" * 10)
+    assert error(read_corpus, [path], encoding=asked) == (
+        f"{path} does not start with the byte-order mark that --encoding {asked} needs to tell"
+        f" the byte order; pass --encoding {asked}-le or {asked}-be, or the encoding the file is"
+        " in (e.g. utf-8)"
+    )
+
+
+def test_a_binary_file_in_a_folder_read_as_utf16_is_still_skipped(tmp_path):
+    write(tmp_path / "a.txt", ("\ufeffone\n").encode("utf-16"))
+    write(tmp_path / "cat.png", PNG)
+    assert read_corpus([tmp_path], encoding="utf-16", warn=lambda line: None) == "one\n"
+
+
 def test_utf16_without_a_bom_in_a_folder_is_an_error_since_it_is_text_not_binary(tmp_path):
     write(tmp_path / "a.txt", b"one\n")
     w = write(tmp_path / "w.txt", "two\r\n".encode("utf-16-le"))
@@ -694,3 +737,31 @@ def test_split_rejects_fractions_outside_zero_to_one(fraction):
 def test_split_halves_join_back_to_the_text(text, fraction):
     train, val = split_corpus(text, fraction)
     assert train + val == text and len(val) == int(len(text) * fraction)
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def test_a_path_that_cannot_be_looked_up_says_why(tmp_path):
+    (tmp_path / "loop").symlink_to("loop")
+    too_long = str(tmp_path / ("n" * 300))
+    assert error(read_corpus, [tmp_path / "loop"]) == (
+        f"{tmp_path / 'loop'}: Too many levels of symbolic links; check the path"
+    )
+    assert error(read_corpus, [too_long]) == f"{too_long}: File name too long; check the path"
+    write(tmp_path / "a.txt", b"a")
+    assert error(read_corpus, [tmp_path / "a.txt" / "b"]).endswith(
+        "Not a directory; check the path"
+    )
+
+
+def test_pipes_fifos_and_stdin_are_read_once_files_and_folders_again(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    write(tmp_path / "a.txt", b"abc")
+    assert rereadable([tmp_path / "a.txt", tmp_path]) and not rereadable([tmp_path, fifo])
+    assert not rereadable(["-"])
+    assert source_signature([fifo]) is None  # its size and time say nothing of its text
+    chunks = read_chunks([tmp_path / "a.txt", "-"], stdin=io.BytesIO(b"d"))
+    assert (chunks.once, chunks.name) == (True, f"{tmp_path / 'a.txt'}, -")
+    assert "".join(chunks) == "abc\nd"

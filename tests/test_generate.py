@@ -4,13 +4,16 @@ greedy, seeds), and the Generator around a model (prefix warm-up, batching, stre
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import error
+from conftest import assert_close, error
 
 from charlm.config import Config
 from charlm.errors import CharLMError
 from charlm.models.lm import build_model
+from charlm.sampling import SamplingOptions
 from charlm.text.vocab import Vocab
-from charlm.use.generate import CHUNK, PARTIAL, Batch, Generator, sample_next, uniforms
+from charlm.use.draw import PARTIAL, sample_next, uniforms
+from charlm.use.generate import Generator
+from charlm.use.loop import CHUNK, Batch
 
 DRAWS = 20_000  # independent draws per distribution: one row each, in one call
 
@@ -243,9 +246,10 @@ def generator():
     ],
 )
 def test_streamed_chunks_join_to_the_same_text_as_one_call(generator, length, chunk):
-    options = dict(num_samples=2, temperature=1.5, top_k=8, seed=11)
-    whole = generator.generate(["the", "cat"], length=length, **options)
-    pieces = list(generator.stream(["the", "cat"], length, chunk=chunk, **options))
+    options = dict(temperature=1.5, top_k=8, seed=11)
+    whole = generator.generate(["the", "cat"], length=length, num_samples=2, **options)
+    options = SamplingOptions(length=length, **options)
+    pieces = list(generator.stream(["the", "cat"], options, num_samples=2, chunk=chunk))
     assert [len(p[0]) for p in pieces[1:]] == [chunk] * (length // chunk) + (
         [length % chunk] if length % chunk else []
     )
@@ -254,7 +258,7 @@ def test_streamed_chunks_join_to_the_same_text_as_one_call(generator, length, ch
 
 
 def test_the_first_yield_is_the_prefixes_one_per_sample(generator):
-    stream = generator.stream(["the", "cat"], 10, num_samples=2, seed=1)
+    stream = generator.stream(["the", "cat"], SamplingOptions(length=10, seed=1), num_samples=2)
     assert next(stream) == ["the", "the", "cat", "cat"]
 
 
@@ -276,9 +280,9 @@ def test_each_distinct_prefix_is_warmed_once(generator):
     warmed = []
     warm = generator.warm
 
-    def counting_warm(ids):
-        warmed.append(generator.vocab.decode(ids.numpy()[0]))
-        return warm(ids)
+    def counting_warm(ids, state):
+        warmed.extend(generator.vocab.decode(row) for row in ids.numpy())
+        return warm(ids, state)
 
     generator.warm = counting_warm
     try:
@@ -286,6 +290,38 @@ def test_each_distinct_prefix_is_warmed_once(generator):
     finally:
         generator.warm = warm
     assert warmed == ["the", "cat"]
+
+
+def test_prefixes_fed_together_end_where_each_fed_alone_ends(generator):
+    prefixes = ["the cat", "a", "the mat sat", "the cat", "on"]  # lengths 7, 1, 11, 7, 2
+    encoded = generator.encode_prefixes(prefixes)
+    together = {}
+    generator.feed_together(encoded, together)
+    assert len(together) == 4  # "the cat" fed once
+    for ids in encoded:
+        alone = generator.feed(ids[None, :])
+        assert [a.shape for a in together[ids.tobytes()]] == [a.shape for a in alone]
+        for got, want in zip(together[ids.tobytes()], alone, strict=True):
+            assert_close(got, want)
+
+
+def test_prefixes_fed_together_are_not_fed_again_by_start(generator):
+    warmed, calls = {}, []
+    generator.feed_together(generator.encode_prefixes(["the", "mat"]), warmed)
+    warm = generator.warm
+
+    def counting_warm(ids, state):
+        calls.append(ids.numpy())
+        return warm(ids, state)
+
+    generator.warm = counting_warm
+    try:
+        rows = generator.start(["mat", "the"], SamplingOptions(length=5, seed=2), warmed=warmed)
+    finally:
+        generator.warm = warm
+    assert calls == [] and rows.prefixes == ["mat", "the"]
+    mat, the = (warmed[ids.tobytes()][0] for ids in generator.encode_prefixes(["mat", "the"]))
+    np.testing.assert_array_equal(rows.batch.logits, np.concatenate([mat, the]))
 
 
 def test_identical_prefixes_give_identical_rows_with_greedy(generator):
@@ -369,7 +405,7 @@ def test_greedy_ignores_the_temperature_and_filters(generator):
 
 def test_errors_come_before_the_first_yield(generator):
     with pytest.raises(CharLMError):
-        next(generator.stream([""], 5))
+        next(generator.stream([""], SamplingOptions(length=5)))
 
 
 # -- per-row options and randomness: rows of different calls share one batch --------------------
@@ -433,8 +469,6 @@ def test_the_uniforms_are_spread_evenly():
 
 def test_rows_of_two_calls_run_in_one_padded_batch_give_each_calls_own_text(generator):
     """What a server does: two calls' rows joined, padded, run together, split again."""
-    from charlm.sampling import SamplingOptions
-
     calls = [
         (["the"], SamplingOptions(length=40, temperature=1.5, top_k=8, seed=11), 2),
         (["cat", "mat"], SamplingOptions(length=40, top_p=0.8, seed=3), 1),

@@ -1,10 +1,11 @@
 """The streamed, memory-mapped corpus (charlm/text/idfile.py) gives exactly what the in-memory path gives."""
 
 import json
+import signal
 
 import numpy as np
 import pytest
-from conftest import CORPORA, TINY, error
+from conftest import CONFIGS, CORPORA, TINY, error
 
 import charlm.text.corpus
 from charlm.api.inputs import encode_corpus
@@ -175,3 +176,313 @@ def test_a_run_from_before_the_id_file_resumes(workdir):
     run = charlm.train(resume="runs/old", steps=4, progress=False, log=lambda line: None)
     assert int(run.metrics()[-1]["step"]) == 4
     assert (workdir / "runs" / "old" / "ids.npy").exists()
+
+
+# -- one reading of the corpus, or two that agree ------------------------------------------------
+
+CHANGES = {
+    "truncated": lambda path: path.write_text(path.read_text()[:1000]),
+    "appended": lambda path: path.write_text(path.read_text() * 2),
+    "same-length-edit": lambda path: path.write_text(path.read_text().upper()),
+}
+SAID = {
+    "truncated": "(30,000 characters at first, 1,000 when read again)",
+    "appended": "(30,000 characters at first, more when read again)",
+    "same-length-edit": "(30,000 characters both times, but not the same text)",
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_corpus_that_changes_between_the_passes_is_refused_and_nothing_is_written(
+    tmp_path, change
+):
+    path = tmp_path / "corpus.txt"
+    path.write_text((CORPORA / "tinyshakespeare.txt").read_text()[:30_000])
+    cfg = Config(paths=[str(path)])
+    # the vocabulary line is logged between the two passes: change the file there
+    message = error(
+        encode_corpus, cfg, tmp_path / "out", log=lambda line: CHANGES[change](path), progress=False
+    )
+    assert message == (
+        f"{path} changed while it was read {SAID[change]}; nothing was written;"
+        " train again once it stops changing"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pipe_is_read_once_through_a_spool_that_is_removed(tmp_path):
+    from charlm.text.corpus import Chunks
+
+    reads = []
+
+    def source():  # a stream that gives its text only the first time, like a pipe
+        reads.append(None)
+        return Chunks(iter(["ab", "ca\nb"] if len(reads) == 1 else []), "<pipe>", once=True)
+
+    corpus = encode(source, None, 0.2, tmp_path, log=lambda line: None, progress=False)
+    assert len(reads) == 1
+    assert corpus.vocab.decode(corpus.ids) == "abca\nb"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [corpus.ids_path.name, corpus.val_path.name]
+    )
+
+
+def write_later(path, data: bytes):
+    """Write ``data`` into the FIFO ``path`` from a thread; if nobody opened it for reading
+    after 60 s, open it once more so that a reader stuck on it sees the end instead of hanging."""
+    import os
+    import threading
+
+    def write():
+        fd = os.open(path, os.O_WRONLY)  # blocks until the reader opens it
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    def unblock():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # fails unless a reader waits
+            os.close(fd)
+        except OSError:
+            pass
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    watchdog = threading.Timer(60, unblock)
+    watchdog.daemon = True
+    watchdog.start()
+    return writer, watchdog
+
+
+def test_a_fifo_corpus_trains(workdir):
+    import os
+
+    from conftest import run_cli
+
+    text = (CORPORA / "tinyshakespeare.txt").read_text()[:20_000]
+    os.mkfifo(workdir / "fifo")
+    writer, watchdog = write_later(workdir / "fifo", text.encode())
+    try:
+        code, _, err = run_cli(
+            "train", "fifo", "--config", CONFIGS / "tiny.toml", "--steps", "1", "--name", "f"
+        )
+    finally:
+        watchdog.cancel()
+    writer.join(5)
+    assert code == 0, err
+    info = json.loads((workdir / "runs/f/corpus.json").read_text())
+    assert (info["train_chars"], info["val_chars"]) == (18_000, 2_000)
+    assert info["train_sha256"] == text_sha256(text[:18_000]) and info["sources"] is None
+    assert sorted(p.name for p in (workdir / "runs").iterdir()) == ["f", "latest"]
+
+
+def test_dev_stdin_fed_by_a_pipe_trains(workdir, charlm_cli):
+    text = (CORPORA / "tinyshakespeare.txt").read_text()[:20_000]
+    code, _, err = charlm_cli(
+        "train",
+        "/dev/stdin",
+        "--config",
+        CONFIGS / "tiny.toml",
+        "--steps",
+        "1",
+        "--name",
+        "s",
+        cwd=workdir,
+        input=text,
+        timeout=240,
+    )
+    assert code == 0, err
+    info = json.loads((workdir / "runs/s/corpus.json").read_text())
+    assert info["train_chars"] + info["val_chars"] == len(text)
+    assert info["val_sha256"] == text_sha256(text[18_000:])
+
+
+# -- temporary files are removed on every exit path, signals included ------------------------------
+
+
+def signalled_while_encoding(workdir, signum, corpus: str, ready=None, env=None):
+    """Start ``charlm train corpus`` in ``workdir`` and send it ``signum`` once it is encoding:
+    when its stderr says CHARLM_PAUSED (``env`` sets CHARLM_PAUSE_AT), or ``ready()`` is true.
+    Return its exit status and stderr; it is killed if it lasts over 4 minutes."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    command = [sys.executable, "-m", "charlm", "train", corpus, "--config", CONFIGS / "tiny.toml"]
+    process = subprocess.Popen(
+        list(map(str, command)),
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    killer = threading.Timer(240, process.kill)
+    killer.start()
+    try:
+        seen = []
+        if ready is None:
+            for line in process.stderr:
+                seen.append(line)
+                if line.startswith("CHARLM_PAUSED"):
+                    break
+        else:
+            while not ready() and process.poll() is None:
+                time.sleep(0.05)
+        process.send_signal(signum)
+        seen.append(process.stderr.read())
+        process.wait()
+    finally:
+        killer.cancel()
+    return process.returncode, "".join(seen)
+
+
+@pytest.mark.parametrize(
+    "signum, status", [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)]
+)
+def test_a_signal_while_encoding_leaves_no_temporary_file(workdir, signum, status):
+    big = (CORPORA / "tinyshakespeare.txt").read_text() * 6  # 6.7 MB: pass 2 pauses after 4 MB
+    (workdir / "big.txt").write_text(big)
+    code, err = signalled_while_encoding(
+        workdir, signum, "big.txt", env={"CHARLM_PAUSE_AT": "ids-encoding"}
+    )
+    assert "CHARLM_PAUSED ids-encoding" in err, err
+    assert code == status, err
+    assert "Traceback" not in err, err
+    assert not (workdir / "runs").exists()  # the temporaries and the folder made for them
+    assert (workdir / "big.txt").read_text() == big
+
+
+def test_sigterm_while_waiting_for_a_fifo_writer_removes_the_spool(workdir):
+    import os
+
+    os.mkfifo(workdir / "fifo")
+
+    def spooling():
+        return any(p.name.startswith(".corpus.spool") for p in (workdir / "runs").glob(".*"))
+
+    code, err = signalled_while_encoding(workdir, signal.SIGTERM, "fifo", ready=spooling)
+    assert code == -signal.SIGTERM, err
+    assert "Traceback" not in err, err
+    assert not (workdir / "runs").exists()
+
+
+# -- verify before reuse: a run's ids.npy and val.txt are checked before a resume trains on them ---
+
+
+@pytest.fixture(scope="module")
+def two_steps(tmp_path_factory):
+    """A tiny run of two steps on 20,000 characters, trained once for the module: copy it."""
+    import os
+
+    import charlm
+
+    home, back = tmp_path_factory.mktemp("two-steps"), os.getcwd()
+    os.chdir(home)  # the run records runs_dir = "runs": a copy in another folder is whole
+    try:
+        charlm.train(
+            [CORPORA / "tinyshakespeare.txt"],
+            name="r",
+            steps=2,
+            max_chars=20_000,
+            progress=False,
+            log=lambda line: None,
+            **TINY,
+        )
+    finally:
+        os.chdir(back)
+    return home / "runs/r"
+
+
+def overwrite_every_7th_id(run):
+    """Every 7th id of ids.npy replaced by another id of the vocabulary (in range)."""
+    ids = np.load(run / "ids.npy", mmap_mode="r+")
+    ids[::7] = (ids[::7] + 1) % len(Vocab.load(run / "vocab.json"))
+    ids.flush()
+
+
+def set_ids(run, value):
+    ids = np.load(run / "ids.npy", mmap_mode="r+")
+    ids[100:110] = value
+    ids.flush()
+
+
+def cut_file(path, keep):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def forget_ids_hash(run):
+    info = json.loads((run / "corpus.json").read_text())
+    del info["ids_sha256"]  # as a run from before the hash was recorded
+    (run / "corpus.json").write_text(json.dumps(info))
+
+
+DAMAGED_IDS = {
+    "every-7th-id-in-range": (overwrite_every_7th_id, "is not the file that was written"),
+    "out-of-range-ids": (lambda r: set_ids(r, 255), "has id 255, beyond the"),
+    "truncated": (lambda r: cut_file(r / "ids.npy", 5000), "is damaged (mmap length"),
+    "emptied": (lambda r: cut_file(r / "ids.npy", 0), "is damaged (No data left in file)"),
+    "header-only": (lambda r: cut_file(r / "ids.npy", 40), "is damaged (EOF: reading"),
+    "val-missing": (lambda r: (r / "val.txt").unlink(), "val.txt is missing"),
+    "val-garbled": (lambda r: (r / "val.txt").write_bytes(b"\xff\xfe" * 1000), "is unreadable"),
+    "val-edited": (
+        lambda r: (r / "val.txt").write_text((r / "val.txt").read_text().swapcase()),
+        "val.txt is not the held-out text that corpus.json records",
+    ),
+    "no-recorded-hash": (forget_ids_hash, "corpus.json records no ids_sha256"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_IDS))
+def test_a_damaged_id_file_is_encoded_again_on_resume_in_one_line(workdir, two_steps, case):
+    from conftest import copy_run, run_cli
+
+    run = copy_run(two_steps, workdir / "runs/r")
+    original = {name: (run / name).read_bytes() for name in ("ids.npy", "val.txt", "corpus.json")}
+    damage, words = DAMAGED_IDS[case]
+    damage(run)
+    code, _, err = run_cli("train", "--resume", "runs/r", "--steps", "3")
+    assert code == 0, err
+    assert "Traceback" not in err and "Aborted!" not in err, err
+    said = [line for line in err.splitlines() if line.startswith("corpus: ")]
+    assert len(said) == 1 and said[0].endswith("; encoding the corpus again"), err
+    assert words in said[0], said
+    # encoded again from the corpus: the run validates on the held-out text it was made with
+    assert (run / "ids.npy").read_bytes() == original["ids.npy"]
+    assert (run / "val.txt").read_bytes() == original["val.txt"]
+    assert (
+        json.loads((run / "corpus.json").read_text())["ids_sha256"]
+        == (json.loads(original["corpus.json"])["ids_sha256"])
+    )
+    assert int(json.loads((run / "run.json").read_text())["step"]) == 3
+
+
+def test_an_intact_id_file_is_reused_without_encoding_again(workdir, two_steps):
+    from conftest import copy_run
+
+    from charlm.text.idfile import ids_match
+
+    run = copy_run(two_steps, workdir / "runs/r")
+    said = []
+    info = json.loads((run / "corpus.json").read_text())
+    assert ids_match(run, Vocab.load(run / "vocab.json"), info, said.append)
+    assert said == []
+
+
+def test_a_damaged_id_file_whose_corpus_is_gone_is_refused_in_one_line(workdir):
+    from conftest import run_cli, tree_snapshot
+
+    import charlm
+
+    corpus = workdir / "c.txt"
+    corpus.write_text((CORPORA / "tinyshakespeare.txt").read_text()[:20_000])
+    charlm.train([corpus], name="r", steps=1, progress=False, log=lambda line: None, **TINY)
+    set_ids(workdir / "runs/r", 255)
+    corpus.unlink()
+    before = tree_snapshot(workdir)
+    code, _, err = run_cli("train", "--resume", "runs/r", "--steps", "3")
+    assert code == 1 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f"Error: {corpus}: no such file or folder; check the path"], err
+    assert tree_snapshot(workdir) == before

@@ -207,11 +207,14 @@ def test_ctrl_c_at_the_prompt_leaves_with_exit_status_0(run_path):
 
 
 def test_interactive_with_prefixes_or_several_samples_is_a_usage_error(run_path):
-    for extra in (["--prefix", "x"], ["--num-samples", "2"]):
+    for extra, named in (
+        (["--prefix", "x"], "--prefix"),
+        (["--num-samples", "2"], "--num-samples"),
+        (["--prefix", "x", "--num-samples", "2"], "--prefix and --num-samples"),
+    ):
         code, out, err = run_cli("sample", "-i", "--run", run_path, *extra)
         assert code == 2 and "Traceback" not in err
         assert err.strip().splitlines()[-1] == (
             "Error: --interactive reads its prefixes from "
-            "standard input, one sample each; drop "
-            "--prefix and --num-samples"
+            f"standard input, one sample each; drop {named}"
         )

@@ -328,7 +328,9 @@ def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_exits_non_zero(workdir
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 10
+    # it stops at the next step instead of training on (100,000 steps take many minutes); the
+    # bound leaves room for a loaded machine: 12-18 s were seen at a load of 9 on 2 cores
+    assert time.monotonic() - sent < 30
     assert proc.returncode == 130
     assert "Traceback" not in err
     assert "checkpoint saved. Resume with: charlm train --resume runs/k" in err

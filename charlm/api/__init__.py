@@ -166,9 +166,10 @@ def _within_budget(cfg, given, corpus, started, log, origin=None) -> Config:
 def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, started, origin):
     """The trainer and what it is handed from above: the model (with ``origin``'s weights, if
     any), the scorer, the generator and the TensorBoard log. TensorFlow is imported here, once
-    the inputs are good (or earlier, to load ``origin``). Under a ``--strategy`` they are built
-    in its scope, and a non-chief worker saves into a temporary folder
-    (charlm.training.distribute)."""
+    the inputs are good (or earlier, to load ``origin``), and the line that says which device
+    trains (charlm.models.device) is logged. Under a ``--strategy`` they are built in its
+    scope, and a non-chief worker saves into a temporary folder (charlm.training.distribute)."""
+    from ..models.device import device_line
     from ..models.lm import build_model
     from ..training import distribute
     from ..training.monitor import LossPlot, RunRecord, TensorBoardLog
@@ -180,6 +181,8 @@ def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, sta
     if strategy is not None:
         distribute.check_batch(strategy, cfg.batch_size)
         rundir = rundir if distribute.is_chief(strategy) else WorkerRunDir(rundir)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    log(device_line(cfg.precision, replicas, cfg.strategy))
     with distribute.scope(strategy):
         model = build_model(cfg, len(vocab))
         if origin:

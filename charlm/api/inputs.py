@@ -18,7 +18,7 @@ from ..errors import CharLMError
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir
 from ..text.corpus import read_chunks, read_corpus, source_signature
-from ..text.idfile import IDS_FILE, VAL_FILE, EncodedCorpus, encode
+from ..text.idfile import IDS_FILE, EncodedCorpus, encode, ids_match
 from ..text.texts import corpus_options, read_options
 
 
@@ -110,8 +110,8 @@ def _resumed_corpus(cfg, rundir, vocab, log, progress) -> EncodedCorpus:
     (the same sizes and modification times), else the corpus encoded again and checked
     against the run's hashes."""
     info, sources = rundir.corpus_info(), corpus_sources(cfg)
-    kept = all((rundir.path / name).is_file() for name in (IDS_FILE, VAL_FILE))
-    if kept and sources is not None and info.get("sources") == sources:
+    kept = sources is not None and info.get("sources") == sources
+    if kept and ids_match(rundir.path, vocab, info, log):  # checked against corpus.json first
         log(
             f"corpus: unchanged since {rundir.path.name} encoded it (the same files, sizes and "
             f"modification times): training on its {IDS_FILE} as it is"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..errors import CharLMError
 from ..runs.rundir import RunDir
-from ..sampling import SamplingOptions, check_num_samples
+from ..sampling import Sample, SamplingOptions, check_num_samples
 from ..text.corpus import read_corpus
 from .inputs import to_stderr
 
@@ -101,6 +101,34 @@ class Run:
         return self.generator.stream(
             prefixes, options=options, num_samples=num_samples, warn=warn, chunk=chunk
         )
+
+    def samples(
+        self,
+        prefixes: list[str] | None,
+        length: int | None = None,
+        *,
+        options: SamplingOptions | None = None,
+        num_samples: int = 1,
+        warn=to_stderr,
+        **fields,
+    ) -> list[Sample]:
+        """Like :meth:`generate`, but each sample is a :class:`~charlm.sampling.Sample`: the
+        text after its prefix, the prefix, why it ended, and the options with the seed used
+        (drawn when none is given): what ``charlm sample --json`` prints::
+
+            [s.finish_reason for s in run.samples(["ROMEO:"], stop=["\\n\\n"], num_samples=2)]
+        """
+        options = SamplingOptions.of(options, length=length, **fields).seeded()
+        check_num_samples(num_samples)
+        rows = self.generator.start(prefixes, options, num_samples, warn)
+        texts = [""] * len(rows.prefixes)
+        while not rows.done:
+            new = rows.advance(self.generator.chunk)
+            texts = [a + b for a, b in zip(texts, new, strict=True)]
+        return [
+            Sample(p, t, reason, options)
+            for p, t, reason in zip(rows.prefixes, texts, rows.finish_reasons, strict=True)
+        ]
 
     def evaluate(
         self,

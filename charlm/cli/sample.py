@@ -1,23 +1,30 @@
-"""``charlm sample``: samples streamed to stdout, the memorisation check (``--novelty``) on
-stderr, and the prompt loop (``--interactive``). The sampling flags are made from
-SamplingOptions' fields (common.sampling_options).
+"""``charlm sample``: samples streamed to stdout (or, with ``--json``, one JSON object a line
+for scripts), the memorisation check (``--novelty``) on stderr, and the prompt loop
+(``--interactive``). The sampling flags are made from SamplingOptions' fields
+(common.sampling_options). stderr says first which device samples and, when no ``--seed`` is
+given, the seed drawn, so that any sample can be drawn again.
 
     charlm sample --run runs/tiny --prefix "ROMEO:" --top-p 0.9 --num-samples 3
+    charlm sample --prefix-file prompt.txt --stop $'\n\n' --json
     charlm sample -i
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import sys
+from pathlib import Path
 
 import click
 
-from ..sampling import SamplingOptions, check_num_samples
+from ..errors import CharLMError
+from ..sampling import SamplingOptions, check_num_samples, check_prefixes
 from .common import (
     RUN_OPTION,
     RUNS_DIR_OPTION,
     find_run,
+    json_option,
     quiet_tensorflow,
     sampling_options,
     user_errors,
@@ -34,6 +41,14 @@ from .common import (
     "prefixes",
     multiple=True,
     help="Text to start from (repeatable: several prompts in one batch).",
+)
+@click.option(
+    "--prefix-file",
+    "prefix_files",
+    multiple=True,
+    metavar="FILE",
+    help="A prompt read from FILE, - for standard input, as the run's corpus was read "
+    "(its encoding; a BOM dropped, CRLF as LF); repeatable; instead of --prefix.",
 )
 @sampling_options
 @click.option(
@@ -63,33 +78,115 @@ from .common import (
     "from the training corpus and the share of its 20-grams that are copied "
     "(on stderr; needs the run's corpus, unchanged).",
 )
+@json_option(
+    "One JSON object a line per sample, printed when the batch ends: text (what follows the "
+    "prefix), prefix, finish_reason (length or stop), seed and settings (--separator unused)."
+)
 @user_errors
 def sample(
-    run_path, runs_dir, weights, prefixes, num_samples, separator, interactive, novelty, **fields
+    run_path,
+    runs_dir,
+    weights,
+    prefixes,
+    prefix_files,
+    num_samples,
+    separator,
+    interactive,
+    novelty,
+    as_json,
+    **fields,
 ):
     """Generate text from a trained run, streamed to stdout as it is produced."""
-    if interactive and (prefixes or num_samples != 1):
-        raise click.UsageError(
-            "--interactive reads its prefixes from standard input, one "
-            "sample each; drop --prefix and --num-samples"
-        )
+    check_modes(
+        interactive,
+        {"--prefix": prefixes, "--prefix-file": prefix_files},
+        {"--num-samples": num_samples != 1, "--json": as_json},
+    )
     options = SamplingOptions.of(**fields)  # checked here, before TensorFlow loads
     check_num_samples(num_samples)
+    check_prefixes(prefixes)
     run_path = find_run(run_path, runs_dir)
+    prefixes = list(prefixes) + read_prompts(prefix_files, run_path)
     report = novelty_reporter(run_path) if novelty else None  # the corpus checked first, too
     quiet_tensorflow()
     from ..api import load
+    from ..models.device import device_line
 
     run = load(run_path, runs_dir=runs_dir, weights=weights)
+    click.echo(device_line("float32"), err=True)  # generation computes in float32 (Run)
     if interactive:
         return sample_interactively(run, options, report)
-    prefixes = list(prefixes) or run.config.sample_prefixes[:1] or [run.generator.default_prefix]
-    texts = write_samples(
-        run.stream(prefixes, options=options, num_samples=num_samples), sys.stdout, separator
-    )
+    prefixes = prefixes or run.config.sample_prefixes[:1] or [run.generator.default_prefix]
+    options, out = seeded(options), sys.stdout
+    if as_json:
+        texts = write_json(run.samples(prefixes, options=options, num_samples=num_samples), out)
+    else:
+        texts = write_samples(
+            run.stream(prefixes, options=options, num_samples=num_samples), out, separator
+        )
     for i, text in enumerate(texts):
         if report:
             report(prefixes[i // num_samples], text, f"sample {i + 1}" if len(texts) > 1 else "")
+
+
+def check_modes(interactive: bool, prompts: dict, output: dict) -> None:
+    """The options given together that cannot be: ``prompts`` from --prefix and from
+    --prefix-file, or, with --interactive (which reads its prompts from standard input and
+    prints each sample as text), any prompt or ``output`` option; each refused by name."""
+    if interactive and any([*prompts.values(), *output.values()]):
+        flags = " and ".join(flag for flag, v in {**prompts, **output}.items() if v)
+        raise click.UsageError(
+            f"--interactive reads its prefixes from standard input, one sample each; drop {flags}"
+        )
+    if all(prompts.values()):
+        raise CharLMError("--prefix and --prefix-file both give the prompts; use one of them")
+    if list(prompts["--prefix-file"]).count("-") > 1:
+        raise CharLMError("--prefix-file - reads standard input, which can be read only once")
+
+
+def read_prompts(paths, run_path: str) -> list[str]:
+    """The prompt of each file (``-``: standard input), read as the run read its corpus
+    (charlm.text.texts.read_options: its encoding, a BOM dropped, CRLF as LF), before
+    TensorFlow loads; a folder, or a file that is missing, unreadable or empty, is refused."""
+    if not paths:
+        return []
+    from ..runs.rundir import RunDir
+    from ..text.texts import read_options
+
+    options = read_options(RunDir(run_path).read_config())
+    for path in paths:
+        if path != "-" and Path(path).is_dir():
+            raise CharLMError(f"--prefix-file {path} is a folder; name a text file, or - for stdin")
+    return [read_prompt(path, options) for path in paths]
+
+
+def read_prompt(path: str, options: dict) -> str:
+    """The text of prompt file ``path`` (charlm.text.corpus.read_corpus with the run's reading
+    ``options``); the reader's refusal, told as one about --prefix-file: the way out it gives
+    for a corpus (train's --encoding and --errors) becomes the one for a prompt."""
+    from ..text.corpus import read_corpus
+
+    try:
+        return read_corpus([path], warn=lambda line: click.echo(line, err=True), **options)
+    except CharLMError as e:
+        what, _, way_out = str(e).partition("; ")
+        if what.startswith("corpus is empty"):
+            shown = "- (standard input)" if path == "-" else path
+            what, way_out = f"{shown} is empty", "a prompt needs at least one character"
+        elif "--encoding" in way_out or "--errors" in way_out:
+            way_out = f"save it in {options['encoding']}, the encoding the run read its corpus in"
+        raise CharLMError(f"--prefix-file {what}; {way_out}") from None
+
+
+def seeded(options: SamplingOptions) -> SamplingOptions:
+    """``options`` with a seed: the one given, or one drawn and told on stderr (one line), so
+    that the same command with that ``--seed`` gives the same samples."""
+    if options.seed is None:
+        options = options.seeded()
+        click.echo(
+            f"seed: {options.seed} (pass --seed {options.seed} to get this sample again)", err=True
+        )
+    return options
 
 
 def write_samples(chunks, out, separator: str) -> list[str]:
@@ -103,6 +200,15 @@ def write_samples(chunks, out, separator: str) -> list[str]:
     out.write("".join(separator + text for text in texts[1:]) + "\n")
     out.flush()
     return texts
+
+
+def write_json(samples, out) -> list[str]:
+    """Write each :class:`~charlm.sampling.Sample` as one JSON object a line (characters as
+    they are, not escaped); returns the samples as printed text would show them."""
+    for s in samples:
+        out.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
+    out.flush()
+    return [s.prefix + s.text for s in samples]
 
 
 def novelty_reporter(run_path: str):

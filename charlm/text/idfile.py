@@ -1,14 +1,20 @@
 """The corpus encoded once, streaming, into a compact file of ids that training reads memory-mapped.
 
-A corpus larger than memory never becomes one ``str``: :func:`encode` reads it twice as a
-stream of chunks (:func:`charlm.text.corpus.read_chunks`).
+A corpus larger than memory never becomes one ``str``: :func:`encode` reads it as a stream of
+chunks (:func:`charlm.text.corpus.read_chunks`), in two passes (:mod:`charlm.text.passes`).
 
 - pass 1 counts the characters and notes where each code point first appears; the
   vocabulary is then the characters that appear before the train/val cut
   (:func:`charlm.text.corpus.split_point`), i.e. exactly ``Vocab.from_text(train_text)``;
 - pass 2 writes the ids (uint8, uint16 or uint32 by vocabulary size, :func:`id_dtype`) to a
   ``.npy`` file, the held-out text to a text file, and hashes the UTF-8 bytes of the train and
-  val parts (the same values as :func:`charlm.fsio.text_sha256` of the two texts).
+  val parts (the same values as :func:`charlm.fsio.text_sha256` of the two texts) and the ids.
+
+Pass 2 must see exactly pass 1's text (the same count and sha256), or nothing is written: a
+file that changed in between is refused in one line. A source that cannot be read twice (a
+pipe, a FIFO, standard input: its chunks say ``once``) is read once: pass 1 copies it to a
+spool file beside the outputs, which pass 2 reads. The temporary files are removed on every
+exit path, SIGTERM and SIGHUP included (the process then ends by that signal, as it would have).
 
 The train ids are ``ids[:train_chars]``, the held-out ids ``ids[train_chars:]``::
 
@@ -22,15 +28,19 @@ The train ids are ``ids[:train_chars]``, the held-out ids ``ids[train_chars:]``:
 
 (``r`` and ``d`` appear only after the cut, so they are ``<unk>``, id 0, as in the in-memory path.)
 The files are written under temporary names in ``folder``; :meth:`EncodedCorpus.place` moves
-them into the run folder. Pure numpy: no TensorFlow.
+them into the run folder. Before a run's files are used again, :func:`ids_match` checks them
+against what corpus.json recorded. Pure numpy: no TensorFlow.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import hashlib
-import io
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,24 +49,21 @@ import numpy as np
 
 from ..errors import CharLMError
 from ..fsio import replace_path
-from ..text.codepoints import code_points
 from ..text.corpus import split_point
-from ..text.vocab import CHUNK_CHARS, Vocab
+from ..text.vocab import Vocab
+from .passes import agreeing, first_reading, id_dtype, spooled, write_ids
+
+__all__ = ["IDS_FILE", "VAL_FILE", "EncodedCorpus", "encode", "id_dtype", "ids_match"]
 
 IDS_FILE = "ids.npy"
 VAL_FILE = "val.txt"
-_MAX_CODE_POINT = 0x10FFFF
-_UNSEEN = np.iinfo(np.int64).max
+SPOOL_FILE = "corpus.spool"  # a one-time source's text, kept for pass 2 while encoding
+_HASHED_BYTES = 1 << 22  # bytes of a run's ids.npy or val.txt hashed at a time by ids_match
 
-Source = Callable[[], Iterator[str]]  # each call streams the text again, chunk by chunk
-
-
-def id_dtype(vocab_size: int) -> np.dtype:
-    """The smallest unsigned integer type that holds ids ``0 .. vocab_size - 1``."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if vocab_size <= np.iinfo(dtype).max + 1:
-            return np.dtype(dtype)
-    raise ValueError(f"vocabulary of {vocab_size} ids")  # pragma: no cover - Unicode has fewer
+# Each call streams the text again, chunk by chunk. An iterator whose ``once`` is true (the
+# chunks of a pipe or standard input, charlm.text.corpus.Chunks) is read only once; its
+# ``name`` names the corpus in messages.
+Source = Callable[[], Iterator[str]]
 
 
 @dataclass
@@ -72,6 +79,7 @@ class EncodedCorpus:
     val_sha256: str
     made_folder: bool = False  # the folder was created for these files
     sources: list | None = None  # the files it was read from (charlm.text.corpus.source_signature)
+    ids_sha256: str | None = None  # of the ids' bytes after the .npy header; None: not recorded
 
     @classmethod
     def placed(cls, folder, vocab: Vocab, info: dict) -> EncodedCorpus:
@@ -87,6 +95,7 @@ class EncodedCorpus:
             info["train_sha256"],
             info["val_sha256"],
             sources=info.get("sources"),
+            ids_sha256=info.get("ids_sha256"),
         )
 
     @property
@@ -103,13 +112,14 @@ class EncodedCorpus:
         return self.ids[self.train_chars :]
 
     def info(self) -> dict:
-        """What ``corpus.json`` records: sizes, the sha256 of the UTF-8 train and val text, and
-        the files it was read from."""
+        """What ``corpus.json`` records: sizes, the sha256 of the UTF-8 train and val text and
+        of the ids, and the files it was read from."""
         return {
             "train_chars": self.train_chars,
             "val_chars": self.val_chars,
             "train_sha256": self.train_sha256,
             "val_sha256": self.val_sha256,
+            "ids_sha256": self.ids_sha256,
             "sources": self.sources,
         }
 
@@ -122,9 +132,10 @@ class EncodedCorpus:
     def discard(self) -> None:
         """Remove the files (a run that will not use them), and their folder if made for them and empty."""
         for path in (self.ids_path, self.val_path):
-            Path(path).unlink(missing_ok=True)
-        if self.made_folder and not any(self.ids_path.parent.iterdir()):
-            self.ids_path.parent.rmdir()
+            _remove(path)
+        folder = self.ids_path.parent
+        if self.made_folder and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def encode(
@@ -138,39 +149,106 @@ def encode(
     progress: bool | None = None,
 ) -> EncodedCorpus:
     """Encode the text ``source`` streams (and the held-out text of ``val_source``, if given,
-    instead of the last ``val_fraction``) into temporary files in ``folder``. ``base``: the
-    vocabulary of the run a fine-tuning starts from, and that run's name: the text's
-    vocabulary is then that one, grown by the characters it lacks (:meth:`Vocab.grown`)."""
+    instead of the last ``val_fraction``) into temporary files in ``folder``. ``log`` is told
+    the vocabulary between the two passes. ``base``: the vocabulary of the run a fine-tuning
+    starts from, and that run's name: the text's vocabulary is then that one, grown by the
+    characters it lacks (:meth:`Vocab.grown`)."""
     folder = Path(folder)
-    n, first = _scan(source(), _bar("reading", None, progress))
-    cut = n if val_source is not None else split_point(n, val_fraction)
-    vocab = _vocab_before(first, cut)
+    temporary = {name: folder / f".{name}.tmp-{os.getpid()}" for name in (IDS_FILE, VAL_FILE)}
+    spool = folder / f".{SPOOL_FILE}.tmp-{os.getpid()}"
+    corpus = EncodedCorpus(temporary[IDS_FILE], temporary[VAL_FILE], Vocab([]), 0, 0, "", "")
+    corpus.made_folder = not folder.exists()
+    with _ended_cleanly():
+        try:
+            _encode_into(corpus, source, val_source, val_fraction, spool, log, progress, base)
+        except BaseException as e:
+            _remove(spool)
+            corpus.discard()
+            if isinstance(e, OSError):  # reading errors are CharLMErrors already: this is a write
+                raise CharLMError(
+                    f"cannot write the encoded corpus in {folder} ({e.strerror or e});"
+                    f" check that folder (free space, permissions) or pass another --runs-dir"
+                ) from None
+            raise
+        _remove(spool)
+    return corpus
+
+
+def _remove(path) -> None:
+    """Remove the file ``path`` if it is there (its folder may not be one)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        Path(path).unlink()
+
+
+def _encode_into(
+    corpus, source, val_source, val_fraction, spool: Path, log, progress, base=None
+) -> None:
+    """Both passes of :func:`encode`, into ``corpus``'s temporary files; a one-time source
+    is copied to ``spool`` by pass 1 and read from there by pass 2."""
+    folder = corpus.ids_path.parent
+    chunks = source()
+    name = getattr(chunks, "name", "the corpus")
+    once = bool(getattr(chunks, "once", False))
+    if once:
+        folder.mkdir(parents=True, exist_ok=True)
+    with open(spool, "wb") if once else contextlib.nullcontext() as copy:
+        seen = first_reading(chunks, copy, _bar("reading", None, progress))
+    cut = seen.chars if val_source is not None else split_point(seen.chars, val_fraction)
+    vocab = corpus.vocab = _vocab_before(seen.first, cut)
     if base is None:
         log(f"vocabulary: {len(vocab)} ids, <unk> and {_shown(vocab.chars[1:])}")
     else:
-        vocab = _grown(*base, vocab, log)
-    ids_path = folder / f".{IDS_FILE}.tmp-{os.getpid()}"
-    val_path = folder / f".{VAL_FILE}.tmp-{os.getpid()}"
-    made_folder = not folder.exists()
+        vocab = corpus.vocab = _grown(*base, vocab, log)
     folder.mkdir(parents=True, exist_ok=True)
+    texts = agreeing(spooled(spool) if once else source(), seen, name)
+    if val_source is not None:
+        texts = _chain(texts, val_source())
+    with (
+        open(corpus.ids_path, "wb") as ids,
+        open(corpus.val_path, "w", encoding="utf-8", newline="") as val,
+    ):
+        bar = _bar("encoding", seen.chars if val_source is None else None, progress)
+        written = write_ids(texts, vocab, cut, ids, val, bar)
+    corpus.train_chars, corpus.val_chars = cut, written["chars"] - cut
+    corpus.train_sha256, corpus.val_sha256 = written["train_sha256"], written["val_sha256"]
+    corpus.ids_sha256 = written["ids_sha256"]
+
+
+class _Ended(BaseException):
+    """Raised by the handler of a terminating signal so that cleanup code runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _ended_cleanly():
+    """Within the block, SIGTERM and SIGHUP raise instead of ending the process at once, so the
+    block's ``except`` and ``finally`` clauses remove its temporary files; then the process
+    ends by that same signal, as it would have. (SIGINT raises KeyboardInterrupt already.)
+    A signal whose handler is not the default one, and any thread but the main one, are left
+    alone."""
+    signums = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    if threading.current_thread() is not threading.main_thread():
+        signums = []
+    previous = {s: signal.getsignal(s) for s in signums}
+
+    def handler(signum, frame):
+        signal.signal(signum, previous[signum])  # a second one acts at once
+        raise _Ended(signum)
+
+    for s in signums:
+        if previous[s] == signal.SIG_DFL:
+            signal.signal(s, handler)
     try:
-        texts = source() if val_source is None else _chain(source(), val_source())
-        with open(ids_path, "wb") as ids, open(val_path, "w", encoding="utf-8", newline="") as val:
-            written = _write(
-                texts,
-                vocab,
-                cut,
-                ids,
-                val,
-                _bar("encoding", n if val_source is None else None, progress),
-            )
-    except BaseException:
-        EncodedCorpus(ids_path, val_path, vocab, 0, 0, "", "", made_folder).discard()
-        raise
-    total, train_sha256, val_sha256 = written
-    return EncodedCorpus(
-        ids_path, val_path, vocab, cut, total - cut, train_sha256, val_sha256, made_folder
-    )
+        yield
+    except _Ended as e:
+        signal.raise_signal(e.signum)  # the default action: the process ends here
+        raise SystemExit(128 + e.signum) from None  # pragma: no cover - a handler came back
+    finally:
+        for s in signums:
+            signal.signal(s, previous[s])
 
 
 def _bar(what: str, total: int | None, progress: bool | None):
@@ -190,61 +268,6 @@ def _bar(what: str, total: int | None, progress: bool | None):
 def _chain(*iterators):
     for it in iterators:
         yield from it
-
-
-def _pieces(chunks: Iterator[str]) -> Iterator[str]:
-    """``chunks`` cut to at most ``CHUNK_CHARS`` characters each."""
-    for chunk in chunks:
-        for start in range(0, len(chunk), CHUNK_CHARS):
-            yield chunk[start : start + CHUNK_CHARS]
-
-
-def _scan(chunks: Iterator[str], bar) -> tuple[int, np.ndarray]:
-    """Pass 1: the number of characters, and each code point's first position (``_UNSEEN``)."""
-    first = np.full(_MAX_CODE_POINT + 1, _UNSEEN, dtype=np.int64)
-    mark = np.zeros(_MAX_CODE_POINT + 1, dtype=bool)
-    n, seen = 0, b""  # seen: the Latin-1 characters already found, as bytes
-    with bar:
-        for text in _pieces(chunks):
-            latin = _latin1(text)
-            if latin is not None:  # fast path: bytes.translate drops the characters already seen
-                for byte in sorted(set(latin.translate(None, seen))):
-                    first[byte] = n + latin.find(byte)
-            else:
-                cps = code_points(text)  # a piece: already cut small
-                mark[cps] = True
-                present = np.flatnonzero(mark)
-                mark[present] = False
-                new = present[first[present] == _UNSEEN]
-                if len(new):  # rare after the first chunks
-                    first[new] = n + _first_positions(cps, new, mark)
-            seen = np.flatnonzero(first[:256] != _UNSEEN).astype(np.uint8).tobytes()
-            n += len(text)
-            bar.update(len(text))
-    return n, first
-
-
-def _latin1(text: str) -> bytes | None:
-    """``text`` as Latin-1 bytes (one per character), or None if it has other characters."""
-    try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:
-        return None
-
-
-def _first_positions(cps: np.ndarray, new: np.ndarray, mark: np.ndarray) -> np.ndarray:
-    """Where each code point of ``new`` (sorted, all present) first appears in ``cps``.
-
-    A few: one scan each. Many (a first chunk of Chinese): sort the positions where they occur.
-    ``mark`` is an all-False scratch table, left so.
-    """
-    if len(new) <= 128:
-        return np.array([np.argmax(cps == cp) for cp in new], dtype=np.int64)
-    mark[new] = True
-    where = np.flatnonzero(mark[cps])
-    mark[new] = False
-    values, at = np.unique(cps[where], return_index=True)  # values == new
-    return where[at]
 
 
 def _vocab_before(first: np.ndarray, cut: int) -> Vocab:
@@ -276,49 +299,6 @@ def _grown(base: Vocab, name: str, text_vocab: Vocab, log) -> Vocab:
     return vocab
 
 
-def _write(chunks: Iterator[str], vocab: Vocab, cut: int, ids, val, bar) -> tuple[int, str, str]:
-    """Pass 2: write the ids after an ``.npy`` header and the text from ``cut`` on to ``val``;
-    return the number of characters and the sha256 of the UTF-8 text before and after ``cut``."""
-    dtype = id_dtype(len(vocab))
-    ids.write(_npy_header(dtype, 10**15))  # a placeholder of the final header's size
-    hashes, n = (hashlib.sha256(), hashlib.sha256()), 0
-    # ids of the 256 Latin-1 characters, as Vocab.encode gives them: a bytes.translate table
-    table = (
-        vocab.encode("".join(map(chr, range(256)))).astype(np.uint8).tobytes()
-        if dtype == np.uint8
-        else None
-    )
-    with bar:
-        for text in _pieces(chunks):
-            latin = _latin1(text) if table is not None else None
-            if latin is not None:
-                ids.write(latin.translate(table))
-            else:
-                ids.write(vocab.encode(text).astype(dtype, copy=False).tobytes())
-            at = min(max(cut - n, 0), len(text))
-            for h, part in zip(hashes, (text[:at], text[at:]), strict=True):
-                h.update(part.encode("utf-8", "surrogatepass"))
-            val.write(text[at:])
-            n += len(text)
-            bar.update(len(text))
-    header = _npy_header(dtype, n)
-    assert len(header) == len(_npy_header(dtype, 10**15))
-    ids.seek(0)
-    ids.write(header)
-    for f in (ids, val):
-        f.flush()
-        os.fsync(f.fileno())
-    return n, hashes[0].hexdigest(), hashes[1].hexdigest()
-
-
-def _npy_header(dtype: np.dtype, n: int) -> bytes:
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        buf, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
-    )
-    return buf.getvalue()
-
-
 def _shown(chars: list[str]) -> str:
     """``"3 characters: 'abc'"``: how many, and :func:`_listed`."""
     return f"{len(chars)} characters: {_listed(chars)}"
@@ -328,3 +308,83 @@ def _listed(chars: list[str], limit: int = 60) -> str:
     """The characters as the user reads them: escapes for the invisible ones, cut after ``limit``."""
     more = f" ... ({len(chars) - limit} more)" if len(chars) > limit else ""
     return repr("".join(chars[:limit])) + more
+
+
+# ----------------------------------------------------------------------------- reuse
+
+
+def ids_match(folder, vocab: Vocab, info: dict, log: Callable[[str], None] = print) -> bool:
+    """Whether the ids.npy and val.txt in the run folder ``folder`` are those that corpus.json
+    (``info``) records: the ids' count, dtype, range and sha256, the held-out text's length and
+    sha256. If not, ``log`` is told why in one line, and the caller encodes the corpus again.
+
+    Hashing the ids' bytes costs 0.3 s on a 100 MB corpus; decoding them to compare with the
+    text's hash cost 2.7-3.0 s (measured on a 2-core Xeon): corpus.json records both hashes.
+    """
+    folder = Path(folder)
+    problem = (
+        _recorded_problem(info)
+        or _id_file_problem(folder / IDS_FILE, vocab, info)
+        or _val_problem(folder / VAL_FILE, info)
+    )
+    if problem:
+        log(f"corpus: {problem}; encoding the corpus again")
+    return problem is None
+
+
+def _recorded_problem(info: dict) -> str | None:
+    """What corpus.json lacks to check the files against, as one phrase; None if nothing."""
+    for key in ("train_chars", "val_chars"):
+        value = info.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"corpus.json records no {key} to check {IDS_FILE} against"
+    if not isinstance(info.get("val_sha256"), str):
+        return f"corpus.json records no val_sha256 to check {VAL_FILE} against"
+    if not isinstance(info.get("ids_sha256"), str):
+        return f"corpus.json records no ids_sha256 to check {IDS_FILE} against (an older charlm made the run)"
+    return None
+
+
+def _id_file_problem(path: Path, vocab: Vocab, info: dict) -> str | None:
+    """What is wrong with the id file ``path``, as one phrase; None if nothing."""
+    total = info["train_chars"] + info["val_chars"]
+    try:
+        ids = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except (OSError, ValueError, EOFError) as e:
+        return f"{path} is damaged ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    if ids.ndim != 1 or ids.dtype != id_dtype(len(vocab)):
+        return f"{path} holds {ids.dtype} ids of shape {ids.shape}, not a list of {id_dtype(len(vocab))}"
+    if len(ids) != total:
+        return f"{path} holds {len(ids):,} ids, not the {total:,} that corpus.json records"
+    digest, top = hashlib.sha256(), 0
+    step = _HASHED_BYTES // ids.itemsize
+    for start in range(0, len(ids), step):
+        part = np.ascontiguousarray(ids[start : start + step])
+        top = max(top, int(part.max()))
+        digest.update(part.data)
+    if top >= len(vocab):
+        return f"{path} has id {top}, beyond the {len(vocab)} ids of the vocabulary"
+    if digest.hexdigest() != info["ids_sha256"]:
+        return f"{path} is not the file that was written (its ids differ from corpus.json's hash)"
+    return None
+
+
+def _val_problem(path: Path, info: dict) -> str | None:
+    """What is wrong with the held-out text ``path``, as one phrase; None if nothing."""
+    digest, chars = hashlib.sha256(), 0
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    try:
+        with open(path, "rb") as f:
+            while data := f.read(_HASHED_BYTES):
+                digest.update(data)
+                chars += len(decoder.decode(data))
+            chars += len(decoder.decode(b"", True))
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except (OSError, UnicodeDecodeError) as e:
+        return f"{path} is unreadable ({e})"
+    if chars != info["val_chars"] or digest.hexdigest() != info["val_sha256"]:
+        return f"{path} is not the held-out text that corpus.json records"
+    return None

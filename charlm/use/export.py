@@ -44,7 +44,7 @@ import tensorflow as tf
 from ..errors import CharLMError, first_line
 from ..fsio import atomic_write, fsync_tree, quiet_stderr, replace_path, temp_name
 from ..sampling import MAX_SEED, SamplingOptions
-from ..use.generate import compiled_loop, sample_loop  # traced into the export: one place decides
+from ..use.loop import compiled_loop, sample_loop  # traced into the export: one place decides
 
 FORMATS = ("savedmodel", "tflite")
 

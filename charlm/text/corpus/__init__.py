@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -52,10 +53,12 @@ __all__ = [
     "CHUNK_BYTES",
     "READERS",
     "SNIFF_BYTES",
+    "Chunks",
     "Reader",
     "read_chunks",
     "read_corpus",
     "reader_for",
+    "rereadable",
     "source_signature",
     "split_corpus",
     "split_point",
@@ -103,7 +106,7 @@ def read_chunks(
     max_input_bytes: int = 2**31,
     stdin=None,
     warn: Callable[[str], None] | None = None,
-) -> Iterator[str]:
+) -> Chunks:
     """The text :func:`read_corpus` returns, as an iterator of chunks (about ``CHUNK_BYTES``
     each), so a corpus larger than memory can be streamed; ``"".join`` of them is that text.
 
@@ -111,8 +114,9 @@ def read_chunks(
     while iterating (the warnings once the last chunk is out).
 
     >>> import io
-    >>> list(read_chunks(["-"], stdin=io.BytesIO(b"abc\\r\\n"), max_chars=3))
-    ['abc']
+    >>> chunks = read_chunks(["-"], stdin=io.BytesIO(b"abc\\r\\n"), max_chars=3)
+    >>> list(chunks), chunks.once            # standard input cannot be read a second time
+    (['abc'], True)
     """
     paths = _as_paths(paths)
     codec = _check_options(encoding, errors, newlines, max_chars, max_input_bytes)
@@ -122,14 +126,49 @@ def read_chunks(
     texts = normalised(
         joined(_all_pieces(paths, reading)), Normaliser(newlines=newlines, lowercase=lowercase)
     )
-    return _taken(texts, max_chars, paths, reading.notes, warn or _to_stderr)
+    taken = _taken(texts, max_chars, paths, reading.notes, warn or _to_stderr)
+    return Chunks(taken, ", ".join(paths), once=not rereadable(paths))
+
+
+class Chunks(Iterator[str]):
+    """The chunks of text :func:`read_chunks` gives, and what a second reading needs to know:
+    ``name`` (the paths, for messages), and ``once``: whether a path is a pipe, a FIFO, a
+    device or standard input, which a second reading would not give again
+    (:func:`charlm.text.idfile.encode` then spools the text instead of reading it twice)."""
+
+    def __init__(self, chunks: Iterator[str], name: str, once: bool):
+        self._chunks, self.name, self.once = chunks, name, once
+
+    def __next__(self) -> str:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop reading: close the file being read."""
+        self._chunks.close()
+
+
+def rereadable(paths) -> bool:
+    """Whether reading ``paths`` again gives the same text: each is a regular file or a folder
+    (whose non-regular entries are not read), not ``-``, a pipe, a FIFO or a device.
+
+    >>> rereadable(["-"]), rereadable([getfixture("tmp_path")])
+    (False, True)
+    """
+    for path in _as_paths(paths):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return False
+        if path == "-" or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            return False
+    return True
 
 
 def source_signature(paths) -> list[list] | None:
     """``[path, size, mtime_ns]`` of every file a corpus of ``paths`` reads (a folder's files
     as they are read, a .zip or .gz as one file): what ``make`` and ``rsync`` compare to tell
-    that files are unchanged without reading them. None for standard input, which cannot be
-    checked without reading it.
+    that files are unchanged without reading them. None for standard input, a pipe or a FIFO,
+    which cannot be checked without reading them.
 
     >>> source_signature(["-"]) is None
     True
@@ -139,6 +178,8 @@ def source_signature(paths) -> list[list] | None:
     if any(reader.files is None for reader in readers):
         return None
     _check_inputs(paths, None)
+    if not rereadable(paths):  # a pipe or FIFO: its size and time say nothing of its text
+        return None
     files = [f for p, reader in zip(paths, readers, strict=True) for f in reader.files(p)]
     return [[os.path.abspath(f), st.st_size, st.st_mtime_ns] for f in files for st in [os.stat(f)]]
 
@@ -259,8 +300,14 @@ def _check_inputs(paths: list[str], member: str | None) -> None:
             f"--member {member!r} applies only to a .zip; pass a .zip or drop --member"
         )
     for path in paths:
-        if path != "-" and not os.path.exists(path):
-            raise CharLMError(f"{path}: no such file or folder; check the path")
+        if path == "-":
+            continue
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            raise CharLMError(f"{path}: no such file or folder; check the path") from None
+        except OSError as e:  # a name too long, a loop of symlinks, a file used as a folder
+            raise CharLMError(f"{path}: {e.strerror or e}; check the path") from None
 
 
 def _stdin_bytes(paths: list[str], stdin):

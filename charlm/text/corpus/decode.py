@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ...errors import CharLMError
-from .sniff import NUL, binary_kind, bom_encoding, bomless_wide_encoding, wrong_encoding
+from .sniff import (
+    NUL,
+    binary_kind,
+    bom_encoding,
+    bomless_wide_encoding,
+    lacks_bom,
+    no_bom,
+    wrong_encoding,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,16 @@ def open_text(name: str, where: str, stream, how: Decoding) -> Opened:
     head_chunks = _read_head(stream, how)
     head = b"".join(head_chunks)[: how.sniff_bytes]
     encoding = (bom_encoding(head) if how.encoding == "utf-8" else None) or how.encoding
-    kind = binary_kind(head, encoding, how.magic)
+    if head and lacks_bom(head, encoding):  # utf-16/utf-32 cannot tell its byte order
+        wide = bom_encoding(head) or bomless_wide_encoding(head)
+        kind = None if wide else binary_kind(head, "latin-1", how.magic)
+        if kind is not None:  # a binary file is skipped (in a folder) as with other encodings
+            return Opened(kind, None, None)
+        raise CharLMError(no_bom(name, where, head, encoding, wide))
+    try:
+        kind = binary_kind(head, encoding, how.magic)
+    except UnicodeError as e:  # a codec that refuses these bytes outright (idna, ...)
+        raise CharLMError(_undecodable(name, encoding, e)) from None
     if kind == NUL:  # UTF-16/32 text has NULs too: named as text in the wrong encoding
         wide = bom_encoding(head) or bomless_wide_encoding(head)
         if wide not in (None, encoding):
@@ -89,6 +106,8 @@ def _decode(
             return decoder.decode(chunk, final)
         except UnicodeDecodeError as e:
             raise CharLMError(_invalid(name, encoding, offset - pending + e.start, bom)) from None
+        except UnicodeError as e:  # not at a byte: the codec refuses the text as a whole
+            raise CharLMError(_undecodable(name, encoding, e)) from None
 
     def chunks():
         yield from head_chunks
@@ -118,4 +137,12 @@ def _invalid(name: str, encoding: str, at: int, bom: str | None) -> str:
     return (
         f"{name}: invalid {encoding} at byte {at}; pass --encoding if the file uses another"
         f" encoding, or --errors replace to substitute bad bytes"
+    )
+
+
+def _undecodable(name: str, encoding: str, e: UnicodeError) -> str:
+    """The error for a codec that refuses the text without naming a byte."""
+    return (
+        f"{name}: cannot be read as {encoding} ({e}); pass --encoding with the encoding it is"
+        f" in, e.g. utf-8, latin-1, utf-16-le"
     )

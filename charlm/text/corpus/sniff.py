@@ -36,6 +36,11 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+# The codecs that read the byte order from a byte-order mark, and refuse text without one.
+_ORDER_FROM_BOM = {
+    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+    "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+}
 # the bytes of U+0000-00FF text
 _LATIN_BYTES = frozenset(b"\t\n\r" + bytes(range(0x20, 0x7F)) + bytes(range(0xA0, 0x100)))
 
@@ -89,6 +94,29 @@ def bomless_wide_encoding(head: bytes) -> str | None:
             if n and 4 * sum(u[0] in _LATIN_BYTES and not any(u[1:]) for u in units) >= 3 * n:
                 return f"utf-{8 * width}-{order}"
     return None
+
+
+def lacks_bom(head: bytes, encoding: str) -> bool:
+    """Whether ``encoding`` is utf-16 or utf-32, which take the byte order from a byte-order
+    mark, and ``head`` does not start with one of that width.
+
+    >>> lacks_bom(b"a\\x00b\\x00", "utf-16"), lacks_bom(b"\\xff\\xfea\\x00", "utf-16")
+    (True, False)
+    """
+    boms = _ORDER_FROM_BOM.get(encoding)
+    return boms is not None and not head.startswith(boms)
+
+
+def no_bom(name: str, where: str, head: bytes, encoding: str, wide: str | None) -> str:
+    """The error for text read as utf-16 or utf-32 without the byte-order mark they need: the
+    encoding it looks like (``wide``), if one, else the two byte orders."""
+    if wide is not None:
+        return wrong_encoding(name, where, head, encoding, wide)
+    return (
+        f"{name} does not start with the byte-order mark that --encoding {encoding} needs to"
+        f" tell the byte order; pass --encoding {encoding}-le or {encoding}-be, or the encoding"
+        f" the file is in (e.g. utf-8)"
+    )
 
 
 def wrong_encoding(name: str, where: str, head: bytes, encoding: str, wide: str) -> str:

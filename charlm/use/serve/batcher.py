@@ -2,11 +2,12 @@
 
 A :class:`Batcher` owns a :class:`~charlm.use.generate.Generator` and a worker thread. Its
 batch holds the rows of every live request; each turn of the worker admits the requests that
-arrived since the last one (their prefixes warmed up), runs one call of the compiled loop for
-all rows together (``chunk`` characters each), hands each request its rows' new text, and
-drops the requests that are done or whose client went away. A request thus joins at the next
+arrived since the last one (their prefixes warmed up together), runs one call of the compiled
+loop for all rows together (``chunk`` characters each; :data:`FIRST_CHUNK` right after rows
+joined), hands each request its rows' new text, and drops the requests that are done or
+whose client went away. A request thus joins at the next
 chunk boundary and leaves at the one after it ends; its rows keep their own options, seed,
-index and position (:class:`~charlm.use.generate.Batch`), so a seeded request gets the text
+index and position (:class:`~charlm.use.loop.Batch`), so a seeded request gets the text
 ``charlm sample`` prints whatever shares the batch with it.
 
 XLA compiles the loop once per batch size: the batch is padded to the next power of two
@@ -25,9 +26,10 @@ import time
 import numpy as np
 
 from ...sampling import SamplingOptions
-from ..generate import ROW_DTYPES, Batch, Generator
+from ..generate import Generator
+from ..loop import ROW_DTYPES, Batch
 
-MIN_ADMIT_SECONDS = 0.02  # warm-ups per turn run at least this long (or one job)
+FIRST_CHUNK = 4  # characters in the turn after rows join: their first text goes out sooner
 
 
 def bucket(rows: int) -> int:
@@ -47,7 +49,7 @@ class Job:
 
     def __init__(self, prompts: list[str], options: SamplingOptions, n: int, deliver):
         self.prompts, self.options, self.n, self.deliver = prompts, options, n, deliver
-        self.rows = None  # charlm.use.generate.Rows, once admitted
+        self.rows = None  # charlm.use.loop.Rows, once admitted
         self.cancelled = False
 
     @property
@@ -67,7 +69,6 @@ class Batcher:
         self.live: list[Job] = []
         self.cond = threading.Condition()
         self.stopping = False
-        self.turn_seconds = 0.0  # how long the last turn took: the warm-ups' share per turn
         self.thread = threading.Thread(target=self._work, name="charlm-batcher", daemon=True)
 
     def start(self) -> Batcher:
@@ -76,8 +77,9 @@ class Batcher:
 
     def compile(self, sizes) -> float:
         """Compile the loop for batches of each of ``sizes`` rows ahead (padding rows, one
-        character each); the seconds it took."""
+        character each), and trace the warm-up; the seconds it took."""
         started = time.perf_counter()
+        self.gen.feed(np.ones((1, 1), np.int32))
         vocab, state = len(self.gen.vocab), self.gen.model.initial_state(1)
         for size in sorted({bucket(s) for s in sizes}):
             batch = Batch(
@@ -117,11 +119,11 @@ class Batcher:
                 if self.stopping:
                     break
                 arrived, self.pending = self.pending, []
-            self._admit_some(arrived)
+            joined = self._admit_all(arrived)
             self.live = [j for j in self.live if not j.cancelled]
             if self.live:
                 try:
-                    self._turn()
+                    self._turn(min(self.chunk, FIRST_CHUNK) if joined else self.chunk)
                 except Exception as e:  # never leave the clients waiting on a dead worker
                     for job in self.live:
                         job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
@@ -130,37 +132,42 @@ class Batcher:
             job.deliver(("error", "the server is shutting down", None))
         self.live, self.pending = [], []
 
-    def _admit_some(self, arrived: list[Job]) -> None:
-        """Warm up the jobs that arrived, for about as long as a turn takes (at least one
-        job, and :data:`MIN_ADMIT_SECONDS`); the rest wait for the next turn. A burst of
-        requests thus starts a few at a time instead of all after every warm-up, and the rows
-        already streaming are not held up by it. Identical prompts are fed once."""
-        started, warmed = time.perf_counter(), {}
-        budget = max(self.turn_seconds, MIN_ADMIT_SECONDS)
-        for i, job in enumerate(arrived):
-            if i and time.perf_counter() - started > budget:
-                with self.cond:
-                    self.pending[:0] = arrived[i:]
-                return
-            self._admit(job, warmed)
+    def _admit_all(self, arrived: list[Job]) -> bool:
+        """Warm up every job that arrived since the last turn, their prefixes fed together
+        (:meth:`~charlm.use.generate.Generator.feed_together`): a burst of 16 requests costs
+        about one warm-up, not 16 one after another (each job's alone put the 16th's first
+        character ~12x as late as an idle request's, benchmarks/bench_serve.py). Identical
+        prompts are fed once; an error goes to the jobs that arrived together."""
+        jobs, warmed = [j for j in arrived if not j.cancelled], {}
+        try:
+            encoded = [ids for j in jobs for ids in self.gen.encode_prefixes(j.prompts)]
+            self.gen.feed_together(encoded, warmed)
+        except Exception as e:  # the requests were checked: this is the server's fault
+            for job in jobs:
+                job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
+            return False
+        return any([self._admit(job, warmed) for job in jobs])
 
-    def _admit(self, job: Job, warmed: dict | None = None) -> None:
-        """Warm the job's rows up on their prefixes; an error goes to the job alone."""
-        if job.cancelled:
-            return
+    def _admit(self, job: Job, warmed: dict | None = None) -> bool:
+        """Whether the job's rows joined the batch, from their prefixes' warm-ups in
+        ``warmed``; an error goes to the job alone."""
         try:
             job.rows = self.gen.start(job.prompts, job.options, job.n, warmed=warmed)
         except Exception as e:  # the request was checked: this is the server's fault
             job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
-            return
+            return False
         self.live.append(job)
+        return True
 
-    def _turn(self) -> None:
-        """One chunk for every live row in one call; each job gets its rows' text."""
-        jobs, started = self.live, time.perf_counter()
+    def _turn(self, n: int) -> None:
+        """``n`` characters for every live row in one call; each job gets its rows' text.
+
+        The turn after rows join runs :data:`FIRST_CHUNK` characters, not ``chunk``: the new
+        rows' first text then waits ~8 ms, not ~25 (LSTM 2x512, 16 rows), at the cost of one
+        more call per join; where the calls split a row's text changes nothing in it."""
+        jobs = self.live
         batch = Batch.join([j.rows.batch for j in jobs])
-        ids = batch.run(self.gen.loop, self.chunk, bucket(len(batch)))
-        self.turn_seconds = time.perf_counter() - started
+        ids = batch.run(self.gen.loop, n, bucket(len(batch)))
         start, still = 0, []
         for job in jobs:
             rows = job.rows

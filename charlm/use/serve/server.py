@@ -137,7 +137,8 @@ def _describe(service, say) -> None:
 
 def _compile(service, sizes: list[int], say) -> None:
     """Compile the sampling loop for the batch ``sizes`` before the first request (none: each
-    size compiles at its first use), and say how long it took."""
+    size compiles at its first use), and say how long it took (benchmarks/bench_serve.py reads
+    that line)."""
     if sizes:
         started = time.perf_counter()
         service.compile(sizes)
