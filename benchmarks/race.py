@@ -1,18 +1,22 @@
-"""The race: plain Keras against charlm's budget recipe, on tiny Shakespeare, at fixed wall-clock budgets.
+"""The race: plain Keras and a small GPT against charlm's budget recipe, on tiny Shakespeare,
+at fixed wall-clock budgets.
 
-At each budget (default 90 s, 5 min and 10 min) two contenders run one after the other, each
+At each budget (default 90 s, 5, 10 and 20 min) three contenders run one after the other, each
 ALONE in its own subprocess, clocked from launch to exit (imports and start-up included):
 
 * ``keras``: benchmarks/keras_reference.py, the plain Keras recipe charlm grew from
   (Embedding 64 -> LSTM 256 x 2 -> Dense, seq 100, batch 64, Adam 2e-3 constant, clipnorm 5,
   ``model.fit`` on random windows); it is handed its launch time and stops itself so that it
   exits by the budget;
+* ``gpt``: benchmarks/gpt_reference.py, nanoGPT's CPU "baby GPT" in Keras 3 (4 layers x 128,
+  4 heads, block 64, batch 12, AdamW 1e-3 with decay 0.1 on matrices, warm-up 100 iterations,
+  cosine to 10 % stretched to the budget by the clock), launched and stopped like ``keras``;
 * ``charlm``: ``charlm train corpora/tinyshakespeare.txt --time-budget <B> --runs-dir <tmp>
   --name race`` and no other setting (the budget recipe picks everything). charlm's
   --time-budget counts from launch and keeps back time for its final validation, save and
   exit, so it aims to exit by the budget too; the table shows the launch-to-exit time.
 
-The order of the two alternates from one budget to the next. After each run (never while one
+The order of the three rotates from one budget to the next. After each run (never while one
 is training) this process scores the model on tiny Shakespeare's val split, the last 10 % as
 charlm splits it (``charlm.text.corpus.split_corpus(text, 0.1)``, 111,539 characters), the same
 two ways for both (benchmarks/_scoring.py; scoring time is not part of any budget):
@@ -21,7 +25,9 @@ two ways for both (benchmarks/_scoring.py; scoring time is not part of any budge
   character after the first of each window scored (1,743 windows, 109,796 characters);
 * val carried: one long stream, state carried, every character after the first scored.
 
-Both are mean nats per character. The Keras model is scored from its saved weights (the
+Both are mean nats per character. The GPT has no state to carry: it is scored in the
+64-character windows only (each window with its own causal context; "carried" shows a dash).
+The Keras model is scored from its saved weights (the
 same layers rebuilt with the LSTM states as inputs and outputs); charlm's with
 ``charlm.load(run, weights="last")``: the weights at exit, as for Keras (charlm's default
 "best" weights are picked by validation on this same split).
@@ -41,7 +47,7 @@ clock, which counts from launch (start-up included).
 Writes benchmarks/results/race.json (race_quick.json with --quick); appends nothing to
 BENCHMARKS.md.
 
-    python benchmarks/race.py                          # 90 s, 5 min, 10 min: about 35 minutes
+    python benchmarks/race.py                          # 90 s to 20 min: about 110 minutes
     python benchmarks/race.py --budgets 90,300,600 --repeats 3
     python benchmarks/race.py --quick                  # 20 s budgets, part of val: about 1.5 min
 """
@@ -63,18 +69,26 @@ C.quiet_tensorflow()
 
 HERE = Path(__file__).resolve().parent
 CORPUS = C.CORPORA / "tinyshakespeare.txt"
-CONTENDERS = ("keras", "charlm")
+CONTENDERS = ("keras", "gpt", "charlm")
 
 
-def run_keras(budget: float, work: Path, reserve: float) -> dict:
-    out = work / "keras"
+REFERENCES = {  # contender: (script, its record file, weights file)
+    "keras": ("keras_reference.py", "ref.json"),
+    "gpt": ("gpt_reference.py", "gpt.json"),
+}
+
+
+def run_reference(contender: str, budget: float, work: Path, reserve: float) -> dict:
+    """One run of a reference script (keras_reference.py or gpt_reference.py), launch to exit."""
+    script, record = REFERENCES[contender]
+    out = work / contender
     load = C.loadavg()
-    with open(work / "keras.out", "w") as so, open(work / "keras.err", "w") as se:
+    with open(work / f"{contender}.out", "w") as so, open(work / f"{contender}.err", "w") as se:
         t0 = time.time()
         proc = subprocess.run(
             [
                 sys.executable,
-                str(HERE / "keras_reference.py"),
+                str(HERE / script),
                 "--budget",
                 str(budget),
                 "--launch-time",
@@ -97,7 +111,7 @@ def run_keras(budget: float, work: Path, reserve: float) -> dict:
         "folder": str(out),
     }
     if proc.returncode == 0:
-        info = json.loads((out / "ref.json").read_text())
+        info = json.loads((out / record).read_text())
         r.update(
             {
                 k: info[k]
@@ -113,6 +127,8 @@ def run_keras(budget: float, work: Path, reserve: float) -> dict:
             }
         )
         r["loop_chars_per_sec"] = info["steps"] * info["chars_per_step"] / info["fit_seconds"]
+        if "curve" in info:
+            r["train_curve"] = info["curve"]  # [step, seconds since fit began, mean train loss]
     return r
 
 
@@ -193,6 +209,12 @@ def run_charlm(budget: float, work: Path) -> dict:
     return r
 
 
+def carried(r: dict) -> str:
+    """The carried-state val loss of a run, or a dash for the GPT (it carries no state)."""
+    c = r["val"]["carried"]
+    return "—" if c is None else f"{c['nats_per_char']:.4f}"
+
+
 def time_to_quality(metrics: list[dict], target: float, wall: float) -> dict:
     """The first metrics row with val_loss <= ``target``, and the best row. ``wall`` is the
     run's launch-to-exit time: the launch-relative time of a row is at most its wall_time plus
@@ -232,8 +254,13 @@ def score(contender: str, r: dict, val: str) -> None:
     import _scoring as S
     import numpy as np
 
-    if contender == "keras":
-        model, chars = keras_scoring_model(Path(r["folder"]))
+    if contender in REFERENCES:
+        if contender == "keras":
+            model, chars = keras_scoring_model(Path(r["folder"]))
+        else:
+            import gpt_reference
+
+            model, chars = gpt_reference.scoring_model(Path(r["folder"]))
         index = {c: i for i, c in enumerate(chars)}
         unknown = sum(c not in index for c in val)
         ids = np.array([index.get(c, 0) for c in val], np.int32)
@@ -244,7 +271,10 @@ def score(contender: str, r: dict, val: str) -> None:
         model, ids = run.model, run.vocab.encode(val)
         unknown = int((ids == 0).sum())
     r["val_unknown_chars"] = unknown
-    r["val"] = S.both(model, ids)
+    if contender == "gpt":  # no state to carry: its windows are its whole context
+        r["val"] = {"windows64": S.windows_loss(model, ids), "carried": None}
+    else:
+        r["val"] = S.both(model, ids)
 
 
 def keras_target_charlm_style(folder: Path, val: str, cfg: dict) -> dict:
@@ -267,7 +297,9 @@ def keras_target_charlm_style(folder: Path, val: str, cfg: dict) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
-        "--budgets", default="", help="seconds, comma-separated (default 90,300,600; quick 20)"
+        "--budgets",
+        default="",
+        help="seconds, comma-separated (default 90,300,600,1200; quick 20)",
     )
     p.add_argument("--repeats", type=int, default=1, help="runs of each contender at each budget")
     p.add_argument(
@@ -285,13 +317,13 @@ def main(argv=None) -> int:
         "--reserve",
         type=float,
         default=2.5,
-        help="seconds the Keras reference keeps for saving and exiting (default 2.5)",
+        help="seconds the Keras and GPT references keep for saving and exiting (default 2.5)",
     )
     p.add_argument("--pause", type=float, default=5.0, help="seconds of rest before each launch")
     p.add_argument("--keep", default="", help="keep the runs in this folder (default: a temp dir)")
     args = p.parse_args(argv)
     budgets = [
-        float(b) for b in (args.budgets or ("20" if args.quick else "90,300,600")).split(",")
+        float(b) for b in (args.budgets or ("20" if args.quick else "90,300,600,1200")).split(",")
     ]
     val_chars = args.val_chars or (20_000 if args.quick else 0)
 
@@ -330,7 +362,7 @@ def main(argv=None) -> int:
     k = 0
     for rep in range(args.repeats):
         for budget in budgets:
-            order = CONTENDERS if k % 2 == 0 else CONTENDERS[::-1]
+            order = CONTENDERS[k % 3 :] + CONTENDERS[: k % 3]  # each in each place in turn
             k += 1
             for contender in order:
                 work = root / f"{int(budget)}s-{rep}-{contender}"
@@ -340,8 +372,8 @@ def main(argv=None) -> int:
                     f"  {budget:g} s, repeat {rep + 1}: {contender} (load {C.fmt_load(C.loadavg())}) ..."
                 )
                 r = (
-                    run_keras(budget, work, args.reserve)
-                    if contender == "keras"
+                    run_reference(contender, budget, work, args.reserve)
+                    if contender in REFERENCES
                     else run_charlm(budget, work)
                 )
                 r.update(contender=contender, budget=budget, repeat=rep)
@@ -351,7 +383,7 @@ def main(argv=None) -> int:
                     results.append(r)
                     save()
                     return 1
-                if contender == "keras":
+                if contender in REFERENCES:
                     assert r["train_chars"] == len(train_text), (
                         "the reference's split differs from charlm's"
                     )
@@ -361,21 +393,20 @@ def main(argv=None) -> int:
                 C.say(
                     f"    {r['steps']} steps, {r['wall_seconds']:.1f} s launch to exit; val "
                     f"{r['val']['windows64']['nats_per_char']:.4f} (64-char windows), "
-                    f"{r['val']['carried']['nats_per_char']:.4f} (carried); scored in "
-                    f"{r['scoring_seconds']:.1f} s"
+                    f"{carried(r)} (carried); scored in {r['scoring_seconds']:.1f} s"
                 )
                 results.append(r)
                 save()
 
     # -- the table: medians over repeats ------------------------------------------------------
     def med(contender, budget, fn):
-        return C.median(
-            [fn(r) for r in results if r["contender"] == contender and r["budget"] == budget]
-        )
+        xs = [fn(r) for r in results if r["contender"] == contender and r["budget"] == budget]
+        return None if None in xs else C.median(xs)
 
     rows, summary = [], []
     for budget in budgets:
         ref_w = med("keras", budget, lambda r: r["val"]["windows64"]["nats_per_char"])
+        gpt_w = med("gpt", budget, lambda r: r["val"]["windows64"]["nats_per_char"])
         for contender in CONTENDERS:
             s = {
                 "budget": budget,
@@ -391,12 +422,15 @@ def main(argv=None) -> int:
                     contender, budget, lambda r: r["val"]["windows64"]["nats_per_char"]
                 ),
                 "val_carried": med(
-                    contender, budget, lambda r: r["val"]["carried"]["nats_per_char"]
+                    contender,
+                    budget,
+                    lambda r: r["val"]["carried"] and r["val"]["carried"]["nats_per_char"],
                 ),
                 "wall_seconds": med(contender, budget, lambda r: r["wall_seconds"]),
                 "last_train_loss": med(contender, budget, lambda r: r["last_train_loss"]),
             }
             s["windows64_minus_keras"] = s["val_windows64"] - ref_w
+            s["windows64_minus_gpt"] = s["val_windows64"] - gpt_w
             summary.append(s)
             rows.append(
                 [
@@ -406,8 +440,9 @@ def main(argv=None) -> int:
                     s["chars_per_sec_launch_to_exit"],
                     s["chars_per_sec_in_loop"],
                     f"{s['val_windows64']:.4f}",
-                    f"{s['val_carried']:.4f}",
+                    "—" if s["val_carried"] is None else f"{s['val_carried']:.4f}",
                     f"{s['windows64_minus_keras']:+.4f}",
+                    f"{s['windows64_minus_gpt']:+.4f}",
                     f"{s['wall_seconds']:.1f}",
                 ]
             )
@@ -451,7 +486,8 @@ def main(argv=None) -> int:
         else f"first {len(val_scored):,} characters of val (QUICK)"
     )
     out = [
-        "### Race: plain Keras vs charlm's budget recipe, tiny Shakespeare, each alone, launch to exit"
+        "### Race: plain Keras, a small GPT (nanoGPT's CPU recipe) and charlm's budget recipe, "
+        "tiny Shakespeare, each alone, launch to exit"
         + (" (QUICK: numbers meaningless)" if args.quick else ""),
         "",
         f"Machine: {machine.describe()}",
@@ -469,6 +505,7 @@ def main(argv=None) -> int:
                 "val 64-char windows",
                 "val carried",
                 "windows − keras",
+                "windows − gpt",
                 "wall s",
             ],
             rows,

@@ -18,6 +18,7 @@ from charlm.training.clock import (
     Clock,
     check_time_left,
     learning_rate,
+    process_started,
     run_progress,
     training_seconds,
     validation_seconds,
@@ -116,9 +117,28 @@ def test_record_notes_how_long_a_step_between_steps_took():
 
 
 def test_a_budget_is_spent_once_what_is_left_no_longer_covers_the_reserve():
+    # 10 s left: spent once the first validation and the exit need more
     assert not Clock(60.0, started=time.monotonic() - 50.0).spent(first_validation=5.0)
-    assert Clock(60.0, started=time.monotonic() - 50.0).spent(first_validation=9.0)
+    assert Clock(60.0, started=time.monotonic() - 50.0).spent(first_validation=10.5 - EXIT_SECONDS)
     assert Clock(60.0, started=time.monotonic() - 61.0).spent()
+
+
+def test_a_budget_is_spent_when_the_next_step_would_eat_into_the_reserve():
+    clock = Clock(60.0, started=time.monotonic() - 50.0)  # 10 s left
+    assert not clock.spent(first_validation=5.0, next_step=1.0)
+    assert clock.spent(first_validation=5.0, next_step=10.0 - 5.0 - EXIT_SECONDS)
+
+
+def test_the_launch_is_the_start_of_the_process_not_the_import_of_charlm():
+    # a process that sleeps before importing charlm: its launch is before the sleep
+    code = (
+        "import time; time.sleep(1.0); from charlm.training.clock import process_started; "
+        "print(time.monotonic() - process_started())"
+    )
+    age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True, cwd=ROOT).stdout)  # fmt: skip
+    assert 1.0 <= age < 30.0
+    assert process_started() <= time.monotonic()
 
 
 def test_the_first_validation_also_builds_the_scorer():

@@ -17,6 +17,7 @@ from charlm.training.recipe import (
     DEEP_SECONDS,
     LARGE_VOCAB,
     TOKENS_PER_PARAM,
+    WIDER_MARGIN,
     WIDTHS,
     choose,
     pick_shape,
@@ -46,10 +47,28 @@ def test_predicted_rates_go_through_the_measured_widths_and_fall_with_size():
 def test_the_width_is_the_widest_that_sees_enough_characters_per_weight(seconds):
     rates = predict_rates(CFG, VOCAB, MEASURED)
     units, why = pick_width(CFG, VOCAB, rates, seconds)
-    enough = [h for h in WIDTHS if rates[h] * seconds >= TOKENS_PER_PARAM * params(h)]
+    bar = TOKENS_PER_PARAM * WIDER_MARGIN
+    enough = [h for h in WIDTHS if rates[h] * seconds >= bar * params(h)]
     assert units == (max(enough) if enough else WIDTHS[0])
     assert f"2x{units}" in why and "per recurrent weight" in why
     assert ("the widest with" in why) == bool(enough)  # never claims a width it could not reach
+    if units != WIDTHS[-1]:  # and says how far the next wider one fell short
+        assert f"2x{WIDTHS[WIDTHS.index(units) + 1]} would see" in why
+
+
+@pytest.mark.parametrize("edge", WIDTHS[1:])
+def test_speeds_ten_percent_apart_at_the_edge_of_a_width_choose_the_same_width(edge):
+    # The case: two runs of the same 5-minute command chose 1x384 and 1x256, because
+    # 1x384 sat at the bar (TOKENS_PER_PARAM characters per weight) and the measured speed
+    # moved ~10 % between runs. With the margin, the narrower width is kept on both sides.
+    cfg = CFG.replace(layers=1)
+    rates = predict_rates(cfg, VOCAB, MEASURED)
+    seconds = TOKENS_PER_PARAM * recurrent_weights(cfg, VOCAB, edge) / rates[edge]
+    chosen = set()
+    for noise in (0.9, 0.95, 1.0, 1.05, 1.1):
+        measured = {h: r * noise for h, r in MEASURED.items()}
+        chosen.add(pick_width(cfg, VOCAB, predict_rates(cfg, VOCAB, measured), seconds)[0])
+    assert len(chosen) == 1 and chosen.pop() < edge
 
 
 @settings(max_examples=60, deadline=None)
@@ -166,6 +185,7 @@ def test_a_time_budget_alone_trains_the_recipes_model_and_ends_its_schedule_with
     assert cfg.recipe == "auto" and set(CHOSEN) <= set(cfg.to_dict())
     rows = list(csv.DictReader(open(run.path / "metrics.csv")))
     assert float(rows[-1]["wall_time"]) < budget  # its own clock, which counts from t0
+    assert int(rows[0]["step"]) > 1  # no stop signalled by the first step's traced speed
     assert wall < budget + 20  # the return, with a generous margin for a loaded machine
     # the cosine decay follows the clock: by the end it is near its floor, whatever the speed
     assert float(rows[-1]["lr"]) < 0.35 * cfg.lr

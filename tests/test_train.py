@@ -1,7 +1,10 @@
 """End to end: corpus -> train -> run directory -> sample -> eval, from Python and the CLI."""
 
 import csv
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -231,3 +234,32 @@ def test_cli_train_sample_eval_with_a_preset_and_overrides(workdir):
     code, out, err = run_cli("eval", "--run", "runs/tm", CORPORA / "timemachine.txt", cwd=workdir)
     assert code == 0, err
     assert "perplexity:" in out and "characters scored:  178978" in out
+
+
+def test_charlm_train_as_a_process_ends_at_once_once_its_files_are_written(workdir):
+    # The budget is launch to exit, and an interpreter's teardown with TensorFlow loaded took
+    # 1-2 s: the charlm process skips it (no object of __main__ is torn down), but still runs
+    # the exit handlers and flushes its output, and every file of the run is written.
+    code = (
+        "import atexit, sys\n"
+        "class Torn:\n"
+        "    def __del__(self): print('torn down', file=sys.stderr)\n"
+        "torn = Torn()\n"
+        "atexit.register(lambda: print('exit handlers ran', file=sys.stderr, flush=True))\n"
+        "from charlm.cli import main\n"
+        "main(prog_name='charlm')\n"
+    )
+    args = ["train", str(CORPORA / "timemachine.txt"), "--config", str(CONFIGS / "tiny.toml")]
+    args += ["--steps", "3", "--name", "quick"]
+    ran = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=workdir, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "done: runs/quick" in ran.stderr and "exit handlers ran" in ran.stderr
+    assert "torn down" not in ran.stderr
+    assert json.loads((workdir / "runs/quick/run.json").read_text())["finished"]
+    assert charlm.load(workdir / "runs/quick", weights="last").metrics()[-1]["step"] == "3"
+    bad = subprocess.run(
+        [sys.executable, "-c", code, "train", "--no-such-flag"], cwd=workdir, capture_output=True
+    )
+    assert bad.returncode == 2 and b"torn down" in bad.stderr  # a usage error exits as before

@@ -90,6 +90,9 @@ def train(paths, config_path, resume, init_from, init_weights, force, **options)
         click.echo(str(e), err=True)
         sys.exit(130 if e.signum == 2 else 143)
     say_done(run)
+    from .. import cli
+
+    cli.QUICK_EXIT = True  # every file of the run is written: skip the interpreter's teardown
 
 
 def say_done(run) -> None:

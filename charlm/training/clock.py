@@ -1,9 +1,12 @@
 """The clock and the schedule: how much of a run's time budget is spent, what must be kept
 back for the end, and the learning rate at each point of the run.
 
-A ``--time-budget`` counts from the launch of the command (``charlm.cli.LAUNCHED``, or the
-``started`` the Python API is given), so that start-up, the final validation, the final save
-and the exit all fit in it. The schedule is driven by the fraction of the run done, measured
+A ``--time-budget`` counts from the launch of the command (``charlm.cli.LAUNCHED``: the start
+of the process, :func:`process_started`; or the ``started`` the Python API is given), so that
+start-up, the final validation, the final save and the exit all fit in it. Training stops when
+the next step would leave less than the reserve: the final validation and save as long as the
+last ones took, and the exit (``charlm train`` ends its process at once once its files are
+written: an interpreter's teardown with TensorFlow loaded took 1-2 s). The schedule is driven by the fraction of the run done, measured
 by the clock as well as by the steps, because a schedule tuned in steps on one CPU is wrong
 on another (DESIGN.md: a cosine decay tuned for ~1,900 steps lost 0.26 nats to a constant
 rate on a CPU about 2.3x slower).
@@ -20,11 +23,14 @@ No TensorFlow here: the API and the CLI check a budget with it before TensorFlow
 from __future__ import annotations
 
 import math
+import os
 import time
 
 from ..errors import CharLMError
 
-EXIT_SECONDS = 2.0  # kept back for closing files and TensorFlow's exit
+# kept back for loading the Run, the last line and the quick exit (measured 0.02-0.05 s on
+# 2 cores; the interpreter's teardown it skips took 1-2 s)
+EXIT_SECONDS = 0.5
 # left after start-up, below which a run cannot measure (recipe auto) or train at all (fixed)
 MIN_SECONDS = {"auto": 10.0, "fixed": 5.0}
 TOO_SHORT = {
@@ -87,6 +93,21 @@ def training_seconds(left: float) -> float:
     return max(1.0, 0.95 * left - 4.0)
 
 
+def process_started() -> float:
+    """The ``time.monotonic()`` at which this process started (Linux: from /proc), so that a
+    budget counts the interpreter's start-up and the imports before charlm's first line too;
+    now, where the start time cannot be read."""
+    now = time.monotonic()
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in ticks
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - age if 0.0 <= age < 60.0 else now
+
+
 def check_time_left(budget_text: str, left: float, recipe: str) -> None:
     """One clear error when start-up has left under MIN_SECONDS[recipe] of the budget."""
     need = MIN_SECONDS[recipe]
@@ -141,10 +162,10 @@ class Clock:
             (first_validation if evaluate is None else evaluate) + self.took["save"] + EXIT_SECONDS
         )
 
-    def spent(self, first_validation: float = 0.0) -> bool:
-        """The budget is used up but for the reserve: training must stop now for the run to
-        end within it. Never, without a budget."""
+    def spent(self, first_validation: float = 0.0, next_step: float = 0.0) -> bool:
+        """Another step (``next_step`` seconds) would leave less than the reserve: training
+        must stop now for the run to end within its budget. Never, without a budget."""
         return (
             self.budget is not None
-            and self.elapsed() + self.reserve(first_validation) >= self.budget
+            and self.elapsed() + next_step + self.reserve(first_validation) >= self.budget
         )

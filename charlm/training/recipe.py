@@ -3,10 +3,13 @@
 ``charlm train CORPUS --time-budget 5m`` with no other setting runs this. It measures the
 machine in the first seconds, then chooses every setting the user left unset and says why:
 
-1. **Speed.** A few real training steps of two model sizes at the recipe's batch shape give
+1. **Speed.** Real training steps of two model sizes at the recipe's batch shape give
    chars/s; other sizes are predicted from those two by a power law in the parameter count
    (the step costs ~6 FLOPs per weight per character, and small matrices run less
-   efficiently, which the measured exponent captures).
+   efficiently, which the measured exponent captures). Each step is timed alone, in
+   ``ROUNDS`` rounds that alternate the two sizes, and the median step counts: a burst of
+   load from elsewhere slows both sizes alike and moves a median little (a mean of 1 s of
+   steps moved ~10 % between two runs and, at the edge of a width, changed the width).
 2. **Depth.** One layer, unless the vocabulary is an alphabet and the budget is long. A
    second layer slows early learning: on tiny Shakespeare, measured in one session, one
    layer scored 1.74 against 2.03 at 90 s and 1.51 against 1.55 at 5 minutes (val, state
@@ -15,8 +18,11 @@ machine in the first seconds, then chooses every setting the user left unset and
    alphabet keep the two layers of the 10-minute race (BENCHMARKS.md); at 10 minutes the
    depth no longer matters: 1x512 and 2x256 scored 1.514 and 1.518 in 64-char windows.
 3. **Width.** With T seconds left, a width H processes ``rate(H)·T`` characters. The recipe
-   takes the widest H that still sees ``TOKENS_PER_PARAM`` characters per recurrent weight:
-   a wider model learns more per character, a narrower one sees more characters. The
+   takes the widest H that still sees ``TOKENS_PER_PARAM`` characters per recurrent weight
+   with a margin (``WIDER_MARGIN``): a wider model learns more per character, a narrower one
+   sees more characters, and near the bar the narrower is kept unless the wider clears it
+   clearly, so that speeds measured ~10 % apart choose the same width (on tiny Shakespeare at
+   5 minutes, two runs at the bar's edge chose 1x384, 1.599, and 1x256, 1.565). The
    embedding and output rows are not counted: each trains only where its character occurs,
    and with a large vocabulary they would make every width look too wide.
 4. **Updates.** Short budgets are limited by the number of optimizer updates more than by
@@ -37,6 +43,7 @@ machine in the first seconds, then chooses every setting the user left unset and
 from __future__ import annotations
 
 import math
+import statistics
 import time
 
 import numpy as np
@@ -67,6 +74,8 @@ CHOSEN = (
 WIDTHS = (96, 128, 192, 256, 384, 512, 768)
 CALIBRATE = (128, 384)  # the widths whose speed is measured; the others are predicted
 TOKENS_PER_PARAM = 8.0  # characters seen per weight at which a wider model stops paying
+WIDER_MARGIN = 1.25  # a width is taken only if it sees TOKENS_PER_PARAM by this factor
+ROUNDS, ROUND_SECONDS = 3, 0.4  # speed timing: rounds alternating the sizes, seconds per size
 BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
 LARGE_VOCAB = 1_000  # characters: from here on, a large vocabulary (its own shape and lr)
 MODEL_WHY = (
@@ -78,9 +87,9 @@ EVALS_PER_BUDGET = 10  # validations spread over the budget
 EVAL_CHARS = 65_536  # held-out characters per intermediate validation (the last is full)
 
 
-def measure_rate(cfg, vocab_size: int, seconds: float = 1.0) -> float:
-    """Training chars/s of ``cfg``'s model on this machine: real steps on random ids, after
-    two steps that trace and warm up the graph."""
+def stepper(cfg, vocab_size: int):
+    """One training step of ``cfg``'s model on random ids, as a function that returns when
+    the step is done; traced and warmed up by two steps."""
     model = build_model(cfg, vocab_size)
     step = make_train_step(model, make_optimizer(cfg.optimizer, cfg.lr), cfg.clip_norm)
     rng = np.random.default_rng(0)
@@ -89,13 +98,34 @@ def measure_rate(cfg, vocab_size: int, seconds: float = 1.0) -> float:
         for _ in range(2)
     )
     state = model.initial_state(cfg.batch_size)
-    for _ in range(2):
+
+    def run():
         float(step(x, y, state)[0])
-    n, t0 = 0, time.monotonic()
-    while n < 3 or time.monotonic() - t0 < seconds:
-        float(step(x, y, state)[0])
-        n += 1
-    return cfg.batch_size * cfg.seq_len * n / (time.monotonic() - t0)
+
+    run()
+    run()
+    return run
+
+
+def time_steps(run, seconds: float, least: int = 3) -> list[float]:
+    """The seconds of each of at least ``least`` steps ``run`` over ``seconds``."""
+    times, end = [], time.monotonic() + seconds
+    while len(times) < least or time.monotonic() < end:
+        t0 = time.monotonic()
+        run()
+        times.append(time.monotonic() - t0)
+    return times
+
+
+def measure_rates(cfgs: dict, vocab_size: int) -> dict:
+    """Training chars/s on this machine of each config in ``cfgs`` ({key: cfg}): the median of
+    single steps timed in ROUNDS rounds that alternate the configs."""
+    runs = {k: stepper(c, vocab_size) for k, c in cfgs.items()}
+    times = {k: [] for k in cfgs}
+    for _ in range(ROUNDS):
+        for k, run in runs.items():
+            times[k] += time_steps(run, ROUND_SECONDS)
+    return {k: c.batch_size * c.seq_len / statistics.median(times[k]) for k, c in cfgs.items()}
 
 
 def predict_rates(cfg, vocab_size: int, measured: dict[int, float]) -> dict[int, float]:
@@ -116,23 +146,32 @@ def recurrent_weights(cfg, vocab_size: int, units: int) -> int:
 
 
 def pick_width(cfg, vocab_size: int, rates: dict[int, float], seconds: float) -> tuple[int, str]:
-    """The widest width whose characters per recurrent weight reach TOKENS_PER_PARAM, and why."""
+    """The widest width whose characters per recurrent weight reach TOKENS_PER_PARAM times
+    WIDER_MARGIN, and why (with the next wider width's figure, which fell short)."""
+    bar = TOKENS_PER_PARAM * WIDER_MARGIN
+
+    def per_weight(h):
+        return rates[h] * seconds / recurrent_weights(cfg, vocab_size, h)
+
     best = WIDTHS[0]
     for h in WIDTHS:
-        if rates[h] * seconds >= TOKENS_PER_PARAM * recurrent_weights(cfg, vocab_size, h):
+        if per_weight(h) >= bar:
             best = h
-    params = recurrent_weights(cfg, vocab_size, best)
-    chars = rates[best] * seconds
     why = (
-        f"the widest with >= {TOKENS_PER_PARAM:g}"
-        if chars >= TOKENS_PER_PARAM * params
-        else f"the narrowest; none reaches {TOKENS_PER_PARAM:g}"
+        f"the widest with >= {bar:g}: {TOKENS_PER_PARAM:g} and a {WIDER_MARGIN - 1:.0%} margin, "
+        "so that speeds measured ~10 % apart choose alike"
+        if per_weight(best) >= bar
+        else f"the narrowest; none reaches {bar:g}"
     )
+    wider = [h for h in WIDTHS if h > best]
+    if wider:
+        why += f"; {cfg.layers}x{wider[0]} would see {per_weight(wider[0]):.1f}"
+    params = recurrent_weights(cfg, vocab_size, best)
     total = param_count(cfg.model, vocab_size, cfg.layers, best, cfg.embedding_dim)
     return best, (
         f"{cfg.layers}x{best} ({params:,} recurrent weights, {total:,} in all) at "
-        f"~{rates[best]:,.0f} chars/s sees ~{chars / 1e6:.1f}M characters in "
-        f"{seconds:.0f} s, {chars / params:.0f} per recurrent weight ({why})"
+        f"~{rates[best]:,.0f} chars/s sees ~{rates[best] * seconds / 1e6:.1f}M characters in "
+        f"{seconds:.0f} s, {per_weight(best):.0f} per recurrent weight ({why})"
     )
 
 
@@ -228,11 +267,12 @@ def choose(
 def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
     """Measure the training speed (and pick the precision): {width: chars/s}."""
     widths = (cfg.units,) if "units" in fixed else CALIBRATE
-    measured = {h: measure_rate(cfg.replace(units=h), vocab_size) for h in widths}
+    measured = measure_rates({h: cfg.replace(units=h) for h in widths}, vocab_size)
     shown = ", ".join(f"{cfg.layers}x{h}: {r:,.0f}" for h, r in measured.items())
     log(
         f"recipe: measured {cfg.model} training speed at batch {cfg.batch_size} x "
-        f"{cfg.seq_len} on this CPU (chars/s): {shown}"
+        f"{cfg.seq_len} on this CPU (chars/s, the median step of {ROUNDS} alternating "
+        f"rounds): {shown}"
     )
     if "precision" in fixed or "mixed_bfloat16" not in cfg.precisions:
         return cfg, measured
@@ -242,7 +282,7 @@ def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
         log("recipe: precision float32 (this CPU has no native bfloat16)")
         return cfg, measured
     h = widths[-1]
-    bf16 = measure_rate(cfg.replace(units=h, precision="mixed_bfloat16"), vocab_size)
+    bf16 = measure_rates({h: cfg.replace(units=h, precision="mixed_bfloat16")}, vocab_size)[h]
     faster = bf16 > 1.1 * measured[h]
     log(
         f"recipe: precision {'mixed_bfloat16' if faster else 'float32'} (native bf16: "

@@ -25,7 +25,9 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import math
+import statistics
 import time
 
 import numpy as np
@@ -117,6 +119,9 @@ class Trainer:
         # the time budget counts from ``started`` (time.monotonic() of the launch), so that
         # start-up, the final validation and the final save all fit in it
         self.clock = Clock(cfg.time_budget_seconds, started)
+        # the last steps' seconds, this process's first (which traces the graph) left out
+        self._step_seconds: collections.deque[float] = collections.deque(maxlen=15)
+        self._traced = False
 
     def _compiled_step(self, strategy):
         """The training step on one device, or over ``strategy``'s replicas (built under its
@@ -163,22 +168,28 @@ class Trainer:
         return lr * self.train_state.lr_scale()
 
     def finished(self) -> bool:
-        """A limit is reached. A time budget keeps back what the final validation and save
-        will take and the exit (Clock.reserve), so the run ends within it."""
+        """A limit is reached. A time budget stops when one more step would leave less than
+        what the final validation and save will take and the exit (Clock.reserve)."""
         cfg = self.cfg
         return bool(
             (cfg.steps and self.step >= cfg.steps)
             or (self.max_epochs and self.epoch >= self.max_epochs)
-            or self.clock.spent(self._first_validation())
+            or self.clock.spent(self._first_validation(), self.step_seconds())
         )
 
+    def step_seconds(self) -> float:
+        """A step's seconds: the median of the last ones (0 before a step past the first,
+        whose time is mostly tracing)."""
+        return statistics.median(self._step_seconds) if self._step_seconds else 0.0
+
     def _first_validation(self) -> float:
-        """Seconds the first validation will take, at the speed trained so far (0 when there
-        is nothing to validate or no speed yet); later ones take as long as the last."""
-        if self.score is None or not self.meter.steps:
+        """Seconds the first validation will take, at the speed of the last steps (0 when
+        there is nothing to validate or no speed yet); later ones take as long as the last."""
+        if self.score is None or not self._step_seconds:
             return 0.0
         chars = len(self.val_ids) if not self.cfg.eval_chars else self.cfg.eval_chars
-        return validation_seconds(chars, self.meter.chars_per_sec(), first=True)
+        rate = self.cfg.batch_size * self.cfg.seq_len / max(1e-9, self.step_seconds())
+        return validation_seconds(chars, rate, first=True)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -238,6 +249,7 @@ class Trainer:
 
     def _train_batch(self, x, y) -> bool:
         """One optimizer step; False if its loss was not finite and the run rolled back."""
+        t0 = time.monotonic()
         self.optimizer.learning_rate.assign(self.lr_at(self.step))
         state = self.train_state.initial_state(self.sampler.carries_state)
         self._notify("on_batch_begin", x, y, state)
@@ -253,6 +265,9 @@ class Trainer:
         self.meter.add(loss, norm)
         self.console.show(self.step, loss, self.meter)
         self._notify("on_batch_end", loss, norm, new_state)
+        if self._traced:
+            self._step_seconds.append(time.monotonic() - t0)
+        self._traced = True
         return True
 
     def _after_step(self) -> bool:
