@@ -180,6 +180,23 @@ def test_claims_of_one_name_at_the_same_moment_give_it_to_exactly_one(workdir, a
     won[0][1].release()
 
 
+def test_a_run_being_replaced_with_force_is_not_the_newest_while_it_is_incomplete(workdir):
+    from charlm.runs.folders import complete_run, resolve_run
+
+    for name in ("a", "b"):
+        path, lock = claim_run_folder(Config(runs_dir="runs", name=name))
+        (path / "config.toml").write_text("format_version = 1\n")
+        complete_run(path)
+        lock.release()
+    assert os.readlink("runs/latest") == "b"
+    path, lock = claim_run_folder(Config(runs_dir="runs", name="b"), force=True)
+    try:
+        assert sorted(p.name for p in path.iterdir()) == [INCOMPLETE, LOCK_FILE]
+        assert str(resolve_run(None)) == "runs/a"  # latest still names b, which is incomplete
+    finally:
+        lock.release()
+
+
 def start(args, workdir, pause_at):
     """``charlm *args`` in a real process that stops (holding its lock) at ``pause_at``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "CHARLM_PAUSE_AT": pause_at}

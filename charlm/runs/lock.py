@@ -14,6 +14,7 @@ the holder's process id, for the message a second writer gets::
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -39,7 +40,15 @@ class RunLock:
         ``new``: the lock file must not exist yet (``FileExistsError`` otherwise), which makes
         creating a run atomic: of two processes, exactly one creates it."""
         path = Path(folder) / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | (os.O_EXCL if new else 0), 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | (os.O_EXCL if new else 0), 0o644)
+        except FileExistsError:
+            raise
+        except OSError as e:
+            raise CharLMError(
+                f"cannot open {path} to train the run ({e.strerror}); check the folder's "
+                "permissions, or train a copy of the run elsewhere"
+            ) from None
         try:
             if not _flock(fd, fcntl.LOCK_EX, TRIES):
                 raise CharLMError(busy(folder, _read_pid(path)))
@@ -63,8 +72,7 @@ class RunLock:
             return None
         try:
             if _flock(fd, fcntl.LOCK_SH, 1):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                return None
+                return None  # (closing the file below lets the probe's lock go)
             return _read_pid(path)
         finally:
             os.close(fd)
@@ -94,6 +102,8 @@ def holder_name(pid: int | None) -> str:
 
 
 def _flock(fd: int, kind: int, tries: int) -> bool:
+    """Lock ``fd`` (``tries`` times, :data:`PAUSE` apart); False if another holds it. A file
+    system without locks counts as unlocked: nothing can hold it there."""
     for attempt in range(tries):
         try:
             fcntl.flock(fd, kind | fcntl.LOCK_NB)
@@ -101,6 +111,10 @@ def _flock(fd: int, kind: int, tries: int) -> bool:
         except BlockingIOError:
             if attempt + 1 < tries:
                 time.sleep(PAUSE)
+        except OSError as e:
+            if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                return True
+            raise
     return False
 
 
