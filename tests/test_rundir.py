@@ -205,7 +205,8 @@ def new_run(name: str, runs_dir: str = "runs") -> RunDir:
     cfg = Config(runs_dir=runs_dir, name=name)
     rundir = RunDir.create(cfg)
     rundir.write_config(cfg, charlm.__version__)
-    rundir.mark_latest()
+    rundir.complete()  # as its first checkpoint of a trained step does: latest -> it
+    rundir.release()
     return rundir
 
 

@@ -44,7 +44,14 @@ def train(paths=None, *, resume: str | bool | None = None, **options) -> Run:
     budget counts from ``started`` (a ``time.monotonic()``; default: now).
     """
     trainer = prepare(paths, resume=resume, **options)
-    trainer.fit(resume=bool(resume))
+    try:
+        trainer.fit(resume=bool(resume))
+        trainer.rundir.complete()  # also a run that ended at step 0 (e.g. its budget spent)
+    except BaseException:
+        trainer.rundir.abandon()
+        raise
+    finally:
+        trainer.rundir.release()
     return Run(trainer.rundir.path, model=trainer.model)
 
 
@@ -65,7 +72,11 @@ def prepare(
     """Everything :func:`train` does before the first step: read and check the corpus and
     config, write the run directory, build the model, and return the
     :class:`~charlm.training.trainer.Trainer` (not yet fitted). Benchmarks and tools that drive
-    the loop themselves start here. The keywords are :func:`train`'s."""
+    the loop themselves start here. The keywords are :func:`train`'s.
+
+    The run folder is locked for this process (``trainer.rundir.release()`` lets it go; the
+    end of the process does too), and a new run stays incomplete, not ``latest``, until its
+    first checkpoint of a trained step; if this fails, a new run's folder is removed."""
     started = time.monotonic() if started is None else started
     overrides = canonical_keys(overrides)
     if resume and init_from:
@@ -78,19 +89,38 @@ def prepare(
         cfg, rundir, corpus, vocab = resumed_inputs(
             paths, config, resume, overrides, notes.append, progress
         )
-        sampler = _sampler(cfg, corpus)
+        sampler = None  # made below, where a failure releases the run
     else:
         init = (init_from, init_weights) if init_from else None
         cfg, rundir, corpus, sampler, origin = _new_run(
             paths, config, overrides, force, started, notes.append, progress, init
         )
         vocab = corpus.vocab
-    for line in notes:
-        log(line)
+    try:
+        if sampler is None:
+            sampler = _sampler(cfg, corpus)
+        for line in notes:
+            log(line)
+        rundir.log = log
+        return _start_run(
+            cfg, rundir, corpus, vocab, sampler, resume, log, progress, callbacks, started, origin
+        )
+    except BaseException:
+        rundir.abandon()
+        if not resume:
+            corpus.discard()
+        raise
+
+
+def _start_run(
+    cfg, rundir, corpus, vocab, sampler, resume, log, progress, callbacks, started, origin
+):
+    """Write the run's plain files (a new run's vocabulary, corpus and origin, the config),
+    and build its trainer."""
     if not resume:
         cfg = _fill_new_run(cfg, rundir, corpus, origin)
     rundir.write_config(cfg, __version__)
-    rundir.mark_latest()
+    rundir.mark_latest()  # a resumed run that is complete; a new one once it completes
     log(
         f"run {rundir.path}: {cfg.model} {cfg.layers}x{cfg.units}, {len(vocab)} characters in "
         f"the vocabulary, {corpus.train_chars:,} training and {corpus.val_chars:,} held-out characters"
@@ -101,7 +131,7 @@ def prepare(
 
 
 def _new_run(paths, config, overrides, force, started, log, progress, init=None):
-    """The config, the new (still empty) run folder, the encoded corpus, the sampler and the
+    """The config, the new run folder (claimed, locked, still incomplete), the encoded corpus, the sampler and the
     :class:`Origin` (``init``: ``(run, weights)``, or None) of a new run; everything that can
     be wrong with the data and the run it starts from is checked before a run file is
     written, and the encoded corpus is removed when something is."""
@@ -120,7 +150,7 @@ def _new_run(paths, config, overrides, force, started, log, progress, init=None)
         if cfg.time_budget_seconds:
             cfg = _within_budget(cfg, given, corpus, started, log, origin)
         sampler = _sampler(cfg, corpus)
-        return cfg, RunDir.create(cfg, force=force), corpus, sampler, origin
+        return cfg, RunDir.create(cfg, force=force, log=log), corpus, sampler, origin
     except BaseException:
         corpus.discard()
         raise

@@ -81,6 +81,31 @@ def resumed_inputs(paths, config, resume, overrides, log, progress):
     runs_dir = overrides.get("runs_dir", "runs")
     rundir = RunDir(resolve_run(None if resume is True else str(resume), runs_dir, "--resume"))
     saved = rundir.read_config()
+    if writes_run(overrides.get("strategy", saved.strategy)):
+        rundir.lock_for_training()
+    try:
+        rundir.check_resumable()
+        cfg = _resumed_config(paths, config, overrides, saved, rundir)
+        vocab = rundir.read_vocab()
+        return cfg, rundir, _resumed_corpus(cfg, rundir, vocab, log, progress), vocab
+    except BaseException:
+        rundir.release()
+        raise
+
+
+def writes_run(strategy: str) -> bool:
+    """Whether this process writes the run folder (and takes its lock): every process but the
+    non-chief workers of a multi-worker run, which save into temporary copies
+    (:mod:`charlm.training.distribute`)."""
+    if strategy != "multi-worker":
+        return True
+    from ..training import distribute
+
+    return distribute.is_chief(distribute.strategy(strategy))
+
+
+def _resumed_config(paths, config, overrides, saved, rundir) -> Config:
+    """The run's saved config, with the settings that may change on a resume changed."""
     changed = {k for k, v in overrides.items() if getattr(saved, k, None) != v}
     if config:
         preset = resolve_config(config)
@@ -100,9 +125,7 @@ def resumed_inputs(paths, config, resume, overrides, log, progress):
         **{k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
         **({"paths": [str(p) for p in paths]} if paths else {}),
     )
-    cfg = cfg.replace(runs_dir=saved.runs_dir, name=saved.name)
-    vocab = rundir.read_vocab()
-    return cfg, rundir, _resumed_corpus(cfg, rundir, vocab, log, progress), vocab
+    return cfg.replace(runs_dir=saved.runs_dir, name=saved.name)
 
 
 def _resumed_corpus(cfg, rundir, vocab, log, progress) -> EncodedCorpus:

@@ -12,8 +12,10 @@ A run started from another's weights (``charlm train --init-from``) names it in 
 
 A run's status: **finished** when training ended at its limit (``run.json``, written by
 :class:`charlm.training.monitor.RunRecord`), **resumable** when it has a checkpoint but did not reach
-its limit (interrupted, crashed, or still training), **no checkpoint** when it stopped before
-its first one. Folders that are not readable runs are listed with a note, never skipped.
+its limit (interrupted, crashed, or still training), **incomplete** while a new run has not
+reached its first checkpoint (being trained, or stopped: the note says which; no command takes
+it for the newest run), **no checkpoint** when a run has none. Folders that are not readable
+runs are listed with a note, never skipped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from ..errors import CharLMError
 from ..metrics import LN2, number
+from ..runs.folders import incomplete_reason, newest_run
 from ..runs.rundir import RunDir
 
 METRIC_ROWS = 5  # the last rows of metrics.csv that `charlm info` shows
@@ -75,8 +78,8 @@ def run_names(runs_dir) -> list[str]:
 
 def list_runs(runs_dir) -> list[dict]:
     """One summary (:func:`summarise`) per folder under ``runs_dir``, newest first."""
-    latest = Path(runs_dir) / "latest"
-    newest = latest.resolve() if latest.exists() else None
+    newest = newest_run(Path(runs_dir))
+    newest = newest.resolve() if newest is not None else None
     folders = sorted(run_folders(runs_dir), key=lambda p: (_created(p), p.name), reverse=True)
     rows = [summarise(p) for p in folders]
     for row, path in zip(rows, folders, strict=True):
@@ -104,7 +107,10 @@ def summarise(path) -> dict:
         "note": None,
     }
     if not (run.path / "config.toml").is_file():
-        row["note"] = "not a charlm run (no config.toml)"
+        if run.incomplete():  # claimed a moment ago: its files are still to come
+            row.update(status="incomplete", note=incomplete_reason(run.path))
+        else:
+            row["note"] = "not a charlm run (no config.toml)"
         return row
     try:
         cfg = run.read_config()
@@ -125,6 +131,8 @@ def summarise(path) -> dict:
         origin=_origin(run.read_record()),
         status=status(run),
     )
+    if row["status"] == "incomplete":
+        row["note"] = incomplete_reason(run.path)
     return row
 
 
@@ -135,7 +143,9 @@ def _origin(record: dict) -> dict | None:
 
 
 def status(run: RunDir) -> str:
-    """finished, resumable or no checkpoint (see the module's docstring)."""
+    """finished, resumable, incomplete or no checkpoint (see the module's docstring)."""
+    if run.incomplete():
+        return "incomplete"
     if run.read_record().get("finished") is True:
         return "finished"
     return "resumable" if run.checkpoints() else "no checkpoint"

@@ -1,11 +1,14 @@
 """Where runs live: a new run folder's name, the ``latest`` link, and which run a command means.
 
-``charlm train`` makes ``runs/<time>-<model>`` (or ``runs/<--name>``) and points
-``runs/latest`` at it; ``sample``, ``eval``, ``info`` and ``--resume`` take a run folder, a
-folder of runs (its newest run), or nothing (the newest run under ``--runs-dir``)::
+A run's life: ``charlm train`` claims ``runs/<time>-<model>`` (or ``runs/<--name>``)
+atomically and holds its lock (:mod:`.lock`) while it trains; the folder holds an
+``INCOMPLETE`` marker until the first checkpoint of a trained step is on disk, and only then
+does ``runs/latest`` point at it. ``sample``, ``eval``, ``info`` and ``--resume`` take a run
+folder, a folder of runs (its newest run), or nothing (the newest run under ``--runs-dir``);
+"newest" is never an incomplete run::
 
-    path = new_run_folder(cfg)            # runs/20261123-121500-lstm, empty
-    mark_latest(path)                     # runs/latest -> 20261123-121500-lstm
+    path, lock = claim_run_folder(cfg)    # runs/20261123-121500-lstm, locked, INCOMPLETE
+    complete_run(path)                    # after its first checkpoint: runs/latest -> it
     resolve_run(None, "runs") == path     # True (relative to the working folder)
 """
 
@@ -18,9 +21,16 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import CharLMError
+from ..fsio import atomic_write, fsync_dir
+from .lock import LOCK_FILE, RunLock, busy, holder_name
 
 LATEST = "latest"  # the link in a folder of runs to its newest run
 CONFIG = "config.toml"  # the file that makes a folder a run
+INCOMPLETE = "INCOMPLETE"  # the marker of a run not yet at its first checkpoint
+MARKER_TEXT = (
+    "This run is incomplete: charlm train made it and has not saved its first checkpoint.\n"
+    "If no process trains it (see `charlm runs`), `charlm train --name {name}` replaces it.\n"
+)
 
 
 def resolve_run(run: str | None, runs_dir: str = "runs", flag: str = "--run") -> Path:
@@ -53,35 +63,55 @@ def resolve_run(run: str | None, runs_dir: str = "runs", flag: str = "--run") ->
 
 
 def newest_run(runs_dir: Path) -> Path | None:
-    """The run ``runs_dir/latest`` points at or, if that run was deleted, the run written most
-    recently (relative to the working folder if inside it); None if there is no run."""
-    if not (runs_dir / LATEST).is_symlink():
-        return None
-    path = (runs_dir / LATEST).resolve()
-    if not path.exists():  # the newest run was deleted
-        runs = [p.resolve() for p in runs_dir.iterdir() if (p / CONFIG).is_file()]
+    """The run ``runs_dir/latest`` points at or, if there is no such link of charlm's or its
+    run was deleted or is incomplete, the complete run written most recently (relative to the
+    working folder if inside it); None if there is none."""
+    link = runs_dir / LATEST
+    path = link.resolve() if is_our_link(link) else None
+    if path is None or not path.exists() or is_incomplete(path):
+        try:
+            runs = [p.resolve() for p in runs_dir.iterdir() if _may_be_run(p)]
+        except OSError:
+            return None
+        runs = [p for p in runs if is_complete_run(p)]
         if not runs:
             return None
         path = max(runs, key=lambda p: (p / CONFIG).stat().st_mtime)
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
-def new_run_folder(cfg: Config, force: bool = False) -> Path:
-    """A new, empty folder for a run of ``cfg``: ``cfg.name``, or the time and model, under
-    ``cfg.runs_dir``. An existing non-empty one is refused, unless ``force`` and it is a run,
-    so that a typo never deletes a folder that is not a run."""
+def _may_be_run(path: Path) -> bool:
+    return path.name != LATEST and not path.name.startswith(".") and path.is_dir()
+
+
+def is_complete_run(path: Path) -> bool:
+    """A run that has reached its first checkpoint (or was made before runs had markers)."""
+    return (path / CONFIG).is_file() and not is_incomplete(path)
+
+
+def is_incomplete(path: Path) -> bool:
+    """Claimed by ``charlm train`` and not yet at its first checkpoint of a trained step."""
+    return (Path(path) / INCOMPLETE).exists()
+
+
+def incomplete_reason(path: Path) -> str:
+    """Why the incomplete run ``path`` is so: still training, or stopped."""
+    pid = RunLock.holder(path)
+    if pid is not None:
+        return f"{holder_name(pid)} trains it and has not reached its first checkpoint"
+    return "its training stopped before its first checkpoint"
+
+
+# -- a new run ------------------------------------------------------------------------------------
+
+
+def claim_run_folder(cfg: Config, force: bool = False, log=print) -> tuple[Path, RunLock]:
+    """A new run folder for ``cfg`` (``cfg.name``, or the time and model, under
+    ``cfg.runs_dir``), marked incomplete and locked by this process. Of two processes that
+    claim one name, exactly one gets it. An existing folder is taken over only when it is an
+    incomplete run no process trains, or (``force``) a run no process trains; anything else
+    is refused before it is touched, so that a typo never deletes a folder that is not a run."""
     path = Path(cfg.runs_dir) / (cfg.name or time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.model}")
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        if not force:
-            raise CharLMError(
-                f"{path} already holds a run; pass --resume to continue it, "
-                "--force to replace it, or choose another --name"
-            )
-        if not (path / CONFIG).is_file():
-            raise CharLMError(
-                f"{path} is not a charlm run; --force replaces only runs; choose another --name"
-            )
-        shutil.rmtree(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -89,12 +119,117 @@ def new_run_folder(cfg: Config, force: bool = False) -> Path:
             f"cannot create the run folder {path}: {e.strerror}; "
             "choose another --runs-dir or --name"
         ) from None
-    return path
+    lock = _take_free(path, force) if _is_free(path) else _take_over(path, force, log)
+    return path, lock
 
 
-def mark_latest(path: Path) -> None:
-    """Point ``latest`` beside the run ``path`` at it (atomically, by renaming a new symlink)."""
+def _is_free(path: Path) -> bool:
+    """Empty, or holding only a lock file (of a claim that stopped right after making it)."""
+    return not (set(os.listdir(path)) - {LOCK_FILE})
+
+
+def _take_free(path: Path, force: bool) -> RunLock:
+    """The lock of the free folder ``path``, marked incomplete: made anew (of two processes,
+    one makes it), or taken (of two, one takes it); refused if another process filled the
+    folder meanwhile."""
+    try:
+        lock = RunLock.take(path, new=True)
+    except FileExistsError:
+        lock = RunLock.take(path)
+    try:
+        if not _is_free(path):
+            raise CharLMError(_refusal(path, force, held=True) or busy(path, None))
+        _mark_incomplete(path)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _mark_incomplete(path: Path) -> None:
+    atomic_write(path / INCOMPLETE, MARKER_TEXT.format(name=path.name))
+
+
+def _take_over(path: Path, force: bool, log) -> RunLock:
+    """The lock of the existing folder ``path``, emptied but for it and the marker, when it
+    may be replaced (:func:`claim_run_folder`); else the one line why not."""
+    _replaceable(path, force)  # refused before the lock file is touched
+    lock = RunLock.take(path)
+    try:
+        note = _replaceable(path, force, held=True)  # again: another process may have finished it
+        _mark_incomplete(path)  # first: a crash while emptying leaves an incomplete run
+        for entry in path.iterdir():
+            if entry.name not in (LOCK_FILE, INCOMPLETE):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+    except BaseException:
+        lock.release()
+        raise
+    if note:
+        log(note)
+    return lock
+
+
+def _replaceable(path: Path, force: bool, held: bool = False) -> str | None:
+    """None or a note when the folder ``path`` may be replaced; raises the refusal if not."""
+    refusal = _refusal(path, force, held)
+    if refusal:
+        raise CharLMError(refusal)
+    if is_incomplete(path):
+        return f"replacing {path}: its training stopped before its first checkpoint"
+    return None
+
+
+def _refusal(path: Path, force: bool, held: bool = False) -> str | None:
+    """Why the existing folder ``path`` may not become a new run, or None (``held``: its lock
+    is this process's)."""
+    pid = None if held else RunLock.holder(path)
+    if pid is not None:
+        return busy(path, pid)
+    if not path.is_dir() or (not (path / CONFIG).is_file() and not is_incomplete(path)):
+        if not force:
+            return f"{path} already exists and is not a charlm run; choose another --name"
+        return f"{path} is not a charlm run; --force replaces only runs; choose another --name"
+    if not force and not is_incomplete(path):
+        return (
+            f"{path} already holds a run; pass --resume to continue it, "
+            "--force to replace it, or choose another --name"
+        )
+    return None
+
+
+# -- latest ---------------------------------------------------------------------------------------
+
+
+def complete_run(path: Path, log=print) -> bool:
+    """The run ``path`` has its first checkpoint: remove its marker and point ``latest`` at it.
+    True if it was incomplete."""
+    marker = Path(path) / INCOMPLETE
+    if not marker.exists():
+        return False
+    marker.unlink()
+    fsync_dir(path)
+    mark_latest(path, log)
+    return True
+
+
+def is_our_link(link: Path) -> bool:
+    """``link`` is charlm's ``latest``: a symbolic link to a name in its own folder."""
+    return link.is_symlink() and os.sep not in os.readlink(link)
+
+
+def mark_latest(path: Path, log=print) -> None:
+    """Point ``latest`` beside the complete run ``path`` at it (atomically, by renaming a new
+    symlink), unless a file of that name is there that is not charlm's link: it is left as it
+    is (``log`` says so)."""
     link = path.parent / LATEST
+    if is_incomplete(path):
+        return
+    if os.path.lexists(link) and not is_our_link(link):
+        log(f"note: {link} was not updated: a file of that name is there that is not charlm's")
+        return
     tmp = path.parent / f".{LATEST}.tmp-{os.getpid()}"
     try:
         if tmp.is_symlink():
@@ -108,5 +243,5 @@ def mark_latest(path: Path) -> None:
 def unmark_latest(path: Path) -> None:
     """Remove ``latest`` beside the run ``path`` if it points at that run."""
     link = path.parent / LATEST
-    if link.is_symlink() and link.resolve() == path.resolve():
+    if is_our_link(link) and link.resolve() == path.resolve():
         link.unlink()

@@ -16,6 +16,8 @@
         best/              scratch runs: best weights (tf.train.Checkpoint)
         checkpoints/step-000000123/   resumable state: weights, optimizer, counters, carried state
         tb/                TensorBoard event files
+        train.lock         flock-ed while a process trains the run (its pid in it then)
+        INCOMPLETE         only until the first checkpoint of a trained step (folders.py)
 
 Every write is atomic: a temporary name in the same folder, fsync, rename. This module holds
 :class:`RunDir` and its plain-data files (config, vocabulary, corpus, record, metrics);
@@ -32,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -40,27 +43,112 @@ from ..errors import CharLMError
 from ..fsio import atomic_write, text_sha256
 from ..metrics import FIELDS
 from ..text.vocab import Vocab
-from .checkpoints import SavedModel
-from .folders import CONFIG, mark_latest, new_run_folder, unmark_latest
+from .checkpoints import WEIGHTS, SavedModel
+from .folders import (
+    CONFIG,
+    claim_run_folder,
+    complete_run,
+    incomplete_reason,
+    is_incomplete,
+    mark_latest,
+    unmark_latest,
+)
+from .lock import RunLock
 
 RUN_RECORD = "run.json"  # {"parameters": N, "finished": bool, "step": N, "origin": {...}}
 
 
 class RunDir(SavedModel):
     """One run folder and the files in it: its plain data here, the checkpoints and weights
-    in :class:`~charlm.runs.checkpoints.SavedModel`."""
+    in :class:`~charlm.runs.checkpoints.SavedModel`; and its life as a process trains it
+    (:mod:`.folders`): claimed and locked, incomplete until its first checkpoint of a trained
+    step, then the newest run. ``log`` tells what a training should hear (default stderr)."""
 
-    def __init__(self, path):
+    def __init__(self, path, log=None):
         self.path = Path(path)
+        self.log = log or _to_stderr
+        self.lock: RunLock | None = None  # held while this process trains the run
+        self.created = False  # made by this process: removed if it fails before completing
 
     @classmethod
-    def create(cls, cfg: Config, force: bool = False) -> RunDir:
-        """A new, empty run folder for ``cfg`` (:func:`~charlm.runs.folders.new_run_folder`)."""
-        return cls(new_run_folder(cfg, force))
+    def create(cls, cfg: Config, force: bool = False, log=None) -> RunDir:
+        """A new run folder for ``cfg``, incomplete and locked
+        (:func:`~charlm.runs.folders.claim_run_folder`)."""
+        path, lock = claim_run_folder(cfg, force, log or _to_stderr)
+        rundir = cls(path, log)
+        rundir.lock, rundir.created = lock, True
+        return rundir
 
     def mark_latest(self) -> None:
-        """Point ``<runs_dir>/latest`` at this run."""
-        mark_latest(self.path)
+        """Point ``<runs_dir>/latest`` at this run, once it is complete."""
+        mark_latest(self.path, self.log)
+
+    # -- its life: locked while trained, incomplete until its first checkpoint ----------------
+
+    def lock_for_training(self) -> None:
+        """Hold this run's lock (:class:`~charlm.runs.lock.RunLock`), or raise the line naming
+        the process that trains it."""
+        if self.lock is None:
+            self.lock = RunLock.take(self.path)
+
+    def release(self) -> None:
+        """Let other processes train this run again."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def abandon(self) -> None:
+        """After a failure: remove the run if this process made it and it failed before it
+        wrote any checkpoint (there is nothing in it to keep), then release it. One that
+        failed later, before its first checkpoint of a trained step, stays incomplete: no
+        command takes it for the newest run, and training it again under its name replaces it."""
+        if self.created and self.lock is not None and self.incomplete() and not self.checkpoints():
+            unmark_latest(self.path)
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.release()
+
+    def incomplete(self) -> bool:
+        return is_incomplete(self.path)
+
+    def complete(self) -> None:
+        """The run has a checkpoint of its training: it becomes the newest run."""
+        complete_run(self.path, self.log)
+
+    def save_checkpoint(self, tf_checkpoint, step: int) -> Path:
+        """:meth:`SavedModel.save_checkpoint`; the first after a trained step completes the run
+        (step 0's checkpoint is only the state a failed first step rolls back to)."""
+        final = super().save_checkpoint(tf_checkpoint, step)
+        if step > 0:
+            self.complete()
+        return final
+
+    def find_weights(self, which: str, suffix: str) -> tuple[Path, str]:
+        """:meth:`SavedModel.find_weights`; weights missing from an incomplete run are
+        explained as such."""
+        try:
+            return super().find_weights(which, suffix)
+        except CharLMError:
+            if which not in WEIGHTS or not self.incomplete():
+                raise
+        raise CharLMError(
+            f"{self.path} is incomplete ({incomplete_reason(self.path)}) and has no {which} "
+            f"weights; name another run, or train this one: charlm train --resume {self.path}"
+        )
+
+    def check_resumable(self) -> None:
+        """Refuse a resume that would start at step 0 over weights and metrics of an earlier
+        training: a complete run whose checkpoints are gone."""
+        if self.checkpoints() or self.incomplete():
+            return
+        names = [f"{w}{suffix}" for w in WEIGHTS for suffix in (".keras", "")]
+        kept = [n for n in (*names, "metrics.csv") if (self.path / n).exists()]
+        if kept:
+            raise CharLMError(
+                f"{self.path} has no checkpoint to resume from ({self.checkpoint_dir.name}/ is "
+                f"missing or holds none) but holds {', '.join(kept)} of its training; restore "
+                f"{self.checkpoint_dir.name}/, or train a new run (another --name, or --force "
+                "to replace this one)"
+            )
 
     # -- plain-data files ---------------------------------------------------------------------------
 
@@ -246,11 +334,21 @@ class WorkerRunDir(RunDir):
         else:
             final.unlink(missing_ok=True)
 
+    def release(self) -> None:
+        self.source.release()
+
+    def abandon(self) -> None:
+        self.source.abandon()
+
     def cleanup(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         if self.source.path.is_dir() and not self.source.checkpoints():  # its own, not the chief's
             unmark_latest(self.source.path)
             shutil.rmtree(self.source.path, ignore_errors=True)
+
+
+def _to_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
 
 
 def _fmt(v):
