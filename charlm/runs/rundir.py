@@ -122,11 +122,11 @@ class RunDir(SavedModel):
             self.complete()
         return final
 
-    def find_weights(self, which: str, suffix: str) -> tuple[Path, str]:
+    def find_weights(self, which: str, suffix: str, flag: str = "--weights") -> tuple[Path, str]:
         """:meth:`SavedModel.find_weights`; weights missing from an incomplete run are
         explained as such."""
         try:
-            return super().find_weights(which, suffix)
+            return super().find_weights(which, suffix, flag)
         except CharLMError:
             if which not in WEIGHTS or not self.incomplete():
                 raise
