@@ -22,6 +22,7 @@ from pathlib import Path
 from .. import __version__
 from ..config import Config
 from ..config_toml import canonical_keys, read_preset
+from ..models.memory import check_fits
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir, WorkerRunDir
 from ..text.samplers import make_sampler
@@ -101,6 +102,7 @@ def _new_run(paths, config, overrides, force, started, log, progress):
         if cfg.time_budget_seconds:
             cfg = _within_budget(cfg, given_keys(config, overrides), corpus, started, log)
         sampler = _sampler(cfg, corpus)
+        check_fits(cfg, len(corpus.vocab))  # before the run folder: a model too big makes none
         return cfg, RunDir.create(cfg, force=force), corpus, sampler
     except BaseException:
         corpus.discard()
