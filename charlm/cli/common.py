@@ -20,7 +20,7 @@ import sys
 import click
 
 from ..config import Config
-from ..errors import CharLMError
+from ..errors import CharLMError, os_error_line, resource_line
 from ..fsio import quiet_stderr
 from ..sampling import SamplingOptions
 
@@ -38,7 +38,11 @@ def quiet_tensorflow() -> None:
 
 
 def user_errors(fn):
-    """Run a subcommand; a CharLMError becomes one line on stderr and exit status 1."""
+    """Run a subcommand; what the user can fix becomes one line on stderr (``Error: ...``)
+    and exit status 1: a CharLMError; an OSError (a full disk, no permission, a name too
+    long, a file where a folder should be: charlm.errors.os_error_line); running out of
+    memory or disk (TensorFlow's ResourceExhaustedError, MemoryError). Anything else is a bug and
+    keeps its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -46,9 +50,18 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except CharLMError as e:
             raise click.ClickException(str(e)) from None
+        except BrokenPipeError:  # the reader went away (charlm sample | head): nothing to say
+            raise
+        except OSError as e:
+            raise click.ClickException(os_error_line(e)) from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             sys.exit(130)
+        except Exception as e:
+            line = resource_line(e)
+            if line is None:
+                raise
+            raise click.ClickException(line) from None
 
     return wrapper
 

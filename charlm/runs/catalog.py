@@ -104,7 +104,7 @@ def summarise(path) -> dict:
     try:
         cfg = run.read_config()
         rows = run.read_metrics()
-        steps = _steps(run, rows)
+        steps, state = _steps(run, rows), status(run)
     except (CharLMError, OSError, ValueError, csv.Error) as e:
         row["note"] = str(e)
         return row
@@ -117,7 +117,7 @@ def summarise(path) -> dict:
         seconds_trained=number(rows[-1].get("wall_time")) if rows else 0.0,
         best_val_loss=best,
         best_bits_per_char=best / LN2 if best is not None else None,
-        status=status(run),
+        status=state,
     )
     return row
 
@@ -223,10 +223,8 @@ def describe(path) -> dict:
 
 
 def _corpus_info(run: RunDir) -> dict | None:
-    try:
-        return run.corpus_info()
-    except CharLMError:
-        return None
+    """corpus.json, None if the run has none; a damaged one is an error (it names the file)."""
+    return run.corpus_info(missing_ok=True)
 
 
 def _vocabulary(run: RunDir) -> dict:
@@ -235,10 +233,7 @@ def _vocabulary(run: RunDir) -> dict:
         size = len(run.read_vocab())
     except CharLMError as e:
         return {"size": None, "note": str(e), "most_frequent": []}
-    try:
-        text = run.read_val_text()
-    except CharLMError:
-        text = ""
+    text = run.read_val_text(missing_ok=True)  # a damaged one is an error (it names the file)
     counts = collections.Counter(text).most_common(TOP_CHARS)
     return {
         "size": size,
