@@ -25,16 +25,19 @@ from ..fsio import quiet_stderr
 from ..sampling import SamplingOptions
 
 
-def quiet_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) kept off stderr."""
-    if "tensorflow" in sys.modules:
+def quiet_tensorflow(devices: bool = True) -> None:
+    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) kept off stderr,
+    and start its devices unless ``devices`` is False (a multi-worker strategy must be made
+    before they start)."""
+    if "keras" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notes; Python errors still raise
     with quiet_stderr():
         import tensorflow as tf
 
-        tf.config.list_logical_devices()  # the CUDA probe prints here too
-        import keras  # noqa: F401
+        if devices:
+            tf.config.list_logical_devices()  # the CUDA probe prints here too
+            import keras  # noqa: F401
 
 
 def user_errors(fn):
