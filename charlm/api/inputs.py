@@ -78,6 +78,7 @@ def resumed_inputs(paths, config, resume, overrides, log, progress):
     runs_dir = overrides.get("runs_dir", "runs")
     rundir = RunDir(resolve_run(None if resume is True else str(resume), runs_dir, "--resume"))
     saved = rundir.read_config()
+    rundir.read_metrics(), rundir.checkpoints()  # a damaged one: one line before any write
     changed = {k for k, v in overrides.items() if getattr(saved, k, None) != v}
     if config:
         preset = resolve_config(config)
