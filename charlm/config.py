@@ -131,6 +131,12 @@ class Config:
         "multi-worker (several machines, set up by TF_CONFIG); --batch-size is the global batch.",
         choices=("none", "mirrored", "multi-worker"),
     )
+    peer_timeout: int = setting(
+        120,
+        "multi-worker: seconds to wait for every worker of TF_CONFIG to join before giving up.",
+        least=1,
+        resumable=True,
+    )
     recipe: str = setting(
         "auto",
         "With a --time-budget: auto measures this CPU and chooses the model size, "

@@ -20,6 +20,7 @@ Pure Python: no numpy, no TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -75,19 +76,49 @@ def atomic_file(path):
     """A binary file open for writing that becomes ``path`` when the ``with`` block ends
     (fsync, rename, fsync of the folder), for data too big to join into one ``bytes`` first.
     An exception in the block, or a failure to write, leaves the old ``path`` and no
-    temporary file; the exception goes on."""
+    temporary file; the exception goes on (an OSError naming ``path``)."""
     path = Path(path)
     tmp = temp_name(path)
-    try:
+    with removed_on_failure(tmp, named=path):
         with open(tmp, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def removed_on_failure(tmp, named=None):
+    """Remove the temporary file or folder ``tmp`` (left from before, or half written now)
+    first, and again if the ``with`` block fails (a full disk, a signal); the exception goes
+    on, as an OSError that names ``named`` (default ``tmp``) when it is a write error that
+    names no file: a library's (Keras's, TensorFlow's: a ResourceExhaustedError that says
+    the disk is full) or a plain ``write``'s. ``atomic_file`` for what a library writes::
+
+        with removed_on_failure(tmp):
+            model.save(tmp)
+            replace_path(tmp, final)
+    """
+    _remove(tmp)
+    try:
+        yield
+    except BaseException as e:
+        _remove(tmp)
+        named = str(named or tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = named
+        elif not isinstance(e, OSError) and os.strerror(errno.ENOSPC) in str(e):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), named) from e
+        raise
+
+
+def _remove(path) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def text_sha256(text: str) -> str:

@@ -27,6 +27,17 @@ MAX_SEED = 2**63 - 1  # seeds are int64 in the sampling graph
 MAX_INT = 2**31 - 1  # lengths and top-k are int32 there
 
 
+def seed_plus(seed: int, offset: int) -> int:
+    """``seed + offset`` within the seeds' range 0 ... 2**63-1, wrapping past the top: a model
+    draws several streams from one seed (its layers, dropout, the output layer), and the
+    largest seed must give valid ones too. Below the top it is plain ``seed + offset``.
+
+    >>> seed_plus(5, 1000), seed_plus(MAX_SEED, 1)
+    (1005, 0)
+    """
+    return (seed + offset) % (MAX_SEED + 1)
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
     """The options of one sample. A temperature of 0 means greedy, everywhere."""

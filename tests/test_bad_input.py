@@ -123,12 +123,47 @@ def test_bad_sampling_options_are_refused(workdir, charlm_cli, no_tensorflow, ar
         (["--sample-temperature", "nan"], ["--sample-temperature", "0 (greedy) or more", "nan"]),
         (["--sample-temperature", "inf"], ["--sample-temperature", "0 (greedy) or more", "inf"]),
         (["--seed", "-1"], ["--seed", "from 0 to 2**63-1"]),
+        (["--seed", str(2**63)], ["--seed", "from 0 to 2**63-1", str(2**63)]),
+        (["--dropout", "nan"], ["--dropout", "[0, 1)", "nan"]),
+        (["--lr", "inf"], ["--lr", "positive number", "inf"]),
+        (["--clip-norm", "nan"], ["--clip-norm", "0 (off) or positive", "nan"]),
     ],
 )
 def test_bad_training_options_are_refused_and_create_no_run(
     workdir, charlm_cli, no_tensorflow, args, words
 ):
     refuses_to_train(charlm_cli, workdir, "--config", TINY, *args, words=words, env=no_tensorflow)
+
+
+def test_a_model_too_big_for_the_machine_is_refused_before_it_is_built(workdir):
+    refuses_to_train(
+        run_cli,
+        workdir,
+        "--config",
+        TINY,
+        "--units",
+        "1000000000",
+        words=["lstm 1x1000000000 model", "needs about", "available", "fewer --units"],
+    )
+
+
+def test_the_largest_seed_trains(workdir):
+    (workdir / "corpus.txt").write_text(TEXT)
+    code, _, err = run_cli(
+        "train",
+        "corpus.txt",
+        "--config",
+        TINY,
+        "--units",
+        "8",
+        "--steps",
+        "1",
+        "--seed",
+        str(2**63 - 1),
+        cwd=workdir,
+    )
+    assert code == 0, err
+    assert "seed = 9223372036854775807" in (workdir / "runs/latest/config.toml").read_text()
 
 
 def test_a_click_usage_error_exits_2_with_one_error_line(workdir, charlm_cli, no_tensorflow):
@@ -158,6 +193,13 @@ def test_a_click_usage_error_exits_2_with_one_error_line(workdir, charlm_cli, no
             ["bad.toml", "TOML syntax error", "line 2, column", "fix it"],
         ),
         ("seq_len = 0\n", ["bad.toml", "seq-len must be at least 1"]),
+        (
+            "sample_temperature = nan\n",
+            ["bad.toml", "sample-temperature must be 0 (greedy) or more, not nan"],
+        ),
+        ("lr = inf\n", ["bad.toml", "lr must be a positive number, not inf"]),
+        ("min_lr_fraction = -inf\n", ["bad.toml", "min-lr-fraction must be in [0, 1]"]),
+        ("seed = 9223372036854775808\n", ["bad.toml", "seed must be a whole number from 0"]),
     ],
 )
 def test_bad_config_files_are_refused(workdir, charlm_cli, no_tensorflow, toml, words):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -202,3 +203,55 @@ def test_a_batch_that_does_not_split_over_the_replicas_is_one_error(corpus, tmp_
     assert done.stdout.strip().splitlines() == [
         "--batch-size 7 does not split over 2 replicas; use a multiple of 2, e.g. 6"
     ]
+
+
+def lone_worker(corpus: Path, tmp_path: Path, *flags: str):
+    """``charlm train --strategy multi-worker`` started as worker 0 of two whose other worker
+    never starts: its port and the process."""
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},  # as a user's
+        "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}),
+    }
+    args = [str(corpus), "--steps", "2", "--units", "8", "--strategy", "multi-worker", *flags]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "charlm", "train", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return ports[0], process
+
+
+def test_a_worker_whose_peer_never_comes_gives_up_after_peer_timeout_with_one_line(
+    corpus, tmp_path
+):
+    _, worker = lone_worker(corpus, tmp_path, "--peer-timeout", "5")
+    _, err = worker.communicate(timeout=180)
+    assert worker.returncode == 1, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: the other workers did not all join within 5 s;")
+    assert "--peer-timeout" in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_sigterm_stops_a_worker_that_waits_for_its_peer(corpus, tmp_path):
+    port, worker = lone_worker(corpus, tmp_path)  # the default timeout: 120 s
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # its server listens: it waits for the other worker
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert worker.poll() is None, worker.communicate()[1]
+        time.sleep(0.5)
+    time.sleep(2)
+    sent = time.monotonic()
+    worker.terminate()
+    worker.communicate(timeout=60)
+    assert worker.returncode == -signal.SIGTERM
+    assert time.monotonic() - sent < 10
+    assert not (tmp_path / "runs").exists()

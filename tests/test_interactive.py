@@ -96,6 +96,8 @@ def test_greedy_off_and_seed_off_undo_them():
         (":greedy maybe", ":greedy takes on or off"),
         (":seed", ":seed takes a whole number or off"),
         (":seed -1", ":seed must be a whole number from 0 to 2**63-1, not -1"),
+        (":seed 9223372036854775808", ":seed must be a whole number from 0 to 2**63-1"),
+        (":temperature inf", ":temperature must be 0 (greedy) or more, not inf"),
         (":stop", ":stop takes text or off"),
         (r":stop \q", ":stop takes text or off"),
         (":stop a\\", ":stop takes text or off"),

@@ -23,6 +23,7 @@ from .. import __version__
 from ..config import SHAPE_KEYS, Config
 from ..config_toml import canonical_keys, read_preset
 from ..errors import CharLMError
+from ..models.memory import check_fits
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir, WorkerRunDir
 from ..text.samplers import make_sampler
@@ -150,6 +151,7 @@ def _new_run(paths, config, overrides, force, started, log, progress, init=None)
         if cfg.time_budget_seconds:
             cfg = _within_budget(cfg, given, corpus, started, log, origin)
         sampler = _sampler(cfg, corpus)
+        check_fits(cfg, len(corpus.vocab))  # before the run folder: a model too big makes none
         return cfg, RunDir.create(cfg, force=force, log=log), corpus, sampler, origin
     except BaseException:
         corpus.discard()

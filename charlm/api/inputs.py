@@ -84,6 +84,7 @@ def resumed_inputs(paths, config, resume, overrides, log, progress):
     if writes_run(overrides.get("strategy", saved.strategy)):
         rundir.lock_for_training()
     try:
+        rundir.read_metrics(), rundir.checkpoints()  # a damaged one: one line before any write
         rundir.check_resumable()
         cfg = _resumed_config(paths, config, overrides, saved, rundir)
         vocab = rundir.read_vocab()

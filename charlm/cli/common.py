@@ -20,25 +20,32 @@ import sys
 import click
 
 from ..config import Config
-from ..errors import CharLMError
+from ..errors import CharLMError, os_error_line, resource_line
 from ..fsio import quiet_stderr
 from ..sampling import SamplingOptions
 
 
-def quiet_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) kept off stderr."""
-    if "tensorflow" in sys.modules:
+def quiet_tensorflow(devices: bool = True) -> None:
+    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) kept off stderr,
+    and start its devices unless ``devices`` is False (a multi-worker strategy must be made
+    before they start)."""
+    if "keras" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notes; Python errors still raise
     with quiet_stderr():
         import tensorflow as tf
 
-        tf.config.list_logical_devices()  # the CUDA probe prints here too
-        import keras  # noqa: F401
+        if devices:
+            tf.config.list_logical_devices()  # the CUDA probe prints here too
+            import keras  # noqa: F401
 
 
 def user_errors(fn):
-    """Run a subcommand; a CharLMError becomes one line on stderr and exit status 1."""
+    """Run a subcommand; what the user can fix becomes one line on stderr (``Error: ...``)
+    and exit status 1: a CharLMError; an OSError (a full disk, no permission, a name too
+    long, a file where a folder should be: charlm.errors.os_error_line); running out of
+    memory or disk (TensorFlow's ResourceExhaustedError, MemoryError). Anything else is a bug and
+    keeps its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -46,9 +53,18 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except CharLMError as e:
             raise click.ClickException(str(e)) from None
+        except BrokenPipeError:  # the reader went away (charlm sample | head): nothing to say
+            raise
+        except OSError as e:
+            raise click.ClickException(os_error_line(e)) from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             sys.exit(130)
+        except Exception as e:
+            line = resource_line(e)
+            if line is None:
+                raise
+            raise click.ClickException(line) from None
 
     return wrapper
 

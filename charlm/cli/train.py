@@ -68,9 +68,10 @@ def train(paths, config_path, resume, init_from, init_weights, force, **options)
     Config.from_dict(overrides, source="")
     cfg = (Config.load(config_path) if config_path else Config()).replace(**overrides)
     if cfg.strategy == "multi-worker":  # it must exist before TensorFlow's devices do
+        quiet_tensorflow(devices=False)
         from ..training.distribute import at_startup
 
-        at_startup(cfg.strategy)
+        at_startup(cfg)
     quiet_tensorflow()  # before anything imports TensorFlow, or its start-up chatter shows
     from ..api import train as train_run
     from ..training.trainer import TrainingInterrupted

@@ -32,7 +32,9 @@ import tensorflow as tf
 
 from ..errors import CharLMError, first_line
 from ..models.fastrnn import FastGRU, FastLSTM
+from ..models.memory import check_fits
 from ..models.scratch import ScratchLM
+from ..sampling import seed_plus
 
 KERAS_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
 # The same math and weights, faster on a CPU (charlm.models.fastrnn); a GPU keeps Keras's layers,
@@ -124,12 +126,12 @@ def build_keras_model(
         x, *s = rnn(x, initial_state=state_inputs[i * n_states : (i + 1) * n_states])
         new_states += s
         if dropout:
-            x = keras.layers.Dropout(dropout, seed=seed + 100 + i, name=f"dropout_{i}")(x)
+            x = keras.layers.Dropout(dropout, seed=seed_plus(seed, 100 + i), name=f"dropout_{i}")(x)
     logits = keras.layers.Dense(
         vocab_size,
         name="logits",
         dtype="float32",
-        kernel_initializer=keras.initializers.GlorotUniform(seed + 1000),
+        kernel_initializer=keras.initializers.GlorotUniform(seed_plus(seed, 1000)),
     )(x)
     return keras.Model([ids, *state_inputs], [logits, *new_states], name=f"charlm_{kind}")
 
@@ -163,9 +165,9 @@ def _recurrent(layer_cls, kind: str, i: int, units: int, policy: str, seed: int)
         return_state=True,
         name=f"{kind}_{i}",
         dtype=policy,
-        seed=seed + i,
-        kernel_initializer=keras.initializers.GlorotUniform(seed + 10 * i + 1),
-        recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 10 * i + 2),
+        seed=seed_plus(seed, i),
+        kernel_initializer=keras.initializers.GlorotUniform(seed_plus(seed, 10 * i + 1)),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=seed_plus(seed, 10 * i + 2)),
     )
 
 
@@ -333,31 +335,15 @@ class ScratchModel(ScratchLM):
             ) from None
 
 
-def param_count(model: str, vocab_size: int, layers: int, units: int, embedding_dim: int) -> int:
-    """Trainable weights of a model from its settings, without building it: per layer
-    ``g·H·(D + H) + g·H`` (g = 4 gates for an LSTM, 3 for a GRU, 1 for a simple RNN; Keras's
-    GRU has a second bias), then the embedding ``V·E`` and the output ``H·V + V``.
-
-    >>> param_count("lstm", 65, layers=2, units=256, embedding_dim=64)
-    874881
-    """
-    kind = model.removeprefix("scratch-")
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
-    biases = 2 if model == "gru" else 1  # Keras's GRU (reset_after=True) has two
-    total, d = vocab_size * embedding_dim, embedding_dim or vocab_size
-    for _ in range(layers):
-        total += gates * units * (d + units) + biases * gates * units
-        d = units
-    return total + units * vocab_size + vocab_size
-
-
 def weights_suffix(cfg) -> str:
     """What the saved weights of ``cfg``'s model end in (".keras", or "" for a folder)."""
     return ScratchModel.weights_suffix if cfg.is_scratch else KerasLM.weights_suffix
 
 
-def build_model(cfg, vocab_size: int) -> LanguageModel:
-    """The model a :class:`~charlm.config.Config` asks for, with fresh weights from its seed."""
+def build_model(cfg, vocab_size: int, training: bool = True) -> LanguageModel:
+    """The model a :class:`~charlm.config.Config` asks for, with fresh weights from its seed;
+    one CharLMError first if it cannot fit in memory (to train, or only to hold its weights)."""
+    check_fits(cfg, vocab_size, training)
     if cfg.is_scratch:
         return ScratchModel(
             vocab_size,
@@ -387,7 +373,7 @@ def load_model(cfg, vocab_size: int, path, way_out: str = "retrain the run") -> 
     """The model saved at ``path`` by :meth:`LanguageModel.save`, checked against ``cfg`` and
     ``vocab_size``; any problem is one CharLMError that ends with ``way_out``."""
     if cfg.is_scratch:
-        model = build_model(cfg, vocab_size)
+        model = build_model(cfg, vocab_size, training=False)
         model.restore(path, way_out)
         return model
     model = KerasLM.load(path, way_out)

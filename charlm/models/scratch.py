@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ..sampling import seed_plus
+
 __all__ = ["RNNCell", "GRUCell", "LSTMCell", "ScratchLM", "CELLS"]
 
 _INIT_STDDEV = 0.01  # d2l: every weight ~ N(0, 0.01^2), every bias 0
@@ -320,7 +322,7 @@ class ScratchLM(tf.Module):
         self.W_hq = _normal(rng, [self.units, self.vocab_size], "W_hq")
         self.b_q = _zeros([self.vocab_size], "b_q")
         # Dropout masks; a separate stream so that dropout does not change the init.
-        self.dropout_rng = tf.random.Generator.from_seed(self.seed + 1)
+        self.dropout_rng = tf.random.Generator.from_seed(seed_plus(self.seed, 1))
 
     def get_config(self) -> dict:
         """The constructor arguments, enough to rebuild the model before restoring weights."""

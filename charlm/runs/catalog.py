@@ -115,7 +115,7 @@ def summarise(path) -> dict:
     try:
         cfg = run.read_config()
         rows = run.read_metrics()
-        steps = _steps(run, rows)
+        steps, state = _steps(run, rows), status(run)
     except (CharLMError, OSError, ValueError, csv.Error) as e:
         row["note"] = str(e)
         return row
@@ -129,7 +129,7 @@ def summarise(path) -> dict:
         best_val_loss=best,
         best_bits_per_char=best / LN2 if best is not None else None,
         origin=_origin(run.read_record()),
-        status=status(run),
+        status=state,
     )
     if row["status"] == "incomplete":
         row["note"] = incomplete_reason(run.path)
@@ -247,10 +247,8 @@ def describe(path) -> dict:
 
 
 def _corpus_info(run: RunDir) -> dict | None:
-    try:
-        return run.corpus_info()
-    except CharLMError:
-        return None
+    """corpus.json, None if the run has none; a damaged one is an error (it names the file)."""
+    return run.corpus_info(missing_ok=True)
 
 
 def _vocabulary(run: RunDir) -> dict:
@@ -259,10 +257,7 @@ def _vocabulary(run: RunDir) -> dict:
         size = len(run.read_vocab())
     except CharLMError as e:
         return {"size": None, "note": str(e), "most_frequent": []}
-    try:
-        text = run.read_val_text()
-    except CharLMError:
-        text = ""
+    text = run.read_val_text(missing_ok=True)  # a damaged one is an error (it names the file)
     counts = collections.Counter(text).most_common(TOP_CHARS)
     return {
         "size": size,

@@ -20,7 +20,15 @@ import shutil
 from pathlib import Path
 
 from ..errors import CharLMError, first_line
-from ..fsio import fault_point, fsync_dir, fsync_tree, readable_path, replace_path, temp_name
+from ..fsio import (
+    fault_point,
+    fsync_dir,
+    fsync_tree,
+    readable_path,
+    removed_on_failure,
+    replace_path,
+    temp_name,
+)
 
 WEIGHTS = ("best", "last")  # the weights a run keeps: the best validation score, and the newest
 CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
@@ -39,8 +47,14 @@ class SavedModel:
         return self.path / "checkpoints"
 
     def checkpoints(self) -> list[tuple[int, Path]]:
-        """Complete checkpoints, oldest first."""
+        """Complete checkpoints, oldest first; a file in the folder's place is one CharLMError
+        (resuming would otherwise start again from step 0 over the run's weights)."""
         if not self.checkpoint_dir.is_dir():
+            if self.checkpoint_dir.exists():
+                raise CharLMError(
+                    f"{self.checkpoint_dir} is a file, not the run's checkpoints folder; "
+                    "restore the folder, or start a new run"
+                )
             return []
         found = []
         for p in self.checkpoint_dir.iterdir():
@@ -54,11 +68,11 @@ class SavedModel:
         self.checkpoint_dir.mkdir(exist_ok=True)
         final = self.checkpoint_dir / f"step-{step:09d}"
         tmp = self.checkpoint_dir / f".tmp-step-{step:09d}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tf_checkpoint.write(str(tmp / "ckpt"))
-        fault_point("checkpoint-written")
-        fsync_tree(tmp)
-        fault_point("checkpoint-synced")
+        with removed_on_failure(tmp, named=final):  # a full disk, a signal: no half checkpoint
+            tf_checkpoint.write(str(tmp / "ckpt"))
+            fault_point("checkpoint-written")
+            fsync_tree(tmp)
+            fault_point("checkpoint-synced")
         if final.exists():  # the same step saved again (e.g. on interrupt right after a save)
             shutil.rmtree(tmp)
             return final
@@ -100,11 +114,11 @@ class SavedModel:
         """Save ``model``'s ``best`` or ``last`` weights atomically, in the model's own format."""
         final = self.weights_path(which, model.weights_suffix)
         tmp = temp_name(final, model.weights_suffix)  # Keras insists on the .keras ending
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save(tmp)
-        fault_point("weights-written")
-        fsync_tree(tmp)
-        replace_path(tmp, final)
+        with removed_on_failure(tmp, named=final):  # a full disk, a signal: no .last.keras.tmp-*
+            model.save(tmp)
+            fault_point("weights-written")
+            fsync_tree(tmp)
+            replace_path(tmp, final)
 
     def find_weights(self, which: str, suffix: str, flag: str = "--weights") -> tuple[Path, str]:
         """The saved ``which`` weights, and the way out to name if they cannot be loaded;

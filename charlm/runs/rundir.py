@@ -56,6 +56,28 @@ from .folders import (
 from .lock import RunLock
 
 RUN_RECORD = "run.json"  # {"parameters": N, "finished": bool, "step": N, "origin": {...}}
+CORPUS_KEYS = ("train_chars", "val_chars", "train_sha256", "val_sha256")  # corpus.json's
+
+
+def read_run_file(path: Path, way_out: str) -> str | None:
+    """The text of the run file ``path``, None if it is missing; anything else that stops it
+    being read (a folder in its place, bytes that are not UTF-8, no permission) is one
+    CharLMError that names the file and ends with ``way_out``. Every plain-data file of a
+    run is read through here, so a damaged one is never a traceback.
+
+    >>> read_run_file(Path("/nonexistent/metrics.csv"), "retrain") is None
+    True
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise CharLMError(f"{path} is a folder, not the run's file; {way_out}") from None
+    except UnicodeDecodeError as e:
+        raise CharLMError(f"{path}: not UTF-8 text (byte {e.start}); {way_out}") from None
+    except OSError as e:
+        raise CharLMError(f"{path}: cannot read it ({e.strerror}); {way_out}") from None
 
 
 class RunDir(SavedModel):
@@ -159,14 +181,9 @@ class RunDir(SavedModel):
 
     def read_config(self) -> Config:
         path = self.path / CONFIG
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CharLMError(f"{self.path}: {CONFIG} is missing; not a complete run") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise CharLMError(
-                f"{path}: cannot read ({e}); check the file and its permissions, or retrain the run"
-            ) from None
+        text = read_run_file(path, "restore the file or retrain the run")
+        if text is None:
+            raise CharLMError(f"{self.path}: {CONFIG} is missing; not a complete run")
         version = re.search(r"^format_version\s*=\s*(\d+)", text, re.M)
         if not version:
             raise CharLMError(
@@ -215,14 +232,23 @@ class RunDir(SavedModel):
             return None
         return info if isinstance(info, dict) else None
 
-    def corpus_info(self) -> dict:
-        """corpus.json: what the run's corpus was (:meth:`EncodedCorpus.info`)."""
-        info = self._corpus_json()
-        if info is None:
-            raise CharLMError(
-                f"{self.path}/corpus.json is missing or corrupt; cannot check "
-                "that the corpus is unchanged; start a new run"
-            )
+    def corpus_info(self, missing_ok: bool = False) -> dict | None:
+        """corpus.json: what the run's corpus was (:meth:`EncodedCorpus.info`); None if it is
+        missing and ``missing_ok``. One CharLMError naming it if it is damaged: not JSON, not
+        an object, or without the keys it always holds."""
+        path = self.path / "corpus.json"
+        way_out = "restore it, or start a new run (a resume checks its corpus against it)"
+        text = read_run_file(path, way_out)
+        if text is None and missing_ok:
+            return None
+        try:
+            info = json.loads(text) if text is not None else None
+        except ValueError:
+            info = None
+        lacks = [k for k in CORPUS_KEYS if k not in info] if isinstance(info, dict) else []
+        if not isinstance(info, dict) or lacks:
+            why = f" (no {', '.join(lacks)})" if lacks else ""
+            raise CharLMError(f"{path} is missing or corrupt{why}; {way_out}")
         return info
 
     def check_corpus(self, corpus) -> None:
@@ -237,12 +263,13 @@ class RunDir(SavedModel):
                 "resume with the same corpus and options, or start a new run"
             )
 
-    def read_val_text(self) -> str:
+    def read_val_text(self, missing_ok: bool = False) -> str:
+        """val.txt, the held-out text ("" if it is missing and ``missing_ok``)."""
         path = self.path / "val.txt"
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CharLMError(f"{path} is missing; name held-out text: charlm eval FILE") from None
+        text = read_run_file(path, "restore it, or name held-out text: charlm eval FILE")
+        if text is None and not missing_ok:
+            raise CharLMError(f"{path} is missing; name held-out text: charlm eval FILE")
+        return text or ""
 
     # -- the record of the run ------------------------------------------------------------------
 
@@ -276,21 +303,37 @@ class RunDir(SavedModel):
     def append_metrics(self, row: dict) -> None:
         path = self.path / "metrics.csv"
         new = not path.exists()
-        with open(path, "a", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, FIELDS, lineterminator="\n")
-            if new:
-                w.writeheader()
-            w.writerow({k: _fmt(row.get(k)) for k in FIELDS})
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(path, "a", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, FIELDS, lineterminator="\n")
+                if new:
+                    w.writeheader()
+                w.writerow({k: _fmt(row.get(k)) for k in FIELDS})
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk: name the file (a write error names none)
+            e.filename = e.filename or str(path)
+            raise
 
     def read_metrics(self) -> list[dict]:
+        """metrics.csv's complete rows ([] if there is none yet); a damaged file (not UTF-8,
+        not CSV, a step that is no whole number, a folder) is one CharLMError naming it."""
         path = self.path / "metrics.csv"
-        if not path.exists():
+        way_out = "restore it, or move it aside (the run keeps its weights, not its history)"
+        text = read_run_file(path, way_out)
+        if text is None:
             return []
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        return [r for r in rows if r.get("wall_time") not in (None, "")]
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as e:
+            raise CharLMError(f"{path}: not a metrics table ({e}); {way_out}") from None
+        rows = [r for r in rows if r.get("wall_time") not in (None, "")]
+        for line, row in enumerate(rows, start=2):
+            if not str(row.get("step")).isdigit():
+                raise CharLMError(
+                    f"{path}: row {line}: step {row.get('step')!r} is not a whole number; {way_out}"
+                )
+        return rows
 
     def truncate_metrics(self, step: int) -> None:
         """Keep only complete rows up to ``step`` (a resumed run redoes what came after)."""

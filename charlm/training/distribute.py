@@ -27,6 +27,7 @@ The strategy must exist before TensorFlow starts its devices: :func:`at_startup`
 from __future__ import annotations
 
 import contextlib
+import gc
 
 import tensorflow as tf
 
@@ -36,36 +37,67 @@ from ..training.clipping import clip_by_global_norm
 _STRATEGIES: dict = {}  # name -> the one strategy of this process
 
 
-def at_startup(name: str) -> None:
-    """Create the ``multi-worker`` strategy now, before anything starts TensorFlow's devices
-    (its collective ops can only be configured then); other strategies wait until needed."""
-    if name == "multi-worker":
-        strategy(name)
+def at_startup(cfg) -> None:
+    """Create ``cfg``'s ``multi-worker`` strategy now, before anything starts TensorFlow's
+    devices (its collective ops can only be configured then), waiting at most
+    ``cfg.peer_timeout`` seconds for the other workers; other strategies wait until needed."""
+    if cfg.strategy == "multi-worker":
+        strategy(cfg.strategy, peer_timeout=cfg.peer_timeout)
 
 
-def strategy(name: str):
+def strategy(name: str, peer_timeout: float = 120):
     """The ``tf.distribute`` strategy ``name`` names (created once), or None for ``none``."""
     if name == "none":
         return None
     if name not in _STRATEGIES:
-        _STRATEGIES[name] = _create(name)
+        _STRATEGIES[name] = _create(name, peer_timeout)
     return _STRATEGIES[name]
 
 
-def _create(name: str):
+def _create(name: str, peer_timeout: float):
     if name == "mirrored":  # every GPU, else every (logical) CPU device
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi-worker":
+        _wait_in_python(peer_timeout)
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except (RuntimeError, ValueError) as e:
-            raise CharLMError(
-                f"cannot start the multi-worker strategy ({first_line(e)}); set "
-                "TF_CONFIG on every worker and create the strategy at program "
-                "start (charlm.training.distribute.at_startup)"
-            ) from None
+            error = _cannot_start(e, peer_timeout)
+        gc.collect()  # the half-made strategy's thread pool, now: at exit it fails noisily
+        raise error
     raise CharLMError(f"unknown strategy '{name}'; use none, mirrored or multi-worker")
+
+
+def _cannot_start(e: Exception, peer_timeout: float) -> CharLMError:
+    if "Timeout waiting for the cluster" in str(e):
+        return CharLMError(
+            f"the other workers did not all join within {peer_timeout:g} s; start every "
+            "worker with its TF_CONFIG, or wait longer with --peer-timeout"
+        )
+    return CharLMError(
+        f"cannot start the multi-worker strategy ({first_line(e)}); set TF_CONFIG on every "
+        "worker and create the strategy at program start (charlm.training.distribute.at_startup)"
+    )
+
+
+def _wait_in_python(seconds: float) -> None:
+    """Make the multi-worker start wait for its peers where a deadline and SIGTERM reach it.
+
+    TensorFlow's coordination service waits for every worker in C++, holding Python's lock,
+    for up to an hour, and its preemption notifier takes SIGTERM for itself (it notes the
+    signal and waits on), so a chief whose peer never came stopped only for SIGKILL. Without
+    the service the strategy waits in a collective op, with a timeout (its "initial health
+    check", at most ``seconds``) and SIGTERM's default action (the process ends; nothing
+    has been written yet)."""
+    from tensorflow.python.distribute import collective_all_reduce_strategy as mwms
+    from tensorflow.python.eager import context
+
+    if not hasattr(mwms.CollectiveAllReduceExtended, "_check_health_initial_timeout"):
+        raise RuntimeError("this TensorFlow's multi-worker strategy has no initial timeout")
+    mwms.CollectiveAllReduceExtended._check_health_initial_timeout = seconds
+    if context.context().coordination_service is None:
+        context.context().configure_coordination_service(service_type="")  # off
 
 
 def scope(strat):

@@ -49,7 +49,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ..models.lm import build_model, param_count
+from ..models.lm import build_model
+from ..models.memory import param_count
 from ..training.clock import check_time_left, training_seconds, validation_seconds
 from ..training.step import make_optimizer, make_train_step
 
