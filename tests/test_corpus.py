@@ -585,7 +585,7 @@ def test_invalid_utf8_in_a_gz_reports_the_offset_in_the_decompressed_bytes(tmp_p
         ("libfoo.so", b"\x7fELF\x02\x01\x01\x00" + bytes(64), "ELF"),
         ("paper.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "PDF"),
         ("archive.bin", b"PK\x03\x04\x14\x00\x00\x00", "zip archive"),
-        ("data.bin", gzip.compress(b"text"), "gzip"),
+        ("data.bin", gzip.compress(b"text", mtime=0), "gzip"),
         ("image.webp", b"RIFF\x24\x00\x00\x00WEBPVP8 ", "WebP image"),
         ("app.db", b"SQLite format 3\x00" + bytes(100), "SQLite"),
         ("random.dat", bytes(range(128, 256)) * 40, "not utf-8"),
