@@ -322,7 +322,7 @@ READ_CASES = {
     "runs-dir-is-a-file": (
         lambda w: ((w / "corpus.txt").write_text(TEXT * 3), (w / "notes").write_text("mine\n")),
         ["corpus.txt", "--runs-dir", "notes"],
-        ["cannot write the encoded corpus in notes", "--runs-dir"],
+        ["notes", "a file stands where a folder should be"],
     ),
 }
 

@@ -112,13 +112,7 @@ def claim_run_folder(cfg: Config, force: bool = False, log=print) -> tuple[Path,
     incomplete run no process trains, or (``force``) a run no process trains; anything else
     is refused before it is touched, so that a typo never deletes a folder that is not a run."""
     path = Path(cfg.runs_dir) / (cfg.name or time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.model}")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CharLMError(
-            f"cannot create the run folder {path}: {e.strerror}; "
-            "choose another --runs-dir or --name"
-        ) from None
+    path.mkdir(parents=True, exist_ok=True)  # an OSError: the CLI says it in one line
     lock = _take_free(path, force) if _is_free(path) else _take_over(path, force, log)
     return path, lock
 

@@ -161,14 +161,9 @@ def encode(
     with _ended_cleanly():
         try:
             _encode_into(corpus, source, val_source, val_fraction, spool, log, progress, base)
-        except BaseException as e:
+        except BaseException:  # an OSError here is a write: the CLI says it in one line
             _remove(spool)
             corpus.discard()
-            if isinstance(e, OSError):  # reading errors are CharLMErrors already: this is a write
-                raise CharLMError(
-                    f"cannot write the encoded corpus in {folder} ({e.strerror or e});"
-                    f" check that folder (free space, permissions) or pass another --runs-dir"
-                ) from None
             raise
         _remove(spool)
     return corpus
