@@ -85,18 +85,11 @@ def prepare(
             "--init-from starts a new run from another run's weights and --resume continues "
             "a run; pass only one of them"
         )
-    notes, origin = [], None  # notes: told once the inputs are known good
-    if resume:
-        cfg, rundir, corpus, vocab = resumed_inputs(
-            paths, config, resume, overrides, notes.append, progress
-        )
-        sampler = None  # made below, where a failure releases the run
-    else:
-        init = (init_from, init_weights) if init_from else None
-        cfg, rundir, corpus, sampler, origin = _new_run(
-            paths, config, overrides, force, started, notes.append, progress, init
-        )
-        vocab = corpus.vocab
+    notes = []  # told once the inputs are known good
+    init = (init_from, init_weights) if init_from else None
+    cfg, rundir, corpus, vocab, sampler, origin = _inputs(
+        paths, config, resume, overrides, force, started, notes.append, progress, init
+    )
     try:
         if sampler is None:
             sampler = _sampler(cfg, corpus)
@@ -111,6 +104,18 @@ def prepare(
         if not resume:
             corpus.discard()
         raise
+
+
+def _inputs(paths, config, resume, overrides, force, started, log, progress, init):
+    """The config, run folder, encoded corpus, vocabulary, sampler (None on a resume: made
+    where a failure releases the run) and origin of the run to train."""
+    if resume:
+        cfg, rundir, corpus, vocab = resumed_inputs(paths, config, resume, overrides, log, progress)
+        return cfg, rundir, corpus, vocab, None, None
+    cfg, rundir, corpus, sampler, origin = _new_run(
+        paths, config, overrides, force, started, log, progress, init
+    )
+    return cfg, rundir, corpus, corpus.vocab, sampler, origin
 
 
 def _start_run(
