@@ -21,6 +21,7 @@ import re
 from dataclasses import fields
 
 from .errors import CharLMError
+from .sampling import check_prefixes
 
 
 def check_keys(data: dict, known, source: str) -> None:
@@ -118,10 +119,11 @@ def _ranges(cfg, source):
 
 
 def _sample_options(cfg, source):
-    try:  # the periodic samples' options: checked as every sample's are
+    try:  # the periodic samples' options and prefixes: checked as every sample's are
         _ = cfg.sample_options
+        check_prefixes(cfg.sample_prefixes)
     except CharLMError as e:
-        return str(e).removeprefix("--")
+        return str(e).removeprefix("--").replace("a prefix", "sample-prefix", 1)
 
 
 def _time_budget(cfg, source):

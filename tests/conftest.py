@@ -133,10 +133,19 @@ def charlm_cli():
     the process itself is tested; elsewhere :func:`run_cli` runs it in this process."""
     import subprocess
 
-    def run(*args, cwd=None, input=None, env=None, timeout=300):
+    def run(*args, cwd=None, input=None, env=None, timeout=300, as_user=False):
+        """``as_user``: run as root, the process lacks the powers that let root read and write
+        past a file's mode (so that a chmod means for it what it means for a user)."""
         full_env = {**os.environ, **(env or {})}
+        cmd = [sys.executable, "-m", "charlm", *map(str, args)]
+        if as_user and os.geteuid() == 0:
+            import shutil
+
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv to drop root's file powers")
+            cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", *cmd]
         p = subprocess.run(
-            [sys.executable, "-m", "charlm", *map(str, args)],
+            cmd,
             cwd=cwd,
             input=input,
             capture_output=True,

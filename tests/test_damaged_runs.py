@@ -8,14 +8,14 @@ file and folder under the working folder as it was). The mechanisms behind the r
 run file is read by one function that names it when damaged (charlm.runs.rundir
 ``read_run_file``), and the CLI's boundary (charlm.cli.common ``user_errors``) turns an
 OSError or TensorFlow's resource errors into one line (charlm.errors). Read-only folders are
-made with chmod (not as root: root writes anyway) and with a read-only mount, a full disk
-with a small tmpfs (both need root: skipped without it).
+made with chmod (as root, the command runs without root's power to write past a file's mode)
+and with a read-only mount, a full disk with a small tmpfs (both need root: skipped without
+it).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 
@@ -236,23 +236,26 @@ def test_a_runs_folder_in_the_way_is_one_line_and_changes_nothing(workdir, make,
     refuses(run_cli, workdir, *train_args(*args), words=words)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a chmod 555 folder anyway")
-def test_a_read_only_runs_folder_is_one_line(workdir):
+def user_cli(charlm_cli):
+    """The real `charlm` in a process without root's power to write past a file's mode."""
+    return lambda *args, **kw: charlm_cli(*args, **kw, as_user=True)
+
+
+def test_a_read_only_runs_folder_is_one_line(workdir, charlm_cli):
     (workdir / "corpus.txt").write_text(TEXT)
     (workdir / "runs").mkdir(mode=0o555)
     try:
-        refuses(run_cli, workdir, *train_args(), words=["runs", "Permission denied"])
+        refuses(user_cli(charlm_cli), workdir, *train_args(), words=["runs", "Permission denied"])
     finally:
         (workdir / "runs").chmod(0o755)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a chmod 555 folder anyway")
-def test_resuming_a_read_only_run_is_one_line(workdir, shared_run):
+def test_resuming_a_read_only_run_is_one_line(workdir, shared_run, charlm_cli):
     run = copy_run(shared_run("lstm"), workdir / "runs" / "r")
     for path in [run, *run.rglob("*")]:
         path.chmod(0o555 if path.is_dir() else 0o444)
     try:
-        refuses(run_cli, workdir, *RESUME, words=["runs/r", "Permission denied"])
+        refuses(user_cli(charlm_cli), workdir, *RESUME, words=["runs/r", "Permission denied"])
     finally:
         for path in [run, *run.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
