@@ -173,7 +173,9 @@ def test_a_run_whose_text_adds_characters_samples_them(source, tmp_path):
     assert "naïve café, señor!" in sample
 
 
-def test_a_fine_tuned_run_resumes_exactly(source, tmp_path):
+@pytest.mark.parametrize("ids", ["kept", "damaged"])
+def test_a_fine_tuned_run_resumes_exactly(source, tmp_path, ids):
+    """Also when its id file must be encoded again: in its own (grown) vocabulary."""
     settings = dict(
         BUDGET,
         init_from=source,
@@ -185,10 +187,15 @@ def test_a_fine_tuned_run_resumes_exactly(source, tmp_path):
     )
     whole = charlm.train([TIME_MACHINE], name="whole", **{**settings, "steps": 20})
     charlm.train([TIME_MACHINE], name="parts", **{**settings, "steps": 9})
+    if ids == "damaged":  # in-range ids changed: the resume encodes the corpus again
+        damaged = np.load(tmp_path / "runs/parts/ids.npy")
+        damaged[::7] = 0
+        np.save(tmp_path / "runs/parts/ids.npy", damaged)
     resumed = charlm.train(
         resume=tmp_path / "runs/parts", steps=20, progress=False, log=lambda _: None
     )
     assert_same_weights(whole, resumed)
+    assert np.array_equal(np.load(whole.path / "ids.npy"), np.load(resumed.path / "ids.npy"))
     record = json.loads((resumed.path / "run.json").read_text())
     assert record["origin"]["name"] == "shakespeare" and record["finished"] is True
 

@@ -141,9 +141,16 @@ def _resumed_corpus(cfg, rundir, vocab, log, progress) -> EncodedCorpus:
             f"modification times): training on its {IDS_FILE} as it is"
         )
         return EncodedCorpus.placed(rundir.path, vocab, info)
-    corpus = encode_corpus(cfg, rundir.path, log, progress)
+    # in the run's own vocabulary: a fine-tuned run's is its origin's with new characters
+    # appended, not the sorted one a fresh encoding would make
+    corpus = encode_corpus(cfg, rundir.path, log, progress, base=(vocab, rundir.path.name))
     try:
         rundir.check_corpus(corpus)
+        if corpus.vocab != vocab:
+            raise CharLMError(
+                f"{rundir.path}: the corpus has characters its vocabulary lacks, so it is not "
+                "the text the run was trained on; pass the run's own corpus"
+            )
     except BaseException:
         corpus.discard()
         raise
