@@ -119,9 +119,10 @@ def _ranges(cfg, source):
 
 
 def _sample_options(cfg, source):
-    try:  # the periodic samples' options and prefixes: checked as every sample's are
-        _ = cfg.sample_options
-        check_prefixes(cfg.sample_prefixes)
+    try:  # the periodic samples' options and prefixes (when samples are printed: a run saved
+        _ = cfg.sample_options  # with an empty prefix and no samples stays readable)
+        if cfg.sample_every or cfg.sample_every_epochs:
+            check_prefixes(cfg.sample_prefixes)
     except CharLMError as e:
         return str(e).removeprefix("--").replace("a prefix", "sample-prefix", 1)
 
@@ -132,10 +133,11 @@ def _time_budget(cfg, source):
 
 
 def _name(cfg, source):
-    if cfg.name in (".", "..", "latest") or "/" in cfg.name or "\\" in cfg.name:
+    control = any(ord(c) < 32 or ord(c) == 127 for c in cfg.name)
+    if cfg.name in (".", "..", "latest") or "/" in cfg.name or "\\" in cfg.name or control:
         return (
-            f"name '{cfg.name}' is not a valid run folder name; use a plain name "
-            "without / (and not latest)"
+            f"name {json.dumps(cfg.name, ensure_ascii=False)} is not a valid run folder name; "
+            "use a plain name without / or control characters (and not latest)"
         )
 
 

@@ -248,6 +248,8 @@ def test_sigterm_stops_a_worker_that_waits_for_its_peer(corpus, tmp_path):
                 break
         assert worker.poll() is None, worker.communicate()[1]
         time.sleep(0.5)
+    else:
+        pytest.fail("the worker never listened on its port")
     time.sleep(2)
     sent = time.monotonic()
     worker.terminate()

@@ -18,10 +18,12 @@ import threading
 import pytest
 from conftest import CORPORA, TINY, copy_run, run_cli, tree_snapshot
 
+import charlm
 from charlm.config import Config
 from charlm.errors import CharLMError
 from charlm.runs.folders import INCOMPLETE, claim_run_folder
 from charlm.runs.lock import LOCK_FILE, RunLock
+from charlm.training.trainer import Callback
 
 CORPUS = CORPORA / "timemachine.txt"
 FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()] + ["--max-chars=3000"]
@@ -72,11 +74,21 @@ def evaluated_run() -> str:
 # -- a start that fails --------------------------------------------------------------------------
 
 
-def test_a_start_that_fails_at_its_first_sample_is_never_the_newest_and_a_retry_replaces_it(
-    workdir, good
-):
-    failed = train("--sample-prefix", "", "--sample-every", "1")
-    error_line(failed, "prefix must not be empty", alone=False)  # after its first step
+class FailsAtItsFirstStep(Callback):
+    """An error inside training, after the claim and the step-0 checkpoint, before any
+    checkpoint of a trained step (as an error at the first periodic sample once was)."""
+
+    def on_batch_end(self, trainer, loss, grad_norm, state):
+        raise RuntimeError("failed at the first step")
+
+
+def test_a_start_that_fails_in_training_is_never_the_newest_and_a_retry_replaces_it(workdir, good):
+    with pytest.raises(RuntimeError, match="failed at the first step"):
+        charlm.train(
+            [CORPUS], **{**TINY, "steps": 2}, name="new", max_chars=3000,
+            callbacks=[FailsAtItsFirstStep()], progress=False, log=lambda _: None,
+        )  # fmt: skip
+    assert (workdir / "runs/new" / INCOMPLETE).exists()  # kept, but never the newest
     assert os.readlink(workdir / "runs/latest") == "good"
     assert evaluated_run() == "runs/good"
     ran = train()  # the same --name again

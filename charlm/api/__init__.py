@@ -214,7 +214,7 @@ def _trainer(cfg, rundir, vocab, sampler, val_ids, log, progress, callbacks, sta
     from ..use.evaluate import Scorer
     from ..use.generate import Generator
 
-    strategy = distribute.strategy(cfg.strategy)
+    strategy = distribute.strategy(cfg.strategy, cfg.peer_timeout)
     if strategy is not None:
         distribute.check_batch(strategy, cfg.batch_size)
         rundir = rundir if distribute.is_chief(strategy) else WorkerRunDir(rundir)

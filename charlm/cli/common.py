@@ -22,6 +22,7 @@ import click
 from ..config import Config
 from ..errors import CharLMError, os_error_line, resource_line
 from ..fsio import quiet_stderr
+from ..runs.checkpoints import WEIGHTS
 from ..sampling import SamplingOptions
 
 
@@ -135,7 +136,7 @@ def weights_option(help=None):
     """``--weights best|last``: which of a run's saved weights a command loads."""
     return click.option(
         "--weights",
-        type=click.Choice(["best", "last"]),
+        type=click.Choice(WEIGHTS),
         default="best",
         show_default=True,
         help=help,
