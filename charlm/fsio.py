@@ -29,6 +29,11 @@ import time
 from pathlib import Path
 
 
+def to_stderr(line: str) -> None:
+    """Where charlm says what it does and warns, unless a caller passes its own ``log``."""
+    print(line, file=sys.stderr)
+
+
 def fsync_dir(path) -> None:
     """Make the entries of folder ``path`` (a rename, a new file) durable; a no-op where the
     platform cannot open folders."""

@@ -11,20 +11,14 @@ checked against the run's hashes.
 
 from __future__ import annotations
 
-import sys
-
 from ..config import RESUMABLE_KEYS, Config
 from ..errors import CharLMError
+from ..fsio import to_stderr
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir
 from ..text.corpus import read_chunks, read_corpus, source_signature
 from ..text.idfile import IDS_FILE, EncodedCorpus, encode, ids_match
 from ..text.texts import corpus_options, read_options
-
-
-def to_stderr(msg: str) -> None:
-    """Where the API tells what it does, unless it is given another ``log``."""
-    print(msg, file=sys.stderr)
 
 
 def resolve_config(config=None, **overrides) -> Config:

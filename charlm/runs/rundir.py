@@ -34,13 +34,12 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from ..config import FORMAT_VERSION, Config
 from ..errors import CharLMError
-from ..fsio import atomic_write, text_sha256
+from ..fsio import atomic_write, text_sha256, to_stderr
 from ..metrics import FIELDS
 from ..text.vocab import Vocab
 from .checkpoints import WEIGHTS, SavedModel
@@ -88,7 +87,7 @@ class RunDir(SavedModel):
 
     def __init__(self, path, log=None):
         self.path = Path(path)
-        self.log = log or _to_stderr
+        self.log = log or to_stderr
         self.lock: RunLock | None = None  # held while this process trains the run
         self.created = False  # made by this process: removed if it fails before completing
 
@@ -96,7 +95,7 @@ class RunDir(SavedModel):
     def create(cls, cfg: Config, force: bool = False, log=None) -> RunDir:
         """A new run folder for ``cfg``, incomplete and locked
         (:func:`~charlm.runs.folders.claim_run_folder`)."""
-        path, lock = claim_run_folder(cfg, force, log or _to_stderr)
+        path, lock = claim_run_folder(cfg, force, log or to_stderr)
         rundir = cls(path, log)
         rundir.lock, rundir.created = lock, True
         return rundir
@@ -388,10 +387,6 @@ class WorkerRunDir(RunDir):
         if self.source.path.is_dir() and not self.source.checkpoints():  # its own, not the chief's
             unmark_latest(self.source.path)
             shutil.rmtree(self.source.path, ignore_errors=True)
-
-
-def _to_stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)
 
 
 def _fmt(v):

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CharLMError
+from ..errors import CharLMError, first_line
 from ..fsio import replace_path
 from ..text.corpus import split_point
 from ..text.vocab import Vocab
@@ -348,7 +348,7 @@ def _id_file_problem(path: Path, vocab: Vocab, info: dict) -> str | None:
     except FileNotFoundError:
         return f"{path} is missing"
     except (OSError, ValueError, EOFError) as e:
-        return f"{path} is damaged ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        return f"{path} is damaged ({first_line(e)})"
     if ids.ndim != 1 or ids.dtype != id_dtype(len(vocab)):
         return f"{path} holds {ids.dtype} ids of shape {ids.shape}, not a list of {id_dtype(len(vocab))}"
     if len(ids) != total:

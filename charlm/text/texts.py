@@ -9,14 +9,9 @@ No TensorFlow.
 
 from __future__ import annotations
 
-import sys
-
 from ..config import Config
+from ..fsio import to_stderr
 from ..text.corpus import read_corpus, split_corpus
-
-
-def _to_stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def read_options(cfg: Config) -> dict:
@@ -35,7 +30,7 @@ def corpus_options(cfg: Config) -> dict:
     return dict(max_chars=cfg.max_chars or None, member=cfg.member or None, **read_options(cfg))
 
 
-def read_texts(cfg: Config, paths=None, warn=_to_stderr) -> tuple[str, str]:
+def read_texts(cfg: Config, paths=None, warn=to_stderr) -> tuple[str, str]:
     """The training and held-out text that ``cfg`` describes (``paths``: instead of cfg's)."""
     paths = list(paths if paths is not None else cfg.paths)
     text = read_corpus(paths, warn=warn, **corpus_options(cfg))

@@ -44,6 +44,7 @@ from contextlib import closing
 
 from ...config import CHOICES
 from ...errors import CharLMError
+from ...fsio import to_stderr
 from .decode import Decoding
 from .normalise import Normaliser, joined, normalised
 from .readers import MAGIC, READERS, Reader, reader_for
@@ -126,7 +127,7 @@ def read_chunks(
     texts = normalised(
         joined(_all_pieces(paths, reading)), Normaliser(newlines=newlines, lowercase=lowercase)
     )
-    taken = _taken(texts, max_chars, paths, reading.notes, warn or _to_stderr)
+    taken = _taken(texts, max_chars, paths, reading.notes, warn or to_stderr)
     return Chunks(taken, ", ".join(paths), once=not rereadable(paths))
 
 
@@ -241,10 +242,6 @@ def _taken(
         raise CharLMError(f"corpus is empty: {', '.join(paths)}; pass files that contain some text")
     for line in notes.lines():
         warn(line)
-
-
-def _to_stderr(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- options

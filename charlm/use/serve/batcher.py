@@ -129,8 +129,7 @@ class Batcher:
                 try:
                     self._turn(min(self.chunk, FIRST_CHUNK) if joined else self.chunk)
                 except Exception as e:  # never leave the clients waiting on a dead worker
-                    for job in self.live:
-                        job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
+                    _failed(self.live, e)
                     self.live = []
         for job in self.live + self.pending:
             job.deliver(("error", "the server is shutting down", None))
@@ -163,8 +162,7 @@ class Batcher:
             encoded = [ids for j in jobs for ids in self.gen.encode_prefixes(j.prompts)]
             self.gen.feed_together(encoded, warmed)
         except Exception as e:  # the requests were checked: this is the server's fault
-            for job in jobs:
-                job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
+            _failed(jobs, e)
             return False
         return any([self._admit(job, warmed) for job in jobs])
 
@@ -174,7 +172,7 @@ class Batcher:
         try:
             job.rows = self.gen.start(job.prompts, job.options, job.n, warmed=warmed)
         except Exception as e:  # the request was checked: this is the server's fault
-            job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
+            _failed([job], e)
             return False
         self.live.append(job)
         return True
@@ -199,3 +197,10 @@ class Batcher:
             if not rows.done:
                 still.append(job)
         self.live = still
+
+
+def _failed(jobs: list[Job], e: Exception) -> None:
+    """Tell each of ``jobs`` that generation failed, and why (the server's fault: the requests
+    were checked before they were submitted)."""
+    for job in jobs:
+        job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
