@@ -9,10 +9,10 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import forked
 import httpx
 from conftest import CORPORA, TINY
 
@@ -45,13 +45,13 @@ class Server:
 
     def __init__(self, run: Path, *flags: str, log: Path):
         self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "charlm", "serve", str(run), "--port", "0", *flags],
-            stdout=subprocess.DEVNULL,
-            stderr=open(log, "w"),
-            env={**os.environ},
-            start_new_session=True,
-        )
+        with open(log, "w") as stderr:
+            self.proc = forked.start(
+                ["serve", run, "--port", "0", *flags],
+                stdout=forked.DEVNULL,
+                stderr=stderr,
+                new_session=True,
+            )
         self.url = None
 
     def wait_ready(self, timeout: float = 120) -> Server:

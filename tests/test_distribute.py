@@ -17,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import forked
 import numpy as np
 import pytest
 from conftest import assert_close
@@ -93,14 +94,8 @@ def corpus(tmp_path) -> Path:
 @pytest.mark.parametrize("model", ["lstm", "scratch-lstm"])
 def test_two_devices_train_the_same_weights_as_one(model, corpus, tmp_path):
     settings = dict(SMALL, model=model)
-    done = subprocess.run(
-        [sys.executable, "-c", MIRRORED, str(corpus), str(tmp_path / "runs"), json.dumps(settings)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    code, _, err = forked.run([corpus, tmp_path / "runs", json.dumps(settings)], code=MIRRORED)
+    assert code == 0, err[-3000:]
     one, two = (load_npz(tmp_path / "runs" / f"{s}.npz") for s in ("none", "mirrored"))
     assert_all_close(two, one)
     rows = charlm.load(tmp_path / "runs" / "mirrored").metrics()
@@ -132,12 +127,13 @@ def run_workers(args: list[str], tmp_path: Path, tag: str, limit: float = 240) -
         }
         logs.append(open(tmp_path / f"{tag}-{i}.log", "w"))
         procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", WORKER, "train", *args[i], "--strategy", "multi-worker"],
+            forked.python(
+                WORKER,
+                ["train", *args[i], "--strategy", "multi-worker"],
                 cwd=tmp_path,
                 env=env,
                 stdout=logs[-1],
-                stderr=subprocess.STDOUT,
+                stderr=forked.STDOUT,
             )
         )
     deadline = time.monotonic() + limit
@@ -193,14 +189,8 @@ def test_a_batch_that_does_not_split_over_the_replicas_is_one_error(corpus, tmp_
         except CharLMError as e:
             print(e)
     """)
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(corpus), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert done.stdout.strip().splitlines() == [
+    _, out, _ = forked.run([corpus, tmp_path], code=script, timeout=120)
+    assert out.strip().splitlines() == [
         "--batch-size 7 does not split over 2 replicas; use a multiple of 2, e.g. 6"
     ]
 

@@ -8,11 +8,9 @@ fresh optimizer, and notes where it came from.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
+import forked
 import numpy as np
 import pytest
 from conftest import CORPORA, TINY, copy_run, run_cli, tree_snapshot
@@ -361,22 +359,10 @@ def test_fine_tuning_under_a_strategy_trains_the_same_weights_as_one_device(mode
     new_text = tmp_path / "new.txt"
     new_text.write_text(NEW_LINE * 40, encoding="utf-8")
     settings = dict(TINY, model=model, max_chars=4000, optimizer="sgd", lr=0.5, seed=3)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            FINE_TUNE_MIRRORED,
-            str(SHAKESPEARE),
-            str(tmp_path / "runs"),
-            json.dumps(settings),
-            str(new_text),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    code, _, err = forked.run(
+        [SHAKESPEARE, tmp_path / "runs", json.dumps(settings), new_text], code=FINE_TUNE_MIRRORED
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert code == 0, err[-3000:]
     one, two = (load_npz(tmp_path / "runs" / f"{s}.npz") for s in ("none", "mirrored"))
     assert_all_close(two, one)
     assert json.loads((tmp_path / "runs/mirrored/run.json").read_text())["origin"]["name"] == "base"

@@ -3,6 +3,7 @@
 import json
 import signal
 
+import forked
 import numpy as np
 import pytest
 from conftest import CONFIGS, CORPORA, TINY, error
@@ -275,17 +276,10 @@ def test_a_fifo_corpus_trains(workdir):
     assert sorted(p.name for p in (workdir / "runs").iterdir()) == ["f", "latest"]
 
 
-def test_dev_stdin_fed_by_a_pipe_trains(workdir, charlm_cli):
+def test_dev_stdin_fed_by_a_pipe_trains(workdir):
     text = (CORPORA / "tinyshakespeare.txt").read_text()[:20_000]
-    code, _, err = charlm_cli(
-        "train",
-        "/dev/stdin",
-        "--config",
-        CONFIGS / "tiny.toml",
-        "--steps",
-        "1",
-        "--name",
-        "s",
+    code, _, err = forked.run(
+        ["train", "/dev/stdin", "--config", CONFIGS / "tiny.toml", "--steps", "1", "--name", "s"],
         cwd=workdir,
         input=text,
         timeout=240,

@@ -6,11 +6,9 @@ run once with lines piped into it (as a script would), and once interrupted with
 
 import dataclasses
 import io
-import os
 import signal
-import subprocess
-import sys
 
+import forked
 import pytest
 from conftest import run_cli
 
@@ -166,9 +164,9 @@ def run_path(shared_run):
     return str(shared_run("lstm"))
 
 
-def test_piped_lines_give_the_samples_alone_on_stdout(charlm_cli, run_path):
+def test_piped_lines_give_the_samples_alone_on_stdout(run_path):
     typed = ":greedy on\n:length 30\nROMEO:\n:warp\nROMEO:\n:greedy off\n:seed 5\nKING\n"
-    code, out, err = charlm_cli("sample", "--interactive", "--run", run_path, input=typed)
+    code, out, err = forked.run(["sample", "--interactive", "--run", run_path], input=typed)
     assert code == 0 and "Traceback" not in err, err
     samples = out.splitlines()
     assert len(samples) == 3 and [len(s) for s in samples] == [36, 36, 34]
@@ -176,29 +174,22 @@ def test_piped_lines_give_the_samples_alone_on_stdout(charlm_cli, run_path):
     assert "unknown command ':warp'" in err and "> " not in out + err
 
 
-def test_piped_temperature_zero_is_greedy_and_stop_ends_the_sample_before_it(charlm_cli, run_path):
+def test_piped_temperature_zero_is_greedy_and_stop_ends_the_sample_before_it(run_path):
     typed = ":length 40\n:greedy on\nROMEO:\n:greedy off\n:temperature 0\n:seed 5\nROMEO:\n"
-    code, out, err = charlm_cli("sample", "-i", "--run", run_path, input=typed)
+    code, out, err = forked.run(["sample", "-i", "--run", run_path], input=typed)
     assert code == 0 and "Traceback" not in err, err
     sample = out[: len(out) // 2]
     assert out == sample * 2 and len(sample) == len("ROMEO:") + 40 + 1  # greedy twice
     generated = sample[len("ROMEO:") : -1]
     stop = generated[20:22]
     typed = f":temperature 0\n:length 40\n:stop {escape(stop)} never\\sseen\nROMEO:\n"
-    code, out, err = charlm_cli("sample", "-i", "--run", run_path, input=typed)
+    code, out, err = forked.run(["sample", "-i", "--run", run_path], input=typed)
     assert code == 0 and "Traceback" not in err, err
     assert out == "ROMEO:" + generated[: generated.find(stop)] + "\n"
 
 
 def test_ctrl_c_at_the_prompt_leaves_with_exit_status_0(run_path):
-    p = subprocess.Popen(
-        [sys.executable, "-m", "charlm", "sample", "-i", "--run", run_path],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
+    p = forked.start(["sample", "-i", "--run", run_path], stdin=forked.PIPE)
     p.stdin.write(":length 5\nab\n")
     p.stdin.flush()
     first = p.stdout.read(8)  # "ab" and 5 characters (maybe newlines) and the newline after them

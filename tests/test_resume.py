@@ -2,10 +2,9 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
+import forked
 import numpy as np
 import pytest
 from conftest import CORPORA, TINY, copy_run, run_cli
@@ -243,14 +242,7 @@ def start(args, cwd, pause_at=None):
     env.pop("CHARLM_PAUSE_AT", None)
     if pause_at:
         env["CHARLM_PAUSE_AT"] = pause_at
-    return subprocess.Popen(
-        [sys.executable, "-m", "charlm", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return forked.start(args, cwd=cwd, env=env)
 
 
 def wait_for_pause(proc, timeout=120) -> str:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 
+import forked
 import pytest
 from conftest import CORPORA, TINY, copy_run, run_cli, tree_snapshot
 
@@ -214,14 +215,7 @@ def test_a_run_being_replaced_with_force_is_not_the_newest_while_it_is_incomplet
 def start(args, workdir, pause_at):
     """``charlm *args`` in a real process that stops (holding its lock) at ``pause_at``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "CHARLM_PAUSE_AT": pause_at}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "charlm", *map(str, args)],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = forked.start(args, cwd=workdir, env=env, stdout=forked.DEVNULL)
     for line in proc.stderr:
         if line.startswith("CHARLM_PAUSED"):
             return proc
