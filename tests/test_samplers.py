@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charlm.errors import CharLMError
-from charlm.text.samplers import ConsecutiveSampler, RandomSampler, dataset, make_sampler, windows
+from charlm.text.samplers import (
+    PREFETCHED_BATCHES,
+    ConsecutiveSampler,
+    RandomSampler,
+    dataset,
+    make_sampler,
+    windows,
+)
 
 IDS = np.arange(1000, dtype=np.int64)
 
@@ -85,17 +92,19 @@ def test_a_text_too_short_for_one_batch_is_refused_clearly():
         RandomSampler(np.arange(50), seq_len=10, batch_size=8)
 
 
-def test_dataset_yields_the_planned_batches_and_skips_for_resume():
-    s = ConsecutiveSampler(IDS.astype(np.uint16), seq_len=5, batch_size=3)
+@pytest.mark.parametrize("batch_size", [5, 1])  # 64 batches and more: through tf.data
+def test_dataset_yields_the_planned_batches_and_skips_for_resume(batch_size):
+    s = ConsecutiveSampler(IDS.astype(np.uint16), seq_len=5, batch_size=batch_size)
     plan = s.plan(0, 0)
+    assert (len(plan) - 2 >= PREFETCHED_BATCHES) == (batch_size == 1)
     import tensorflow as tf
 
     batches = list(dataset(tf.constant(s.ids), plan, 5, skip=2))
     assert len(batches) == len(plan) - 2
-    x, y = windows(IDS, plan[2], 5)
-    assert batches[0][0].dtype == tf.int32
-    assert np.array_equal(batches[0][0].numpy(), x)
-    assert np.array_equal(batches[0][1].numpy(), y)
+    for (x, y), starts in zip(batches, plan[2:], strict=True):
+        assert x.dtype == y.dtype == tf.int32 and x.shape == y.shape == (batch_size, 5)
+        want_x, want_y = windows(IDS, starts, 5)
+        assert np.array_equal(x.numpy(), want_x) and np.array_equal(y.numpy(), want_y)
 
 
 @settings(max_examples=200, deadline=None)
