@@ -9,12 +9,6 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# one TensorFlow thread per process: the suite runs one pytest worker per core, and each
-# process's default pool of a thread per core oversubscribed them (the whole suite took 427 s
-# with one thread and 448 s without, one run each, Intel Xeon, 2 cores). Set before any test
-# starts TensorFlow; the processes the tests start inherit it.
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT / "corpora"

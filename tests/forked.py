@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -57,7 +58,7 @@ class Process:
         request = {
             "args": self.args[1:],
             "code": code,
-            "cwd": str(cwd or os.getcwd()),
+            "cwd": os.path.abspath(cwd or os.getcwd()),
             "env": dict(os.environ if env is None else env),
             "new_session": new_session,
         }
@@ -68,7 +69,7 @@ class Process:
             status.close()
             for fd in theirs:
                 os.close(fd)
-        self.pid = int(self._status.recv(64))
+        self.pid = _number(self._status.recv(64))
 
     def _pipes(self, stdin, stdout, stderr) -> list[int]:
         """Our ends as ``self.stdin``/``stdout``/``stderr``; the child's three descriptors."""
@@ -84,8 +85,10 @@ class Process:
                 theirs.append(os.dup(theirs[1]))
             elif hasattr(choice, "fileno"):  # an open file
                 theirs.append(os.dup(choice.fileno()))
-            else:
+            elif choice == DEVNULL:
                 theirs.append(os.open(os.devnull, os.O_RDWR))
+            else:
+                raise ValueError(f"{name}={choice!r}: use PIPE, DEVNULL, an open file or STDOUT")
         return theirs
 
     def poll(self):
@@ -95,11 +98,9 @@ class Process:
 
     def wait(self, timeout=None) -> int:
         if self.returncode is None:
-            self._status.settimeout(timeout)
-            try:
-                self.returncode = int(self._status.recv(64))
-            except TimeoutError:
-                raise subprocess.TimeoutExpired(self.args, timeout) from None
+            if not select.select([self._status], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self.returncode = _number(self._status.recv(64))
             self._status.close()
         return self.returncode
 
@@ -170,25 +171,42 @@ def run(args, cwd=None, env=None, input=None, timeout=300, code=None) -> tuple[i
     ``python -c code *args`` with ``code``)."""
     stdin = PIPE if input is not None else DEVNULL
     proc = Process(args, cwd=cwd, env=env, stdin=stdin, code=code)
-    out, err = proc.communicate(input, timeout=timeout)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # as subprocess.run: a hung child must not go on using the cores
+        proc.wait()
+        raise
     return proc.returncode, out, err
+
+
+def _number(message: bytes) -> int:
+    """A pid or exit status from the zygote; nothing means that it has died."""
+    if not message:
+        raise RuntimeError(f"the zygote of tests/forked.py has died; its log: {_LOG}")
+    return int(message)
 
 
 # -- the zygote: this file run as a script, one per pytest worker ----------------------------
 
 _ZYGOTE = None
+_ENV = dict(os.environ)  # as the test session began: no test's changes reach the imports
+_LOG = os.path.join(tempfile.gettempdir(), f"charlm-zygote-{os.getpid()}.log")
 
 
 class _Zygote:
     def __init__(self):
         self._ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._proc = subprocess.Popen(
-            [sys.executable, __file__, str(theirs.fileno())],
-            stdin=PIPE,  # closed when this process ends: the zygote then ends too
-            stdout=DEVNULL,
-            stderr=DEVNULL,
-            pass_fds=[theirs.fileno()],
-        )
+        with open(_LOG, "w") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, __file__, str(theirs.fileno())],
+                stdin=PIPE,  # closed when this process ends: the zygote then ends too
+                stdout=log,
+                stderr=log,
+                cwd=os.path.dirname(os.path.abspath(__file__)),
+                env=_ENV,
+                pass_fds=[theirs.fileno()],
+            )
         theirs.close()
         self._lock = threading.Lock()
         atexit.register(self.close)
@@ -196,6 +214,9 @@ class _Zygote:
     def send(self, request: dict, fds: list[int]) -> None:
         with self._lock:
             socket.send_fds(self._ctl, [json.dumps(request).encode()], fds)
+
+    def ended(self) -> bool:
+        return self._proc.poll() is not None
 
     def close(self) -> None:
         self._ctl.close()
@@ -207,8 +228,9 @@ class _Zygote:
 
 
 def _zygote() -> _Zygote:
+    """This worker's zygote, started on first use and again if it has ended."""
     global _ZYGOTE
-    if _ZYGOTE is None:
+    if _ZYGOTE is None or _ZYGOTE.ended():
         _ZYGOTE = _Zygote()
     return _ZYGOTE
 
@@ -228,6 +250,8 @@ def _serve(ctl: socket.socket) -> None:
             pid = os.fork()
             if pid == 0:
                 ctl.close()
+                for sibling in children.values():  # their status is the zygote's to send
+                    sibling.close()
                 _child(json.loads(message), fds)
             for fd in fds[:3]:
                 os.close(fd)
@@ -275,9 +299,9 @@ def _child(request: dict, fds: list[int]) -> None:
     if request["code"] is not None:
         sys.argv = ["-c", *request["args"]]
         code = compile(request["code"], "<string>", "exec")
-        os._exit(_exit_status(lambda: exec(code, {"__name__": "__main__"})))
+        _exit_status(lambda: exec(code, {"__name__": "__main__"}))
     sys.argv = ["charlm", *request["args"]]
-    os._exit(_exit_status(lambda: charlm.cli.main(request["args"], prog_name="charlm")))
+    _exit_status(lambda: charlm.cli.main(request["args"], prog_name="charlm"))
 
 
 def _new_streams(unbuffered: bool) -> None:
@@ -298,31 +322,30 @@ def _new_streams(unbuffered: bool) -> None:
         setattr(sys, f"__{name}__", text)
 
 
-def _exit_status(main) -> int:
-    """Run ``main`` as the interpreter runs a program: the status it exits with."""
+def _exit_status(main) -> None:
+    """Run ``main`` as the interpreter runs a program, and end this process as it would: wait
+    for the threads that are not daemons, then charlm's own end (charlm.cli.quick_exit: exit
+    handlers, flushed streams, the status) without the interpreter's teardown."""
+    from charlm.cli import quick_exit
+
     try:
         main()
-        code = 0
+        code = None
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
-        if not isinstance(e.code, int | None):
-            print(e.code, file=sys.stderr)
-    except KeyboardInterrupt:
+        code = e.code
+    except KeyboardInterrupt:  # uncaught, it ends the process by SIGINT
         traceback.print_exc()
-        code = -signal.SIGINT
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        code = 130  # not reached: the signal ends the process
     except BaseException:
         traceback.print_exc()
         code = 1
-    atexit._run_exitfuncs()  # noqa: SLF001 (what the interpreter runs at its end)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    if code == -signal.SIGINT:  # an uncaught KeyboardInterrupt ends the process by SIGINT
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    return code
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    quick_exit(code)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -41,17 +42,25 @@ def train_tiny(folder: Path) -> Path:
 
 
 class Server:
-    """``charlm serve`` in a subprocess; its stderr goes to a file (read at start and after)."""
+    """``charlm serve`` in a process of its own, forked (tests/forked.py) or, with ``fresh``,
+    a new ``python -m charlm`` (where how the process ends is tested); its stderr goes to a
+    file (read at start and after)."""
 
-    def __init__(self, run: Path, *flags: str, log: Path):
+    def __init__(self, run: Path, *flags: str, log: Path, fresh: bool = False):
         self.log = log
+        args = ["serve", str(run), "--port", "0", *flags]
         with open(log, "w") as stderr:
-            self.proc = forked.start(
-                ["serve", run, "--port", "0", *flags],
-                stdout=forked.DEVNULL,
-                stderr=stderr,
-                new_session=True,
-            )
+            if fresh:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "charlm", *args],
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    start_new_session=True,
+                )
+            else:
+                self.proc = forked.start(
+                    args, stdout=forked.DEVNULL, stderr=stderr, new_session=True
+                )
         self.url = None
 
     def wait_ready(self, timeout: float = 120) -> Server:

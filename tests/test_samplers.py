@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from charlm.errors import CharLMError
 from charlm.text.samplers import (
-    PREFETCHED_BATCHES,
+    PIPELINE_MIN_BATCHES,
     ConsecutiveSampler,
     RandomSampler,
     dataset,
@@ -96,7 +96,7 @@ def test_a_text_too_short_for_one_batch_is_refused_clearly():
 def test_dataset_yields_the_planned_batches_and_skips_for_resume(batch_size):
     s = ConsecutiveSampler(IDS.astype(np.uint16), seq_len=5, batch_size=batch_size)
     plan = s.plan(0, 0)
-    assert (len(plan) - 2 >= PREFETCHED_BATCHES) == (batch_size == 1)
+    assert (len(plan) - 2 >= PIPELINE_MIN_BATCHES) == (batch_size == 1)
     import tensorflow as tf
 
     batches = list(dataset(tf.constant(s.ids), plan, 5, skip=2))

@@ -25,6 +25,7 @@ def two_servers(serve_run, tmp_path_factory):
             "--max-tokens",
             "100000",
             log=folder / f"server{i}.log",
+            fresh=True,  # how the process ends is tested here
         )
         for i in range(2)
     ]
