@@ -51,7 +51,7 @@ class Process:
         stderr=PIPE,
         new_session=False,
         code=None,
-    ):  # fmt: skip  (Popen's order)
+    ):  # Popen's order, then ours
         self.args = ["charlm" if code is None else "python -c", *map(str, args)]
         self.returncode = None
         theirs = self._pipes(stdin, stdout, stderr)

@@ -178,13 +178,14 @@ def dataset(ids, plan: np.ndarray, seq_len: int, skip: int = 0):
         window = ids[starts[:, None] + offsets].astype(np.int32)
         return window[:, :-1], window[:, 1:]
 
+    if len(plan) - skip < PIPELINE_MIN_BATCHES:
+        return (tuple(map(tf.constant, gather_windows(starts))) for starts in plan[skip:])
+
     def gather(starts):
         x, y = tf.numpy_function(gather_windows, [starts], (tf.int32, tf.int32), stateful=False)
         shape = [plan.shape[1], seq_len]
         return tf.ensure_shape(x, shape), tf.ensure_shape(y, shape)
 
-    if len(plan) - skip < PIPELINE_MIN_BATCHES:
-        return (tuple(map(tf.constant, gather_windows(starts))) for starts in plan[skip:])
     ds = tf.data.Dataset.from_tensor_slices(plan[skip:].astype(np.int64))
     ds = ds.map(gather, num_parallel_calls=1, deterministic=True).prefetch(2)
     options = tf.data.Options()
