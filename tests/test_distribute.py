@@ -219,12 +219,12 @@ def lone_worker(corpus: Path, tmp_path: Path, *flags: str):
 def test_a_worker_whose_peer_never_comes_gives_up_after_peer_timeout_with_one_line(
     corpus, tmp_path
 ):
-    _, worker = lone_worker(corpus, tmp_path, "--peer-timeout", "5")
+    _, worker = lone_worker(corpus, tmp_path, "--peer-timeout", "2")
     _, err = worker.communicate(timeout=180)
     assert worker.returncode == 1, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
-    assert lines[0].startswith("Error: the other workers did not all join within 5 s;")
+    assert lines[0].startswith("Error: the other workers did not all join within 2 s;")
     assert "--peer-timeout" in lines[0]
     assert not (tmp_path / "runs").exists()
 

@@ -84,6 +84,13 @@ class LanguageModel(Protocol):
         """Write the weights (and the architecture, where the format holds it) to ``path``."""
 
 
+def state_specs(model: LanguageModel) -> list[tf.TensorSpec]:
+    """The state's ``TensorSpec``s for any number of rows: what a ``tf.function`` that takes a
+    state is declared with, so that it is traced once for every batch size (a retrace costs
+    tenths of a second)."""
+    return [tf.TensorSpec([None, *s.shape[1:]], s.dtype) for s in model.initial_state(1)]
+
+
 def states_per_layer(kind: str) -> int:
     """2 for an LSTM (h and c), 1 for a GRU or a simple RNN."""
     return 2 if kind.endswith("lstm") else 1

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import CharLMError
+from ..models.lm import state_specs
 
 
 class Scorer:
@@ -33,7 +34,12 @@ class Scorer:
 
     def __init__(self, model):
         self.model = model
-        self._chunk = tf.function(self._chunk_impl, reduce_retracing=True)
+        # one trace for every chunk shape: the last chunk of a text is usually shorter
+        ids = tf.TensorSpec([None, None], tf.int32)
+        weights = tf.TensorSpec([None, None], tf.float64)
+        self._chunk = tf.function(
+            self._chunk_impl, input_signature=[ids, ids, weights, state_specs(model)]
+        )
 
     def _chunk_impl(self, x, y, w, state):
         logits, state = self.model(x, state, training=False)

@@ -224,7 +224,11 @@ def savedmodel_module(model, vocab) -> tf.Module:
 
 def _write_savedmodel(run, path: Path) -> None:
     module = savedmodel_module(run.generation_model, run.vocab)
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.generate})
+    # generation only: the fast layers' hand-written gradients are not traced into the file
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    tf.saved_model.save(
+        module, str(path), signatures={"serving_default": module.generate}, options=options
+    )
 
 
 # -- TFLite: one step, ids and state in, logits and state out ---------------------------------------

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
+from ..models.lm import state_specs
 from ..sampling import SamplingOptions, check_num_samples, check_prefixes
 from .loop import Rows, compiled_loop
 
@@ -39,9 +40,8 @@ class Generator:
         self.vocab = vocab
         self.chunk = chunk
         # one trace for every batch size and prefix length: a new shape would retrace (~1 s)
-        specs = [tf.TensorSpec([None, *s.shape[1:]], s.dtype) for s in model.initial_state(1)]
         self.warm = tf.function(
-            self._warm, input_signature=[tf.TensorSpec([None, None], tf.int32), specs]
+            self._warm, input_signature=[tf.TensorSpec([None, None], tf.int32), state_specs(model)]
         )
         self._loop = compiled_loop(model, xla)  # xla=False: for comparison (benchmarks)
 
