@@ -31,6 +31,7 @@ import gc
 
 import tensorflow as tf
 
+from .. import graphs
 from ..errors import CharLMError, first_line
 from ..training.clipping import clip_by_global_norm
 
@@ -151,7 +152,7 @@ def distributed_train_step(strat, model, optimizer, clip_norm: float, batch_size
         new_state = [ctx.all_gather(s, axis=0) for s in new_state]
         return ctx.all_reduce(tf.distribute.ReduceOp.SUM, loss), norm, new_state
 
-    @tf.function
+    @graphs.function
     def step(x, y, state):
         results = strat.run(replica_step, args=(x, y, list(state)))
         return tf.nest.map_structure(lambda v: strat.experimental_local_results(v)[0], results)

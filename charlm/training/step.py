@@ -22,6 +22,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from .. import graphs
 from ..training.clipping import clip_by_global_norm
 
 
@@ -53,4 +54,4 @@ def make_train_step(model, optimizer, clip_norm: float):
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss, norm, new_state
 
-    return tf.function(step)
+    return graphs.function(step)

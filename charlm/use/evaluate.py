@@ -25,6 +25,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from .. import graphs
 from ..errors import CharLMError
 from ..models.lm import state_specs
 
@@ -37,7 +38,7 @@ class Scorer:
         # one trace for every chunk shape: the last chunk of a text is usually shorter
         ids = tf.TensorSpec([None, None], tf.int32)
         weights = tf.TensorSpec([None, None], tf.float64)
-        self._chunk = tf.function(
+        self._chunk = graphs.function(
             self._chunk_impl, input_signature=[ids, ids, weights, state_specs(model)]
         )
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from .. import graphs
 from ..errors import CharLMError, first_line
 from ..fsio import atomic_write, fsync_tree, quiet_stderr, replace_path, temp_name
 from ..sampling import MAX_SEED, SamplingOptions
@@ -195,7 +196,7 @@ def savedmodel_module(model, vocab) -> tf.Module:
     module.codec_table = (codec := _Codec(vocab)).table
     loop = compiled_loop(model)
 
-    @tf.function(input_signature=GENERATE_SIGNATURE)
+    @graphs.function(input_signature=GENERATE_SIGNATURE)
     def generate_text(
         prefixes,
         length=DEFAULTS.length,
@@ -241,7 +242,7 @@ def step_function(model, batch_size=None):
         tf.TensorSpec([batch_size, n], tf.float32, f"state_{i}") for i, n in enumerate(sizes)
     ]
 
-    @tf.function(input_signature=spec)
+    @graphs.function(input_signature=spec)
     def step(ids, *state):
         logits, state = model(ids, list(state), training=False)
         return {"logits": logits[:, -1], **{f"state_{i}": s for i, s in enumerate(state)}}

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
+from .. import graphs
 from ..models.lm import state_specs
 from ..sampling import SamplingOptions, check_num_samples, check_prefixes
 from .loop import Rows, compiled_loop
@@ -40,7 +41,7 @@ class Generator:
         self.vocab = vocab
         self.chunk = chunk
         # one trace for every batch size and prefix length: a new shape would retrace (~1 s)
-        self.warm = tf.function(
+        self.warm = graphs.function(
             self._warm, input_signature=[tf.TensorSpec([None, None], tf.int32), state_specs(model)]
         )
         self._loop = compiled_loop(model, xla)  # xla=False: for comparison (benchmarks)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from .. import graphs
 from ..sampling import SamplingOptions, StopCut
 from .draw import sample_next
 
@@ -57,7 +58,7 @@ def compiled_loop(model, xla: bool = True):
         _, logits, state, out = tf.while_loop(lambda i, *_: i < n, body, (0, logits, state, out))
         return tf.transpose(out.stack()), logits, state
 
-    return tf.function(loop, jit_compile=xla, reduce_retracing=True)
+    return graphs.function(loop, jit_compile=xla, reduce_retracing=True)
 
 
 def sample_loop(loop, logits, state, length, temperature, top_k, top_p, greedy, seed):
