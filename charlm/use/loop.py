@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import graphs
+from ..models.lm import state_specs
 from ..sampling import SamplingOptions, StopCut
 from .draw import sample_next
 
@@ -58,7 +59,14 @@ def compiled_loop(model, xla: bool = True):
         _, logits, state, out = tf.while_loop(lambda i, *_: i < n, body, (0, logits, state, out))
         return tf.transpose(out.stack()), logits, state
 
-    return graphs.function(loop, jit_compile=xla, reduce_retracing=True)
+    # one trace for every batch size (XLA still compiles each size it is called with)
+    specs = [
+        tf.TensorSpec([None, model.vocab_size], tf.float32),
+        state_specs(model),
+        tf.TensorSpec([], tf.int32),
+        *(tf.TensorSpec([None], dtype) for dtype in ROW_DTYPES.values()),
+    ]
+    return graphs.function(loop, input_signature=specs, jit_compile=xla)
 
 
 def sample_loop(loop, logits, state, length, temperature, top_k, top_p, greedy, seed):
