@@ -298,18 +298,13 @@ def signalled_while_encoding(workdir, signum, corpus: str, ready=None, env=None)
     when its stderr says CHARLM_PAUSED (``env`` sets CHARLM_PAUSE_AT), or ``ready()`` is true.
     Return its exit status and stderr; it is killed if it lasts over 4 minutes."""
     import os
-    import subprocess
-    import sys
     import threading
     import time
 
-    command = [sys.executable, "-m", "charlm", "train", corpus, "--config", CONFIGS / "tiny.toml"]
-    process = subprocess.Popen(
-        list(map(str, command)),
+    process = forked.start(
+        ["train", corpus, "--config", CONFIGS / "tiny.toml"],
         cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=forked.DEVNULL,
         env={**os.environ, **(env or {})},
     )
     killer = threading.Timer(240, process.kill)
