@@ -144,7 +144,7 @@ def write_corpus(source: Path, path: Path, size: int) -> None:
 def encode_child(corpus: Path, launched: float) -> None:
     """Encode the corpus as ``charlm train`` does; print one JSON line: the seconds it took."""
     from charlm.api.inputs import encode_corpus
-    from charlm.config import Config
+    from charlm.options.config import Config
 
     cfg = Config(paths=[str(corpus)], **SETTINGS)
     start = time.perf_counter()

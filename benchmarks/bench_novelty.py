@@ -1,4 +1,4 @@
-"""The memorisation check's index (charlm.use.novelty) on 10 MB and 100 MB of text.
+"""The memorisation check's index (charlm.novelty.index) on 10 MB and 100 MB of text.
 
 The text is tiny Shakespeare repeated to size (90 copies for 100 MB: every 20-gram occurs
 at least 90 times, and suffixes share prefixes a copy long: a hard case for a suffix sort).
@@ -59,8 +59,8 @@ def rss_mb() -> float:
 
 def measure(megabytes: int) -> dict:
     """Build, save, load and query the index of ``megabytes`` MB of text (in this process)."""
-    from charlm.use.novelty import INDEX_FILE, NoveltyIndex
-    from charlm.use.novelty_build import memory_needed, symbol_dtype
+    from charlm.novelty.build import memory_needed, symbol_dtype
+    from charlm.novelty.index import INDEX_FILE, NoveltyIndex
 
     base = (C.CORPORA / "tinyshakespeare.txt").read_text(encoding="utf-8")
     size = megabytes * 1_000_000

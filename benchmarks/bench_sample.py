@@ -98,9 +98,9 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from charlm.config import Config
     from charlm.models.lm import build_model
-    from charlm.sampling import SamplingOptions
+    from charlm.options.config import Config
+    from charlm.options.sampling import SamplingOptions
     from charlm.text.corpus import read_corpus
     from charlm.text.vocab import Vocab
     from charlm.use.generate import Generator

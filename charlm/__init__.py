@@ -10,11 +10,11 @@ TensorFlow is imported only when a model is built or loaded, so reading corpora 
 configs stays fast.
 """
 
-from .config import Config
 from .errors import CharLMError
-from .sampling import SamplingOptions
+from .options.config import Config
+from .options.sampling import SamplingOptions
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["CharLMError", "Config", "Run", "SamplingOptions", "load", "train", "__version__"]
 
 

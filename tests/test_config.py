@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from charlm.config import Config
-from charlm.config_rules import parse_duration
 from charlm.errors import CharLMError
+from charlm.options.config import Config
+from charlm.options.rules import parse_duration
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -145,7 +145,7 @@ def test_the_old_run_dir_key_is_read_as_runs_dir():
 def test_every_option_has_its_help_beside_it_and_choices_come_from_the_fields():
     from dataclasses import fields
 
-    from charlm.config import CHOICES
+    from charlm.options.config import CHOICES
 
     assert all(f.metadata["help"] for f in fields(Config))
     assert CHOICES["sampler"] == ("random", "consecutive") and "cut" in CHOICES

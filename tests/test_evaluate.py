@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 from conftest import error
 
-from charlm.config import Config
 from charlm.models.lm import build_model
+from charlm.options.config import Config
 from charlm.text.vocab import Vocab
 from charlm.use.evaluate import Scorer, score
 

@@ -14,7 +14,7 @@ from conftest import CORPORA, TINY
 
 import charlm
 from charlm.cli import main
-from charlm.sampling import SamplingOptions
+from charlm.options.sampling import SamplingOptions
 from charlm.use.loop import CHUNK
 
 # a run of each model, and one trained in mixed_bfloat16 (the recipe's choice on a CPU with bf16)

@@ -19,9 +19,9 @@ from test_resume import assert_same_weights
 
 import charlm
 from charlm.api import prepare
-from charlm.config import SHAPE_KEYS
 from charlm.errors import CharLMError
 from charlm.models.lm import build_model
+from charlm.options.config import SHAPE_KEYS
 from charlm.training.report import validate
 
 SHAKESPEARE, TIME_MACHINE = CORPORA / "tinyshakespeare.txt", CORPORA / "timemachine.txt"

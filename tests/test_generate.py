@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 from conftest import assert_close, error
 
-from charlm.config import Config
 from charlm.errors import CharLMError
 from charlm.models.lm import build_model
-from charlm.sampling import SamplingOptions
+from charlm.options.config import Config
+from charlm.options.sampling import SamplingOptions
 from charlm.text.vocab import Vocab
 from charlm.use.draw import PARTIAL, sample_next, uniforms
 from charlm.use.generate import Generator

@@ -10,8 +10,8 @@ from conftest import CONFIGS, CORPORA, TINY, error
 
 import charlm.text.corpus
 from charlm.api.inputs import encode_corpus
-from charlm.config import Config
 from charlm.fsio import text_sha256
+from charlm.options.config import Config
 from charlm.text.idfile import encode, id_dtype
 from charlm.text.samplers import dataset, make_sampler
 from charlm.text.texts import read_texts

@@ -12,8 +12,8 @@ import forked
 import pytest
 from conftest import run_cli
 
-from charlm.sampling import SamplingOptions
-from charlm.use.interactive import HELP, Session, escape, lines, run_session
+from charlm.cli.interactive import HELP, Session, escape, lines, run_session
+from charlm.options.sampling import SamplingOptions
 
 START = SamplingOptions(length=10)
 

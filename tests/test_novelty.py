@@ -1,4 +1,4 @@
-"""Specification of charlm.use.novelty: how much of a sample was copied verbatim from the training text."""
+"""Specification of charlm.novelty.index: how much of a sample was copied verbatim from the training text."""
 
 import itertools
 import json
@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charlm.errors import CharLMError
-from charlm.use import novelty
-from charlm.use.novelty import Match, NoveltyIndex, format_report, suffix_array
-from charlm.use.novelty_build import check_memory, memory_needed
+from charlm.novelty import index as novelty
+from charlm.novelty.build import check_memory, memory_needed
+from charlm.novelty.file import INDEX_FILE
+from charlm.novelty.index import Match, NoveltyIndex, format_report, suffix_array
 
 # -- the obvious answers, by brute force --------------------------------------------------------
 
@@ -279,14 +280,14 @@ def test_an_index_that_cannot_be_written_is_one_error_line_and_leaves_nothing(tm
 
 
 def test_cached_builds_once_then_loads_while_the_text_is_the_same(tmp_path, monkeypatch):
-    path = tmp_path / novelty.INDEX_FILE
+    path = tmp_path / INDEX_FILE
     first = NoveltyIndex.cached(SHAKESPEARE, path)
     monkeypatch.setattr(novelty, "suffix_array", lambda *a: pytest.fail("built again"))
     assert NoveltyIndex.cached(SHAKESPEARE, path).sha256 == first.sha256
 
 
 def test_cached_rebuilds_for_another_text_or_a_broken_file(tmp_path):
-    path = tmp_path / novelty.INDEX_FILE
+    path = tmp_path / INDEX_FILE
     NoveltyIndex.cached(SHAKESPEARE, path)
     assert NoveltyIndex.cached("other text", path).longest_match("the text") == Match(5, 5, 3)
     path.write_bytes(b"garbage")
@@ -350,7 +351,8 @@ def test_the_index_file_holds_no_pickled_objects(tmp_path):
 def test_the_usage_examples_in_the_docstrings_hold():
     import doctest
 
-    from charlm.use import novelty_build, novelty_file
+    from charlm.novelty import build as novelty_build
+    from charlm.novelty import file as novelty_file
 
     for module in (novelty, novelty_build, novelty_file):
         assert doctest.testmod(module).failed == 0

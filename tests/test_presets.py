@@ -3,7 +3,7 @@
 import pytest
 from conftest import CONFIGS
 
-from charlm.config import Config
+from charlm.options.config import Config
 
 HELLO = "Hello, how are you?"
 TUTORIALS = [

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import charlm
-from charlm.config import Config
+from charlm.options.config import Config
 from charlm.training.recipe import (
     CHOSEN,
     DEEP_SECONDS,

@@ -20,8 +20,8 @@ import pytest
 from conftest import CORPORA, TINY, copy_run, run_cli, tree_snapshot
 
 import charlm
-from charlm.config import Config
 from charlm.errors import CharLMError
+from charlm.options.config import Config
 from charlm.runs.folders import INCOMPLETE, claim_run_folder
 from charlm.runs.lock import LOCK_FILE, RunLock
 from charlm.training.trainer import Callback

@@ -13,10 +13,10 @@ import tensorflow as tf
 from conftest import copy_run, error
 
 import charlm
-from charlm.config import Config
 from charlm.errors import CharLMError
 from charlm.fsio import atomic_write, readable_path, replace_path
 from charlm.models.lm import build_model
+from charlm.options.config import Config
 from charlm.runs.checkpoints import KEEP_CHECKPOINTS
 from charlm.runs.folders import resolve_run
 from charlm.runs.rundir import RunDir

@@ -12,8 +12,8 @@ import pytest
 from conftest import CORPORA, TINY, run_cli, tree_snapshot
 
 import charlm
+from charlm.novelty.index import INDEX_FILE
 from charlm.training.trainer import Callback
-from charlm.use.novelty import INDEX_FILE
 
 CORPUS_CHARS = 20_000
 
@@ -234,7 +234,7 @@ def test_novelty_reports_the_longest_copy_and_the_copied_20_gram_share(runs, mon
     line = next(t for t in result.stderr.splitlines() if t.startswith("novelty"))
     assert "(the 120 characters after the prefix): longest copy" in line
     assert "of 101 20-grams copied" in line
-    from charlm.use.novelty import NoveltyIndex
+    from charlm.novelty.index import NoveltyIndex
 
     expected = NoveltyIndex(runs["corpus"].read_text()[:18_000]).report(sample[6:])
     assert f"longest copy {expected['longest_match']} chars" in line

@@ -11,7 +11,7 @@ from conftest import CORPORA, TINY, copy_run, run_cli
 from test_bad_input import no_tensorflow, refuses  # noqa: F401 (a fixture)
 
 from charlm.models.device import cpu_model, cpu_name, device_line
-from charlm.sampling import SamplingOptions
+from charlm.options.sampling import SamplingOptions
 
 SEED_LINE = re.compile(r"^seed: (\d+) \(pass --seed \1 to get this sample again\)$", re.M)
 

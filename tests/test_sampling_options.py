@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import charlm
 from charlm.cli import main
 from charlm.errors import CharLMError
-from charlm.sampling import SamplingOptions
+from charlm.options.sampling import SamplingOptions
 
 
 def cli(*args) -> str:

@@ -11,7 +11,7 @@ from conftest import error
 from serving import PROMPTS, openai_client, stream_events, streamed_texts
 
 from charlm.cli import main
-from charlm.sampling import SamplingOptions
+from charlm.options.sampling import SamplingOptions
 
 
 def expected(run, prompt, length, n=1, **options) -> list[str]:

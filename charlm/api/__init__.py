@@ -19,15 +19,15 @@ import functools
 import time
 from pathlib import Path
 
-from .. import __version__
-from ..config import SHAPE_KEYS, Config
-from ..config_toml import canonical_keys, read_preset
 from ..errors import CharLMError
 from ..models.memory import check_fits
+from ..options.config import SHAPE_KEYS, Config
+from ..options.toml import canonical_keys, read_preset
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir, WorkerRunDir
 from ..text.samplers import make_sampler
 from ..training.clock import Clock, check_time_left
+from ..version import __version__
 from .inputs import encode_corpus, resolve_config, resumed_inputs, to_stderr
 from .origin import Origin
 from .run import Run

@@ -1,7 +1,7 @@
 """What a run trains on: its config and its encoded corpus, for a new run or one resumed.
 
 A resumed run takes its settings and vocabulary from its folder, and may change only the
-settings that are limits and monitoring (:data:`charlm.config.RESUMABLE_KEYS`); its corpus
+settings that are limits and monitoring (:data:`charlm.options.config.RESUMABLE_KEYS`); its corpus
 is the id file it encoded, while the files it came from are unchanged, else read again and
 checked against the run's hashes.
 
@@ -11,9 +11,9 @@ checked against the run's hashes.
 
 from __future__ import annotations
 
-from ..config import RESUMABLE_KEYS, Config
 from ..errors import CharLMError
 from ..fsio import to_stderr
+from ..options.config import RESUMABLE_KEYS, Config
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir
 from ..text.corpus import read_chunks, read_corpus, source_signature

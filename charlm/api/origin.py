@@ -1,6 +1,6 @@
 """The run a new run starts from: ``charlm train NEW_TEXT --init-from RUN``.
 
-The new run takes RUN's model shape (:data:`charlm.config.SHAPE_KEYS`) and weights, grows
+The new run takes RUN's model shape (:data:`charlm.options.config.SHAPE_KEYS`) and weights, grows
 RUN's vocabulary by the characters of the new text it lacks (their rows start as a fresh
 model's do), and starts a fresh optimizer; everything else (learning rate, schedule, batch,
 window, dropout, limits) is its own. Everything about RUN is read and checked, its weights
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import SHAPE_KEYS, Config
-from ..config_toml import read_preset
 from ..errors import CharLMError
 from ..metrics import number
+from ..options.config import SHAPE_KEYS, Config
+from ..options.toml import read_preset
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir
 

@@ -10,8 +10,8 @@ TensorFlow is imported when the model is loaded, not when this module is.
 from __future__ import annotations
 
 from ..errors import CharLMError
+from ..options.sampling import Sample, SamplingOptions, check_num_samples
 from ..runs.rundir import RunDir
-from ..sampling import Sample, SamplingOptions, check_num_samples
 from ..text.corpus import read_corpus
 from .inputs import to_stderr
 
@@ -67,7 +67,7 @@ class Run:
         **fields,
     ) -> list[str]:
         """``num_samples`` samples for each prefix, each starting with its prefix, drawn with
-        ``options`` (a :class:`~charlm.sampling.SamplingOptions`; default: its defaults) and
+        ``options`` (a :class:`~charlm.options.sampling.SamplingOptions`; default: its defaults) and
         ``length`` and any of its fields as keywords on top, as ``charlm sample`` takes them::
 
             run.generate("ROMEO:", length=200, temperature=0.8, stop=["\\n\\n"])
@@ -112,7 +112,7 @@ class Run:
         warn=to_stderr,
         **fields,
     ) -> list[Sample]:
-        """Like :meth:`generate`, but each sample is a :class:`~charlm.sampling.Sample`: the
+        """Like :meth:`generate`, but each sample is a :class:`~charlm.options.sampling.Sample`: the
         text after its prefix, the prefix, why it ended, and the options with the seed used
         (drawn when none is given): what ``charlm sample --json`` prints::
 

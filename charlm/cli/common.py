@@ -19,11 +19,11 @@ import sys
 
 import click
 
-from ..config import Config
 from ..errors import CharLMError, os_error_line, resource_line
 from ..fsio import quiet_stderr
+from ..options.config import Config
+from ..options.sampling import SamplingOptions
 from ..runs.checkpoints import WEIGHTS
-from ..sampling import SamplingOptions
 
 
 def quiet_tensorflow(devices: bool = True) -> None:
@@ -84,7 +84,7 @@ def find_run(run_path: str | None, runs_dir: str) -> str:
 def field_options(record, skip=(), show_defaults: bool = False):
     """A decorator that adds one option per field of the dataclass ``record`` (``--seq-len``,
     ``--sample-prefix``, ``--top-k`` ...); the help, choices and flag names come from the field
-    (charlm.setting.setting). An option not typed is None (or ``()``), so that the record's
+    (charlm.options.setting.setting). An option not typed is None (or ``()``), so that the record's
     defaults, or a preset's, apply; with ``show_defaults`` it is the field's default, shown in
     the help."""
 

@@ -12,7 +12,7 @@ import json
 
 import click
 
-from ..config import CHOICES
+from ..options.config import CHOICES
 from .common import (
     RUN_OPTION,
     RUNS_DIR_OPTION,

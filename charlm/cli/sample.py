@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from ..errors import CharLMError
-from ..sampling import SamplingOptions, check_num_samples, check_prefixes
+from ..options.sampling import SamplingOptions, check_num_samples, check_prefixes
 from .common import (
     RUN_OPTION,
     RUNS_DIR_OPTION,
@@ -203,7 +203,7 @@ def write_samples(chunks, out, separator: str) -> list[str]:
 
 
 def write_json(samples, out) -> list[str]:
-    """Write each :class:`~charlm.sampling.Sample` as one JSON object a line (characters as
+    """Write each :class:`~charlm.options.sampling.Sample` as one JSON object a line (characters as
     they are, not escaped); returns the samples as printed text would show them."""
     for s in samples:
         out.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
@@ -212,8 +212,9 @@ def write_json(samples, out) -> list[str]:
 
 
 def novelty_reporter(run_path: str):
-    """A function that prints the memorisation check of one sample (charlm.use.novelty) on stderr."""
-    from ..use.novelty import format_report, run_index
+    """A function that prints the memorisation check of one sample (charlm.novelty.index) on stderr."""
+    from ..api.novelty import run_index
+    from ..novelty.index import format_report
 
     index = run_index(run_path, warn=lambda m: click.echo(m, err=True))
 
@@ -229,9 +230,9 @@ def novelty_reporter(run_path: str):
 
 
 def sample_interactively(run, options: SamplingOptions, report=None) -> None:
-    """The prompt loop of ``sample --interactive`` (charlm.use.interactive) around ``run``,
+    """The prompt loop of ``sample --interactive`` (charlm.cli.interactive) around ``run``,
     starting from the ``options`` of the command line."""
-    from ..use.interactive import Session, lines, run_session
+    from .interactive import Session, lines, run_session
 
     def generate(prefix, current: SamplingOptions):  # the session's options, as changed
         for piece in run.stream([prefix], options=current):

@@ -1,4 +1,4 @@
-"""``charlm serve``: runs over HTTP (charlm.use.serve). The address and the runs are checked,
+"""``charlm serve``: runs over HTTP (charlm.serve). The address and the runs are checked,
 and the socket bound, before TensorFlow loads, so a port in use is said at once.
 
     charlm serve runs/tiny runs/small --port 0 --max-streams 32
@@ -24,8 +24,8 @@ from .common import (
 
 def limit_options(fn):
     """One option per limit of the server (``--max-streams`` ...): help and default from
-    charlm.use.serve.protocol.Limits, where each limit is decided."""
-    from ..use.serve.protocol import Limits
+    charlm.serve.protocol.Limits, where each limit is decided."""
+    from ..serve.protocol import Limits
 
     for f in reversed(dataclasses.fields(Limits)):
         fn = click.option(
@@ -79,12 +79,12 @@ def serve(run_paths, runs_dir, weights, host, port, chunk, compile_ahead, **limi
         raise CharLMError(
             "charlm serve needs Starlette and uvicorn: pip install 'charlm[serve]'"
         ) from None
-    from ..use.serve.protocol import Limits
+    from ..serve.protocol import Limits
 
     limits = Limits(**limits)
     sizes = batch_sizes(compile_ahead)
-    from ..use.serve.server import listen
-    from ..use.serve.server import serve as serve_runs
+    from ..serve.server import listen
+    from ..serve.server import serve as serve_runs
 
     paths = [find_run(p, runs_dir) for p in (run_paths or [None])]  # checked before TensorFlow
     sock = listen(host, port)  # a port in use is said before TensorFlow loads, too

@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from ..config import Config
 from ..errors import CharLMError
+from ..options.config import Config
 from ..runs.checkpoints import WEIGHTS
 from .common import complete_runs, config_options, quiet_tensorflow, user_errors
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from ..models.fastcells import (
+from .fastcells import (
     gru_sequence,
     gru_step,
     lstm_sequence,

@@ -31,10 +31,10 @@ import keras
 import tensorflow as tf
 
 from ..errors import CharLMError, first_line
-from ..models.fastrnn import FastGRU, FastLSTM
-from ..models.memory import check_fits
-from ..models.scratch import ScratchLM
-from ..sampling import seed_plus
+from ..options.sampling import seed_plus
+from .fastrnn import FastGRU, FastLSTM
+from .memory import check_fits
+from .scratch import ScratchLM
 
 KERAS_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
 # The same math and weights, faster on a CPU (charlm.models.fastrnn); a GPU keeps Keras's layers,
@@ -348,7 +348,7 @@ def weights_suffix(cfg) -> str:
 
 
 def build_model(cfg, vocab_size: int, training: bool = True) -> LanguageModel:
-    """The model a :class:`~charlm.config.Config` asks for, with fresh weights from its seed;
+    """The model a :class:`~charlm.options.config.Config` asks for, with fresh weights from its seed;
     one CharLMError first if it cannot fit in memory (to train, or only to hold its weights)."""
     check_fits(cfg, vocab_size, training)
     if cfg.is_scratch:

@@ -46,7 +46,7 @@ def bytes_needed(cfg, vocab_size: int, training: bool = True) -> int:
     for the backward pass: its gates, output and cell state, then the logits and their
     gradient).
 
-    >>> from charlm.config import Config
+    >>> from charlm.options.config import Config
     >>> bytes_needed(Config(), 65) // 2**20, bytes_needed(Config(), 65, training=False) // 2**20
     (93, 3)
     """

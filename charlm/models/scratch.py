@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ..sampling import seed_plus
+from ..options.sampling import seed_plus
 
 __all__ = ["RNNCell", "GRUCell", "LSTMCell", "ScratchLM", "CELLS"]
 

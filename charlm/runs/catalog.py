@@ -28,8 +28,8 @@ from pathlib import Path
 
 from ..errors import CharLMError
 from ..metrics import LN2, number
-from ..runs.folders import incomplete_reason, newest_run
-from ..runs.rundir import RunDir
+from .folders import incomplete_reason, newest_run
+from .rundir import RunDir
 
 METRIC_ROWS = 5  # the last rows of metrics.csv that `charlm info` shows
 TOP_CHARS = 10  # the most frequent characters that `charlm info` shows

@@ -19,9 +19,9 @@ import shutil
 import time
 from pathlib import Path
 
-from ..config import Config
 from ..errors import CharLMError
 from ..fsio import atomic_write, fsync_dir
+from ..options.config import Config
 from .lock import LOCK_FILE, RunLock, busy, holder_name
 
 LATEST = "latest"  # the link in a folder of runs to its newest run

@@ -37,10 +37,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..config import FORMAT_VERSION, Config
 from ..errors import CharLMError
 from ..fsio import atomic_write, text_sha256, to_stderr
 from ..metrics import FIELDS
+from ..options.config import FORMAT_VERSION, Config
 from ..text.vocab import Vocab
 from .checkpoints import WEIGHTS, SavedModel
 from .folders import (

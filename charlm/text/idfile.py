@@ -49,9 +49,9 @@ import numpy as np
 
 from ..errors import CharLMError, first_line
 from ..fsio import replace_path
-from ..text.corpus import split_point
-from ..text.vocab import Vocab
+from .corpus import split_point
 from .passes import agreeing, first_reading, id_dtype, spooled, write_ids
+from .vocab import Vocab
 
 __all__ = ["IDS_FILE", "VAL_FILE", "EncodedCorpus", "encode", "id_dtype", "ids_match"]
 

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import CHOICES
 from ..errors import CharLMError
+from ..options.config import CHOICES
 
 CUTS = CHOICES["cut"]  # ("random-offset", "fixed"): d2l 2nd edition | 1st edition
 

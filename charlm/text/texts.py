@@ -1,5 +1,5 @@
 """The training and held-out text of a configuration: which reading options of
-:mod:`charlm.text.corpus` a :class:`~charlm.config.Config` sets, decided here once for
+:mod:`charlm.text.corpus` a :class:`~charlm.options.config.Config` sets, decided here once for
 training (``charlm.api``) and for reading a run's text again (``charlm sample --novelty``)::
 
     train, val = read_texts(Config(paths=["corpora/tinyshakespeare.txt"]))
@@ -9,9 +9,9 @@ No TensorFlow.
 
 from __future__ import annotations
 
-from ..config import Config
 from ..fsio import to_stderr
-from ..text.corpus import read_corpus, split_corpus
+from ..options.config import Config
+from .corpus import read_corpus, split_corpus
 
 
 def read_options(cfg: Config) -> dict:

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from .. import graphs
 from ..errors import CharLMError, first_line
-from ..training.clipping import clip_by_global_norm
+from .clipping import clip_by_global_norm
 
 _STRATEGIES: dict = {}  # name -> the one strategy of this process
 

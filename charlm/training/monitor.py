@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from ..errors import CharLMError
 from ..metrics import COUNTERS, FIELDS
-from ..training.trainer import Callback
+from .trainer import Callback
 
 LOSS_PLOT = "loss.png"
 
@@ -98,7 +98,7 @@ class LossPlot(Callback):
         if self._broken:
             return
         try:
-            from ..training.plot import plot_losses
+            from .plot import plot_losses
 
             plot_losses(rows, self.path)
         except (ImportError, OSError, ValueError, CharLMError) as e:

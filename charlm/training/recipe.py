@@ -51,8 +51,8 @@ import tensorflow as tf
 
 from ..models.lm import build_model
 from ..models.memory import param_count
-from ..training.clock import check_time_left, training_seconds, validation_seconds
-from ..training.step import make_optimizer, make_train_step
+from .clock import check_time_left, training_seconds, validation_seconds
+from .step import make_optimizer, make_train_step
 
 # What the recipe may choose (a setting the user gave is never changed).
 CHOSEN = (

@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from .. import graphs
-from ..training.clipping import clip_by_global_norm
+from .clipping import clip_by_global_norm
 
 
 def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:

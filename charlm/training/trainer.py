@@ -33,12 +33,12 @@ import time
 import numpy as np
 
 from ..text.samplers import dataset
-from ..training.checkpoint import TrainState
-from ..training.clock import Clock, learning_rate, validation_seconds
-from ..training.console import Console
-from ..training.report import LossMeter, describe_row, metrics_row, periodic_samples, validate
-from ..training.rollback import NanGuard
-from ..training.step import make_optimizer, make_train_step
+from .checkpoint import TrainState
+from .clock import Clock, learning_rate, validation_seconds
+from .console import Console
+from .report import LossMeter, describe_row, metrics_row, periodic_samples, validate
+from .rollback import NanGuard
+from .step import make_optimizer, make_train_step
 
 DEFAULT_EPOCHS = 10  # when no --epochs, --steps or --time-budget is given
 
@@ -129,7 +129,7 @@ class Trainer:
         cfg = self.cfg
         if strategy is None:
             return make_train_step(self.model, self.optimizer, cfg.clip_norm)
-        from ..training.distribute import distributed_train_step
+        from .distribute import distributed_train_step
 
         return distributed_train_step(
             strategy, self.model, self.optimizer, cfg.clip_norm, cfg.batch_size

@@ -6,7 +6,7 @@ stream is fed ``seq_len`` characters per call with its hidden state carried from
 (or reset every window with ``carry_state=False``, the way nanoGPT-style figures are scored).
 The loop over chunks is in Python; all the work on a chunk is one graph call.
 
-    >>> from ..config import Config
+    >>> from ..options.config import Config
     >>> from ..models.lm import build_model
     >>> from ..text.vocab import Vocab
     >>> vocab = Vocab.from_text("hello world")

@@ -15,7 +15,7 @@ with a ``None`` batch, so the reloaded model takes any number of prefixes::
     loaded.generate(tf.constant(["ROMEO:"]), top_p=0.9)    # the others: `charlm sample`'s defaults
 
 A signature takes every input; ``loaded.generate`` takes the prefixes and, by name, any of
-the others, defaulting to :class:`~charlm.sampling.SamplingOptions`' defaults; its default
+the others, defaulting to :class:`~charlm.options.sampling.SamplingOptions`' defaults; its default
 seed, ``-1`` (any negative seed), draws a new one each call, as no ``--seed`` does.
 ``greedy=True``, or a temperature of 0, takes the most likely character and ignores the
 temperature, top-k and top-p, as in ``charlm sample``. The same prefixes, length, settings and
@@ -28,7 +28,7 @@ state in, logits ``[B, V]`` and the new state out; signature ``serving_default``
 ``ids``, ``state_0``.. in and ``logits``, ``state_0``.. out), ``vocab.json`` (the run's
 vocabulary) and ``export.json`` (the state sizes): strings and sampling stay on the host.
 
-    from ..use.export import export_run
+    from .export import export_run
     export_run(charlm.load("runs/x"), "savedmodel", out="exported/x")
 """
 
@@ -44,8 +44,8 @@ import tensorflow as tf
 from .. import graphs
 from ..errors import CharLMError, first_line
 from ..fsio import atomic_write, fsync_tree, quiet_stderr, replace_path, temp_name
-from ..sampling import MAX_SEED, SamplingOptions
-from ..use.loop import compiled_loop, sample_loop  # traced into the export: one place decides
+from ..options.sampling import MAX_SEED, SamplingOptions
+from .loop import compiled_loop, sample_loop  # traced into the export: one place decides
 
 FORMATS = ("savedmodel", "tflite")
 

@@ -8,7 +8,7 @@ about one. Text can be streamed: the loop runs a chunk of characters per call an
 chunk back. The draw itself, and why a seed gives the same text in any batch and however the
 output is chunked: :mod:`charlm.use.draw`.
 
-    >>> from ..config import Config
+    >>> from ..options.config import Config
     >>> from ..models.lm import build_model
     >>> from ..text.vocab import Vocab
     >>> vocab = Vocab.from_text("分開 春眠不覺曉")
@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from .. import graphs
 from ..models.lm import state_specs
-from ..sampling import SamplingOptions, check_num_samples, check_prefixes
+from ..options.sampling import SamplingOptions, check_num_samples, check_prefixes
 from .loop import Rows, compiled_loop
 
 
@@ -115,7 +115,7 @@ class Generator:
     ) -> Iterator[list[str]]:
         """Yield, chunk by chunk, the new text of every sample (``num_samples`` per prefix;
         no prefixes: one from the vocabulary's first character) drawn with ``options``
-        (:class:`~charlm.sampling.SamplingOptions`; loose keywords are made into options by
+        (:class:`~charlm.options.sampling.SamplingOptions`; loose keywords are made into options by
         :meth:`generate` and ``charlm.Run``). The first yield is the prefixes themselves, so
         the concatenated output of a sample starts with its prefix. A row that meets a stop
         string ends there (the stop string left out); generation ends when every row has.

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from .. import graphs
 from ..models.lm import state_specs
-from ..sampling import SamplingOptions, StopCut
+from ..options.sampling import SamplingOptions, StopCut
 from .draw import sample_next
 
 CHUNK = 512  # the most characters per call of the compiled loop (its output buffer's length)

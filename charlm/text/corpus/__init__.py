@@ -42,9 +42,9 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
 
-from ...config import CHOICES
 from ...errors import CharLMError
 from ...fsio import to_stderr
+from ...options.config import CHOICES
 from .decode import Decoding
 from .normalise import Normaliser, joined, normalised
 from .readers import MAGIC, READERS, Reader, reader_for

@@ -19,11 +19,11 @@ import functools
 import re
 from dataclasses import dataclass, fields
 
-from .config_rules import check_keys, check_type, parse_duration, validate
-from .config_toml import canonical_keys, parse_toml, read_preset, toml_value
-from .errors import CharLMError
+from ..errors import CharLMError
+from .rules import check_keys, check_type, parse_duration, validate
 from .sampling import SamplingOptions
 from .setting import help_of, setting
+from .toml import canonical_keys, parse_toml, read_preset, toml_value
 
 FORMAT_VERSION = 1  # bump when a run directory written before cannot be read the same way
 
@@ -241,7 +241,7 @@ class Config:
 
     @property
     def sample_options(self) -> SamplingOptions:
-        """The :class:`~charlm.sampling.SamplingOptions` of the samples printed during
+        """The :class:`~charlm.options.sampling.SamplingOptions` of the samples printed during
         training: ``sample_length`` characters at ``sample_temperature`` (0 = greedy), seeded
         by ``seed``; a value out of range is named as its setting (``--sample-temperature``).
 

@@ -13,7 +13,7 @@ import time
 
 import uvicorn
 
-from ...errors import CharLMError
+from ..errors import CharLMError
 from .protocol import Limits
 
 COMPILE_AHEAD = (1, 2, 4, 8, 16, 32, 64)  # batch sizes compiled before the first request

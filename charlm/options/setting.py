@@ -8,7 +8,7 @@ charlm is described once, where it is declared, and the CLI, the checks and the 
     >>> help_of(Options, "size")
     'How many.'
 
-It sits below every record built with it (:mod:`charlm.sampling`, :mod:`charlm.config`, the
+It sits below every record built with it (:mod:`charlm.options.sampling`, :mod:`charlm.options.config`, the
 server's limits), so none of them has to import another to describe its fields.
 """
 

@@ -9,7 +9,7 @@ TensorFlow here: what a request may ask is decided in this module alone.
     >>> parse_completion({"prompt": "a", "temperature": -1}, Limits(), ["tiny"])
     Traceback (most recent call last):
     ...
-    charlm.use.serve.protocol.RequestError: --temperature must be 0 (greedy) or more, not -1
+    charlm.serve.protocol.RequestError: --temperature must be 0 (greedy) or more, not -1
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import time
 import uuid
 from dataclasses import dataclass, fields
 
-from ...errors import CharLMError
-from ...sampling import SamplingOptions
-from ...setting import setting
+from ..errors import CharLMError
+from ..options.sampling import SamplingOptions
+from ..options.setting import setting
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for the completions API
 MAX_STOP = 16  # stop strings per request

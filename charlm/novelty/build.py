@@ -1,4 +1,4 @@
-"""Building the memorisation index (:mod:`charlm.use.novelty`): the suffix array of a text,
+"""Building the memorisation index (:mod:`charlm.novelty.index`): the suffix array of a text,
 sorted by libdivsufsort (pydivsufsort), and the memory that takes, checked before building.
 
 libdivsufsort sorts bytes, so a text's characters become their ids in its vocabulary in the

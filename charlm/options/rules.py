@@ -1,4 +1,4 @@
-"""The rules a :class:`~charlm.config.Config` follows: its keys, the type of each value, and
+"""The rules a :class:`~charlm.options.config.Config` follows: its keys, the type of each value, and
 the range of each, checked once, when a config is made, with one line for the first value
 that breaks one. ``source`` names where the values came from (a preset's path; "" for the
 command-line flags, which a message then names as ``--seq-len``).
@@ -20,7 +20,7 @@ import math
 import re
 from dataclasses import fields
 
-from .errors import CharLMError
+from ..errors import CharLMError
 from .sampling import check_prefixes
 
 

@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
-from ...sampling import SamplingOptions
-from ..generate import Generator
-from ..loop import ROW_DTYPES, Batch
+from ..options.sampling import SamplingOptions
+from .generate import Generator
+from .loop import ROW_DTYPES, Batch
 
 FIRST_CHUNK = 4  # characters in the turn after rows join: their first text goes out sooner
 GATHER_QUIET = 0.002  # an idle worker waits this long after a request for the next of a burst,

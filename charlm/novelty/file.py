@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import CharLMError
 from ..fsio import atomic_file
 from ..text.vocab import Vocab
-from .novelty_build import symbol_dtype
+from .build import symbol_dtype
 
 FORMAT = "charlm-novelty-index"
 VERSION = 2  # 1 was a .npz of a shallow sort

@@ -20,7 +20,7 @@ import math
 import secrets
 from dataclasses import dataclass, fields
 
-from .errors import CharLMError
+from ..errors import CharLMError
 from .setting import help_of, setting
 
 MAX_SEED = 2**63 - 1  # seeds are int64 in the sampling graph

@@ -1,7 +1,7 @@
 """The HTTP face of ``charlm serve``: a Starlette app, built by :func:`create_app` so that
 tests and benchmarks start it on any port. Routes are plain functions:
 
-- ``GET /``: the page to play with the model (``charlm/use/static``, shipped in the package);
+- ``GET /``: the page to play with the model (``charlm/serve/static``, shipped in the package);
 - ``POST /v1/completions``: OpenAI's completions API, whole or streamed as server-sent events;
 - ``GET /v1/models``, ``GET /health``.
 
@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ...errors import CharLMError
-from ...runs.catalog import summarise
-from .batcher import Batcher, Job
+from ..errors import CharLMError
+from ..runs.catalog import summarise
+from ..use.batcher import Batcher, Job
 from .protocol import (
     Completion,
     Limits,
@@ -266,7 +266,7 @@ async def health(request: Request) -> Response:
 
 
 def static(name: str, media_type: str):
-    content = resources.files("charlm.use").joinpath("static", name).read_bytes()
+    content = resources.files("charlm.serve").joinpath("static", name).read_bytes()
 
     async def route(request: Request) -> Response:
         return Response(content, media_type=media_type, headers=PAGE_HEADERS)

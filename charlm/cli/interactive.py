@@ -2,7 +2,7 @@
 
 Each line typed is a prefix; the sample (the prefix and its continuation) streams back to
 standard output. Lines that start with ``:`` change an option of the samples that follow;
-the commands are the fields of :class:`~charlm.sampling.SamplingOptions`, read by their
+the commands are the fields of :class:`~charlm.options.sampling.SamplingOptions`, read by their
 type and explained by their help texts, and the session's options are one SamplingOptions,
 checked by its one check on every change::
 
@@ -29,7 +29,7 @@ from dataclasses import fields
 from typing import NamedTuple
 
 from ..errors import CharLMError
-from ..sampling import SamplingOptions
+from ..options.sampling import SamplingOptions
 
 SWITCH = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
 ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "s": " ", "\\": "\\"}  # \xNN and \uNNNN too
@@ -157,7 +157,7 @@ class Session:
     """The options of an interactive session and what each line typed does with them.
 
     ``generate(prefix, options)`` yields the pieces of one sample (its first piece is the
-    prefix) drawn with ``options`` (a :class:`~charlm.sampling.SamplingOptions`); ``out``
+    prefix) drawn with ``options`` (a :class:`~charlm.options.sampling.SamplingOptions`); ``out``
     receives the samples, ``say`` the messages; ``after(prefix, text)`` is called with each
     whole sample (e.g. the memorisation check)."""
 

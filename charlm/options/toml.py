@@ -6,7 +6,7 @@ of a run written, and the old names of settings read as today's.
     >>> toml_value(["a", 1.5, True])
     '["a", 1.5, true]'
 
-Nothing here checks a value: :class:`~charlm.config.Config` does, with one line that names
+Nothing here checks a value: :class:`~charlm.options.config.Config` does, with one line that names
 the key. A syntax error is one line that names the line and the column.
 """
 
@@ -17,7 +17,7 @@ import math
 import sys
 from pathlib import Path
 
-from .errors import CharLMError
+from ..errors import CharLMError
 
 if sys.version_info >= (3, 11):
     import tomllib

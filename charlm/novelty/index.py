@@ -11,7 +11,7 @@ default) that occur verbatim in it::
     0.9375
 
 The training text is indexed once: a suffix array sorted by libdivsufsort over the text's
-ids in its :class:`~charlm.text.vocab.Vocab` (:mod:`charlm.use.novelty_build`: 5 bytes a
+ids in its :class:`~charlm.text.vocab.Vocab` (:mod:`charlm.novelty.build`: 5 bytes a
 character for English, about 0.6 GB for 100 MB of text, checked against the machine's memory
 before building). Queries are exact: every position of the sample is looked up at once by a
 vectorised binary search, which also yields the longest prefix found there (the matching
@@ -20,8 +20,8 @@ statistics), and a long copy is settled without reading it once per position: a
 No TensorFlow.
 
 The index is saved beside a run as one file, memory-mapped when loaded and tagged with the
-sha256 of the text it indexes (:mod:`charlm.use.novelty_file`), so :func:`run_index` builds
-it once per run.
+sha256 of the text it indexes (:mod:`charlm.novelty.file`), so that
+:func:`charlm.api.novelty.run_index` builds it once per run.
 """
 
 from __future__ import annotations
@@ -34,11 +34,9 @@ import numpy as np
 
 from ..errors import CharLMError
 from ..fsio import text_sha256
-from ..runs.rundir import RunDir
-from ..text.texts import read_texts
 from ..text.vocab import Vocab
-from .novelty_build import check_memory, suffix_array, symbol_dtype
-from .novelty_file import INDEX_FILE, read_index, write_index
+from .build import check_memory, suffix_array, symbol_dtype
+from .file import read_index, write_index
 
 DEFAULT_N = 20  # the n of the n-gram share
 BLOCK = 8  # characters a query compares first, per row (then twice as many each round)
@@ -289,7 +287,7 @@ class NoveltyIndex:
     # -- on disk ---------------------------------------------------------------------------
 
     def save(self, path) -> None:
-        """Write the index to ``path`` atomically (:mod:`charlm.use.novelty_file`)::
+        """Write the index to ``path`` atomically (:mod:`charlm.novelty.file`)::
 
         index.save(run_dir / INDEX_FILE)
         """
@@ -336,70 +334,6 @@ def _pattern_block(q, at, ends, pad: int, width: int):
     out = q[np.minimum(where, len(q) - 1)]
     out[where >= ends[:, None]] = pad
     return out
-
-
-# -- a run's index -----------------------------------------------------------------------------
-
-
-def run_index(path, warn=print) -> NoveltyIndex:
-    """The index of the run at ``path``'s training text: the one cached in the run folder if
-    it indexes that very text (corpus.json's sha256), else built from the corpus re-read with
-    the run's settings, checked against that sha256, and cached."""
-    run = RunDir(path)
-    try:
-        corpus = run.corpus_info() or {}
-    except CharLMError:
-        corpus = {}
-    want = corpus.get("train_sha256")
-    if not want:
-        raise CharLMError(
-            f"{run.path}/corpus.json is missing or unreadable, so the training "
-            "text cannot be checked; --novelty needs it"
-        )
-    cache = run.path / INDEX_FILE
-    index = NoveltyIndex.load_matching(cache, want)  # no need to read the corpus again
-    if index is not None:
-        return index
-    _check_before_reading(run, corpus)
-    index = NoveltyIndex(training_text(run, want), sha256=want)
-    try:
-        index.save(cache)
-    except CharLMError as e:
-        warn(f"warning: {e}; the index is used without being cached")
-    return index
-
-
-def _check_before_reading(run: RunDir, corpus: dict) -> None:
-    """:func:`check_memory` from what corpus.json and the vocabulary say, so that a corpus
-    too big to index is refused before it is read (the build checks again, from the text)."""
-    try:
-        ids = len(run.read_vocab())
-    except CharLMError:
-        return
-    chars = corpus.get("train_chars")
-    if type(chars) is int and chars > 0:
-        check_memory(chars, ids)
-
-
-def training_text(run: RunDir, sha256: str) -> str:
-    """The run's training text, read again with its settings and checked against ``sha256``."""
-    cfg = run.read_config()
-    if "-" in cfg.paths:
-        raise CharLMError(
-            f"{run.path} was trained on standard input, which cannot be read "
-            "again; --novelty needs the training text"
-        )
-    try:
-        text, _ = read_texts(cfg, warn=lambda message: None)
-    except CharLMError as e:
-        raise CharLMError(f"--novelty needs the training text of {run.path}: {e}") from None
-    if text_sha256(text) != sha256:
-        raise CharLMError(
-            f"the corpus at {', '.join(cfg.paths)} is not the text {run.path} was "
-            "trained on (its sha256 differs: it changed since); --novelty needs "
-            "the very same training text"
-        )
-    return text
 
 
 def format_report(report: dict) -> str:
