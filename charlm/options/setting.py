@@ -1,5 +1,6 @@
 """A setting: a dataclass field that carries its own description, so that each option of
-charlm is described once, where it is declared, and the CLI, the checks and the docs ask it.
+charlm is described once, where it is declared, and the CLI, the checks and the docs ask it;
+and :class:`OptionError`, the one error a bad value of a setting raises.
 
     >>> from dataclasses import dataclass
     >>> @dataclass(frozen=True)
@@ -7,31 +8,53 @@ charlm is described once, where it is declared, and the CLI, the checks and the 
     ...     size: int = setting(8, "How many.", least=1)
     >>> help_of(Options, "size")
     'How many.'
+    >>> e = OptionError("temperature", "must be 0 (greedy) or more", -1)
+    >>> str(e), e.worded("--temperature")
+    ('temperature must be 0 (greedy) or more, not -1', '--temperature must be 0 (greedy) or more, not -1')
 
-It sits below every record built with it (:mod:`charlm.options.sampling`, :mod:`charlm.options.config`, the
-server's limits), so none of them has to import another to describe its fields.
+An OptionError names its field, not a flag: each face words the name in its own language
+(``--temperature`` on the command line, ``"param": "temperature"`` over HTTP, the key and the
+line in a TOML file, ``:temperature`` at the interactive prompt) with :meth:`OptionError.worded`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import field, fields
+from typing import Any
+
+from ..errors import CharLMError
+
+MISSING: Any = object()  # an OptionError about a field as a whole, not one value of it
 
 
 def setting(
-    default=None,
+    default: Any = None,
     help: str = "",
     *,
-    factory=None,
-    choices=None,
-    flag=None,
-    aliases=(),
-    least=None,
-    resumable=False,
-):
-    """A field with its help text and, where it has them, its choices, its flag names, the
-    least whole number it takes (``least``: checked with the config's other rules) and
-    whether a resumed run may change it (``resumable``: limits and monitoring, never the
-    model or the data)."""
+    factory: Any = None,
+    choices: tuple[str, ...] | None = None,
+    flag: str | None = None,
+    aliases: tuple[str, ...] = (),
+    least: int | None = None,
+    resumable: bool = False,
+) -> Any:
+    """A dataclass field with its description.
+
+    Args:
+        default: The value when none is given.
+        help: One or two sentences for ``--help``, the interactive ``:help`` and the docs.
+        factory: Makes the default instead (a list, say).
+        choices: The only values it takes.
+        flag: Its command-line flag, where that is not ``--`` and the name with dashes.
+        aliases: Other flags that set it (old names).
+        least: The least whole number it takes (checked with the record's other rules).
+        resumable: Whether a resumed run may change it (limits and monitoring, never the
+            model or the data).
+
+    Returns:
+        A ``dataclasses.field`` whose metadata holds all of the above.
+    """
     metadata = {
         "help": help,
         "choices": choices,
@@ -45,6 +68,55 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
-def help_of(record, name: str) -> str:
+def help_of(record: Any, name: str) -> str:
     """The help text of field ``name`` of the dataclass ``record``."""
     return next(f.metadata["help"] for f in fields(record) if f.name == name)
+
+
+class OptionError(CharLMError):
+    """A value a setting does not take: which ``field``, the ``problem`` (a phrase that
+    follows the field's name: "must be 0 (greedy) or more"), the ``value`` given (MISSING:
+    none to show) and a ``hint`` (the way out, after a semicolon).
+
+    ``str(e)`` names the field as it is called in Python (the keyword of ``charlm.train``,
+    the key of a config); a face calls :meth:`worded` with its own name for it.
+    """
+
+    def __init__(self, field: str, problem: str, value: Any = MISSING, hint: str = ""):
+        self.field, self.problem, self.value, self.hint = field, problem, value, hint
+        super().__init__(self.worded(field))
+
+    def worded(self, name: str) -> str:
+        """The message, one line, with the field called ``name``.
+
+        Args:
+            name: What this face calls the field: ``--top-k``, ``top_k``, ``:top_k``.
+
+        Returns:
+            ``"{name} {problem}, not {value}; {hint}"`` (the value and hint where given).
+        """
+        text = f"{name} {self.problem}"
+        if self.value is not MISSING:
+            text += f", not {shown(self.value)}"
+        return f"{text}; {self.hint}" if self.hint else text
+
+    def renamed(self, field: str) -> OptionError:
+        """The same error about ``field``: a record that holds another's options (a Config's
+        ``sample_temperature`` is the ``temperature`` of its samples) names its own."""
+        return OptionError(field, self.problem, self.value, self.hint)
+
+
+def shown(value: Any) -> str:
+    """A bad value as a message shows it: a number as typed, anything else quoted, so that a
+    newline or an empty string cannot break the one line, and cut short past 60 characters.
+
+    >>> shown(-1.5), shown("a\\nb"), shown(""), shown(float("nan"))
+    ('-1.5', "'a\\\\nb'", "''", 'nan')
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    text = (
+        str(value)
+        if number or (isinstance(value, float) and not math.isfinite(value))
+        else repr(value)
+    )
+    return text if len(text) <= 60 else text[:57] + "..."
