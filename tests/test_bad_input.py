@@ -123,8 +123,8 @@ def test_bad_sampling_options_are_refused(workdir, charlm_cli, no_tensorflow, ar
         (["--sample-temperature", "nan"], ["--sample-temperature", "0 (greedy) or more", "nan"]),
         (["--sample-temperature", "inf"], ["--sample-temperature", "0 (greedy) or more", "inf"]),
         (["--sample-prefix", "", "--sample-every", "5"], ["--sample-prefix must not be empty"]),
-        (["--name", "a\nb"], ['--name "a\\nb" is not a valid run folder name', "control"]),
-        (["--name", "latest"], ["not a valid run folder name", "not latest"]),
+        (["--name", "a\nb"], ["--name must be a plain folder name, not 'a\\nb'", "control"]),
+        (["--name", "latest"], ["--name must be a plain folder name", "not latest"]),
         (["--seed", "-1"], ["--seed", "from 0 to 2**63-1"]),
         (["--seed", str(2**63)], ["--seed", "from 0 to 2**63-1", str(2**63)]),
         (["--dropout", "nan"], ["--dropout", "[0, 1)", "nan"]),
@@ -188,25 +188,28 @@ def test_a_click_usage_error_exits_2_with_one_error_line(workdir, charlm_cli, no
 @pytest.mark.parametrize(
     "toml, words",
     [
-        ("seq_lne = 50\n", ["bad.toml", "unknown key 'seq_lne'", "did you mean 'seq_len'"]),
+        ("seq_lne = 50\n", ["bad.toml, line 1: unknown key 'seq_lne'", "did you mean 'seq_len'"]),
         ("colour = 1\n", ["bad.toml", "unknown key 'colour'", "--help"]),
-        ('units = "many"\n', ["bad.toml", "'units' must be an integer", '"many"']),
+        ('units = "many"\n', ["bad.toml, line 1: units must be an integer, not 'many'"]),
         (
             'model = "gru"\nunits = = 3\n',
             ["bad.toml", "TOML syntax error", "line 2, column", "fix it"],
         ),
-        ("seq_len = 0\n", ["bad.toml", "seq-len must be at least 1"]),
+        ("seq_len = 0\n", ["bad.toml, line 1: seq_len must be at least 1, not 0"]),
         (
             "sample_temperature = nan\n",
-            ["bad.toml", "sample-temperature must be 0 (greedy) or more, not nan"],
+            ["bad.toml, line 1: sample_temperature must be 0 (greedy) or more, not nan"],
         ),
         (
             'sample_every = 5\nsample_prefixes = ["ROMEO:", ""]\n',
-            ["bad.toml", "sample-prefix must not be empty"],
+            ["bad.toml, line 2: sample_prefixes must not be empty"],
         ),
-        ("lr = inf\n", ["bad.toml", "lr must be a positive number, not inf"]),
-        ("min_lr_fraction = -inf\n", ["bad.toml", "min-lr-fraction must be in [0, 1]"]),
-        ("seed = 9223372036854775808\n", ["bad.toml", "seed must be a whole number from 0"]),
+        ("lr = inf\n", ["bad.toml, line 1: lr must be a positive number, not inf"]),
+        (
+            "min_lr_fraction = -inf\n",
+            ["bad.toml, line 1: min_lr_fraction must be in [0, 1], not -inf"],
+        ),
+        ("seed = 9223372036854775808\n", ["bad.toml, line 1: seed must be a whole number from 0"]),
     ],
 )
 def test_bad_config_files_are_refused(workdir, charlm_cli, no_tensorflow, toml, words):

@@ -68,9 +68,9 @@ def test_a_bad_config_file_is_refused_naming_what_is_wrong(tmp_path, name, text,
 
 
 def test_wrong_type_names_the_key_and_the_expected_type():
-    with pytest.raises(CharLMError, match="'units' must be an integer, not \"many\""):
+    with pytest.raises(CharLMError, match=r"config, line 1: units must be an integer, not 'many'"):
         Config.from_toml_text('units = "many"')
-    with pytest.raises(CharLMError, match="'lowercase' must be true or false"):
+    with pytest.raises(CharLMError, match="config, line 1: lowercase must be true or false, not 1"):
         Config.from_toml_text("lowercase = 1")
 
 
@@ -82,18 +82,24 @@ def test_missing_config_file_is_named():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"seq_len": 0}, "seq-len must be at least 1"),
-        ({"batch_size": -3}, "batch-size must be at least 1"),
-        ({"val_fraction": 1.0}, r"val-fraction must be in \[0, 1\)"),
-        ({"val_fraction": -0.1}, r"val-fraction must be in \[0, 1\)"),
+        ({"seq_len": 0}, "seq_len must be at least 1, not 0"),
+        ({"batch_size": -3}, "batch_size must be at least 1, not -3"),
+        ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\), not 1; e.g. 0.1"),
+        ({"val_fraction": -0.1}, r"val_fraction must be in \[0, 1\), not -0.1"),
         ({"model": "transformer"}, "model must be one of lstm, gru"),
         ({"lr": 0.0}, "lr must be a positive number"),
-        ({"time_budget": "ten minutes"}, "cannot read the duration 'ten minutes'"),
-        ({"name": "../x"}, "not a valid run folder name"),
-        ({"sample_temperature": -0.5}, r"sample-temperature must be 0 \(greedy\) or more"),
-        ({"sample_temperature": float("nan")}, "sample-temperature must be .* not nan"),
-        ({"sample_temperature": float("inf")}, "sample-temperature must be .* not inf"),
-        ({"sample_length": 2**31}, "sample-length must be a whole number from 0 to 2147483647"),
+        (
+            {"time_budget": "ten minutes"},
+            "time_budget must be a duration, not 'ten minutes'; write e.g. 90s",
+        ),
+        ({"name": "../x"}, "name must be a plain folder name, not '../x'; use a name without /"),
+        (
+            {"sample_temperature": -0.5},
+            r"sample_temperature must be 0 \(greedy\) or more, not -0.5",
+        ),
+        ({"sample_temperature": float("nan")}, "sample_temperature must be .* not nan"),
+        ({"sample_temperature": float("inf")}, "sample_temperature must be .* not inf"),
+        ({"sample_length": 2**31}, "sample_length must be a whole number from 0 to 2147483647"),
         ({"seed": -1}, r"seed must be a whole number from 0 to 2\*\*63-1, not -1"),
     ],
 )
@@ -105,7 +111,10 @@ def test_out_of_range_values_are_refused(changes, message):
 
 def test_a_preset_names_a_bad_sample_temperature_as_its_key(tmp_path):
     (tmp_path / "p.toml").write_text("sample_temperature = nan\n")
-    with pytest.raises(CharLMError, match=r"p.toml: sample-temperature must be 0 \(greedy\)"):
+    with pytest.raises(
+        CharLMError,
+        match=r"p.toml, line 1: sample_temperature must be 0 \(greedy\) or more, not nan",
+    ):
         Config.load(tmp_path / "p.toml")
 
 

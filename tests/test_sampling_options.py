@@ -15,6 +15,7 @@ import charlm
 from charlm.cli import main
 from charlm.errors import CharLMError
 from charlm.options.sampling import SamplingOptions
+from charlm.options.setting import OptionError
 
 
 def cli(*args) -> str:
@@ -125,11 +126,11 @@ def test_the_api_temperature_zero_is_greedy(run):
 @pytest.mark.parametrize(
     "fields, words",
     [
-        ({"temperature": float("nan")}, "--temperature must be 0 (greedy) or more"),
-        ({"top_k": 2**31}, "--top-k must be 0 (off) or a whole number up to"),
-        ({"seed": -1}, "--seed must be a whole number from 0 to 2**63-1"),
-        ({"stop": [""]}, "--stop must be non-empty text"),
-        ({"num_samples": 0}, "--num-samples must be at least 1"),
+        ({"temperature": float("nan")}, "temperature must be 0 (greedy) or more, not nan"),
+        ({"top_k": 2**31}, "top_k must be 0 (off) or a whole number up to"),
+        ({"seed": -1}, "seed must be a whole number from 0 to 2**63-1, not -1"),
+        ({"stop": [""]}, "stop must be non-empty text"),
+        ({"num_samples": 0}, "num_samples must be at least 1, not 0"),
     ],
 )
 def test_the_api_refuses_a_bad_option_in_one_line_before_streaming(run, fields, words):
@@ -157,8 +158,10 @@ _ANY = st.one_of(
 )
 def test_any_values_give_options_or_one_clear_error(values):
     """Whatever a client sends (JSON, a preset, a Python caller), the options are made or
-    refused with CharLMError's one line; never another exception."""
+    refused with an OptionError's one line that starts with the field's name; never another
+    exception."""
     try:
         SamplingOptions(**values)
-    except CharLMError as e:
-        assert "\n" not in str(e) and str(e).startswith("--")
+    except OptionError as e:
+        assert "\n" not in str(e) and str(e).startswith(e.field + " ")
+        assert e.field in values

@@ -155,15 +155,25 @@ BAD = [
     ({}, 400, "prompt", "prompt must be text or a non-empty list of texts"),
     ({"prompt": 5}, 400, "prompt", "prompt must be text"),
     ({"prompt": [1, 2, 3]}, 400, "prompt", "token ids are not taken"),
-    ({"prompt": ""}, 400, "prompt", "a prefix must not be empty"),
+    ({"prompt": ""}, 400, "prompt", "prompt must not be empty; give at least one character"),
     ({"prompt": "春", "temperature": -1}, 400, "temperature", options_error(temperature=-1)),
     ({"prompt": "春", "temperature": "hot"}, 400, "temperature", "temperature must be a number"),
     ({"prompt": "春", "top_p": 0}, 400, "top_p", options_error(top_p=0)),
     ({"prompt": "春", "top_p": 1.5}, 400, "top_p", options_error(top_p=1.5)),
     ({"prompt": "春", "top_k": -1}, 400, "top_k", options_error(top_k=-1)),
     ({"prompt": "春", "top_k": 2.5}, 400, "top_k", options_error(top_k=2.5)),
-    ({"prompt": "春", "max_tokens": -1}, 400, "max_tokens", options_error(length=-1)),
-    ({"prompt": "春", "max_tokens": "9"}, 400, "max_tokens", options_error(length="9")),
+    (
+        {"prompt": "春", "max_tokens": -1},
+        400,
+        "max_tokens",
+        "max_tokens must be a whole number from 0 to 2147483647, not -1",
+    ),
+    (
+        {"prompt": "春", "max_tokens": "9"},
+        400,
+        "max_tokens",
+        "max_tokens must be a whole number from 0 to 2147483647, not '9'",
+    ),
     ({"prompt": "春", "max_tokens": 100_001}, 400, "max_tokens", "max_tokens must be at most"),
     ({"prompt": "春", "seed": -1}, 400, "seed", options_error(seed=-1)),
     ({"prompt": "春", "seed": 2**63}, 400, "seed", options_error(seed=2**63)),
@@ -179,6 +189,19 @@ BAD = [
     ({"prompt": "春" * 4097}, 400, "prompt", "at most 4,096 (--max-prompt-chars)"),
     (b'{"prompt": "' + b"a" * (1 << 20) + b'"}', 413, None, "larger than 1,048,576 bytes"),
 ]
+
+
+def test_a_bad_option_is_named_as_the_request_parameter_in_openais_error_body(server):
+    r = httpx.post(server.url + "/v1/completions", json={"prompt": "春", "temperature": -1})
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": {
+            "message": "temperature must be 0 (greedy) or more, not -1",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": None,
+        }
+    }
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,10 @@ TensorFlow is imported when the model is loaded, not when this module is.
 from __future__ import annotations
 
 from ..errors import CharLMError
-from ..options.sampling import Sample, SamplingOptions, check_num_samples
+from ..options.sampling import SamplingOptions, check_num_samples
 from ..runs.rundir import RunDir
 from ..text.corpus import read_corpus
+from ..use.stops import Sample
 from .inputs import to_stderr
 
 
@@ -112,7 +113,7 @@ class Run:
         warn=to_stderr,
         **fields,
     ) -> list[Sample]:
-        """Like :meth:`generate`, but each sample is a :class:`~charlm.options.sampling.Sample`: the
+        """Like :meth:`generate`, but each sample is a :class:`~charlm.use.stops.Sample`: the
         text after its prefix, the prefix, why it ended, and the options with the seed used
         (drawn when none is given): what ``charlm sample --json`` prints::
 

@@ -22,7 +22,9 @@ import click
 from ..errors import CharLMError, os_error_line, resource_line
 from ..fsio import quiet_stderr
 from ..options.config import Config
+from ..options.limits import Limits
 from ..options.sampling import SamplingOptions
+from ..options.setting import OptionError
 from ..runs.checkpoints import WEIGHTS
 
 
@@ -52,6 +54,8 @@ def user_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except OptionError as e:
+            raise click.ClickException(e.worded(flag_of(e.field))) from None
         except CharLMError as e:
             raise click.ClickException(str(e)) from None
         except BrokenPipeError:  # the reader went away (charlm sample | head): nothing to say
@@ -99,8 +103,18 @@ def field_options(record, skip=(), show_defaults: bool = False):
     return decorate
 
 
+def flag_of(field: str) -> str:
+    """The command-line flag of the setting ``field`` (of Config, SamplingOptions or Limits):
+    the one it declares (``--sample-prefix``), else ``--`` and its name with dashes."""
+    for record in (Config, SamplingOptions, Limits):
+        for f in dataclasses.fields(record):
+            if f.name == field and f.metadata["flag"]:
+                return f.metadata["flag"]
+    return "--" + field.replace("_", "-")
+
+
 def _declarations(f) -> list[str]:
-    flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+    flag = flag_of(f.name)
     return [f"{flag}/--no-{flag[2:]}"] if f.type == "bool" else [flag, *f.metadata["aliases"]]
 
 

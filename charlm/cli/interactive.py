@@ -28,8 +28,8 @@ import textwrap
 from dataclasses import fields
 from typing import NamedTuple
 
-from ..errors import CharLMError
 from ..options.sampling import SamplingOptions
+from ..options.setting import OptionError
 
 SWITCH = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
 ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "s": " ", "\\": "\\"}  # \xNN and \uNNNN too
@@ -120,16 +120,10 @@ OTHERS = [
 ]
 
 
-def as_commands(message: str) -> str:
-    """An option's message or help, with ``--top-k`` written as the command ``:top_k``."""
-    return re.sub(r"--([a-z][a-z-]*)", lambda m: ":" + m.group(1).replace("-", "_"), message)
-
-
 def help_text(width: int = 100) -> str:
     """The commands, one per SamplingOptions field (its help text), then the others."""
     rows = [
-        (f":{f.name} {READERS[f.type].metavar}", as_commands(f.metadata["help"]))
-        for f in FIELDS.values()
+        (f":{f.name} {READERS[f.type].metavar}", f.metadata["help"]) for f in FIELDS.values()
     ] + OTHERS
     left = max(len(a) for a, _ in rows) + 4
     lines = [
@@ -199,8 +193,8 @@ class Session:
             return
         try:
             self.options = self.options.replace(**{name: value})  # SamplingOptions.check
-        except CharLMError as e:
-            self.say(as_commands(str(e)))
+        except OptionError as e:
+            self.say(e.worded(f":{e.field}"))
             return
         self.say(f"{name} = {_shown(value)}")
 

@@ -203,7 +203,7 @@ def write_samples(chunks, out, separator: str) -> list[str]:
 
 
 def write_json(samples, out) -> list[str]:
-    """Write each :class:`~charlm.options.sampling.Sample` as one JSON object a line (characters as
+    """Write each :class:`~charlm.use.stops.Sample` as one JSON object a line (characters as
     they are, not escaped); returns the samples as printed text would show them."""
     for s in samples:
         out.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")

@@ -6,37 +6,22 @@ and the socket bound, before TensorFlow loads, so a port in use is said at once.
 
 from __future__ import annotations
 
-import dataclasses
-
 import click
 
 from ..errors import CharLMError
+from ..options.limits import Limits
 from .common import (
     RUNS_DIR_OPTION,
     complete_runs,
     count_option,
+    field_options,
     find_run,
     quiet_tensorflow,
     user_errors,
     weights_option,
 )
 
-
-def limit_options(fn):
-    """One option per limit of the server (``--max-streams`` ...): help and default from
-    charlm.serve.protocol.Limits, where each limit is decided."""
-    from ..serve.protocol import Limits
-
-    for f in reversed(dataclasses.fields(Limits)):
-        fn = click.option(
-            "--" + f.name.replace("_", "-"),
-            f.name,
-            default=f.default,
-            show_default=True,
-            type=int,
-            help=f.metadata["help"],
-        )(fn)
-    return fn
+limit_options = field_options(Limits, show_defaults=True)  # --max-streams ...
 
 
 @click.command()
@@ -79,8 +64,6 @@ def serve(run_paths, runs_dir, weights, host, port, chunk, compile_ahead, **limi
         raise CharLMError(
             "charlm serve needs Starlette and uvicorn: pip install 'charlm[serve]'"
         ) from None
-    from ..serve.protocol import Limits
-
     limits = Limits(**limits)
     sizes = batch_sizes(compile_ahead)
     from ..serve.server import listen

@@ -8,22 +8,24 @@ command-line flags, each overriding the one before. The resolved config is saved
     >>> cfg.replace(seq_len=50).seq_len
     50
 
-Unknown keys, wrong types and TOML syntax errors are :class:`CharLMError` with one line
-that names the key (and the closest valid one) or the line and column.
+Unknown keys, wrong types and values out of range are an
+:class:`~charlm.options.setting.OptionError` that names the field; read from TOML, one line
+that names the file, the line and the key as written there (a syntax error: the line and
+column).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
-from ..errors import CharLMError
 from .rules import check_keys, check_type, parse_duration, validate
 from .sampling import SamplingOptions
-from .setting import help_of, setting
-from .toml import canonical_keys, parse_toml, read_preset, toml_value
+from .setting import OptionError, help_of, setting
+from .toml import canonical_keys, located, parse_toml, read_text, toml_value
 
 FORMAT_VERSION = 1  # bump when a run directory written before cannot be read the same way
 
@@ -193,32 +195,52 @@ class Config:
     )
     name: str = setting("", "Folder name of this run (default: a timestamp).", resumable=True)
 
-    def replace(self, **changes) -> Config:
-        """A copy with ``changes`` applied and checked."""
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied and checked (:meth:`from_dict`)."""
         return Config.from_dict({**self.to_dict(), **changes})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> Config:
-        """Build and check a config; unknown keys and wrong types are CharLMError."""
+    def from_dict(cls, data: dict) -> Config:
+        """A config of the settings in ``data`` (the others at their defaults), checked.
+
+        Args:
+            data: Setting names (old names too, e.g. ``run_dir``) and their values.
+
+        Returns:
+            The config.
+
+        Raises:
+            OptionError: the first unknown key, value of a wrong type or value out of range,
+                naming its field.
+        """
         data = canonical_keys(data)
         if str(data.get("time_budget", "")).strip().lower() in NO_LIMIT:
             data["time_budget"] = ""
-        check_keys(data, [f.name for f in fields(cls)], source)
-        cfg = cls(**{k: check_type(k, v, cls.__annotations__[k], source) for k, v in data.items()})
-        validate(cfg, source)
+        check_keys(data, [f.name for f in fields(cls)])
+        cfg = cls(**{k: check_type(k, v, cls.__annotations__[k]) for k, v in data.items()})
+        validate(cfg)
         return cfg
 
     @classmethod
     def from_toml_text(cls, text: str, source: str = "config") -> Config:
-        return cls.from_dict(parse_toml(text, source), source)
+        """A config from TOML ``text``; a bad value is named by ``source`` (a file's path), its
+        line and its key as written there.
+
+        Raises:
+            CharLMError: ``"tiny.toml, line 3: units must be at least 1, not 0"``.
+        """
+        try:
+            return cls.from_dict(parse_toml(text, source))
+        except OptionError as e:
+            raise located(e, text, source) from None
 
     @classmethod
-    def load(cls, path, overrides: dict | None = None) -> Config:
+    def load(cls, path: str | Path, overrides: dict | None = None) -> Config:
         """Read a TOML preset, then apply ``overrides`` (e.g. command-line flags)."""
-        cfg = cls.from_dict(read_preset(path), str(path))
+        cfg = cls.from_toml_text(read_text(path), str(path))
         return cfg.replace(**overrides) if overrides else cfg
 
     def to_toml(self, header: str = "") -> str:
@@ -243,18 +265,14 @@ class Config:
     def sample_options(self) -> SamplingOptions:
         """The :class:`~charlm.options.sampling.SamplingOptions` of the samples printed during
         training: ``sample_length`` characters at ``sample_temperature`` (0 = greedy), seeded
-        by ``seed``; a value out of range is named as its setting (``--sample-temperature``).
+        by ``seed`` (checked with the config: :mod:`charlm.options.rules`).
 
         >>> Config(sample_temperature=0).sample_options.is_greedy
         True
         """
-        try:
-            return SamplingOptions(
-                length=self.sample_length, temperature=self.sample_temperature, seed=self.seed
-            )
-        except CharLMError as e:
-            named = re.sub(r"^--(length|temperature)\b", r"--sample-\1", str(e))
-            raise CharLMError(named) from None
+        return SamplingOptions(
+            length=self.sample_length, temperature=self.sample_temperature, seed=self.seed
+        )
 
     @property
     def is_scratch(self) -> bool:

@@ -1,40 +1,50 @@
-"""The rules a :class:`~charlm.options.config.Config` follows: its keys, the type of each value, and
-the range of each, checked once, when a config is made, with one line for the first value
-that breaks one. ``source`` names where the values came from (a preset's path; "" for the
-command-line flags, which a message then names as ``--seq-len``).
+"""The rules a :class:`~charlm.options.config.Config` follows: its keys, the type of each
+value, and the range of each, checked once, when a config is made. The first value that
+breaks one raises an :class:`~charlm.options.setting.OptionError` that names its field; the
+face that shows it words the name (``--seq-len``, a TOML key and its line).
 
-    >>> check_keys({"unit": 64}, ["units", "layers"], "tiny.toml")
+    >>> check_keys({"unit": 64}, ["units", "layers"])
     Traceback (most recent call last):
     ...
-    charlm.errors.CharLMError: tiny.toml: unknown key 'unit'; did you mean 'units'?
+    charlm.options.rules.UnknownKey: unknown key 'unit'; did you mean 'units'?
 
-A value's range is declared with its setting where it is a plain bound (``least=1``); the
-rules that need more than a bound are in :data:`RANGES` and :data:`RULES` below.
+A value's range is declared with its setting where it is a plain bound (``least=1``) or a
+list of choices; the rules that need more than that are in :data:`RANGES` and :data:`RULES`.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
-from dataclasses import fields
+from typing import Any
 
-from ..errors import CharLMError
 from .sampling import check_prefixes
+from .setting import MISSING, OptionError, check_declared
 
 
-def check_keys(data: dict, known, source: str) -> None:
-    """Each key of ``data`` is a setting; else the closest one is named."""
+class UnknownKey(OptionError):
+    """A key that is no setting: named first, then the closest setting."""
+
+    def worded(self, name: str) -> str:
+        return f"unknown key '{name}'; {self.hint}"
+
+
+def check_keys(data: dict, known: list[str]) -> None:
+    """Each key of ``data`` is one of ``known``.
+
+    Raises:
+        UnknownKey: for the first that is not, with the closest known key as the hint.
+    """
     for key in data:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = (
-                f"; did you mean '{close[0]}'?"
+                f"did you mean '{close[0]}'?"
                 if close
-                else "; the keys are the flags of `charlm train --help`, with _ for -"
+                else "the keys are the flags of `charlm train --help`, with _ for -"
             )
-            raise CharLMError(f"{source}: unknown key '{key}'{hint}")
+            raise UnknownKey(key, "is no setting", MISSING, hint)
 
 
 # what each annotation takes: (is it one, what to call it in the message)
@@ -50,125 +60,118 @@ _TYPES = {
 }
 
 
-def check_type(key: str, value, annotation: str, source: str):
-    """``value`` as setting ``key`` holds it (a float from an int, a list from one string)."""
+def check_type(key: str, value: Any, annotation: str) -> Any:
+    """``value`` as setting ``key`` (declared as ``annotation``) holds it: a float from an
+    int, a list from one string.
+
+    Raises:
+        OptionError: ``value`` is not of that type.
+    """
     if annotation not in _TYPES:
         return value
     if annotation == "list[str]" and isinstance(value, str):
         value = [value]
     is_one, expected = _TYPES[annotation]
     if not is_one(value):
-        raise CharLMError(
-            f"{source}: '{key}' must be {expected}, not {json.dumps(value, default=str)}"
-        )
+        raise OptionError(key, f"must be {expected}", value)
     return {"float": float, "list[str]": list}.get(annotation, lambda v: v)(value)
 
 
-def validate(cfg, source: str) -> None:
-    """The first value of ``cfg`` out of its range, as one CharLMError."""
+def validate(cfg: Any) -> None:
+    """Raises the :class:`OptionError` of the first value of ``cfg`` out of its range."""
+    check_declared(cfg)
     for rule in RULES:
-        problem = rule(cfg, source)
-        if problem:
-            raise CharLMError(f"{source}: {problem}" if source else f"--{problem}")
+        rule(cfg)
 
 
-def _flag(key: str) -> str:
-    return key.replace("_", "-")
-
-
-def _choices(cfg, source):
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        if f.metadata["choices"] and value not in f.metadata["choices"]:
-            return (
-                f"{_flag(f.name)} must be one of {', '.join(f.metadata['choices'])}, not '{value}'"
-            )
-
-
-def _least(cfg, source):
-    """The plain bounds the settings declare: at least 1 first, then 0 or more."""
-    for least, words in ((1, "at least 1"), (0, "0 or more")):
-        for f in fields(cfg):
-            if f.metadata["least"] == least and getattr(cfg, f.name) < least:
-                return f"{_flag(f.name)} must be {words}, not {getattr(cfg, f.name)}"
-
-
-# (setting, whether a value is in range, the message when it is not)
+# (setting, whether a value is in range, what it must be, the hint)
 RANGES = (
-    ("max_input_bytes", lambda v: v >= 1, "max-input-bytes must be at least 1"),
+    ("max_input_bytes", lambda v: v >= 1, "must be at least 1", ""),
     (
         "val_fraction",
         lambda v: 0.0 <= v < 1.0,
-        "val-fraction must be in [0, 1), not {v:g}; e.g. 0.1 holds out the last 10%, 0 none",
+        "must be in [0, 1)",
+        "e.g. 0.1 holds out the last 10%, 0 none",
     ),
-    ("dropout", lambda v: 0.0 <= v < 1.0, "dropout must be in [0, 1), not {v}"),
-    ("lr", lambda v: v > 0 and math.isfinite(v), "lr must be a positive number, not {v}"),
-    ("min_lr_fraction", lambda v: 0.0 <= v <= 1.0, "min-lr-fraction must be in [0, 1], not {v}"),
-    (
-        "clip_norm",
-        lambda v: v >= 0 and math.isfinite(v),
-        "clip-norm must be 0 (off) or positive, not {v}",
-    ),
+    ("dropout", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)", ""),
+    ("lr", lambda v: v > 0 and math.isfinite(v), "must be a positive number", ""),
+    ("min_lr_fraction", lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]", ""),
+    ("clip_norm", lambda v: v >= 0 and math.isfinite(v), "must be 0 (off) or positive", ""),
 )
 
 
-def _ranges(cfg, source):
-    for key, in_range, message in RANGES:
+def _ranges(cfg: Any) -> None:
+    for key, in_range, problem, hint in RANGES:
         if not in_range(getattr(cfg, key)):
-            return message.format(v=getattr(cfg, key))
+            raise OptionError(key, problem, getattr(cfg, key), hint)
 
 
-def _sample_options(cfg, source):
-    try:  # the periodic samples' options and prefixes (when samples are printed: a run saved
-        _ = cfg.sample_options  # with an empty prefix and no samples stays readable)
+# the settings of the samples printed during training, as SamplingOptions names them
+_SAMPLE_FIELDS = {
+    "length": "sample_length",
+    "temperature": "sample_temperature",
+    "prefix": "sample_prefixes",
+}
+
+
+def _sample_options(cfg: Any) -> None:
+    """The periodic samples' options, and their prefixes when samples are printed (a run saved
+    with an empty prefix and no samples stays readable), named as the config's fields."""
+    try:
+        _ = cfg.sample_options
         if cfg.sample_every or cfg.sample_every_epochs:
             check_prefixes(cfg.sample_prefixes)
-    except CharLMError as e:
-        return str(e).removeprefix("--").replace("a prefix", "sample-prefix", 1)
+    except OptionError as e:
+        raise e.renamed(_SAMPLE_FIELDS.get(e.field, e.field)) from None
 
 
-def _time_budget(cfg, source):
+def _time_budget(cfg: Any) -> None:
     if cfg.time_budget:
-        parse_duration(cfg.time_budget, source or "--time-budget")
+        parse_duration(cfg.time_budget)
 
 
-def _name(cfg, source):
+def _name(cfg: Any) -> None:
     control = any(ord(c) < 32 or ord(c) == 127 for c in cfg.name)
     if cfg.name in (".", "..", "latest") or "/" in cfg.name or "\\" in cfg.name or control:
-        return (
-            f"name {json.dumps(cfg.name, ensure_ascii=False)} is not a valid run folder name; "
-            "use a plain name without / or control characters (and not latest)"
+        raise OptionError(
+            "name",
+            "must be a plain folder name",
+            cfg.name,
+            "use a name without / or control characters (and not latest)",
         )
 
 
-def _precision(cfg, source):
+def _precision(cfg: Any) -> None:
     if cfg.precision not in cfg.precisions:
-        return (
-            f"precision {cfg.precision} is for the Keras models (lstm, gru, rnn); "
-            f"{cfg.model} trains in float32: drop the precision setting"
+        raise OptionError(
+            "precision",
+            f"{cfg.precision} is for the Keras models (lstm, gru, rnn); {cfg.model} trains "
+            "in float32",
+            hint="drop the precision setting",
         )
 
 
-RULES = (_choices, _least, _ranges, _sample_options, _time_budget, _name, _precision)
+RULES = (_ranges, _sample_options, _time_budget, _name, _precision)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
 
 
-def parse_duration(text: str, source: str = "time-budget") -> float:
+def parse_duration(text: str, field: str = "time_budget") -> float:
     """Seconds in a duration such as ``"90"``, ``"90s"``, ``"10m"``, ``"1h30m"``.
 
     >>> parse_duration("1h30m")
     5400.0
+
+    Raises:
+        OptionError: about ``field``, for a text that is no positive duration.
     """
     s = str(text).strip().lower().replace(" ", "")
     try:
-        seconds = float(s)
+        seconds: float | None = float(s)
     except ValueError:
         seconds = None
     if seconds is None and s and _DURATION.sub("", s) == "":
         seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in _DURATION.findall(s))
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        raise CharLMError(
-            f"{source}: cannot read the duration '{text}'; write e.g. 90s, 10m or 1h30m"
-        )
+        raise OptionError(field, "must be a duration", text, "write e.g. 90s, 10m or 1h30m")
     return seconds

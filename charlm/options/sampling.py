@@ -10,7 +10,7 @@ from it, so an option is added, checked and explained here alone.
     >>> SamplingOptions(top_p=0)
     Traceback (most recent call last):
     ...
-    charlm.errors.CharLMError: --top-p must be in (0, 1], not 0; 1 turns nucleus sampling off
+    charlm.options.setting.OptionError: top_p must be in (0, 1], not 0; 1 turns nucleus sampling off
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import math
 import secrets
 from dataclasses import dataclass, fields
 
-from ..errors import CharLMError
-from .setting import help_of, setting
+from .setting import OptionError, setting
 
 MAX_SEED = 2**63 - 1  # seeds are int64 in the sampling graph
 MAX_INT = 2**31 - 1  # lengths and top-k are int32 there
@@ -50,7 +49,7 @@ class SamplingOptions:
     top_p: float = setting(
         1.0, "Nucleus sampling: the smallest set with this much probability, in (0, 1] (1 = off)."
     )
-    greedy: bool = setting(False, "Always take the most likely character (as --temperature 0).")
+    greedy: bool = setting(False, "Always take the most likely character (as a temperature of 0).")
     seed: int | None = setting(None, "Same seed, same text: 0 ... 2**63-1 (default: a new one).")
     stop: tuple[str, ...] = setting(
         (),
@@ -61,27 +60,27 @@ class SamplingOptions:
     def __post_init__(self):
         stop = (self.stop,) if isinstance(self.stop, str) else self.stop  # one, or several
         if not isinstance(stop, (list, tuple)):
-            raise CharLMError(f"--stop must be text or a list of texts, not {stop!r}")
+            raise OptionError("stop", "must be text or a list of texts", stop)
         object.__setattr__(self, "stop", tuple(stop))
         self.check()
 
     def check(self) -> None:
-        """One clear line for the first option out of range (the same line everywhere)."""
+        """The first option out of range, as an :class:`OptionError` that names its field.
+
+        Raises:
+            OptionError: e.g. ``temperature must be 0 (greedy) or more, not -1``.
+        """
         if not isinstance(self.greedy, bool):
-            raise CharLMError(f"--greedy must be true or false, not {self.greedy!r}")
+            raise OptionError("greedy", "must be true or false", self.greedy)
         if not self.greedy:  # --greedy ignores the temperature and the filters
             _check_filters(self.temperature, self.top_k, self.top_p)
         if not (_is_int(self.length) and 0 <= self.length <= MAX_INT):
-            raise CharLMError(
-                f"--length must be a whole number from 0 to {MAX_INT}, not {_shown(self.length)}"
-            )
+            raise OptionError("length", f"must be a whole number from 0 to {MAX_INT}", self.length)
         if not (self.seed is None or (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED)):
-            raise CharLMError(
-                f"--seed must be a whole number from 0 to 2**63-1, not {_shown(self.seed)}"
-            )
+            raise OptionError("seed", "must be a whole number from 0 to 2**63-1", self.seed)
         for s in self.stop:
             if not isinstance(s, str) or not s:
-                raise CharLMError(f"--stop must be non-empty text, not {s!r}")
+                raise OptionError("stop", "must be non-empty text", s)
 
     @classmethod
     def of(cls, options: SamplingOptions | None = None, **changes) -> SamplingOptions:
@@ -116,10 +115,6 @@ class SamplingOptions:
             for f in fields(self)
         }
 
-    @staticmethod
-    def help(name: str) -> str:
-        return help_of(SamplingOptions, name)
-
 
 def new_seed() -> int:
     """A seed for a sample asked for without one: 0 ... 2**63-1 from the operating system's
@@ -129,24 +124,11 @@ def new_seed() -> int:
 
 def _check_filters(t, k, p) -> None:
     if not (_is_number(t) and math.isfinite(t) and t >= 0):
-        raise CharLMError(f"--temperature must be 0 (greedy) or more, not {_shown(t)}")
+        raise OptionError("temperature", "must be 0 (greedy) or more", t)
     if not (_is_int(k) and 0 <= k <= MAX_INT):
-        raise CharLMError(
-            f"--top-k must be 0 (off) or a whole number up to {MAX_INT}, not {_shown(k)}"
-        )
+        raise OptionError("top_k", f"must be 0 (off) or a whole number up to {MAX_INT}", k)
     if not (_is_number(p) and 0.0 < p <= 1.0):
-        shown = f"{p:g}" if _is_number(p) else repr(p)
-        raise CharLMError(f"--top-p must be in (0, 1], not {shown}; 1 turns nucleus sampling off")
-
-
-def _shown(value) -> str:
-    """A bad value as a message shows it: a number as typed, anything else quoted, so that a
-    newline or an empty string cannot break the one line.
-
-    >>> _shown(-1.5), _shown("a\\nb"), _shown("")
-    ('-1.5', "'a\\\\nb'", "''")
-    """
-    return str(value) if _is_number(value) else repr(value)
+        raise OptionError("top_p", "must be in (0, 1]", p, "1 turns nucleus sampling off")
 
 
 def _is_number(value) -> bool:
@@ -157,82 +139,13 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class StopCut:
-    """A row's text, streamed, cut at its first stop string: ``feed`` each new piece and get
-    what may be shown now; a possible start of a stop string is held back until the next
-    piece says whether it is one. ``flush`` gives what is held back once the row ends.
-
-    >>> cut = StopCut(("END",))
-    >>> cut.feed("abcE"), cut.feed("N"), cut.feed("Dxyz"), cut.stopped
-    ('abc', '', '', True)
-    """
-
-    def __init__(self, stop: tuple[str, ...]):
-        self.stop, self.text, self.shown, self.stopped = stop, "", 0, False
-
-    def feed(self, piece: str) -> str:
-        if self.stopped:
-            return ""
-        self.text += piece
-        self.text, self.stopped = cut_at_stop(self.text, self.stop)
-        end = len(self.text) if self.stopped else max(self.shown, len(self.text) - self._partial())
-        out, self.shown = self.text[self.shown : end], end
-        return out
-
-    def _partial(self) -> int:
-        """The length of the longest end of the text that begins a stop string."""
-        return max(
-            (k for s in self.stop for k in range(1, len(s)) if self.text.endswith(s[:k])), default=0
-        )
-
-    def flush(self) -> str:
-        out, self.shown = self.text[self.shown :], len(self.text)
-        return out
-
-
-def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
-    """``text`` up to the first occurrence of any stop string, and whether one was found.
-
-    >>> cut_at_stop("to be, or not", (",", "or"))
-    ('to be', True)
-    """
-    ends = [i for i in (text.find(s) for s in stop) if i >= 0]
-    return (text[: min(ends)], True) if ends else (text, False)
-
-
 def check_num_samples(num_samples) -> None:
     """Samples per prefix: at least 1 (a batch of none draws nothing)."""
     if not (_is_int(num_samples) and num_samples >= 1):
-        raise CharLMError(f"--num-samples must be at least 1, not {_shown(num_samples)}")
+        raise OptionError("num_samples", "must be at least 1", num_samples)
 
 
 def check_prefixes(prefixes) -> None:
     """Every prompt has a character to start from (the model is fed the prefix, then samples)."""
     if any(not p for p in prefixes):
-        raise CharLMError("a prefix must not be empty; give at least one character")
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One finished sample: its ``prefix``, the ``text`` generated after it (``prefix + text``
-    is the sample as ``charlm sample`` prints it), why it ended (``finish_reason``: ``"length"``
-    or ``"stop"``, a stop string met and left out) and the ``options`` it was drawn with, their
-    seed set. :meth:`to_dict` is a line of ``charlm sample --json``.
-
-    >>> Sample("To be", ", or not", "stop", SamplingOptions(seed=1)).to_dict()["finish_reason"]
-    'stop'
-    """
-
-    prefix: str
-    text: str
-    finish_reason: str
-    options: SamplingOptions
-
-    def to_dict(self) -> dict:
-        return {
-            "text": self.text,
-            "prefix": self.prefix,
-            "finish_reason": self.finish_reason,
-            "seed": self.options.seed,
-            "settings": self.options.to_dict(),
-        }
+        raise OptionError("prefix", "must not be empty", hint="give at least one character")

@@ -19,7 +19,6 @@ line in a TOML file, ``:temperature`` at the interactive prompt) with :meth:`Opt
 
 from __future__ import annotations
 
-import math
 from dataclasses import field, fields
 from typing import Any
 
@@ -73,6 +72,28 @@ def help_of(record: Any, name: str) -> str:
     return next(f.metadata["help"] for f in fields(record) if f.name == name)
 
 
+def check_declared(record: Any) -> None:
+    """The bounds that ``record``'s fields declare: its choices, then at least 1, then 0 or
+    more (:func:`setting`'s ``choices`` and ``least``).
+
+    Raises:
+        OptionError: for the first field whose value is out of them.
+    """
+    for f in fields(record):
+        value, choices = getattr(record, f.name), f.metadata.get("choices")
+        if choices and value not in choices:
+            raise OptionError(f.name, f"must be one of {', '.join(choices)}", value)
+    for least, words in ((1, "at least 1"), (0, "0 or more")):
+        for f in fields(record):
+            value = getattr(record, f.name)
+            if f.metadata.get("least") == least and not (_is_int(value) and value >= least):
+                raise OptionError(f.name, f"must be {words}", value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class OptionError(CharLMError):
     """A value a setting does not take: which ``field``, the ``problem`` (a phrase that
     follows the field's name: "must be 0 (greedy) or more"), the ``value`` given (MISSING:
@@ -107,16 +128,17 @@ class OptionError(CharLMError):
 
 
 def shown(value: Any) -> str:
-    """A bad value as a message shows it: a number as typed, anything else quoted, so that a
-    newline or an empty string cannot break the one line, and cut short past 60 characters.
+    """A bad value as a message shows it: a number as typed (``-1``, not ``-1.0``: a flag's
+    value may have been read as a float), anything else quoted, so that a newline or an empty
+    string cannot break the one line, and cut short past 60 characters.
 
-    >>> shown(-1.5), shown("a\\nb"), shown(""), shown(float("nan"))
-    ('-1.5', "'a\\\\nb'", "''", 'nan')
+    >>> shown(-1.0), shown(-1.5), shown(2**63), shown("a\\nb"), shown(""), shown(float("nan"))
+    ('-1', '-1.5', '9223372036854775808', "'a\\\\nb'", "''", 'nan')
     """
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    text = (
-        str(value)
-        if number or (isinstance(value, float) and not math.isfinite(value))
-        else repr(value)
-    )
+    if isinstance(value, float):
+        text = format(value, ".15g")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

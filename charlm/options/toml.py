@@ -6,18 +6,21 @@ of a run written, and the old names of settings read as today's.
     >>> toml_value(["a", 1.5, True])
     '["a", 1.5, true]'
 
-Nothing here checks a value: :class:`~charlm.options.config.Config` does, with one line that names
-the key. A syntax error is one line that names the line and the column.
+Nothing here checks a value: :class:`~charlm.options.config.Config` does, and
+:func:`located` words its error for the file: the file, the line and the key. A syntax
+error is one line that names the line and the column.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
 from ..errors import CharLMError
+from .setting import OptionError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,8 +30,17 @@ else:  # pragma: no cover
 LEGACY_KEYS = {"run_dir": "runs_dir"}  # old names still read (run configs written before 0.2)
 
 
-def read_preset(path) -> dict:
+def read_preset(path: str | Path) -> dict:
     """The settings a TOML preset gives, as written in it (not yet checked)."""
+    return parse_toml(read_text(path), str(path))
+
+
+def read_text(path: str | Path) -> str:
+    """The text of the TOML file at ``path``.
+
+    Raises:
+        CharLMError: the file is missing or unreadable, in one line that says so.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -40,7 +52,7 @@ def read_preset(path) -> dict:
         raise CharLMError(
             f"{path}: cannot read config ({e}); check the file and its permissions"
         ) from None
-    return parse_toml(text, str(path))
+    return text
 
 
 def parse_toml(text: str, source: str) -> dict:
@@ -55,6 +67,24 @@ def parse_toml(text: str, source: str) -> dict:
     data.pop("format_version", None)
     data.pop("charlm_version", None)
     return canonical_keys(data)
+
+
+def located(error: OptionError, text: str, source: str) -> CharLMError:
+    """``error`` as the TOML file ``source`` words it: the file, the line of the key and the
+    key as written there (an old name, such as ``run_dir``, as it stands).
+
+    >>> e = OptionError("sample_temperature", "must be 0 (greedy) or more", -1)
+    >>> str(located(e, 'units = 64\\nsample_temperature = -1\\n', "my.toml"))
+    'my.toml, line 2: sample_temperature must be 0 (greedy) or more, not -1'
+    """
+    names = [error.field, *(old for old, new in LEGACY_KEYS.items() if new == error.field)]
+    for name in names:
+        key = re.escape(name)
+        found = re.search(rf"^[ \t]*(?:{key}|\"{key}\"|'{key}')[ \t]*=", text, re.MULTILINE)
+        if found:
+            line = text.count("\n", 0, found.start()) + 1
+            return CharLMError(f"{source}, line {line}: {error.worded(name)}")
+    return CharLMError(f"{source}: {error.worded(error.field)}")
 
 
 def canonical_keys(values: dict) -> dict:

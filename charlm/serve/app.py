@@ -26,11 +26,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..errors import CharLMError
+from ..options.limits import Limits
 from ..runs.catalog import summarise
 from ..use.batcher import Batcher, Job
 from .protocol import (
     Completion,
-    Limits,
     RequestError,
     choice,
     completion_id,

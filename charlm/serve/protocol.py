@@ -9,33 +9,33 @@ TensorFlow here: what a request may ask is decided in this module alone.
     >>> parse_completion({"prompt": "a", "temperature": -1}, Limits(), ["tiny"])
     Traceback (most recent call last):
     ...
-    charlm.serve.protocol.RequestError: --temperature must be 0 (greedy) or more, not -1
+    charlm.serve.protocol.RequestError: temperature must be 0 (greedy) or more, not -1
 """
 
 from __future__ import annotations
 
-import math
-import re
 import time
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from ..errors import CharLMError
-from ..options.sampling import SamplingOptions
-from ..options.setting import setting
+from ..options.limits import Limits
+from ..options.sampling import SamplingOptions, check_prefixes
+from ..options.setting import OptionError, shown
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for the completions API
 MAX_STOP = 16  # stop strings per request
-# the flag in a SamplingOptions message, as the request's parameter it comes from
-PARAMS = {
-    "length": "max_tokens",
+# the request's parameters that set a sampling option, and the option each sets: what a
+# request is read by, and what an option's error is named by
+SAMPLING_PARAMS = {
+    "max_tokens": "length",
     "temperature": "temperature",
-    "top-k": "top_k",
-    "top-p": "top_p",
+    "top_k": "top_k",
+    "top_p": "top_p",
     "seed": "seed",
     "stop": "stop",
-    "greedy": "greedy",
 }
+PARAM_OF = {option: param for param, option in SAMPLING_PARAMS.items()}
 # OpenAI parameters charlm does not implement: accepted only at their "off" value
 UNSUPPORTED = {
     "echo": (None, False),
@@ -46,32 +46,6 @@ UNSUPPORTED = {
     "presence_penalty": (None, 0, 0.0),
     "frequency_penalty": (None, 0, 0.0),
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one server takes at most: each field is a ``charlm serve`` flag (its help here).
-    A request past one is refused with one line, never queued without bound."""
-
-    max_streams: int = setting(
-        64,
-        "Samples generated at once, all requests together (n counts each); past it a "
-        "request is refused with 503 and Retry-After.",
-    )
-    max_n: int = setting(16, "The most samples one request may ask for (n).")
-    max_tokens: int = setting(4096, "The most characters one request may ask for (max_tokens).")
-    max_prompt_chars: int = setting(4096, "The longest prompt, in characters.")
-    max_body_bytes: int = setting(1 << 20, "The largest request body, in bytes.")
-
-    def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not (isinstance(value, int) and value >= 1):
-                raise CharLMError(f"--{f.name.replace('_', '-')} must be at least 1, not {value}")
-
-    @staticmethod
-    def help(name: str) -> str:
-        return next(f.metadata["help"] for f in fields(Limits) if f.name == name)
 
 
 class RequestError(CharLMError):
@@ -130,7 +104,7 @@ def parse_completion(body, limits: Limits, models: list[str]) -> Completion:
     if not (_is_int(n) and 1 <= n <= limits.max_n):
         raise RequestError(
             f"n must be a whole number from 1 to {limits.max_n} "
-            f"(this server's --max-n), not {_shown(n)}",
+            f"(this server's --max-n), not {shown(n)}",
             "n",
         )
     if len(prompts) * n > limits.max_streams:
@@ -149,7 +123,7 @@ def _model(model, models: list[str]) -> str:
         return models[0]
     if model not in models:
         raise RequestError(
-            f"the model {_shown(model)} is not served here; ask for one of: "
+            f"the model {shown(model)} is not served here; ask for one of: "
             f"{', '.join(models)} (GET /v1/models)",
             "model",
             404,
@@ -163,12 +137,14 @@ def _prompts(prompt, limits: Limits) -> list[str]:
     if not (isinstance(prompts, list) and prompts and all(isinstance(p, str) for p in prompts)):
         raise RequestError(
             "prompt must be text or a non-empty list of texts (token ids are "
-            f"not taken: charlm reads characters), not {_shown(prompt)}",
+            f"not taken: charlm reads characters), not {shown(prompt)}",
             "prompt",
         )
+    try:
+        check_prefixes(prompts)
+    except OptionError as e:
+        raise RequestError(e.worded("prompt"), "prompt") from None
     for p in prompts:
-        if not p:
-            raise RequestError("a prefix must not be empty; give at least one character", "prompt")
         if len(p) > limits.max_prompt_chars:
             raise RequestError(
                 f"the prompt is {len(p):,} characters; this server takes at most "
@@ -179,33 +155,28 @@ def _prompts(prompt, limits: Limits) -> list[str]:
 
 
 def _options(body: dict, limits: Limits) -> SamplingOptions:
-    """The sampling options, checked by SamplingOptions itself: its messages, word for word."""
-    values = dict(
-        length=body.get("max_tokens"),
-        temperature=body.get("temperature"),
-        top_k=body.get("top_k"),
-        top_p=body.get("top_p"),
-        seed=body.get("seed"),
-    )
+    """The sampling options, checked by SamplingOptions itself; an error names the request's
+    parameter (``max_tokens`` for the length)."""
+    values = {option: body.get(param) for param, option in SAMPLING_PARAMS.items()}
     for name in ("temperature", "top_p"):  # a number of any kind; check() says the range
         v = values[name]
         if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)):
-            raise RequestError(f"{name} must be a number, not {_shown(v)}", name)
-    stop = body.get("stop")
+            raise RequestError(f"{name} must be a number, not {shown(v)}", name)
+    stop = values["stop"]
     stop = () if stop is None else (stop,) if isinstance(stop, str) else stop
     if not isinstance(stop, (list, tuple)) or len(stop) > MAX_STOP:
         raise RequestError(
-            f"stop must be text or a list of at most {MAX_STOP} texts, "
-            f"not {_shown(body.get('stop'))}",
+            f"stop must be text or a list of at most {MAX_STOP} texts, not {shown(values['stop'])}",
             "stop",
         )
+    values["stop"] = tuple(stop)
     if values["length"] is None:
         values["length"] = DEFAULT_MAX_TOKENS
     try:
-        options = SamplingOptions.of(stop=tuple(stop), **values)
-    except CharLMError as e:
-        flag = re.match(r"--([a-z-]+)", str(e))
-        raise RequestError(str(e), PARAMS.get(flag.group(1)) if flag else None) from None
+        options = SamplingOptions.of(**values)
+    except OptionError as e:
+        param = PARAM_OF.get(e.field, e.field)
+        raise RequestError(e.worded(param), param) from None
     if options.length > limits.max_tokens:
         raise RequestError(
             f"max_tokens must be at most {limits.max_tokens:,} on this server "
@@ -220,7 +191,7 @@ def _stream(body: dict) -> tuple[bool, bool]:
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
-        raise RequestError(f"stream must be true or false, not {_shown(stream)}", "stream")
+        raise RequestError(f"stream must be true or false, not {shown(stream)}", "stream")
     if extra is not None and not (
         isinstance(extra, dict) and isinstance(extra.get("include_usage", False), bool)
     ):
@@ -232,12 +203,6 @@ def _stream(body: dict) -> tuple[bool, bool]:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _shown(value) -> str:
-    """A value as a message shows it: short, on one line."""
-    text = repr(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # -- replies ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import time
 import uvicorn
 
 from ..errors import CharLMError
-from .protocol import Limits
+from ..options.limits import Limits
 
 COMPILE_AHEAD = (1, 2, 4, 8, 16, 32, 64)  # batch sizes compiled before the first request
 GRACE_SECONDS = 3  # how long a stopping server waits for connections to close

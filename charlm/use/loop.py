@@ -19,8 +19,9 @@ import tensorflow as tf
 
 from .. import graphs
 from ..models.lm import state_specs
-from ..options.sampling import SamplingOptions, StopCut
+from ..options.sampling import SamplingOptions
 from .draw import sample_next
+from .stops import StopCut
 
 CHUNK = 512  # the most characters per call of the compiled loop (its output buffer's length)
 

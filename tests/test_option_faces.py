@@ -1,0 +1,62 @@
+"""One bad value, -1 for the temperature, through every face of charlm: each names the field
+in its own language (the HTTP face's test is in test_serve.py, beside its server)."""
+
+import io
+
+from conftest import run_cli
+
+import charlm
+from charlm.cli.interactive import Session, run_session
+from charlm.options.sampling import SamplingOptions
+from charlm.options.setting import OptionError
+
+PROBLEM = "must be 0 (greedy) or more, not -1"
+
+
+def error_line(ran) -> str:
+    code, _, err = ran
+    lines = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 1 and len(lines) == 1, err
+    return lines[0]
+
+
+def test_the_command_line_names_the_flag(workdir):
+    assert error_line(run_cli("sample", "--temperature", "-1")) == f"Error: --temperature {PROBLEM}"
+
+
+def test_the_command_line_names_the_training_samples_flag(workdir):
+    (workdir / "c.txt").write_text("some text\n" * 20)
+    ran = run_cli("train", "c.txt", "--sample-temperature", "-1")
+    assert error_line(ran) == f"Error: --sample-temperature {PROBLEM}"
+    assert not (workdir / "runs").exists()
+
+
+def test_a_toml_file_names_the_file_the_line_and_the_key_as_written(workdir):
+    (workdir / "c.txt").write_text("some text\n" * 20)
+    (workdir / "p.toml").write_text('model = "gru"\n\nsample_temperature = -1\n')
+    ran = run_cli("train", "c.txt", "--config", "p.toml")
+    assert error_line(ran) == f"Error: p.toml, line 3: sample_temperature {PROBLEM}"
+
+
+def test_a_toml_file_names_an_old_key_as_it_stands_there(workdir):
+    (workdir / "c.txt").write_text("some text\n" * 20)
+    (workdir / "p.toml").write_text('run_dir = "ok"\nname = "a/b"\n')
+    ran = run_cli("train", "c.txt", "--config", "p.toml")
+    assert error_line(ran).startswith("Error: p.toml, line 2: name must be a plain folder name")
+
+
+def test_the_interactive_prompt_names_the_command():
+    said = []
+    session = Session(lambda p, o: iter([p]), SamplingOptions(), io.StringIO(), said.append)
+    run_session(session, [":temperature -1\n"])
+    assert said == [f":temperature {PROBLEM}"]
+    assert session.options.temperature == 1.0  # the options stay as they were
+
+
+def test_the_python_api_names_the_keyword():
+    try:
+        charlm.SamplingOptions(temperature=-1)
+    except OptionError as e:
+        assert (e.field, e.value, str(e)) == ("temperature", -1, f"temperature {PROBLEM}")
+    else:
+        raise AssertionError("a temperature of -1 was taken")
