@@ -60,7 +60,8 @@ def rss_mb() -> float:
 def measure(megabytes: int) -> dict:
     """Build, save, load and query the index of ``megabytes`` MB of text (in this process)."""
     from charlm.novelty.build import memory_needed, symbol_dtype
-    from charlm.novelty.index import INDEX_FILE, NoveltyIndex
+    from charlm.novelty.file import INDEX_FILE
+    from charlm.novelty.index import NoveltyIndex
 
     base = (C.CORPORA / "tinyshakespeare.txt").read_text(encoding="utf-8")
     size = megabytes * 1_000_000

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from charlm.cli.render import format_report
 from charlm.errors import CharLMError
 from charlm.novelty import index as novelty
 from charlm.novelty.build import check_memory, memory_needed
 from charlm.novelty.file import INDEX_FILE
-from charlm.novelty.index import Match, NoveltyIndex, format_report, suffix_array
+from charlm.novelty.index import Match, NoveltyIndex, suffix_array
 
 # -- the obvious answers, by brute force --------------------------------------------------------
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import CORPORA, TINY, run_cli, tree_snapshot
 
 import charlm
-from charlm.novelty.index import INDEX_FILE
+from charlm.novelty.file import INDEX_FILE
 from charlm.training.trainer import Callback
 
 CORPUS_CHARS = 20_000

@@ -9,10 +9,13 @@ TensorFlow is imported when the model is loaded, not when this module is.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import CharLMError
 from ..options.sampling import SamplingOptions, check_num_samples
 from ..runs.rundir import RunDir
 from ..text.corpus import read_corpus
+from ..text.texts import read_options
 from ..use.stops import Sample
 from .inputs import to_stderr
 
@@ -74,8 +77,7 @@ class Run:
             run.generate("ROMEO:", length=200, temperature=0.8, stop=["\\n\\n"])
             run.generate(["A", "B"], options=SamplingOptions(top_p=0.9, seed=1))
         """
-        options = SamplingOptions.of(options, length=length, **fields)
-        check_num_samples(num_samples)
+        options = _checked(options, length, fields, num_samples)
         return self.generator.generate(
             prefixes,
             options=options,
@@ -97,8 +99,7 @@ class Run:
     ):
         """Like :meth:`generate`, but yields the new text of every sample chunk by chunk (the
         first yield: the prefixes); a bad option raises before the first yield."""
-        options = SamplingOptions.of(options, length=length, **fields)
-        check_num_samples(num_samples)
+        options = _checked(options, length, fields, num_samples)
         return self.generator.stream(
             prefixes, options=options, num_samples=num_samples, warn=warn, chunk=chunk
         )
@@ -119,8 +120,7 @@ class Run:
 
             [s.finish_reason for s in run.samples(["ROMEO:"], stop=["\\n\\n"], num_samples=2)]
         """
-        options = SamplingOptions.of(options, length=length, **fields).seeded()
-        check_num_samples(num_samples)
+        options = _checked(options, length, fields, num_samples).seeded()
         rows = self.generator.start(prefixes, options, num_samples, warn)
         texts = [""] * len(rows.prefixes)
         while not rows.done:
@@ -145,15 +145,10 @@ class Run:
         run's corpus options, or ``encoding``/``errors``), or, with neither, on the run's
         held-out text."""
         if text is None and paths:
-            cfg = self.config
-            text = read_corpus(
-                list(paths),
-                encoding=encoding or cfg.encoding,
-                errors=errors or cfg.errors,
-                newlines=cfg.newlines,
-                lowercase=cfg.lowercase,
-                max_input_bytes=cfg.max_input_bytes,
-            )
+            options = read_options(self.config)
+            options["encoding"] = encoding or options["encoding"]
+            options["errors"] = errors or options["errors"]
+            text = read_corpus(list(paths), **options)
         elif text is None:
             text = self.dir.read_val_text()
             if len(text) < 2:
@@ -173,3 +168,31 @@ class Run:
     def metrics(self) -> list[dict]:
         """The metrics history (one dict per row of metrics.csv)."""
         return self.dir.read_metrics()
+
+    def export(
+        self, fmt: str, out: str | None = None, force: bool = False, batch_size: int = 1
+    ) -> Path:
+        """Write this run for use without charlm (:func:`charlm.use.export.export_run`).
+
+        Args:
+            fmt: ``savedmodel`` (generates text) or ``tflite`` (one step).
+            out: The folder to write (default: beside the run).
+            force: Replace an existing ``out``.
+            batch_size: TFLite's rows per step.
+
+        Returns:
+            The folder or file written.
+        """
+        from ..use.export import export_run
+
+        return export_run(self, fmt, out=out, force=force, batch_size=batch_size)
+
+
+def _checked(
+    options: SamplingOptions | None, length: int | None, fields: dict, num_samples: int
+) -> SamplingOptions:
+    """The prologue of every way to sample: ``options`` with ``length`` and the ``fields``
+    given as keywords on top, and ``num_samples``, checked before anything is generated."""
+    options = SamplingOptions.of(options, length=length, **fields)
+    check_num_samples(num_samples)
+    return options

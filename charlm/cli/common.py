@@ -19,13 +19,13 @@ import sys
 
 import click
 
+from ..api.catalog import WEIGHTS
 from ..errors import CharLMError, os_error_line, resource_line
 from ..fsio import quiet_stderr
 from ..options.config import Config
 from ..options.limits import Limits
 from ..options.sampling import SamplingOptions
 from ..options.setting import OptionError
-from ..runs.checkpoints import WEIGHTS
 
 
 def quiet_tensorflow(devices: bool = True) -> None:
@@ -75,14 +75,11 @@ def user_errors(fn):
 
 
 def find_run(run_path: str | None, runs_dir: str) -> str:
-    """The run folder, its config and vocabulary checked before TensorFlow loads (a few seconds)."""
-    from ..runs.folders import resolve_run
-    from ..runs.rundir import RunDir
+    """The run folder, its config and vocabulary checked before TensorFlow loads
+    (:func:`charlm.api.catalog.find_run`)."""
+    from ..api.catalog import find_run as found
 
-    run = RunDir(resolve_run(run_path, runs_dir))
-    run.read_config()
-    run.read_vocab()
-    return str(run.path)
+    return found(run_path, runs_dir)
 
 
 def field_options(record, skip=(), show_defaults: bool = False):
@@ -177,7 +174,7 @@ def complete_runs(ctx, param, incomplete: str):
     runs/), or folders when what is typed is no run's path."""
     from click.shell_completion import CompletionItem
 
-    from ..runs.catalog import run_names
+    from ..api.catalog import run_names
 
     runs_dir = ctx.params.get("runs_dir") or "runs"
     paths = [os.path.join(runs_dir, name) for name in run_names(runs_dir)]

@@ -46,9 +46,6 @@ def export(run_path, runs_dir, fmt, out, weights, batch_size, force):
     run_path = find_run(run_path, runs_dir)
     quiet_tensorflow()
     from ..api import load
-    from ..use.export import export_run
 
-    path = export_run(
-        load(run_path, weights=weights), fmt, out=out, force=force, batch_size=batch_size
-    )
+    path = load(run_path, weights=weights).export(fmt, out=out, force=force, batch_size=batch_size)
     click.echo(f"exported {run_path} ({weights} weights) as {fmt}: {path}", err=True)

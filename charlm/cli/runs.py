@@ -33,7 +33,8 @@ from .common import (
 def runs(runs_dir, as_json):
     """List the runs under --runs-dir, newest first: model, parameters, steps, training time,
     best val loss, and whether each finished or can be resumed."""
-    from ..runs.catalog import format_runs, list_runs
+    from ..api.catalog import list_runs
+    from .render import format_runs
 
     rows = list_runs(runs_dir)
     if as_json:
@@ -51,8 +52,8 @@ def runs(runs_dir, as_json):
 @user_errors
 def info(run_path, runs_dir, as_json):
     """Describe RUN (default: the newest): its settings, vocabulary, corpus and latest metrics."""
-    from ..runs.catalog import describe, format_info
-    from ..runs.folders import resolve_run
+    from ..api.catalog import describe, resolve_run
+    from .render import format_info
 
     described = describe(resolve_run(run_path, runs_dir))
     click.echo(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from pathlib import Path
 
 import click
 
@@ -106,11 +105,11 @@ def sample(
     check_num_samples(num_samples)
     check_prefixes(prefixes)
     run_path = find_run(run_path, runs_dir)
-    prefixes = list(prefixes) + read_prompts(prefix_files, run_path)
+    prefixes = list(prefixes) + prompts_of(prefix_files, run_path)
     report = novelty_reporter(run_path) if novelty else None  # the corpus checked first, too
     quiet_tensorflow()
     from ..api import load
-    from ..models.device import device_line
+    from ..api.catalog import device_line
 
     run = load(run_path, runs_dir=runs_dir, weights=weights)
     click.echo(device_line("float32"), err=True)  # generation computes in float32 (Run)
@@ -144,38 +143,11 @@ def check_modes(interactive: bool, prompts: dict, output: dict) -> None:
         raise CharLMError("--prefix-file - reads standard input, which can be read only once")
 
 
-def read_prompts(paths, run_path: str) -> list[str]:
-    """The prompt of each file (``-``: standard input), read as the run read its corpus
-    (charlm.text.texts.read_options: its encoding, a BOM dropped, CRLF as LF), before
-    TensorFlow loads; a folder, or a file that is missing, unreadable or empty, is refused."""
-    if not paths:
-        return []
-    from ..runs.rundir import RunDir
-    from ..text.texts import read_options
+def prompts_of(paths, run_path: str) -> list[str]:
+    """The prompt in each --prefix-file (charlm.api.prompts), read before TensorFlow loads."""
+    from ..api.prompts import read_prompts
 
-    options = read_options(RunDir(run_path).read_config())
-    for path in paths:
-        if path != "-" and Path(path).is_dir():
-            raise CharLMError(f"--prefix-file {path} is a folder; name a text file, or - for stdin")
-    return [read_prompt(path, options) for path in paths]
-
-
-def read_prompt(path: str, options: dict) -> str:
-    """The text of prompt file ``path`` (charlm.text.corpus.read_corpus with the run's reading
-    ``options``); the reader's refusal, told as one about --prefix-file: the way out it gives
-    for a corpus (train's --encoding and --errors) becomes the one for a prompt."""
-    from ..text.corpus import read_corpus
-
-    try:
-        return read_corpus([path], warn=lambda line: click.echo(line, err=True), **options)
-    except CharLMError as e:
-        what, _, way_out = str(e).partition("; ")
-        if what.startswith("corpus is empty"):
-            shown = "- (standard input)" if path == "-" else path
-            what, way_out = f"{shown} is empty", "a prompt needs at least one character"
-        elif "--encoding" in way_out or "--errors" in way_out:
-            way_out = f"save it in {options['encoding']}, the encoding the run read its corpus in"
-        raise CharLMError(f"--prefix-file {what}; {way_out}") from None
+    return read_prompts(list(paths), run_path, warn=lambda line: click.echo(line, err=True))
 
 
 def seeded(options: SamplingOptions) -> SamplingOptions:
@@ -214,7 +186,7 @@ def write_json(samples, out) -> list[str]:
 def novelty_reporter(run_path: str):
     """A function that prints the memorisation check of one sample (charlm.novelty.index) on stderr."""
     from ..api.novelty import run_index
-    from ..novelty.index import format_report
+    from .render import format_report
 
     index = run_index(run_path, warn=lambda m: click.echo(m, err=True))
 

@@ -26,7 +26,6 @@ sha256 of the text it indexes (:mod:`charlm.novelty.file`), so that
 
 from __future__ import annotations
 
-import json
 import os
 from typing import NamedTuple
 
@@ -334,23 +333,3 @@ def _pattern_block(q, at, ends, pad: int, width: int):
     out = q[np.minimum(where, len(q) - 1)]
     out[where >= ends[:, None]] = pad
     return out
-
-
-def format_report(report: dict) -> str:
-    """One line for a person, from :meth:`NoveltyIndex.report`.
-
-    >>> format_report(NoveltyIndex("to be or not to be").report("not to see", n=4))
-    'longest copy 7 chars (line 1, column 10 of the training text): "not to "; 4 of 7 4-grams copied (57.1%)'
-    """
-    share = (
-        f"{report['copied_ngrams']} of {report['ngrams']} {report['n']}-grams copied "
-        f"({100 * report['copied_ngram_share']:.1f}%)"
-    )
-    if not report["longest_match"]:
-        return f"no character of the sample occurs in the training text; {share}"
-    text = report["longest_match_text"]
-    shown = json.dumps(text if len(text) <= 60 else text[:57] + "...", ensure_ascii=False)
-    return (
-        f"longest copy {report['longest_match']} chars (line {report['line']}, column "
-        f"{report['column']} of the training text): {shown}; {share}"
-    )

@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..api.catalog import summarise
+from ..api.serving import Batcher, Job
 from ..errors import CharLMError
 from ..options.limits import Limits
-from ..runs.catalog import summarise
-from ..use.batcher import Batcher, Job
 from .protocol import (
     Completion,
     RequestError,

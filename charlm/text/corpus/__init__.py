@@ -45,7 +45,7 @@ from contextlib import closing
 from ...errors import CharLMError
 from ...fsio import to_stderr
 from ...options.config import CHOICES
-from .decode import Decoding
+from .decode import DecodeError, Decoding
 from .normalise import Normaliser, joined, normalised
 from .readers import MAGIC, READERS, Reader, reader_for
 from .reading import Budget, Reading
@@ -55,6 +55,8 @@ __all__ = [
     "READERS",
     "SNIFF_BYTES",
     "Chunks",
+    "DecodeError",
+    "EmptyCorpus",
     "Reader",
     "read_chunks",
     "read_corpus",
@@ -129,6 +131,10 @@ def read_chunks(
     )
     taken = _taken(texts, max_chars, paths, reading.notes, warn or to_stderr)
     return Chunks(taken, ", ".join(paths), once=not rereadable(paths))
+
+
+class EmptyCorpus(CharLMError):
+    """Files that hold no text."""
 
 
 class Chunks(Iterator[str]):
@@ -239,7 +245,7 @@ def _taken(
             if max_chars is not None and n >= max_chars:
                 break
     if not n:
-        raise CharLMError(f"corpus is empty: {', '.join(paths)}; pass files that contain some text")
+        raise EmptyCorpus(f"corpus is empty: {', '.join(paths)}; pass files that contain some text")
     for line in notes.lines():
         warn(line)
 

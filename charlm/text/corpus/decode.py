@@ -64,15 +64,15 @@ def open_text(name: str, where: str, stream, how: Decoding) -> Opened:
         kind = None if wide else binary_kind(head, "latin-1", how.magic)
         if kind is not None:  # a binary file is skipped (in a folder) as with other encodings
             return Opened(kind, None, None)
-        raise CharLMError(no_bom(name, where, head, encoding, wide))
+        raise DecodeError(*no_bom(name, where, head, encoding, wide))
     try:
         kind = binary_kind(head, encoding, how.magic)
     except UnicodeError as e:  # a codec that refuses these bytes outright (idna, ...)
-        raise CharLMError(_undecodable(name, encoding, e)) from None
+        raise DecodeError(*_undecodable(name, encoding, e)) from None
     if kind == NUL:  # UTF-16/32 text has NULs too: named as text in the wrong encoding
         wide = bom_encoding(head) or bomless_wide_encoding(head)
         if wide not in (None, encoding):
-            raise CharLMError(wrong_encoding(name, where, head, encoding, wide))
+            raise DecodeError(*wrong_encoding(name, where, head, encoding, wide))
     if kind is not None:
         return Opened(kind, None, None)
     return Opened(None, encoding, _decode(name, stream, head_chunks, encoding, how))
@@ -105,9 +105,9 @@ def _decode(
         try:
             return decoder.decode(chunk, final)
         except UnicodeDecodeError as e:
-            raise CharLMError(_invalid(name, encoding, offset - pending + e.start, bom)) from None
+            raise DecodeError(*_invalid(name, encoding, offset - pending + e.start, bom)) from None
         except UnicodeError as e:  # not at a byte: the codec refuses the text as a whole
-            raise CharLMError(_undecodable(name, encoding, e)) from None
+            raise DecodeError(*_undecodable(name, encoding, e)) from None
 
     def chunks():
         yield from head_chunks
@@ -127,22 +127,36 @@ def _decode(
     yield text
 
 
-def _invalid(name: str, encoding: str, at: int, bom: str | None) -> str:
-    """The error for a byte at offset ``at`` that ``encoding`` cannot decode."""
+def _invalid(name: str, encoding: str, at: int, bom: str | None) -> tuple[str, str]:
+    """The error (what is wrong, the way out) for a byte at offset ``at`` that ``encoding``
+    cannot decode."""
     if at == 0 and bom:
-        return (
-            f"{name}: invalid {encoding} at byte 0, it starts with a {bom.upper()}"
-            f" byte-order mark; pass --encoding {bom}"
+        what = (
+            f"{name}: invalid {encoding} at byte 0, it starts with a {bom.upper()} byte-order mark"
         )
+        return what, f"pass --encoding {bom}"
     return (
-        f"{name}: invalid {encoding} at byte {at}; pass --encoding if the file uses another"
-        f" encoding, or --errors replace to substitute bad bytes"
+        f"{name}: invalid {encoding} at byte {at}",
+        "pass --encoding if the file uses another encoding, or --errors replace to substitute"
+        " bad bytes",
     )
 
 
-def _undecodable(name: str, encoding: str, e: UnicodeError) -> str:
-    """The error for a codec that refuses the text without naming a byte."""
+def _undecodable(name: str, encoding: str, e: UnicodeError) -> tuple[str, str]:
+    """The error (what is wrong, the way out) for a codec that refuses the text without
+    naming a byte."""
     return (
-        f"{name}: cannot be read as {encoding} ({e}); pass --encoding with the encoding it is"
-        f" in, e.g. utf-8, latin-1, utf-16-le"
+        f"{name}: cannot be read as {encoding} ({e})",
+        "pass --encoding with the encoding it is in, e.g. utf-8, latin-1, utf-16-le",
     )
+
+
+class DecodeError(CharLMError):
+    """Text that the reading options (the encoding, what to do with bad bytes) cannot read:
+    ``what`` is wrong with which file, and ``way_out``, the options that would read it. A
+    caller that reads with options of its own choosing (a prompt read as its run's corpus was)
+    says its own way out."""
+
+    def __init__(self, what: str, way_out: str):
+        self.what, self.way_out = what, way_out
+        super().__init__(f"{what}; {way_out}")

@@ -107,20 +107,20 @@ def lacks_bom(head: bytes, encoding: str) -> bool:
     return boms is not None and not head.startswith(boms)
 
 
-def no_bom(name: str, where: str, head: bytes, encoding: str, wide: str | None) -> str:
-    """The error for text read as utf-16 or utf-32 without the byte-order mark they need: the
+def no_bom(name: str, where: str, head: bytes, encoding: str, wide: str | None) -> tuple[str, str]:
+    """The error (what is wrong, the way out) for text read as utf-16 or utf-32 without the byte-order mark they need: the
     encoding it looks like (``wide``), if one, else the two byte orders."""
     if wide is not None:
         return wrong_encoding(name, where, head, encoding, wide)
     return (
         f"{name} does not start with the byte-order mark that --encoding {encoding} needs to"
-        f" tell the byte order; pass --encoding {encoding}-le or {encoding}-be, or the encoding"
-        f" the file is in (e.g. utf-8)"
+        " tell the byte order",
+        f"pass --encoding {encoding}-le or {encoding}-be, or the encoding the file is in (e.g. utf-8)",
     )
 
 
-def wrong_encoding(name: str, where: str, head: bytes, encoding: str, wide: str) -> str:
-    """The error for UTF-16/32 text (``wide``) read as ``encoding``; it is text, so even in a
+def wrong_encoding(name: str, where: str, head: bytes, encoding: str, wide: str) -> tuple[str, str]:
+    """The error (what is wrong, the way out) for UTF-16/32 text (``wide``) read as ``encoding``; it is text, so even in a
     folder, where ``where`` (the folder or zip) differs from ``name``."""
     label = wide.upper()
     mark = "with" if bom_encoding(head) else "without"
@@ -132,7 +132,7 @@ def wrong_encoding(name: str, where: str, head: bytes, encoding: str, wide: str)
             f"convert it to UTF-8 (iconv -f {iconv} -t UTF-8), or pass --encoding {wide}"
             f" if every file in {where} is {label}"
         )
-    return f"{name} looks like {label} text {mark} a byte-order mark, not {encoding}; {way_out}"
+    return f"{name} looks like {label} text {mark} a byte-order mark, not {encoding}", way_out
 
 
 def _undecodable_bytes(head: bytes, encoding: str, limit: int) -> int:

@@ -1,0 +1,53 @@
+"""The run folders as the faces see them, read without TensorFlow: which run a name means,
+the runs there are, and what each holds (the facts; the command line renders them).
+
+    find_run(None, "runs")        # "runs/20261124-042300-lstm": the newest, checked
+    list_runs("runs")             # one dict per run folder
+"""
+
+from __future__ import annotations
+
+from ..runs.catalog import describe, list_runs, run_names, summarise
+from ..runs.checkpoints import WEIGHTS
+from ..runs.folders import resolve_run
+from ..runs.rundir import RunDir
+
+__all__ = [
+    "WEIGHTS",
+    "describe",
+    "device_line",
+    "find_run",
+    "list_runs",
+    "resolve_run",
+    "run_names",
+    "summarise",
+]
+
+
+def find_run(run_path: str | None, runs_dir: str) -> str:
+    """The run folder a command reads, its config and vocabulary checked before TensorFlow
+    loads (a few seconds).
+
+    Args:
+        run_path: A run folder, a folder of runs (its newest), or None (the newest under
+            ``runs_dir``).
+        runs_dir: The folder of runs.
+
+    Returns:
+        The run folder's path.
+
+    Raises:
+        CharLMError: there is no such run, or its config or vocabulary cannot be read.
+    """
+    run = RunDir(resolve_run(run_path, runs_dir))
+    run.read_config()
+    run.read_vocab()
+    return str(run.path)
+
+
+def device_line(precision: str, replicas: int | None = None, strategy: str = "none") -> str:
+    """The line that says which device computes, in which precision (imports TensorFlow:
+    :func:`charlm.models.device.device_line`)."""
+    from ..models.device import device_line as line
+
+    return line(precision, replicas, strategy)
