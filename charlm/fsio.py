@@ -203,3 +203,17 @@ def fault_point(name: str) -> None:
     if target == name and _fault_hits[name] == int(nth or 1):
         print(f"CHARLM_PAUSED {name}", file=sys.stderr, flush=True)
         time.sleep(600)
+
+
+def progress_bar(progress: bool | None, **settings):
+    """A tqdm progress bar on stderr, as wide as the terminal: ``progress`` True or False forces
+    it on or off, None shows it only on a terminal (tqdm's choice). ``settings``: tqdm's
+    (``total``, ``unit``, ``desc`` ...). The one place charlm sets a bar up."""
+    from tqdm import tqdm
+
+    return tqdm(
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+        **settings,
+    )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import CharLMError
 from ..metrics import number
-from ..options.config import SHAPE_KEYS, Config
+from ..options.config import RUNS_DIR, SHAPE_KEYS, Config
 from ..options.toml import read_preset
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir
@@ -38,7 +38,7 @@ class Origin:
         self.weights, self.step, self.values = weights, step, values
 
     @classmethod
-    def open(cls, run, runs_dir: str = "runs", weights: str = "best") -> Origin:
+    def open(cls, run, runs_dir: str = RUNS_DIR, weights: str = "best") -> Origin:
         """The run ``run`` (a run folder, a folder of runs for its newest, or a run's name
         under ``runs_dir``) with its ``weights`` loaded; a damaged run is one CharLMError."""
         rundir = RunDir(resolve_run(str(_folder(run, runs_dir)), runs_dir, FLAG))

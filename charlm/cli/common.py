@@ -22,7 +22,7 @@ import click
 from ..api.catalog import WEIGHTS
 from ..errors import CharLMError, os_error_line, resource_line
 from ..fsio import quiet_stderr
-from ..options.config import Config
+from ..options.config import RUNS_DIR, Config
 from ..options.limits import Limits
 from ..options.sampling import SamplingOptions
 from ..options.setting import OptionError
@@ -163,7 +163,7 @@ RUNS_DIR_OPTION = click.option(
     "--runs-dir",
     "--run-dir",
     "runs_dir",
-    default="runs",
+    default=RUNS_DIR,
     show_default=True,
     help=Config.help("runs_dir"),
 )
@@ -176,7 +176,7 @@ def complete_runs(ctx, param, incomplete: str):
 
     from ..api.catalog import run_names
 
-    runs_dir = ctx.params.get("runs_dir") or "runs"
+    runs_dir = ctx.params.get("runs_dir") or RUNS_DIR
     paths = [os.path.join(runs_dir, name) for name in run_names(runs_dir)]
     found = [CompletionItem(p) for p in paths if p.startswith(incomplete)]
     return found or [CompletionItem(incomplete, type="dir")]

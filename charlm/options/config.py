@@ -30,6 +30,7 @@ from .toml import canonical_keys, located, parse_toml, read_text, toml_value
 FORMAT_VERSION = 1  # bump when a run directory written before cannot be read the same way
 
 MODELS = ("lstm", "gru", "rnn", "scratch-rnn", "scratch-gru", "scratch-lstm")
+RUNS_DIR = "runs"  # the folder of runs when none is named: every default asks here
 NO_LIMIT = ("0", "none", "off")  # what --time-budget takes for "no limit"
 
 
@@ -188,7 +189,7 @@ class Config:
 
     # run directory
     runs_dir: str = setting(
-        "runs",
+        RUNS_DIR,
         "Folder that holds the runs (RUNS/latest points at the newest).",
         aliases=("--run-dir",),
         resumable=True,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import CharLMError
 from ..fsio import atomic_write, fsync_dir
-from ..options.config import Config
+from ..options.config import RUNS_DIR, Config
 from .lock import LOCK_FILE, RunLock, busy, holder_name
 
 LATEST = "latest"  # the link in a folder of runs to its newest run
@@ -33,7 +33,7 @@ MARKER_TEXT = (
 )
 
 
-def resolve_run(run: str | None, runs_dir: str = "runs", flag: str = "--run") -> Path:
+def resolve_run(run: str | None, runs_dir: str = RUNS_DIR, flag: str = "--run") -> Path:
     """The run folder named by ``run``, the newest run in ``run`` when it is a folder of runs,
     or, with no ``run``, the newest run under ``runs_dir``. ``flag`` names the option that
     takes a run folder, for the message when there is none."""

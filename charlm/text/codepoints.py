@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..errors import CharLMError
+
 CHUNK_CHARS = 1 << 22  # characters converted at a time (16 MB of UTF-32)
 
 
@@ -35,3 +37,15 @@ def chunks(text: str, size: int | None = None) -> Iterator[tuple[int, np.ndarray
     size = size or CHUNK_CHARS
     for start in range(0, len(text), size):
         yield start, code_points(text[start : start + size])
+
+
+SURROGATES = slice(0xD800, 0xE000)  # code points that are half of a UTF-16 pair, never a character
+
+
+def lone_surrogate(cp: int, at: int) -> CharLMError:
+    """The error for text holding the lone surrogate ``cp`` at character ``at``: no valid
+    Unicode, so no vocabulary may hold it (the one wording, wherever it is found)."""
+    return CharLMError(
+        f"text has a lone surrogate U+{cp:04X} at character {at}, which is not valid Unicode;"
+        " read the corpus with read_corpus (or decode it with errors='replace')"
+    )

@@ -39,7 +39,6 @@ import contextlib
 import hashlib
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,8 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CharLMError, first_line
-from ..fsio import replace_path
+from ..errors import first_line
+from ..fsio import progress_bar, replace_path
+from .codepoints import SURROGATES, lone_surrogate
 from .corpus import split_point
 from .passes import agreeing, first_reading, id_dtype, spooled, write_ids
 from .vocab import Vocab
@@ -247,17 +247,7 @@ def _ended_cleanly():
 
 
 def _bar(what: str, total: int | None, progress: bool | None):
-    from tqdm import tqdm
-
-    return tqdm(
-        desc=what,
-        total=total,
-        unit="char",
-        unit_scale=True,
-        dynamic_ncols=True,
-        file=sys.stderr,
-        disable=None if progress is None else not progress,
-    )
+    return progress_bar(progress, desc=what, total=total, unit="char", unit_scale=True)
 
 
 def _chain(*iterators):
@@ -268,12 +258,9 @@ def _chain(*iterators):
 def _vocab_before(first: np.ndarray, cut: int) -> Vocab:
     """The vocabulary of the first ``cut`` characters: those whose first position is before it."""
     seen = first < cut
-    if seen[0xD800:0xE000].any():
-        cp = 0xD800 + int(np.argmax(seen[0xD800:0xE000]))
-        raise CharLMError(
-            f"text has a lone surrogate U+{cp:04X} at character {int(first[cp])}, which is not valid Unicode;"
-            " read the corpus with read_corpus (or decode it with errors='replace')"
-        )
+    if seen[SURROGATES].any():
+        cp = SURROGATES.start + int(np.argmax(seen[SURROGATES]))
+        raise lone_surrogate(cp, int(first[cp]))
     return Vocab(chr(c) for c in np.flatnonzero(seen))
 
 

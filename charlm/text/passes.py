@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CharLMError
-from ..fsio import fault_point
+from ..fsio import fault_point, progress_bar
 from .codepoints import code_points
 from .vocab import CHUNK_CHARS, Vocab
 
@@ -223,6 +223,4 @@ def npy_header(dtype: np.dtype, n: int) -> bytes:
 
 
 def _no_bar():
-    from tqdm import tqdm
-
-    return tqdm(disable=True)
+    return progress_bar(False)

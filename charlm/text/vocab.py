@@ -34,6 +34,7 @@ import numpy as np
 from ..errors import CharLMError
 from ..fsio import atomic_write
 from . import codepoints
+from .codepoints import SURROGATES, lone_surrogate
 
 UNK = "<unk>"
 FORMAT = "charlm-vocab"
@@ -88,12 +89,9 @@ class Vocab:
         present = np.zeros(_MAX_CODE_POINT + 1, dtype=bool)
         for _, cps in _codepoints(text):
             present[cps] = True
-        if present[0xD800:0xE000].any():
+        if present[SURROGATES].any():
             at = next(i for i, c in enumerate(text) if 0xD800 <= ord(c) < 0xE000)
-            raise CharLMError(
-                f"text has a lone surrogate U+{ord(text[at]):04X} at character {at}, which is not valid Unicode;"
-                " read the corpus with read_corpus (or decode it with errors='replace')"
-            )
+            raise lone_surrogate(ord(text[at]), at)
         return cls(chr(c) for c in np.flatnonzero(present))
 
     def grown(self, chars) -> Vocab:

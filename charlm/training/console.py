@@ -21,6 +21,8 @@ import threading
 
 from tqdm import tqdm
 
+from ..fsio import progress_bar
+
 
 class Console:
     """``log`` takes the lines when no bar shows; ``progress`` True/False forces the bar on or
@@ -34,14 +36,7 @@ class Console:
     @contextlib.contextmanager
     def session(self, total: int | None, initial: int):
         """The progress bar and the signal handlers, around the loop."""
-        self.bar = tqdm(
-            total=total,
-            initial=initial,
-            unit="step",
-            dynamic_ncols=True,
-            file=sys.stderr,
-            disable=None if self.progress is None else not self.progress,
-        )
+        self.bar = progress_bar(self.progress, total=total, initial=initial, unit="step")
         handlers = self._install_signal_handlers()
         try:
             yield

@@ -65,8 +65,8 @@ class Job:
 class Batcher:
     """The worker that runs every live request of one model in one batch (see the module)."""
 
-    def __init__(self, generator: Generator, chunk: int = 16, log=None):
-        self.gen, self.chunk, self.log = generator, chunk, log
+    def __init__(self, generator: Generator, chunk: int = 16):
+        self.gen, self.chunk = generator, chunk
         self.pending: list[Job] = []
         self.live: list[Job] = []
         self.cond = threading.Condition()
