@@ -26,7 +26,7 @@ the export generates ``length`` characters.)
 ``charlm export RUN --format tflite`` writes ``model.tflite`` (one step: ids ``[B, 1]`` and the
 state in, logits ``[B, V]`` and the new state out; signature ``serving_default``, tensors
 ``ids``, ``state_0``.. in and ``logits``, ``state_0``.. out), ``vocab.json`` (the run's
-vocabulary) and ``export.json`` (the state sizes): strings and sampling stay on the host.
+vocabulary) and ``export.json`` (the state shapes): strings and sampling stay on the host.
 
     from .export import export_run
     export_run(charlm.load("runs/x"), "savedmodel", out="exported/x")
@@ -236,10 +236,12 @@ def _write_savedmodel(run, path: Path) -> None:
 
 
 def step_function(model, batch_size=None):
-    """The one-step ``tf.function`` that becomes the TFLite model, and the state sizes."""
-    sizes = [int(s.shape[-1]) for s in model.initial_state(1)]
+    """The one-step ``tf.function`` that becomes the TFLite model, and the state shapes (of
+    one row each)."""
+    shapes = [list(s.shape[1:]) for s in model.initial_state(1)]
     spec = [tf.TensorSpec([batch_size, 1], tf.int32, "ids")] + [
-        tf.TensorSpec([batch_size, n], tf.float32, f"state_{i}") for i, n in enumerate(sizes)
+        tf.TensorSpec([batch_size, *shape], tf.float32, f"state_{i}")
+        for i, shape in enumerate(shapes)
     ]
 
     @graphs.function(input_signature=spec)
@@ -247,11 +249,11 @@ def step_function(model, batch_size=None):
         logits, state = model(ids, list(state), training=False)
         return {"logits": logits[:, -1], **{f"state_{i}": s for i, s in enumerate(state)}}
 
-    return step, sizes
+    return step, shapes
 
 
 def _write_tflite(run, path: Path, batch_size: int) -> None:
-    step, sizes = step_function(run.generation_model, batch_size)
+    step, shapes = step_function(run.generation_model, batch_size)
     concrete = step.get_concrete_function()
     holder = tf.Module()
     holder.model_variables = list(concrete.variables)
@@ -275,8 +277,9 @@ def _write_tflite(run, path: Path, batch_size: int) -> None:
         "model": run.config.model,
         "vocab_size": len(run.vocab),
         "batch_size": batch_size,
-        "state_sizes": sizes,
-        "inputs": ["ids"] + [f"state_{i}" for i in range(len(sizes))],
-        "outputs": ["logits"] + [f"state_{i}" for i in range(len(sizes))],
+        "state_sizes": [shape[-1] for shape in shapes],  # format 1's field: the last axis
+        "state_shapes": shapes,  # of one row each
+        "inputs": ["ids"] + [f"state_{i}" for i in range(len(shapes))],
+        "outputs": ["logits"] + [f"state_{i}" for i in range(len(shapes))],
     }
     atomic_write(path / "export.json", json.dumps(info, indent=1) + "\n")
