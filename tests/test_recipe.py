@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import charlm
+from charlm.models.families import family
 from charlm.options.config import Config
 from charlm.training.recipe import (
     CHOSEN,
@@ -18,7 +19,6 @@ from charlm.training.recipe import (
     LARGE_VOCAB,
     TOKENS_PER_PARAM,
     WIDER_MARGIN,
-    WIDTHS,
     choose,
     pick_shape,
     pick_width,
@@ -28,6 +28,7 @@ from charlm.training.recipe import (
 
 VOCAB = 65
 CFG = Config(model="lstm", layers=2, embedding_dim=64)
+WIDTHS = family("lstm").recipe.widths  # the widths the recipe chooses from for an LSTM
 MEASURED = {128: 90_000.0, 384: 27_000.0}  # chars/s, as measured on a 2-core AMD EPYC
 
 

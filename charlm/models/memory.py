@@ -17,45 +17,39 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CharLMError
+from .families import family
 
 FLOAT_BYTES = 4  # variables are float32, under mixed_bfloat16 too
 OPTIMIZER_SLOTS = {"adam": 2, "rmsprop": 1, "sgd": 0}  # float copies of the weights each keeps
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
-def param_count(model: str, vocab_size: int, layers: int, units: int, embedding_dim: int) -> int:
-    """Trainable weights of a model from its settings, without building it: per layer
-    ``g·H·(D + H) + g·H`` (g = 4 gates for an LSTM, 3 for a GRU, 1 for a simple RNN; Keras's
-    GRU has a second bias), then the embedding ``V·E`` and the output ``H·V + V``.
+def param_count(cfg, vocab_size: int, layers: int | None = None, units: int | None = None) -> int:
+    """Trainable weights of ``cfg``'s model, without building it (its family's arithmetic),
+    at ``layers`` and ``units`` where given instead of the config's.
 
-    >>> param_count("lstm", 65, layers=2, units=256, embedding_dim=64)
+    >>> from charlm.options.config import Config
+    >>> param_count(Config(model="lstm", layers=2, units=256, embedding_dim=64), 65)
     874881
     """
-    gates = GATES[model.removeprefix("scratch-")]
-    biases = 2 if model == "gru" else 1  # Keras's GRU (reset_after=True) has two
-    total, d = vocab_size * embedding_dim, embedding_dim or vocab_size
-    for _ in range(layers):
-        total += gates * units * (d + units) + biases * gates * units
-        d = units
-    return total + units * vocab_size + vocab_size
+    layers = cfg.layers if layers is None else layers
+    units = cfg.units if units is None else units
+    return family(cfg.model).params(cfg, vocab_size, layers, units)
 
 
 def bytes_needed(cfg, vocab_size: int, training: bool = True) -> int:
     """About how many bytes ``cfg``'s model takes: its weights, and to train, their gradients,
-    the optimizer's slots and the activations of one batch (every step of every layer is kept
-    for the backward pass: its gates, output and cell state, then the logits and their
-    gradient).
+    the optimizer's slots and the activations of one batch (what its family says one
+    character keeps for the backward pass).
 
     >>> from charlm.options.config import Config
     >>> bytes_needed(Config(), 65) // 2**20, bytes_needed(Config(), 65, training=False) // 2**20
     (93, 3)
     """
-    params = param_count(cfg.model, vocab_size, cfg.layers, cfg.units, cfg.embedding_dim)
+    params = param_count(cfg, vocab_size)
     if not training:
         return params * FLOAT_BYTES
     copies = 2 + OPTIMIZER_SLOTS.get(cfg.optimizer, 2)  # weights, gradients, slots
-    per_step = cfg.layers * (GATES[cfg.model.removeprefix("scratch-")] + 2) * cfg.units
-    per_step += (cfg.embedding_dim or vocab_size) + 2 * vocab_size
+    per_step = family(cfg.model).activations(cfg, vocab_size)
     return (params * copies + cfg.batch_size * cfg.seq_len * per_step) * FLOAT_BYTES
 
 
@@ -84,7 +78,7 @@ def check_fits(cfg, vocab_size: int, training: bool = True) -> None:
     need, have = bytes_needed(cfg, vocab_size, training), available_memory()
     if have is None or need <= have:
         return
-    params = param_count(cfg.model, vocab_size, cfg.layers, cfg.units, cfg.embedding_dim)
+    params = param_count(cfg, vocab_size)
     job = (
         f"to train at --batch-size {cfg.batch_size} --seq-len {cfg.seq_len}"
         if training

@@ -36,6 +36,9 @@ machine in the first seconds, then chooses every setting the user left unset and
 6. **Regularisation.** Dropout only when the budget allows many passes over the corpus.
 7. **Precision.** mixed_bfloat16 only when the CPU has native bf16 and measures faster.
 
+What it may choose for a family (the family itself when none is given, the widths, the
+precisions) is that family's :class:`~charlm.models.families.Recipe`.
+
     cfg = choose(cfg, fixed={"model"}, vocab_size=65, train_chars=1_003_854,
                  val_chars=111_540, budget_left=280.0)
 """
@@ -49,6 +52,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from ..models.families import family, recipe_choice
 from ..models.lm import build_model
 from ..models.memory import param_count
 from .clock import check_time_left, training_seconds, validation_seconds
@@ -72,17 +76,11 @@ CHOSEN = (
     "eval_every",
     "eval_chars",
 )
-WIDTHS = (96, 128, 192, 256, 384, 512, 768)
-CALIBRATE = (128, 384)  # the widths whose speed is measured; the others are predicted
 TOKENS_PER_PARAM = 8.0  # characters seen per weight at which a wider model stops paying
 WIDER_MARGIN = 1.25  # a width is taken only if it sees TOKENS_PER_PARAM by this factor
 ROUNDS, ROUND_SECONDS = 3, 0.4  # speed timing: rounds alternating the sizes, seconds per size
 BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
 LARGE_VOCAB = 1_000  # characters: from here on, a large vocabulary (its own shape and lr)
-MODEL_WHY = (
-    "a GRU of the same width scored the same within noise: 1.506 against 1.510 "
-    "nats/char on tiny Shakespeare at 5 minutes, 1x384 each, in one session"
-)
 DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
 EVAL_CHARS = 65_536  # held-out characters per intermediate validation (the last is full)
@@ -130,18 +128,20 @@ def measure_rates(cfgs: dict, vocab_size: int) -> dict:
 
 
 def predict_rates(cfg, vocab_size: int, measured: dict[int, float]) -> dict[int, float]:
-    """chars/s for every width, from the measured ones: rate ∝ params^-α, α from two points."""
+    """chars/s for every width of the family, from the measured ones: rate ∝ params^-α, α
+    from two points."""
     (h1, r1), (h2, r2) = sorted(measured.items())
-    p = {h: param_count(cfg.model, vocab_size, cfg.layers, h, cfg.embedding_dim) for h in WIDTHS}
+    widths = family(cfg.model).recipe.widths
+    p = {h: param_count(cfg, vocab_size, units=h) for h in widths}
     alpha = math.log(r1 / r2) / math.log(p[h2] / p[h1])
-    return {h: r1 * (p[h1] / p[h]) ** alpha for h in WIDTHS}
+    return {h: r1 * (p[h1] / p[h]) ** alpha for h in widths}
 
 
 def recurrent_weights(cfg, vocab_size: int, units: int) -> int:
     """The weights of the recurrent layers alone (what the width rule counts)."""
 
     def total(layers):
-        return param_count(cfg.model, vocab_size, layers, units, cfg.embedding_dim)
+        return param_count(cfg, vocab_size, layers, units)
 
     return total(cfg.layers) - total(0)
 
@@ -154,8 +154,9 @@ def pick_width(cfg, vocab_size: int, rates: dict[int, float], seconds: float) ->
     def per_weight(h):
         return rates[h] * seconds / recurrent_weights(cfg, vocab_size, h)
 
-    best = WIDTHS[0]
-    for h in WIDTHS:
+    widths = family(cfg.model).recipe.widths
+    best = widths[0]
+    for h in widths:
         if per_weight(h) >= bar:
             best = h
     why = (
@@ -164,11 +165,11 @@ def pick_width(cfg, vocab_size: int, rates: dict[int, float], seconds: float) ->
         if per_weight(best) >= bar
         else f"the narrowest; none reaches {bar:g}"
     )
-    wider = [h for h in WIDTHS if h > best]
+    wider = [h for h in widths if h > best]
     if wider:
         why += f"; {cfg.layers}x{wider[0]} would see {per_weight(wider[0]):.1f}"
     params = recurrent_weights(cfg, vocab_size, best)
-    total = param_count(cfg.model, vocab_size, cfg.layers, best, cfg.embedding_dim)
+    total = param_count(cfg, vocab_size, units=best)
     return best, (
         f"{cfg.layers}x{best} ({params:,} recurrent weights, {total:,} in all) at "
         f"~{rates[best]:,.0f} chars/s sees ~{rates[best] * seconds / 1e6:.1f}M characters in "
@@ -236,7 +237,7 @@ def choose(
             "schedule, dropout and precision"
         )
     base = {
-        "model": "lstm",
+        "model": recipe_choice().name,
         "batch_size": BATCH,
         "seq_len": SEQ_LEN,
         "sampler": "random",
@@ -246,7 +247,7 @@ def choose(
     shape, why = pick_shape(vocab_size, budget_left, fixed)
     cfg = cfg.replace(**{k: v for k, v in base.items() if k not in fixed}, **shape)
     if "model" not in fixed:
-        log(f"recipe: model lstm ({MODEL_WHY})")
+        log(f"recipe: model {cfg.model} ({family(cfg.model).recipe.why})")
     if shape:
         log(f"recipe: {describe_shape(shape)} ({why})")
     t0 = time.monotonic()
@@ -267,7 +268,8 @@ def choose(
 
 def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
     """Measure the training speed (and pick the precision): {width: chars/s}."""
-    widths = (cfg.units,) if "units" in fixed else CALIBRATE
+    space = family(cfg.model).recipe
+    widths = (cfg.units,) if "units" in fixed else space.calibrate
     measured = measure_rates({h: cfg.replace(units=h) for h in widths}, vocab_size)
     shown = ", ".join(f"{cfg.layers}x{h}: {r:,.0f}" for h, r in measured.items())
     log(
@@ -275,7 +277,7 @@ def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
         f"{cfg.seq_len} on this CPU (chars/s, the median step of {ROUNDS} alternating "
         f"rounds): {shown}"
     )
-    if "precision" in fixed or "mixed_bfloat16" not in cfg.precisions:
+    if "precision" in fixed or "mixed_bfloat16" not in space.precisions:
         return cfg, measured
     from ..models.fastrnn import cpu_has_native_bf16
 
