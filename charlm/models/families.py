@@ -2,7 +2,7 @@
 how much memory it needs, which settings apply to it and what the budget recipe may choose.
 
 Every question of the form "which family is this config?" is answered here and nowhere else:
-the models, the memory check, the recipe and the faces ask the entry, never the name::
+the models, the memory check and the budget recipe ask the entry, never the name::
 
     f = family(cfg.model)                     # OptionError for an unknown name
     check(cfg)                                # OptionError for a setting its family lacks
@@ -17,12 +17,11 @@ the models, the memory check, the recipe and the faces ask the entry, never the 
     [(8,), (8,), (8,), (8,)]
 
 Importing this module imports no TensorFlow: the command line checks a config before
-TensorFlow loads. So an entry names the functions that build and load its model as a
-:class:`Lazy` ``"module:function"`` of this package, imported at the first call (a string,
-not a function object, because holding the function would import its module; a string in
-the entry rather than a wrapper function here, so that an entry is one block of data). Its
-state, parameter count and activations are plain arithmetic on the config, written next to
-the entry.
+TensorFlow loads. So an entry names the functions that build and load its model as
+:class:`Lazy` ``"module:function"`` references into this package, imported at the first
+call: holding the functions themselves would import their modules, and a reference keeps an
+entry plain data, with no wrapper function here per family. Its state, parameter count and
+activations are plain arithmetic on the config, written next to the entry.
 
 Adding a family is a module of its own (``gpt.py``: its model, a ``build`` and a ``load``)
 and one :class:`Family` in :data:`FAMILIES` with its arithmetic; a setting that only it takes
@@ -162,12 +161,13 @@ def _recurrent_activations(gates: int) -> Callable[[Any, int], int]:
     return activations
 
 
-def _keras(name: str, gates: int, per_layer: int, biases: int = 1, why: str = "") -> Family:
+def _keras(
+    name: str, help: str, gates: int, per_layer: int, biases: int = 1, why: str = ""
+) -> Family:
     """A stack of Keras's recurrent layer ``name`` (fast CPU cells where charlm has them)."""
-    layer = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}[name]
     return Family(
         name=name,
-        help=f"keras.layers.{layer}, stacked (cuDNN on a GPU).",
+        help=help,
         build=Lazy(".keras_rnn:build", kind=name),
         load=Lazy(".keras_rnn:load"),
         weights_suffix=".keras",
@@ -197,13 +197,20 @@ def _scratch(cell: str, gates: int, per_layer: int, fields: tuple[str, ...] = ()
 FAMILIES: tuple[Family, ...] = (
     _keras(
         "lstm",
+        "keras.layers.LSTM, stacked (charlm's fast cells on a CPU, cuDNN on a GPU).",
         gates=4,
         per_layer=2,
         why="a GRU of the same width scored the same within noise: 1.506 against 1.510 "
         "nats/char on tiny Shakespeare at 5 minutes, 1x384 each, in one session",
     ),
-    _keras("gru", gates=3, per_layer=1, biases=2),  # reset_after=True: two biases
-    _keras("rnn", gates=1, per_layer=1),
+    _keras(
+        "gru",
+        "keras.layers.GRU, stacked (charlm's fast cells on a CPU, cuDNN on a GPU).",
+        gates=3,
+        per_layer=1,
+        biases=2,  # reset_after=True: an input and a recurrent bias
+    ),
+    _keras("rnn", "keras.layers.SimpleRNN, stacked.", gates=1, per_layer=1),
     _scratch("rnn", gates=1, per_layer=1),
     _scratch("gru", gates=3, per_layer=1, fields=("reset_after",)),
     _scratch("lstm", gates=4, per_layer=2),
