@@ -176,7 +176,14 @@ def _remove(path) -> None:
 
 
 def _encode_into(
-    corpus, source, val_source, val_fraction, spool: Path, log, progress, base=None
+    corpus,
+    source,
+    val_source,
+    val_fraction,
+    spool: Path,
+    log,
+    progress,
+    base: tuple[Vocab, str] | None = None,
 ) -> None:
     """Both passes of :func:`encode`, into ``corpus``'s temporary files; a one-time source
     is copied to ``spool`` by pass 1 and read from there by pass 2."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class Vocab:
     ['几', '时', '有']
     """
 
-    def __init__(self, chars, grown_at=()):
+    def __init__(self, chars: Iterable[str], grown_at: Iterable[int] = ()) -> None:
         """``chars``: the distinct characters (without ``<unk>``) in id order 1, 2, ...
 
         They must be single code points (no lone surrogates) and distinct; :meth:`from_text`
@@ -107,10 +108,8 @@ class Vocab:
         """Number of ids, including ``<unk>``."""
         return len(self.chars)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other) -> bool:  # with no __hash__ of its own, Python makes it unhashable
         return isinstance(other, Vocab) and self.chars == other.chars
-
-    __hash__ = None
 
     def __repr__(self) -> str:
         return f"Vocab({len(self)} ids: <unk> + {len(self) - 1} chars)"

@@ -45,10 +45,10 @@ from contextlib import closing
 from ...errors import CharLMError
 from ...fsio import to_stderr
 from ...options.config import CHOICES
-from .decode import DecodeError, Decoding
+from .decode import DecodeError, Decoding, Texts
 from .normalise import Normaliser, joined, normalised
 from .readers import MAGIC, READERS, Reader, reader_for
-from .reading import Budget, Reading
+from .reading import Budget, Pieces, Reading
 
 __all__ = [
     "CHUNK_BYTES",
@@ -143,7 +143,7 @@ class Chunks(Iterator[str]):
     device or standard input, which a second reading would not give again
     (:func:`charlm.text.idfile.encode` then spools the text instead of reading it twice)."""
 
-    def __init__(self, chunks: Iterator[str], name: str, once: bool):
+    def __init__(self, chunks: Texts, name: str, once: bool):
         self._chunks, self.name, self.once = chunks, name, once
 
     def __next__(self) -> str:
@@ -181,13 +181,13 @@ def source_signature(paths) -> list[list] | None:
     True
     """
     paths = _as_paths(paths)
-    readers = [reader_for(p) for p in paths]
-    if any(reader.files is None for reader in readers):
+    listers = [lister for p in paths if (lister := reader_for(p).files) is not None]
+    if len(listers) < len(paths):  # standard input: no file to stat
         return None
     _check_inputs(paths, None)
     if not rereadable(paths):  # a pipe or FIFO: its size and time say nothing of its text
         return None
-    files = [f for p, reader in zip(paths, readers, strict=True) for f in reader.files(p)]
+    files = [f for p, lister in zip(paths, listers, strict=True) for f in lister(p)]
     return [[os.path.abspath(f), st.st_size, st.st_mtime_ns] for f in files for st in [os.stat(f)]]
 
 
@@ -222,16 +222,14 @@ def split_point(n_chars: int, val_fraction: float) -> int:
     return n_chars - int(n_chars * val_fraction)
 
 
-def _all_pieces(paths: list[str], reading: Reading) -> Iterator[Iterator[str]]:
+def _all_pieces(paths: list[str], reading: Reading) -> Pieces:
     """One decoded-text iterator per file, for every path in order; nothing opened before it
     is needed."""
     for path in paths:
         yield from reader_for(path).pieces(path, reading)
 
 
-def _taken(
-    chunks: Iterator[str], max_chars: int | None, paths: list[str], notes, warn
-) -> Iterator[str]:
+def _taken(chunks: Texts, max_chars: int | None, paths: list[str], notes, warn) -> Texts:
     """The non-empty ``chunks``, pulling no more once ``max_chars`` characters are out; then
     the empty-corpus check and the notes."""
     n = 0

@@ -14,7 +14,7 @@ file, wherever the chunks were cut::
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -41,12 +41,16 @@ class Decoding:
     magic: tuple  # (prefix, description, way out) of each binary format told by its start
 
 
+# one file's text, chunk by chunk: a generator, so that whoever reads it can close it early
+Texts = Generator[str, None, None]
+
+
 class Opened(NamedTuple):
     """A sniffed stream: binary (``binary`` says what it is), or text in ``encoding``."""
 
     binary: tuple[str, str] | None  # (description, way out)
     encoding: str | None  # the encoding it is read in: a byte-order mark may have chosen it
-    texts: Iterator[str] | None  # the text chunk by chunk, a leading BOM dropped, not normalised
+    texts: Texts | None  # the text chunk by chunk, a leading BOM dropped, not normalised
 
 
 def open_text(name: str, where: str, stream, how: Decoding) -> Opened:
@@ -90,9 +94,7 @@ def _read_head(stream, how: Decoding) -> list[bytes]:
     return head_chunks
 
 
-def _decode(
-    name: str, stream, head_chunks: list[bytes], encoding: str, how: Decoding
-) -> Iterator[str]:
+def _decode(name: str, stream, head_chunks: list[bytes], encoding: str, how: Decoding) -> Texts:
     """Decode ``head_chunks`` then the rest of ``stream``; an error tells the byte's offset in
     the file."""
     decoder = codecs.getincrementaldecoder(encoding)(how.errors)

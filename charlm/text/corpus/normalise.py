@@ -15,10 +15,13 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from contextlib import closing
 
+from .decode import Texts
+from .reading import Pieces
+
 _LOWER_HOLD = 1 << 20  # lowercase: longest run without whitespace held back before cutting anyway
 
 
-def joined(pieces: Iterator[Iterator[str]]) -> Iterator[str]:
+def joined(pieces: Pieces) -> Texts:
     """The non-empty texts of every piece, with one "\\n" between a piece that does not end
     with a newline and the next non-empty piece."""
     need_separator = False
@@ -43,7 +46,7 @@ def _piece_texts(piece: Iterator[str], separator_first: bool) -> Generator[str, 
     return last
 
 
-def normalised(texts: Iterator[str], norm: Normaliser) -> Iterator[str]:
+def normalised(texts: Texts, norm: Normaliser) -> Texts:
     """``texts`` through ``norm``, then what it held back."""
     with closing(texts):
         for text in texts:

@@ -23,7 +23,7 @@ class Notes:
     ``kind`` is "binary" (skipped) or ``("bom", encoding)`` (decoded by its byte-order mark).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.names: dict[tuple, dict[str, None]] = {}
 
     def add(self, where: str, kind, name: str) -> None:

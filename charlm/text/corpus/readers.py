@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from ...errors import CharLMError
 from . import sniff
-from .reading import Guarded, Reading, entry_texts, hidden, named_text, open_file
+from .reading import Guarded, Pieces, Reading, entry_texts, hidden, named_text, open_file
 from .zipped import zip_pieces
 
 
@@ -34,7 +34,7 @@ class Reader:
     """One kind of input: which paths it reads, and how."""
 
     name: str
-    pieces: Callable[[str, Reading], Iterator[Iterator[str]]]  # one text iterator per file
+    pieces: Callable[[str, Reading], Pieces]  # one text generator per file
     claims: Callable[[str], bool] | None = None  # which paths it reads; None: by ``suffix``
     suffix: str = ""  # a file whose name ends so (in any case) is read by it
     files: Callable[[str], list[str]] | None = _itself  # what to stat; None: cannot tell unread
@@ -48,16 +48,16 @@ class Reader:
         return path.lower().endswith(self.suffix) and not os.path.isdir(path)
 
 
-def _stdin_pieces(path: str, reading: Reading) -> Iterator[Iterator[str]]:
+def _stdin_pieces(path: str, reading: Reading) -> Pieces:
     yield named_text("<stdin>", reading.stdin, reading)
 
 
-def _file_pieces(path: str, reading: Reading) -> Iterator[Iterator[str]]:
+def _file_pieces(path: str, reading: Reading) -> Pieces:
     with open_file(path) as f:
         yield named_text(path, Guarded(f, path, None, None), reading)
 
 
-def _gzip_pieces(path: str, reading: Reading) -> Iterator[Iterator[str]]:
+def _gzip_pieces(path: str, reading: Reading) -> Pieces:
     with open_file(path) as raw:
         try:
             gz = gzip.GzipFile(fileobj=raw, mode="rb")
@@ -68,13 +68,13 @@ def _gzip_pieces(path: str, reading: Reading) -> Iterator[Iterator[str]]:
         yield named_text(path, Guarded(gz, path, "gzip file", reading.budget), reading)
 
 
-def _folder_pieces(path: str, reading: Reading) -> Iterator[Iterator[str]]:
+def _folder_pieces(path: str, reading: Reading) -> Pieces:
     """Its text files, recursively, sorted by path; hidden entries and binary files skipped."""
     nothing = f"folder {path} has no text files; put .txt files in it or pass a file"
     yield from entry_texts(path, _folder_files(path), reading, nothing)
 
 
-def _folder_files(folder: str) -> Iterator[tuple[str, Guarded]]:
+def _folder_files(folder: str) -> Generator[tuple[str, Guarded], None, None]:
     """``(path, stream)`` of each file of ``folder``, open while the caller reads it."""
     for full in _folder_listing(folder):
         with open_file(full) as f:

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass, field
 
 from ...errors import CharLMError
-from .decode import Decoding, open_text
+from .decode import Decoding, Texts, open_text
 from .notes import Notes
 
 _UNREADABLE = "permission denied; make it readable (chmod +r) or pass another path"
+
+Pieces = Generator[Texts, None, None]  # one Texts per file of a path, each open while read
 
 
 class Budget:
@@ -47,7 +49,7 @@ class Reading:
     notes: Notes = field(default_factory=Notes)
 
 
-def named_text(name: str, stream, reading: Reading) -> Iterator[str]:
+def named_text(name: str, stream, reading: Reading) -> Texts:
     """The text of a file the user named: binary content is an error."""
     kind, text = _open_text(name, stream, reading, where=name)
     if kind is not None:
@@ -56,7 +58,9 @@ def named_text(name: str, stream, reading: Reading) -> Iterator[str]:
     return text
 
 
-def entry_texts(where: str, entries, reading: Reading, nothing: str) -> Iterator[Iterator[str]]:
+def entry_texts(
+    where: str, entries: Generator[tuple[str, Guarded], None, None], reading: Reading, nothing: str
+) -> Pieces:
     """The text of each ``(name, stream)`` of a folder or zip; binary ones are skipped and noted.
 
     Raises ``CharLMError(nothing)`` when none is text.

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import zipfile
 import zlib
-from collections.abc import Iterator
 
 from ...errors import CharLMError
 from .notes import few
-from .reading import Guarded, Reading, entry_texts, hidden, named_text, open_file
+from .reading import Guarded, Pieces, Reading, entry_texts, hidden, named_text, open_file
 
 
-def zip_pieces(path: str, reading: Reading) -> Iterator[Iterator[str]]:
+def zip_pieces(path: str, reading: Reading) -> Pieces:
     """One decoded-text iterator per text member of the zip at ``path``."""
     with open_file(path) as raw:
         try:
