@@ -22,6 +22,7 @@ import collections
 import csv
 import time
 from pathlib import Path
+from typing import Any
 
 from ..errors import CharLMError
 from ..metrics import LN2, number
@@ -77,7 +78,7 @@ def summarise(path) -> dict:
     """What a run is and how far it got: a dict of plain data (the row of `charlm runs`).
     A folder that is not a readable run gets ``status`` "broken" and a ``note`` saying why."""
     run = RunDir(path)
-    row = {
+    row: dict[str, Any] = {
         "name": run.path.name,
         "path": str(run.path),
         "model": None,

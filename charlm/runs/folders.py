@@ -47,13 +47,14 @@ def resolve_run(run: str | None, runs_dir: str = RUNS_DIR, flag: str = "--run") 
         if not (path / CONFIG).exists() and (path / LATEST).is_symlink():
             path = newest_run(path) or path  # a folder of runs, e.g. the --runs-dir of a train
     else:
-        path = newest_run(Path(runs_dir))
-        if path is None:
+        newest = newest_run(Path(runs_dir))
+        if newest is None:
             verb = "to resume" if flag == "--resume" else "found"
             raise CharLMError(
                 f"no run {verb} in {runs_dir}/; train one first with `charlm "
                 f"train CORPUS`, or name the run folder: {flag} DIR"
             )
+        path = newest
     if not (path / CONFIG).is_file():
         raise CharLMError(
             f"{path}: not a charlm run (no {CONFIG}); name a run folder "

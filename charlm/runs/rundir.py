@@ -35,12 +35,16 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import CharLMError
 from ..fsio import atomic_write, text_sha256, to_stderr
 from ..metrics import FIELDS
+from ..models import families
 from ..options.config import FORMAT_VERSION, Config
+from ..options.setting import OptionError
+from ..options.toml import located
 from ..text.vocab import Vocab
 from .checkpoints import WEIGHTS, SavedModel
 from .folders import (
@@ -85,7 +89,7 @@ class RunDir(SavedModel):
     (:mod:`.folders`): claimed and locked, incomplete until its first checkpoint of a trained
     step, then the newest run. ``log`` tells what a training should hear (default stderr)."""
 
-    def __init__(self, path, log=None):
+    def __init__(self, path: str | os.PathLike[str], log: Callable[[str], None] | None = None):
         self.path = Path(path)
         self.log = log or to_stderr
         self.lock: RunLock | None = None  # held while this process trains the run
@@ -195,7 +199,12 @@ class RunDir(SavedModel):
                 f"this charlm reads ({FORMAT_VERSION}); use the charlm that wrote "
                 "it, or retrain"
             )
-        return Config.from_toml_text(text, str(path))
+        cfg = Config.from_toml_text(text, str(path))
+        try:  # the family's own rules; a setting only another family takes stays readable
+            families.check(cfg, settings=False)
+        except OptionError as e:
+            raise located(e, text, str(path)) from None
+        return cfg
 
     def write_vocab(self, vocab: Vocab) -> None:
         vocab.save(self.path / "vocab.json")
@@ -255,6 +264,7 @@ class RunDir(SavedModel):
         hashes (an :class:`~charlm.text.idfile.EncodedCorpus`) against corpus.json."""
         train, val = corpus.info()["train_sha256"], corpus.info()["val_sha256"]
         info = self.corpus_info()
+        assert info is not None  # corpus_info gives None only when missing_ok
         if info.get("train_sha256") != train or info.get("val_sha256") != val:
             raise CharLMError(
                 f"the corpus is not the one {self.path} was trained on "
