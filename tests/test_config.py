@@ -86,7 +86,6 @@ def test_missing_config_file_is_named():
         ({"batch_size": -3}, "batch_size must be at least 1, not -3"),
         ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\), not 1; e.g. 0.1"),
         ({"val_fraction": -0.1}, r"val_fraction must be in \[0, 1\), not -0.1"),
-        ({"model": "transformer"}, "model must be one of lstm, gru"),
         ({"lr": 0.0}, "lr must be a positive number"),
         (
             {"time_budget": "ten minutes"},

@@ -20,6 +20,7 @@ import sys
 import click
 
 from ..api.catalog import WEIGHTS
+from ..api.families import names as family_names
 from ..errors import CharLMError, os_error_line, resource_line
 from ..fsio import quiet_stderr
 from ..options.config import RUNS_DIR, Config
@@ -121,9 +122,10 @@ def _kind(f, show_defaults: bool) -> dict:
         return {"multiple": True}
     if f.type == "bool":
         return {"default": None}
+    choices = family_names() if f.name == "model" else f.metadata["choices"]
     kind = (
-        click.Choice(f.metadata["choices"])
-        if f.metadata["choices"]
+        click.Choice(choices)
+        if choices
         else {"int": int, "int | None": int, "float": float}.get(f.type, str)
     )
     shown = show_defaults and f.default is not None  # None: its help says what it means

@@ -265,11 +265,14 @@ def recipe_choice() -> Family:
     return next(f for f in FAMILIES if f.recipe.why)
 
 
-def check(cfg: Any) -> None:
+def check(cfg: Any, settings: bool = True) -> None:
     """Refuse a config whose settings do not apply to its family.
 
     Args:
         cfg: A :class:`~charlm.options.config.Config` (any record with its fields).
+        settings: Whether to refuse a setting only other families take. A run folder's
+            config is read without it: a run trained before this rule kept such a setting,
+            unused, and stays readable.
 
     Raises:
         OptionError: about ``model`` for an unknown family; about ``precision`` for a
@@ -292,7 +295,7 @@ def check(cfg: Any) -> None:
             hint="drop the precision setting",
         )
     defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
-    for name in _only_some() - set(own.fields):
+    for name in (_only_some() - set(own.fields)) if settings else ():
         if getattr(cfg, name) != defaults[name]:
             takers = ", ".join(f.name for f in FAMILIES if name in f.fields)
             raise OptionError(

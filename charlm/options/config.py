@@ -29,7 +29,6 @@ from .toml import canonical_keys, located, parse_toml, read_text, toml_value
 
 FORMAT_VERSION = 1  # bump when a run directory written before cannot be read the same way
 
-MODELS = ("lstm", "gru", "rnn", "scratch-rnn", "scratch-gru", "scratch-lstm")
 RUNS_DIR = "runs"  # the folder of runs when none is named: every default asks here
 NO_LIMIT = ("0", "none", "off")  # what --time-budget takes for "no limit"
 
@@ -73,8 +72,8 @@ class Config:
     # model
     model: str = setting(
         "lstm",
-        "lstm, gru, rnn (Keras layers) or scratch-rnn, scratch-gru, scratch-lstm.",
-        choices=MODELS,
+        "The model family: Keras layers (lstm, gru, rnn) or cells written from their equations "
+        "(scratch-rnn, scratch-gru, scratch-lstm); charlm.models.families has the table.",
     )
     layers: int = setting(2, "Number of stacked recurrent layers.", least=1)
     units: int = setting(256, "Hidden units per layer.", least=1)
@@ -258,11 +257,6 @@ class Config:
         return help_of(Config, name)
 
     @property
-    def precisions(self) -> tuple[str, ...]:
-        """The precisions this model can train in: the scratch cells, float32 only."""
-        return ("float32",) if self.is_scratch else CHOICES["precision"]
-
-    @property
     def sample_options(self) -> SamplingOptions:
         """The :class:`~charlm.options.sampling.SamplingOptions` of the samples printed during
         training: ``sample_length`` characters at ``sample_temperature`` (0 = greedy), seeded
@@ -274,10 +268,6 @@ class Config:
         return SamplingOptions(
             length=self.sample_length, temperature=self.sample_temperature, seed=self.seed
         )
-
-    @property
-    def is_scratch(self) -> bool:
-        return self.model.startswith("scratch-")
 
     @functools.cached_property
     def time_budget_seconds(self) -> float | None:

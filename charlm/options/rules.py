@@ -141,17 +141,8 @@ def _name(cfg: Any) -> None:
         )
 
 
-def _precision(cfg: Any) -> None:
-    if cfg.precision not in cfg.precisions:
-        raise OptionError(
-            "precision",
-            f"{cfg.precision} is for the Keras models (lstm, gru, rnn); {cfg.model} trains "
-            "in float32",
-            hint="drop the precision setting",
-        )
-
-
-RULES = (_ranges, _sample_options, _time_budget, _name, _precision)
+# (the rules that depend on the model's family are the family table's: charlm.models.families)
+RULES = (_ranges, _sample_options, _time_budget, _name)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
 
