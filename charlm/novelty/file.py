@@ -64,6 +64,7 @@ def read_index(path) -> tuple[Vocab, np.ndarray, np.ndarray, str]:
         raise CharLMError(f"{path}: not a readable novelty index ({e}); {way_out}") from None
     if problem:
         raise CharLMError(f"{path}: {problem}; {way_out}")
+    assert vocab is not None  # made whenever there is no problem
     return vocab, ids, sa, meta["sha256"]
 
 

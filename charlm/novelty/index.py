@@ -87,7 +87,7 @@ class NoveltyIndex:
         self.symbols, self.sa = (
             a.view(np.ndarray) if isinstance(a, np.memmap) else a for a in (symbols, sa)
         )
-        self._newlines = None
+        self._newlines: np.ndarray | None = None  # offsets of the text's newlines, when asked
         self.cap = CAP  # a knob of query speed only: answers do not depend on it
 
     def __len__(self) -> int:
@@ -140,19 +140,19 @@ class NoveltyIndex:
         q = self._encode(sample)
         lengths = self._matching(q)
         match = self._longest(q, lengths)
-        line, column = self.line_and_column(match.offset) if match.length else (None, None)
+        # offset and start are None exactly when nothing matched (match.length 0)
+        offset, start = match.offset, match.start
+        line, column = self.line_and_column(offset) if offset is not None else (None, None)
         ngrams = max(0, len(sample) - n + 1)
         copied = int(np.count_nonzero(lengths[:ngrams] >= n))
         return {
             "chars": len(sample),
             "longest_match": match.length,
-            "longest_match_text": sample[match.start : match.start + match.length]
-            if match.length
-            else "",
-            "offset": match.offset,
+            "longest_match_text": sample[start : start + match.length] if start is not None else "",
+            "offset": offset,
             "line": line,
             "column": column,
-            "sample_start": match.start,
+            "sample_start": start,
             "n": n,
             "ngrams": ngrams,
             "copied_ngrams": copied,

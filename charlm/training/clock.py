@@ -1,15 +1,17 @@
 """The clock and the schedule: how much of a run's time budget is spent, what must be kept
 back for the end, and the learning rate at each point of the run.
 
-A ``--time-budget`` counts from the launch of the command (``charlm.cli.LAUNCHED``: the start
-of the process, :func:`process_started`; or the ``started`` the Python API is given), so that
-start-up, the final validation, the final save and the exit all fit in it. Training stops when
-the next step would leave less than the reserve: the final validation and save as long as the
-last ones took, and the exit (``charlm train`` ends its process at once once its files are
-written: an interpreter's teardown with TensorFlow loaded took 1-2 s). The schedule is driven by the fraction of the run done, measured
-by the clock as well as by the steps, because a schedule tuned in steps on one CPU is wrong
-on another (DESIGN.md: a cosine decay tuned for ~1,900 steps lost 0.26 nats to a constant
-rate on a CPU about 2.3x slower).
+A ``--time-budget`` counts from the launch (for ``charlm train`` the start of its process,
+:func:`process_started`; for the Python API the ``started`` it is given), so that start-up,
+the final validation, the final save and the exit all fit in it. A launch has one clock: the
+budget recipe reads it to choose, the trainer to stop in time and to drive the schedule.
+Training stops when the next step would leave less than the reserve: the final validation and
+save as long as the last ones took, and the exit (``charlm train`` ends its process at once
+once its files are written: an interpreter's teardown with TensorFlow loaded took 1-2 s).
+The schedule is driven by the fraction of the run done, measured by the clock as well as by
+the steps, because a schedule tuned in steps on one CPU is wrong on another (BENCHMARKS.md,
+"What the budget recipe and the clock stand on": a cosine decay tuned for ~1,900 steps lost
+0.26 nats to a constant rate on a CPU about 2.3x slower).
 
 No TensorFlow here: the API and the CLI check a budget with it before TensorFlow loads.
 

@@ -8,36 +8,35 @@ machine in the first seconds, then chooses every setting the user left unset and
    (the step costs ~6 FLOPs per weight per character, and small matrices run less
    efficiently, which the measured exponent captures). Each step is timed alone, in
    ``ROUNDS`` rounds that alternate the two sizes, and the median step counts: a burst of
-   load from elsewhere slows both sizes alike and moves a median little (a mean of 1 s of
-   steps moved ~10 % between two runs and, at the edge of a width, changed the width).
-2. **Depth.** One layer, unless the vocabulary is an alphabet and the budget is long. A
-   second layer slows early learning: on tiny Shakespeare, measured in one session, one
-   layer scored 1.74 against 2.03 at 90 s and 1.51 against 1.55 at 5 minutes (val, state
-   carried); on the Tang poems (5,992 characters) two layers sat at the unigram level for
-   minutes (val 6.71 against 5.70 for one layer after 400 steps). Long budgets on an
-   alphabet keep the two layers of the 10-minute race (BENCHMARKS.md); at 10 minutes the
-   depth no longer matters: 1x512 and 2x256 scored 1.514 and 1.518 in 64-char windows.
+   load from elsewhere slows both sizes alike and moves a median little (a mean moved
+   enough to change the width).
+2. **Depth.** One layer, unless the vocabulary is an alphabet and the budget is long
+   (``DEEP_SECONDS``). A second layer slows early learning, and on a large vocabulary kept
+   the model at the unigram level for minutes; by 10 minutes the depth no longer matters, and
+   long budgets on an alphabet keep the two layers of the 10-minute race.
 3. **Width.** With T seconds left, a width H processes ``rate(H)·T`` characters. The recipe
    takes the widest H that still sees ``TOKENS_PER_PARAM`` characters per recurrent weight
    with a margin (``WIDER_MARGIN``): a wider model learns more per character, a narrower one
    sees more characters, and near the bar the narrower is kept unless the wider clears it
-   clearly, so that speeds measured ~10 % apart choose the same width (on tiny Shakespeare at
-   5 minutes, two runs at the bar's edge chose 1x384, 1.599, and 1x256, 1.565). The
-   embedding and output rows are not counted: each trains only where its character occurs,
-   and with a large vocabulary they would make every width look too wide.
+   clearly, so that speeds measured ~10 % apart choose the same width (two runs at the bar's
+   edge once chose two widths). The embedding and output rows are not counted: each trains
+   only where its character occurs, and with a large vocabulary they would make every width
+   look too wide.
 4. **Updates.** Short budgets are limited by the number of optimizer updates more than by
    the characters seen, so batches are small (``BATCH`` windows of ``SEQ_LEN``). The random
    sampler starts every window from a zero state. Carrying the state between batches
-   (consecutive sampler, truncated BPTT) was measured too: on tiny Shakespeare at 5 minutes it
-   scored 0.10 nats/char worse in 64-character windows and no better with the state carried,
-   because a model that never starts from zero learns no good start.
-5. **Schedule.** Warm-up, then cosine decay driven by the elapsed time, ending at the budget;
+   (consecutive sampler, truncated BPTT) scored worse, because a model that never starts from
+   zero learns no good start.
+5. **Schedule.** Warm-up, then cosine decay driven by the launch's clock, ending at the budget;
    a large vocabulary takes a higher peak (1e-2: its rare characters' rows get few updates).
 6. **Regularisation.** Dropout only when the budget allows many passes over the corpus.
 7. **Precision.** mixed_bfloat16 only when the CPU has native bf16 and measures faster.
 
 What it may choose for a family (the family itself when none is given, the widths, the
 precisions) is that family's :class:`~charlm.models.families.Recipe`.
+
+The figures behind each choice are in BENCHMARKS.md, "What the budget recipe and the clock
+stand on".
 
     cfg = choose(cfg, fixed={"model"}, vocab_size=65, train_chars=1_003_854,
                  val_chars=111_540, budget_left=280.0)
@@ -83,7 +82,6 @@ BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
 LARGE_VOCAB = 1_000  # characters: from here on, a large vocabulary (its own shape and lr)
 DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
-EVAL_CHARS = 65_536  # held-out characters per intermediate validation (the last is full)
 
 
 def stepper(cfg, vocab_size: int):
