@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import charlm
 from charlm.models.families import family
 from charlm.options.config import Config
+from charlm.training.clock import Clock
 from charlm.training.recipe import (
     CHOSEN,
     DEEP_SECONDS,
@@ -107,7 +108,7 @@ def test_a_depth_the_user_gives_is_neither_logged_nor_explained_by_the_recipe():
         vocab_size=66,
         train_chars=1_000_000,
         val_chars=111_000,
-        budget_left=595.0,
+        clock=Clock(595.0),
         log=lines.append,
     )
     said = "\n".join(lines)
@@ -123,7 +124,7 @@ def test_a_large_vocabulary_trains_one_layer_at_a_higher_learning_rate_and_says_
         vocab_size=6_000,
         train_chars=700_000,
         val_chars=77_000,
-        budget_left=60.0,
+        clock=Clock(60.0),
         log=lines.append,
     )
     assert (cfg.layers, cfg.lr) == (1, 1e-2)
@@ -135,7 +136,7 @@ def test_a_large_vocabulary_trains_one_layer_at_a_higher_learning_rate_and_says_
         vocab_size=VOCAB,
         train_chars=700_000,
         val_chars=77_000,
-        budget_left=60.0,
+        clock=Clock(60.0),
         log=print,
     )
     assert alphabet.layers == Config().layers and alphabet.lr < 1e-2
@@ -150,7 +151,7 @@ def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
         vocab_size=VOCAB,
         train_chars=200_000,
         val_chars=20_000,
-        budget_left=60.0,
+        clock=Clock(60.0),
         log=lines.append,
     )
     assert (cfg.units, cfg.sampler, cfg.lr) == (48, "consecutive", 0.01)
@@ -192,6 +193,36 @@ def test_a_time_budget_alone_trains_the_recipes_model_and_ends_its_schedule_with
     assert float(rows[-1]["lr"]) < 0.35 * cfg.lr
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert run.generate("ROMEO:", length=20, seed=1)[0].startswith("ROMEO:")
+
+
+def test_the_recipe_and_the_trainer_read_the_one_clock_of_the_launch(workdir, monkeypatch):
+    # the budget counts from the launch: the recipe chooses by what the launch's clock has
+    # left, and the trainer stops and schedules by that same clock, not one of its own
+    import charlm.training.recipe
+    from charlm.api import prepare_launch
+    from charlm.api.launch import Launch
+
+    seen = []
+
+    def choose(cfg, fixed, vocab_size, train_chars, val_chars, clock, log, shape_from=None):
+        seen.append(clock)
+        return cfg  # the tiny settings as given: no measuring
+
+    monkeypatch.setattr(charlm.training.recipe, "choose", choose)
+    corpus = workdir / "c.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 200)
+    tiny = dict(layers=1, units=16, embedding_dim=8, seq_len=16, batch_size=8)
+    launch = Launch(
+        paths=[corpus],
+        overrides=dict(time_budget="1m", **tiny),
+        log=lambda line: None,
+        progress=False,
+        started=time.monotonic() - 5.0,
+    )
+    trainer = prepare_launch(launch)
+    trainer.rundir.release()
+    assert len(seen) == 1 and seen[0] is launch.clock and trainer.clock is launch.clock
+    assert launch.clock.budget == 60.0 and 0 < launch.clock.left() < 55.0
 
 
 def test_recipe_fixed_keeps_the_given_settings_under_a_time_budget(workdir):

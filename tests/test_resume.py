@@ -76,6 +76,21 @@ def test_resume_refuses_to_change_the_model_or_the_corpus(workdir, five_steps):
         charlm.train([other], resume="runs/r", steps=10, progress=False)
 
 
+def test_a_resumed_run_trains_on_the_launchs_clock_with_the_budget_it_resumes_with(
+    workdir, five_steps
+):
+    from charlm.api import prepare_launch
+    from charlm.api.launch import Launch
+
+    copy_run(five_steps, workdir / "runs/r")
+    launch = Launch(
+        resume="runs/r", overrides={"time_budget": "1h"}, log=lambda line: None, progress=False
+    )
+    trainer = prepare_launch(launch)
+    trainer.rundir.release()
+    assert trainer.clock is launch.clock and launch.clock.budget == 3600.0
+
+
 def test_resume_reuses_the_runs_id_file_while_the_corpus_files_are_unchanged(workdir):
     corpus = workdir / "c.txt"
     corpus.write_text(CORPUS.read_text()[:3000])

@@ -11,6 +11,10 @@ checked against the run's hashes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from ..errors import CharLMError
 from ..fsio import to_stderr
 from ..options.config import RESUMABLE_KEYS, Config
@@ -19,6 +23,26 @@ from ..runs.rundir import RunDir
 from ..text.corpus import read_chunks, read_corpus, source_signature
 from ..text.idfile import IDS_FILE, EncodedCorpus, encode, ids_match
 from ..text.texts import corpus_options, read_options
+
+if TYPE_CHECKING:
+    from ..text.samplers import Sampler
+    from ..text.vocab import Vocab
+    from .launch import Launch
+    from .origin import Origin
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a run trains on, read and checked: its config, its run folder (locked for this
+    process), its encoded corpus and vocabulary, its batches (None for a resumed run until its
+    folder is safely open) and the run a new run starts from (``--init-from``), if any."""
+
+    cfg: Config
+    rundir: RunDir
+    corpus: EncodedCorpus
+    vocab: Vocab
+    sampler: Sampler | None = None
+    origin: Origin | None = None
 
 
 def resolve_config(config=None, **overrides) -> Config:
@@ -69,9 +93,11 @@ def _source(paths: list[str], opts: dict, warn):
     return chunks
 
 
-def resumed_inputs(paths, config, resume, overrides, log, progress):
-    """The config, run folder, encoded corpus and vocabulary of a run to resume, each checked
-    against what the run was started with."""
+def resumed_inputs(launch: Launch, log: Callable[[str], None]) -> Inputs:
+    """The config, run folder, encoded corpus and vocabulary of the run ``launch`` resumes,
+    each checked against what the run was started with; the launch's clock is given the
+    run's budget. Its sampler is left to the caller."""
+    overrides, resume = launch.overrides, launch.resume
     runs_dir = overrides.get("runs_dir", "runs")
     rundir = RunDir(resolve_run(None if resume is True else str(resume), runs_dir, "--resume"))
     saved = rundir.read_config()
@@ -80,9 +106,11 @@ def resumed_inputs(paths, config, resume, overrides, log, progress):
     try:
         rundir.read_metrics(), rundir.checkpoints()  # a damaged one: one line before any write
         rundir.check_resumable()
-        cfg = _resumed_config(paths, config, overrides, saved, rundir)
+        cfg = _resumed_config(launch.paths, launch.config, overrides, saved, rundir)
+        launch.clock.set_budget(cfg.time_budget_seconds)
         vocab = rundir.read_vocab()
-        return cfg, rundir, _resumed_corpus(cfg, rundir, vocab, log, progress), vocab
+        corpus = _resumed_corpus(cfg, rundir, vocab, log, launch.progress)
+        return Inputs(cfg, rundir, corpus, vocab)
     except BaseException:
         rundir.release()
         raise

@@ -126,7 +126,7 @@ class Clock:
     included) and what the end keeps back. ``started`` is the ``time.monotonic()`` of the
     launch; ``elapsed`` the time a resumed run had already trained.
 
-        clock = Clock(cfg.time_budget_seconds, started=LAUNCHED)
+        clock = Clock(cfg.time_budget_seconds, started=launch.started)
         while not clock.spent(): ...
     """
 
@@ -135,6 +135,11 @@ class Clock:
         self.started = time.monotonic() if started is None else started
         self._base, self._since = elapsed, self.started  # elapsed = base + now - since
         self.took = {"evaluate": None, "save": 0.0}  # seconds the last of each took
+
+    def set_budget(self, budget: float | None) -> None:
+        """Count down from ``budget`` seconds (None or 0: no budget). A launch's clock starts
+        before the run's config, which says the budget, is read."""
+        self.budget = budget or None
 
     def elapsed(self) -> float:
         """Seconds of the run so far, resumed runs included."""

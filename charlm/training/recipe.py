@@ -39,7 +39,7 @@ The figures behind each choice are in BENCHMARKS.md, "What the budget recipe and
 stand on".
 
     cfg = choose(cfg, fixed={"model"}, vocab_size=65, train_chars=1_003_854,
-                 val_chars=111_540, budget_left=280.0)
+                 val_chars=111_540, clock=Clock(280.0))
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ import tensorflow as tf
 from ..models.families import family, recipe_choice
 from ..models.lm import build_model
 from ..models.memory import param_count
-from .clock import check_time_left, training_seconds, validation_seconds
+from .clock import Clock, check_time_left, training_seconds, validation_seconds
 from .step import make_optimizer, make_train_step
 
 # What the recipe may choose (a setting the user gave is never changed).
@@ -219,14 +219,15 @@ def choose(
     vocab_size: int,
     train_chars: int,
     val_chars: int,
-    budget_left: float,
+    clock: Clock,
     log=print,
     shape_from: str | None = None,
 ):
     """``cfg`` with every setting in CHOSEN that is not in ``fixed`` chosen for a run that
-    must end within ``budget_left`` seconds; each choice is logged with its reason.
-    ``shape_from``: the weights a fine-tuning starts from (``--init-from``), which fix the
-    model's shape (in ``fixed``)."""
+    must end when ``clock`` (the launch's, which the trainer goes on with) runs out; each
+    choice is logged with its reason. ``shape_from``: the weights a fine-tuning starts from
+    (``--init-from``), which fix the model's shape (in ``fixed``)."""
+    budget_left = clock.left()
     check_time_left(cfg.time_budget, budget_left, "auto")
     if shape_from:
         log(
@@ -248,9 +249,8 @@ def choose(
         log(f"recipe: model {cfg.model} ({family(cfg.model).recipe.why})")
     if shape:
         log(f"recipe: {describe_shape(shape)} ({why})")
-    t0 = time.monotonic()
     cfg, measured = _calibrate(cfg, fixed, vocab_size, log)
-    seconds = training_seconds(budget_left - (time.monotonic() - t0))
+    seconds = training_seconds(clock.left())  # what the measuring left
     if "units" not in fixed:
         rates = predict_rates(cfg, vocab_size, measured)
         units, why = pick_width(cfg, vocab_size, rates, seconds)

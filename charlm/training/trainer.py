@@ -81,9 +81,11 @@ class Callback:
 
 
 class Trainer:
-    """Trains ``model`` on ``sampler``'s batches, saving into ``rundir``; with a
-    ``tf.distribute`` ``strategy`` (under whose scope the model and the trainer are built), each
-    step runs over its replicas (:mod:`charlm.training.distribute`)."""
+    """Trains ``model`` on ``sampler``'s batches, saving into ``rundir``, against ``clock``
+    (the run's :class:`~charlm.training.clock.Clock`, which holds its budget; made from
+    ``cfg`` and now when not given); with a ``tf.distribute`` ``strategy`` (under whose scope
+    the model and the trainer are built), each step runs over its replicas
+    (:mod:`charlm.training.distribute`)."""
 
     def __init__(
         self,
@@ -98,7 +100,7 @@ class Trainer:
         callbacks=(),
         log=print,
         progress: bool | None = None,
-        started: float | None = None,
+        clock: Clock | None = None,
         strategy=None,
     ):
         self.cfg, self.model, self.sampler, self.rundir = cfg, model, sampler, rundir
@@ -116,9 +118,9 @@ class Trainer:
         self._saved_step: int | None = None
         self.nan_guard = NanGuard(self.train_state, rundir, log)
         self.console = Console(log, progress)
-        # the time budget counts from ``started`` (time.monotonic() of the launch), so that
-        # start-up, the final validation and the final save all fit in it
-        self.clock = Clock(cfg.time_budget_seconds, started)
+        # the launch's clock, which the budget recipe read too: it counts from the launch, so
+        # that start-up, the final validation and the final save all fit in the budget
+        self.clock = clock if clock is not None else Clock(cfg.time_budget_seconds)
         # the last steps' seconds, this process's first (which traces the graph) left out
         self._step_seconds: collections.deque[float] = collections.deque(maxlen=15)
         self._traced = False
