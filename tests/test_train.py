@@ -5,7 +5,9 @@ import json
 import math
 import subprocess
 import sys
+import time
 
+import click
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -236,6 +238,29 @@ def test_cli_train_sample_eval_with_a_preset_and_overrides(workdir):
     code, out, err = run_cli("eval", "--run", "runs/tm", CORPORA / "timemachine.txt", cwd=workdir)
     assert code == 0, err
     assert "perplexity:" in out and "characters scored:  178978" in out
+
+
+def test_charlm_train_returns_its_quick_exit_and_leaves_no_state_in_a_module(workdir):
+    # the process ends at once only where charlm.cli.main is called as the process: in a test
+    # runner the command just returns, and nothing is left set for a later command to read
+    import charlm.cli
+    from charlm.cli.train import QUICK_EXIT
+
+    args = ["train", CORPORA / "timemachine.txt", "--config", CONFIGS / "tiny.toml"]
+    args += ["--steps", "1", "--name", "returned", "--max-chars", "5000"]
+    returned = charlm.cli.main.main(list(map(str, args)), "charlm", standalone_mode=False)
+    assert returned == QUICK_EXIT
+    assert not hasattr(charlm.cli, "QUICK_EXIT")
+    assert json.loads((workdir / "runs/returned/run.json").read_text())["finished"]
+
+
+def test_a_time_budget_counts_from_the_launch_the_group_hands_to_train(workdir, monkeypatch):
+    import charlm.cli
+
+    monkeypatch.setattr(charlm.cli, "LAUNCHED", time.monotonic() - 100.0)
+    args = ["train", CORPORA / "timemachine.txt", "--time-budget", "1m", "--recipe", "fixed"]
+    with pytest.raises(click.ClickException, match="--time-budget 1m leaves 0 s after start-up"):
+        charlm.cli.main.main(list(map(str, args)), "charlm", standalone_mode=False)
 
 
 def test_charlm_train_as_a_process_ends_at_once_once_its_files_are_written(workdir):

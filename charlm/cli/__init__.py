@@ -20,24 +20,38 @@ import click
 from ..training.clock import process_started
 
 LAUNCHED = process_started()  # a --time-budget counts from here: launch to exit
-QUICK_EXIT = False  # set by a command whose files are all written: end the process at once
 
 from . import export, runs, sample, serve, train  # noqa: E402 (after LAUNCHED)
 
 
 class Main(click.Group):
-    """The command group; as the ``charlm`` process (called, not invoked in-process by a test
-    runner), it ends at once after a command that set QUICK_EXIT: the exit handlers run and
-    the streams are flushed, but the interpreter's teardown with TensorFlow loaded (1-2 s,
-    counted in a --time-budget) is skipped."""
+    """The command group. It hands its commands the launch a ``--time-budget`` counts from
+    (``ctx.obj``: LAUNCHED, as it is when the group runs). As the ``charlm`` process (called,
+    not invoked in-process by a test runner), it ends at once after a command that returns
+    ``train.QUICK_EXIT``: the exit handlers run and the streams are flushed, but the
+    interpreter's teardown with TensorFlow loaded (1-2 s, counted in a --time-budget) is
+    skipped."""
+
+    def invoke(self, ctx: click.Context):
+        """What the subcommand returned where it is QUICK_EXIT, else None: a command's return
+        value means nothing else here."""
+        returned = super().invoke(ctx)
+        return returned if returned is train.QUICK_EXIT else None
 
     def __call__(self, *args, **kwargs):
+        """Run as click's standalone mode runs (an error shown as its line and exit status;
+        every end a SystemExit), but see what the command returned."""
         try:
-            return self.main(*args, **kwargs)
-        except SystemExit as e:
-            if QUICK_EXIT:
-                quick_exit(e.code)
-            raise
+            returned = self.main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:  # Ctrl-C or end of input at a prompt
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        if returned is train.QUICK_EXIT:
+            quick_exit(0)
+        sys.exit(returned or 0)  # None, or click's exit status: --help, --version, ctx.exit
 
 
 def quick_exit(code) -> None:
@@ -60,8 +74,10 @@ def quick_exit(code) -> None:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(package_name="charlm")
-def main():
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """charlm: train character-level language models, sample from them, measure them."""
+    ctx.obj = LAUNCHED  # read now: a test runner sets it before each command it invokes
 
 
 for _command in (

@@ -1,5 +1,6 @@
 """``charlm train``: the training flags, made from Config's fields, checked before TensorFlow
-loads, then one charlm.api.train call.
+loads, then one :class:`~charlm.api.launch.Launch` (the flags, and the launch of this process
+that a ``--time-budget`` counts from) and one charlm.api.train_launch call.
 
     charlm train corpora/tinyshakespeare.txt --config configs/tiny.toml --time-budget 5m
     charlm train corpora/timemachine.txt --init-from runs/shakespeare --time-budget 2m
@@ -15,6 +16,10 @@ from ..errors import CharLMError
 from ..options.config import Config
 from ..runs.checkpoints import WEIGHTS
 from .common import complete_runs, config_options, quiet_tensorflow, user_errors
+
+# what the command returns once every file of its run is written: the charlm process may end
+# at once, skipping the interpreter's teardown (charlm.cli.Main)
+QUICK_EXIT = "quick exit"
 
 
 @click.command()
@@ -50,12 +55,11 @@ from .common import complete_runs, config_options, quiet_tensorflow, user_errors
 )
 @click.option("--force", is_flag=True, help="Replace an existing run of the same --name.")
 @config_options
+@click.pass_obj
 @user_errors
-def train(paths, config_path, resume, init_from, init_weights, force, **options):
+def train(launched, paths, config_path, resume, init_from, init_weights, force, **options):
     """Train a model on CORPUS (files, folders, .zip, .gz, or - for stdin); with --init-from,
     keep training another run's model on it."""
-    from . import LAUNCHED  # read at each call: the launch of this command
-
     if init_weights and not init_from:
         raise CharLMError("--init-weights chooses the weights of --init-from RUN; name the RUN")
 
@@ -65,35 +69,34 @@ def train(paths, config_path, resume, init_from, init_weights, force, **options)
         if v is not None and v != ()
     }
     # check the flags (named as flags), the preset, then both together, before TensorFlow loads
-    Config.from_dict(overrides, source="")
+    Config.from_dict(overrides)
     cfg = (Config.load(config_path) if config_path else Config()).replace(**overrides)
     if cfg.strategy == "multi-worker":  # it must exist before TensorFlow's devices do
         quiet_tensorflow(devices=False)
-        from ..training.distribute import at_startup
+        from ..api import at_startup
 
         at_startup(cfg)
     quiet_tensorflow()  # before anything imports TensorFlow, or its start-up chatter shows
-    from ..api import train as train_run
-    from ..training.trainer import TrainingInterrupted
+    from ..api import TrainingInterrupted, train_launch
+    from ..api.launch import Launch
 
+    launch = Launch(
+        paths=list(paths) or None,
+        config=config_path,
+        overrides=overrides,
+        resume=(True if resume == "latest" else resume),
+        force=force,
+        init_from=init_from,
+        init_weights=init_weights or "best",
+        started=launched,  # from the group (charlm.cli): the start of this process
+    )
     try:
-        run = train_run(
-            list(paths) or None,
-            config=config_path,
-            resume=(True if resume == "latest" else resume),
-            force=force,
-            started=LAUNCHED,
-            init_from=init_from,
-            init_weights=init_weights or "best",
-            **overrides,
-        )
+        run = train_launch(launch)
     except TrainingInterrupted as e:
         click.echo(str(e), err=True)
         sys.exit(130 if e.signum == 2 else 143)
     say_done(run)
-    from .. import cli
-
-    cli.QUICK_EXIT = True  # every file of the run is written: skip the interpreter's teardown
+    return QUICK_EXIT  # every file of the run is written
 
 
 def say_done(run) -> None:
