@@ -56,7 +56,9 @@ def os_error_line(e: OSError) -> str:
     """
     where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
     what = e.strerror or first_line(e)
-    way_out = OS_WAYS_OUT.get(e.errno, "check the path and the disk, and run the command again")
+    way_out = "check the path and the disk, and run the command again"
+    if e.errno is not None:  # an OSError made with a message only has none
+        way_out = OS_WAYS_OUT.get(e.errno, way_out)
     return f"{where}: {what}; {way_out}" if where else f"{what}; {way_out}"
 
 

@@ -37,7 +37,7 @@ SAMPLING_PARAMS = {
 }
 PARAM_OF = {option: param for param, option in SAMPLING_PARAMS.items()}
 # OpenAI parameters charlm does not implement: accepted only at their "off" value
-UNSUPPORTED = {
+UNSUPPORTED: dict[str, tuple[object, ...]] = {
     "echo": (None, False),
     "logprobs": (None,),
     "suffix": (None, ""),

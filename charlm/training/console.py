@@ -18,6 +18,7 @@ import math
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from tqdm import tqdm
 
@@ -28,25 +29,26 @@ class Console:
     """``log`` takes the lines when no bar shows; ``progress`` True/False forces the bar on or
     off, None shows it only on a terminal (tqdm's choice)."""
 
-    def __init__(self, log, progress: bool | None):
+    def __init__(self, log: Callable[[str], None], progress: bool | None):
         self.log, self.progress = log, progress
-        self.bar = None
+        self.bar: tqdm | None = None  # set up by session()
         self.interrupted = 0  # the number of the signal that asked to stop
 
     @contextlib.contextmanager
     def session(self, total: int | None, initial: int):
         """The progress bar and the signal handlers, around the loop."""
-        self.bar = progress_bar(self.progress, total=total, initial=initial, unit="step")
+        bar = self.bar = progress_bar(self.progress, total=total, initial=initial, unit="step")
         handlers = self._install_signal_handlers()
         try:
             yield
         finally:
-            self.bar.close()
+            bar.close()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
 
     def show(self, step: int, loss: float, meter) -> None:
         """One more step on the bar; every tenth its loss, perplexity and ``meter``'s speed."""
+        assert self.bar is not None, "Console.show is called inside its session()"
         self.bar.update(1)
         if step % 10 == 0 or step == 1:
             self.bar.set_postfix(

@@ -174,7 +174,9 @@ def is_chief(strat) -> bool:
     """True for the worker that saves the run: the ``chief`` task, else ``worker`` 0, or the
     only process when there is no cluster."""
     resolver = getattr(strat, "cluster_resolver", None) if strat is not None else None
-    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if resolver is None:
+        return True
+    cluster = resolver.cluster_spec().as_dict()
     if not cluster:
         return True
     if "chief" in cluster:
