@@ -40,7 +40,7 @@ from pathlib import Path
 
 from ..errors import CharLMError
 from ..fsio import atomic_write, text_sha256, to_stderr
-from ..metrics import FIELDS
+from ..metrics import FIELDS, cell
 from ..models import families
 from ..options.config import FORMAT_VERSION, Config
 from ..options.setting import OptionError
@@ -317,7 +317,7 @@ class RunDir(SavedModel):
                 w = csv.DictWriter(f, FIELDS, lineterminator="\n")
                 if new:
                     w.writeheader()
-                w.writerow({k: _fmt(row.get(k)) for k in FIELDS})
+                w.writerow({k: cell(row.get(k)) for k in FIELDS})
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:  # a full disk: name the file (a write error names none)
@@ -397,11 +397,3 @@ class WorkerRunDir(RunDir):
         if self.source.path.is_dir() and not self.source.checkpoints():  # its own, not the chief's
             unmark_latest(self.source.path)
             shutil.rmtree(self.source.path, ignore_errors=True)
-
-
-def _fmt(v):
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return v
