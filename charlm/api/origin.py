@@ -136,8 +136,11 @@ def _step_of(rundir: RunDir, weights: str) -> int:
     scores = [
         (number(r.get("val_loss")), number(r.get("train_loss")), int(r["step"])) for r in rows
     ]
-    scored = [(val if val is not None else train, step) for val, train, step in scores]
-    scored = [(s, step) for s, step in scored if s is not None]
+    scored = [
+        (score, step)
+        for val, train, step in scores
+        if (score := val if val is not None else train) is not None
+    ]
     return min(scored, key=lambda x: x[0])[1] if scored else 0
 
 

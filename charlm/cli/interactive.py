@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import fields
 from typing import NamedTuple
 
@@ -98,7 +99,7 @@ class Reader(NamedTuple):
     """How a command reads its words, what it says when it cannot, its help metavar and an
     example value."""
 
-    read: object
+    read: Callable[[list[str]], object]
     expected: str
     metavar: str
     example: str
@@ -120,10 +121,16 @@ OTHERS = [
 ]
 
 
+def reader_of(name: str) -> Reader:
+    """How the command of field ``name`` reads its words: by the field's annotation as
+    written (a string: sampling.py postpones its annotations)."""
+    return READERS[str(FIELDS[name].type)]
+
+
 def help_text(width: int = 100) -> str:
     """The commands, one per SamplingOptions field (its help text), then the others."""
     rows = [
-        (f":{f.name} {READERS[f.type].metavar}", f.metadata["help"]) for f in FIELDS.values()
+        (f":{f.name} {reader_of(f.name).metavar}", f.metadata["help"]) for f in FIELDS.values()
     ] + OTHERS
     left = max(len(a) for a, _ in rows) + 4
     lines = [
@@ -185,7 +192,7 @@ class Session:
 
     def change(self, name: str, words: list[str]) -> None:
         """Set option ``name`` from the words after it, if the options stay valid."""
-        reader = READERS[FIELDS[name].type]
+        reader = reader_of(name)
         try:
             value = reader.read(words)
         except (ValueError, KeyError):

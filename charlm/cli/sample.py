@@ -164,11 +164,12 @@ def seeded(options: SamplingOptions) -> SamplingOptions:
 def write_samples(chunks, out, separator: str) -> list[str]:
     """Write samples as the batch produces them: the first streams as it grows; the others,
     generated alongside it, follow it whole, each after ``separator``. Returns the samples."""
-    texts = None
+    texts: list[str] | None = None
     for piece in chunks:
         out.write(piece[0])
         out.flush()
         texts = piece if texts is None else [a + b for a, b in zip(texts, piece, strict=True)]
+    assert texts is not None, "a stream yields at least its prefixes"
     out.write("".join(separator + text for text in texts[1:]) + "\n")
     out.flush()
     return texts
