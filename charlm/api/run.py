@@ -9,7 +9,10 @@ TensorFlow is imported when the model is loaded, not when this module is.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CharLMError
 from ..options.sampling import SamplingOptions, check_num_samples
@@ -19,31 +22,52 @@ from ..text.texts import read_options
 from ..use.stops import Sample
 from .inputs import to_stderr
 
+if TYPE_CHECKING:
+    from ..models.lm import LanguageModel
+    from ..use.evaluate import Scorer
+    from ..use.generate import Generator
+
 
 class Run:
-    """A trained run: its config, vocabulary and model, ready to generate and evaluate."""
+    """A trained run: its config, vocabulary and model, ready to generate and evaluate.
 
-    def __init__(self, path, weights: str = "best", model=None):
+    Args:
+        path: The run folder.
+        weights: Which saved weights to load: ``"best"`` (the lowest validation loss) or
+            ``"last"`` (the newest checkpoint).
+        model: A model to use instead of loading the run's weights.
+
+    Raises:
+        CharLMError: the run's config, vocabulary or weights are missing or damaged, or
+            ``weights`` is neither.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        weights: str = "best",
+        model: LanguageModel | None = None,
+    ) -> None:
         self.dir = RunDir(path)
         self.path = self.dir.path
         self.config = self.dir.read_config()
         self.vocab = self.dir.read_vocab()
         self.model = model if model is not None else self._load_model(weights)
-        self._generator = None
-        self._generation_model = None
-        self._scorer = None
+        self._generator: Generator | None = None
+        self._generation_model: LanguageModel | None = None
+        self._scorer: Scorer | None = None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
 
-    def _load_model(self, weights: str):
+    def _load_model(self, weights: str) -> LanguageModel:
         from ..models.lm import load_model, weights_suffix
 
         path, way_out = self.dir.find_weights(weights, weights_suffix(self.config))
         return load_model(self.config, len(self.vocab), path, way_out)
 
     @property
-    def generation_model(self):
+    def generation_model(self) -> LanguageModel:
         """The model that generates, for ``charlm sample`` and ``charlm export`` alike: the
         run's weights computing in float32 (see ``LanguageModel.in_float32``), so that an
         export of a mixed_bfloat16 run writes what ``charlm sample`` writes."""
@@ -52,7 +76,9 @@ class Run:
         return self._generation_model
 
     @property
-    def generator(self):
+    def generator(self) -> Generator:
+        """The :class:`~charlm.use.generate.Generator` of :attr:`generation_model`, made at
+        its first use (it compiles the sampling loop)."""
         if self._generator is None:
             from ..use.generate import Generator
 
@@ -66,16 +92,31 @@ class Run:
         *,
         options: SamplingOptions | None = None,
         num_samples: int = 1,
-        warn=to_stderr,
+        warn: Callable[[str], None] = to_stderr,
         chunk: int | None = None,
-        **fields,
+        **fields: Any,
     ) -> list[str]:
-        """``num_samples`` samples for each prefix, each starting with its prefix, drawn with
-        ``options`` (a :class:`~charlm.options.sampling.SamplingOptions`; default: its defaults) and
-        ``length`` and any of its fields as keywords on top, as ``charlm sample`` takes them::
+        """Whole samples, as ``charlm sample`` draws them::
 
             run.generate("ROMEO:", length=200, temperature=0.8, stop=["\\n\\n"])
             run.generate(["A", "B"], options=SamplingOptions(top_p=0.9, seed=1))
+
+        Args:
+            prefixes: A prompt, a list of them, or None (one from the vocabulary's first
+                character).
+            length: Characters to generate after each prefix.
+            options: A :class:`~charlm.options.sampling.SamplingOptions` (default: its
+                defaults), with ``length`` and the ``fields`` on top.
+            num_samples: Samples per prefix.
+            warn: Told about prefix characters the model never saw.
+            chunk: Characters generated per call of the sampling loop.
+            **fields: Any field of SamplingOptions (``temperature=0.5``).
+
+        Returns:
+            ``num_samples`` samples per prefix, each starting with its prefix.
+
+        Raises:
+            OptionError: an option out of range, or an empty prefix, before anything runs.
         """
         options = _checked(options, length, fields, num_samples)
         return self.generator.generate(
@@ -93,12 +134,22 @@ class Run:
         *,
         options: SamplingOptions | None = None,
         num_samples: int = 1,
-        warn=to_stderr,
+        warn: Callable[[str], None] = to_stderr,
         chunk: int | None = None,
-        **fields,
-    ):
-        """Like :meth:`generate`, but yields the new text of every sample chunk by chunk (the
-        first yield: the prefixes); a bad option raises before the first yield."""
+        **fields: Any,
+    ) -> Iterator[list[str]]:
+        """:meth:`generate`'s samples, chunk by chunk.
+
+        Args:
+            prefixes, length, options, num_samples, warn, chunk, **fields: As :meth:`generate`.
+
+        Returns:
+            An iterator of the new text of every sample, chunk by chunk; its first item is
+            the prefixes.
+
+        Raises:
+            OptionError: an option out of range, when called (before the first item).
+        """
         options = _checked(options, length, fields, num_samples)
         return self.generator.stream(
             prefixes, options=options, num_samples=num_samples, warn=warn, chunk=chunk
@@ -111,14 +162,22 @@ class Run:
         *,
         options: SamplingOptions | None = None,
         num_samples: int = 1,
-        warn=to_stderr,
-        **fields,
+        warn: Callable[[str], None] = to_stderr,
+        **fields: Any,
     ) -> list[Sample]:
-        """Like :meth:`generate`, but each sample is a :class:`~charlm.use.stops.Sample`: the
-        text after its prefix, the prefix, why it ended, and the options with the seed used
-        (drawn when none is given): what ``charlm sample --json`` prints::
+        """:meth:`generate`'s samples with what ``charlm sample --json`` prints of them::
 
             [s.finish_reason for s in run.samples(["ROMEO:"], stop=["\\n\\n"], num_samples=2)]
+
+        Args:
+            prefixes, length, options, num_samples, warn, **fields: As :meth:`generate`.
+
+        Returns:
+            One :class:`~charlm.use.stops.Sample` per sample: the text after its prefix, the
+            prefix, why it ended, and the options with the seed used (drawn when none is given).
+
+        Raises:
+            OptionError: an option out of range, or an empty prefix, before anything runs.
         """
         options = _checked(options, length, fields, num_samples).seeded()
         rows = self.generator.start(prefixes, options, num_samples, warn)
@@ -134,16 +193,32 @@ class Run:
     def evaluate(
         self,
         text: str | None = None,
-        paths=None,
+        paths: Iterable[str] | None = None,
         batch_size: int = 64,
         seq_len: int = 256,
         carry_state: bool = True,
         encoding: str | None = None,
         errors: str | None = None,
     ) -> dict:
-        """nats/char, bits/char and perplexity on ``text``, on files ``paths`` (read with the
-        run's corpus options, or ``encoding``/``errors``), or, with neither, on the run's
-        held-out text."""
+        """How well the model predicts a text.
+
+        Args:
+            text: The text to score.
+            paths: Without ``text``: files to score, read with the run's corpus options.
+                With neither: the run's held-out text.
+            batch_size: Streams scored at once.
+            seq_len: Characters per stream per call.
+            carry_state: Carry each stream's state from one call to the next.
+            encoding: The encoding of ``paths`` (default: the run's).
+            errors: What to do with their invalid bytes (default: the run's).
+
+        Returns:
+            ``nats_per_char``, ``bits_per_char``, ``perplexity``, ``chars`` (scored) and
+            ``unknown_chars`` (characters the vocabulary lacks).
+
+        Raises:
+            CharLMError: the text is missing, unreadable or shorter than 2 characters.
+        """
         if text is None and paths:
             options = read_options(self.config)
             options["encoding"] = encoding or options["encoding"]
@@ -166,7 +241,11 @@ class Run:
         return result
 
     def metrics(self) -> list[dict]:
-        """The metrics history (one dict per row of metrics.csv)."""
+        """The metrics history.
+
+        Returns:
+            One dict per row of metrics.csv.
+        """
         return self.dir.read_metrics()
 
     def export(
@@ -182,6 +261,10 @@ class Run:
 
         Returns:
             The folder or file written.
+
+        Raises:
+            CharLMError: an unknown ``fmt``, a ``batch_size`` under 1, or an ``out`` that
+                exists (a folder may be replaced with ``force``).
         """
         from ..use.export import export_run
 
