@@ -196,10 +196,25 @@ class Config:
     name: str = setting("", "Folder name of this run (default: a timestamp).", resumable=True)
 
     def replace(self, **changes: Any) -> Config:
-        """A copy with ``changes`` applied and checked (:meth:`from_dict`)."""
+        """A copy with some settings changed, checked as :meth:`from_dict` checks.
+
+        Args:
+            **changes: Setting names and their new values.
+
+        Returns:
+            The new config (this one is frozen).
+
+        Raises:
+            OptionError: an unknown key, a value of a wrong type or out of range.
+        """
         return Config.from_dict({**self.to_dict(), **changes})
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting and its value (lists copied), as :meth:`from_dict` takes them.
+
+        Returns:
+            A dict with one item per field.
+        """
         return dataclasses.asdict(self)
 
     @classmethod
@@ -226,11 +241,18 @@ class Config:
 
     @classmethod
     def from_toml_text(cls, text: str, source: str = "config") -> Config:
-        """A config from TOML ``text``; a bad value is named by ``source`` (a file's path), its
-        line and its key as written there.
+        """A config from the text of a TOML file.
+
+        Args:
+            text: The TOML text (a preset, or a run's config.toml).
+            source: What the text is called in messages (a file's path).
+
+        Returns:
+            The config, checked.
 
         Raises:
-            CharLMError: ``"tiny.toml, line 3: units must be at least 1, not 0"``.
+            CharLMError: a syntax error, or a bad setting named by ``source``, its line and its
+                key as written there: ``"tiny.toml, line 3: units must be at least 1, not 0"``.
         """
         try:
             return cls.from_dict(parse_toml(text, source))
@@ -238,13 +260,32 @@ class Config:
             raise located(e, text, source) from None
 
     @classmethod
-    def load(cls, path: str | Path, overrides: dict | None = None) -> Config:
-        """Read a TOML preset, then apply ``overrides`` (e.g. command-line flags)."""
+    def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+        """A config from a TOML preset, with ``overrides`` on top.
+
+        Args:
+            path: The TOML file.
+            overrides: Settings that win over the file's (e.g. command-line flags).
+
+        Returns:
+            The config, checked.
+
+        Raises:
+            CharLMError: the file cannot be read or has a bad setting (its line named).
+            OptionError: a bad setting in ``overrides``.
+        """
         cfg = cls.from_toml_text(read_text(path), str(path))
         return cfg.replace(**overrides) if overrides else cfg
 
     def to_toml(self, header: str = "") -> str:
-        """The config as TOML text, every key present (with the format version on top)."""
+        """The config as TOML text, as a run's config.toml holds it.
+
+        Args:
+            header: A comment line to put first (``# ...``), if any.
+
+        Returns:
+            The text: the format version, then every setting, one a line.
+        """
         lines = [header] if header else []
         lines.append(f"format_version = {FORMAT_VERSION}")
         for f in fields(self):
@@ -253,7 +294,14 @@ class Config:
 
     @staticmethod
     def help(name: str) -> str:
-        """The help text of setting ``name``."""
+        """The help text of a setting.
+
+        Args:
+            name: The setting's field name (``seq_len``).
+
+        Returns:
+            Its help, as ``--help`` shows it.
+        """
         return help_of(Config, name)
 
     @property

@@ -20,7 +20,11 @@ from .setting import check_declared, setting
 @dataclass(frozen=True)
 class Limits:
     """What one server takes at most. A request past one is refused with one line, never
-    queued without bound."""
+    queued without bound. Each field is a keyword (its help below).
+
+    Raises:
+        OptionError: a limit that is not a whole number of at least 1.
+    """
 
     max_streams: int = setting(
         64,

@@ -27,11 +27,23 @@ class UnknownKey(OptionError):
     """A key that is no setting: named first, then the closest setting."""
 
     def worded(self, name: str) -> str:
+        """The message, one line, with the key called ``name``.
+
+        Args:
+            name: The key as this face calls it.
+
+        Returns:
+            ``"unknown key '{name}'; {hint}"``.
+        """
         return f"unknown key '{name}'; {self.hint}"
 
 
-def check_keys(data: dict, known: list[str]) -> None:
-    """Each key of ``data`` is one of ``known``.
+def check_keys(data: dict[str, Any], known: list[str]) -> None:
+    """Check that each key of ``data`` is one of ``known``.
+
+    Args:
+        data: Settings by name.
+        known: The names of the settings.
 
     Raises:
         UnknownKey: for the first that is not, with the closest known key as the hint.
@@ -61,8 +73,16 @@ _TYPES = {
 
 
 def check_type(key: str, value: Any, annotation: str) -> Any:
-    """``value`` as setting ``key`` (declared as ``annotation``) holds it: a float from an
-    int, a list from one string.
+    """A value as its setting holds it: a float from an int, a list from one string.
+
+    Args:
+        key: The setting's name.
+        value: The value given.
+        annotation: The setting's type as written in its dataclass (``"list[str]"``); a
+            type with no rule here takes any value.
+
+    Returns:
+        The value, converted.
 
     Raises:
         OptionError: ``value`` is not of that type.
@@ -78,7 +98,14 @@ def check_type(key: str, value: Any, annotation: str) -> Any:
 
 
 def validate(cfg: Any) -> None:
-    """Raises the :class:`OptionError` of the first value of ``cfg`` out of its range."""
+    """Check every value of a config against its range and the rules.
+
+    Args:
+        cfg: The config (a :class:`~charlm.options.config.Config`).
+
+    Raises:
+        OptionError: the first value out of its range, naming its field.
+    """
     check_declared(cfg)
     for rule in RULES:
         rule(cfg)
@@ -152,6 +179,13 @@ def parse_duration(text: str, field: str = "time_budget") -> float:
 
     >>> parse_duration("1h30m")
     5400.0
+
+    Args:
+        text: The duration.
+        field: The setting it is for, named in the error.
+
+    Returns:
+        The seconds, more than 0.
 
     Raises:
         OptionError: about ``field``, for a text that is no positive duration.

@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import Any
 
 from .setting import OptionError, setting
 
@@ -31,6 +33,13 @@ def seed_plus(seed: int, offset: int) -> int:
     draws several streams from one seed (its layers, dropout, the output layer), and the
     largest seed must give valid ones too. Below the top it is plain ``seed + offset``.
 
+    Args:
+        seed: A seed, 0 ... 2**63-1.
+        offset: How far along to go.
+
+    Returns:
+        The seed ``offset`` places on, modulo 2**63.
+
     >>> seed_plus(5, 1000), seed_plus(MAX_SEED, 1)
     (1005, 0)
     """
@@ -39,7 +48,13 @@ def seed_plus(seed: int, offset: int) -> int:
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """The options of one sample. A temperature of 0 means greedy, everywhere."""
+    """The options of one sample. A temperature of 0 means greedy, everywhere.
+
+    Each field is a keyword (its help below); ``stop`` takes one text or several.
+
+    Raises:
+        OptionError: the first option out of range (:meth:`check`).
+    """
 
     length: int = setting(200, "Characters to generate after the prefix.")
     temperature: float = setting(
@@ -57,7 +72,7 @@ class SamplingOptions:
         flag="--stop",
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         stop = (self.stop,) if isinstance(self.stop, str) else self.stop  # one, or several
         if not isinstance(stop, (list, tuple)):
             raise OptionError("stop", "must be text or a list of texts", stop)
@@ -83,8 +98,18 @@ class SamplingOptions:
                 raise OptionError("stop", "must be non-empty text", s)
 
     @classmethod
-    def of(cls, options: SamplingOptions | None = None, **changes) -> SamplingOptions:
-        """``options`` (default: the defaults) with the ``changes`` that are not None.
+    def of(cls, options: SamplingOptions | None = None, **changes: Any) -> SamplingOptions:
+        """Options with some fields changed, where a change is given.
+
+        Args:
+            options: The options to start from (default: the defaults).
+            **changes: Fields and their values; a None value changes nothing.
+
+        Returns:
+            The options, checked.
+
+        Raises:
+            OptionError: a changed option out of range.
 
         >>> SamplingOptions.of(SamplingOptions(top_k=5), temperature=0.5, seed=None).top_k
         5
@@ -97,19 +122,38 @@ class SamplingOptions:
         """Whether each character is the most likely one (--greedy, or a temperature of 0)."""
         return self.greedy or self.temperature == 0
 
-    def replace(self, **changes) -> SamplingOptions:
+    def replace(self, **changes: Any) -> SamplingOptions:
+        """A copy with some fields changed.
+
+        Args:
+            **changes: Fields and their new values.
+
+        Returns:
+            The new options, checked.
+
+        Raises:
+            OptionError: an option out of range.
+        """
         return dataclasses.replace(self, **changes)
 
     def seeded(self) -> SamplingOptions:
         """These options with a seed: their own, or a new one (:func:`new_seed`). A sample is
         always drawn with a seed, so that whoever is told it can draw the same text again.
 
+        Returns:
+            Options whose ``seed`` is not None.
+
         >>> SamplingOptions(seed=7).seeded().seed, 0 <= SamplingOptions().seeded().seed <= MAX_SEED
         (7, True)
         """
         return self if self.seed is not None else self.replace(seed=new_seed())
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The options as plain JSON-ready data.
+
+        Returns:
+            One item per field; ``stop`` as a list.
+        """
         return {
             f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
             for f in fields(self)
@@ -118,7 +162,11 @@ class SamplingOptions:
 
 def new_seed() -> int:
     """A seed for a sample asked for without one: 0 ... 2**63-1 from the operating system's
-    randomness (``secrets``), so that two runs never share one by accident."""
+    randomness (``secrets``), so that two runs never share one by accident.
+
+    Returns:
+        A seed, 0 ... 2**63-1.
+    """
     return secrets.randbelow(MAX_SEED + 1)
 
 
@@ -139,13 +187,28 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_num_samples(num_samples) -> None:
-    """Samples per prefix: at least 1 (a batch of none draws nothing)."""
+def check_num_samples(num_samples: Any) -> None:
+    """Check a number of samples per prefix: at least 1 (a batch of none draws nothing).
+
+    Args:
+        num_samples: The value given.
+
+    Raises:
+        OptionError: about ``num_samples``, for anything but a whole number of at least 1.
+    """
     if not (_is_int(num_samples) and num_samples >= 1):
         raise OptionError("num_samples", "must be at least 1", num_samples)
 
 
-def check_prefixes(prefixes) -> None:
-    """Every prompt has a character to start from (the model is fed the prefix, then samples)."""
+def check_prefixes(prefixes: Iterable[str]) -> None:
+    """Check that every prompt has a character to start from (the model is fed the prefix,
+    then samples).
+
+    Args:
+        prefixes: The prompts.
+
+    Raises:
+        OptionError: about ``prefix``, for an empty one.
+    """
     if any(not p for p in prefixes):
         raise OptionError("prefix", "must not be empty", hint="give at least one character")

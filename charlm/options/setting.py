@@ -68,13 +68,24 @@ def setting(
 
 
 def help_of(record: Any, name: str) -> str:
-    """The help text of field ``name`` of the dataclass ``record``."""
+    """The help text of a setting.
+
+    Args:
+        record: A dataclass of settings (the class or an instance).
+        name: The field's name.
+
+    Returns:
+        The ``help`` its :func:`setting` was given.
+    """
     return next(f.metadata["help"] for f in fields(record) if f.name == name)
 
 
 def check_declared(record: Any) -> None:
-    """The bounds that ``record``'s fields declare: its choices, then at least 1, then 0 or
-    more (:func:`setting`'s ``choices`` and ``least``).
+    """Check the bounds that ``record``'s fields declare: its choices, then at least 1, then
+    0 or more (:func:`setting`'s ``choices`` and ``least``).
+
+    Args:
+        record: A dataclass instance whose fields were made by :func:`setting`.
 
     Raises:
         OptionError: for the first field whose value is out of them.
@@ -95,15 +106,19 @@ def _is_int(value: Any) -> bool:
 
 
 class OptionError(CharLMError):
-    """A value a setting does not take: which ``field``, the ``problem`` (a phrase that
-    follows the field's name: "must be 0 (greedy) or more"), the ``value`` given (MISSING:
-    none to show) and a ``hint`` (the way out, after a semicolon).
+    """A value a setting does not take.
 
     ``str(e)`` names the field as it is called in Python (the keyword of ``charlm.train``,
     the key of a config); a face calls :meth:`worded` with its own name for it.
+
+    Args:
+        field: The setting's field name.
+        problem: A phrase that follows the field's name: "must be 0 (greedy) or more".
+        value: The value given (MISSING: none to show).
+        hint: The way out, put after a semicolon.
     """
 
-    def __init__(self, field: str, problem: str, value: Any = MISSING, hint: str = ""):
+    def __init__(self, field: str, problem: str, value: Any = MISSING, hint: str = "") -> None:
         self.field, self.problem, self.value, self.hint = field, problem, value, hint
         super().__init__(self.worded(field))
 
@@ -122,8 +137,15 @@ class OptionError(CharLMError):
         return f"{text}; {self.hint}" if self.hint else text
 
     def renamed(self, field: str) -> OptionError:
-        """The same error about ``field``: a record that holds another's options (a Config's
-        ``sample_temperature`` is the ``temperature`` of its samples) names its own."""
+        """The same error about another field: a record that holds another's options (a
+        Config's ``sample_temperature`` is the ``temperature`` of its samples) names its own.
+
+        Args:
+            field: The field name to put in this one's place.
+
+        Returns:
+            A new OptionError with the same problem, value and hint.
+        """
         return OptionError(field, self.problem, self.value, self.hint)
 
 
@@ -131,6 +153,12 @@ def shown(value: Any) -> str:
     """A bad value as a message shows it: a number as typed (``-1``, not ``-1.0``: a flag's
     value may have been read as a float), anything else quoted, so that a newline or an empty
     string cannot break the one line, and cut short past 60 characters.
+
+    Args:
+        value: Any value.
+
+    Returns:
+        At most 60 characters.
 
     >>> shown(-1.0), shown(-1.5), shown(2**63), shown("a\\nb"), shown(""), shown(float("nan"))
     ('-1', '-1.5', '9223372036854775808', "'a\\\\nb'", "''", 'nan')

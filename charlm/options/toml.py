@@ -18,6 +18,7 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import CharLMError
 from .setting import OptionError
@@ -30,13 +31,29 @@ else:  # pragma: no cover
 LEGACY_KEYS = {"run_dir": "runs_dir"}  # old names still read (run configs written before 0.2)
 
 
-def read_preset(path: str | Path) -> dict:
-    """The settings a TOML preset gives, as written in it (not yet checked)."""
+def read_preset(path: str | Path) -> dict[str, Any]:
+    """The settings a TOML preset gives, as written in it (not yet checked).
+
+    Args:
+        path: The TOML file.
+
+    Returns:
+        Setting names (old names renamed to today's) and their values.
+
+    Raises:
+        CharLMError: the file is missing, unreadable or not TOML.
+    """
     return parse_toml(read_text(path), str(path))
 
 
 def read_text(path: str | Path) -> str:
-    """The text of the TOML file at ``path``.
+    """The text of a TOML file.
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its text (UTF-8).
 
     Raises:
         CharLMError: the file is missing or unreadable, in one line that says so.
@@ -55,8 +72,20 @@ def read_text(path: str | Path) -> str:
     return text
 
 
-def parse_toml(text: str, source: str) -> dict:
-    """The settings in TOML ``text`` (the version keys of a run's config.toml left out)."""
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """The settings in TOML text, not yet checked.
+
+    Args:
+        text: The TOML text.
+        source: What the text is called in messages (a file's path).
+
+    Returns:
+        Setting names (old names renamed to today's) and their values; the version keys of a
+        run's config.toml left out.
+
+    Raises:
+        CharLMError: a TOML syntax error, with its line and column.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -73,6 +102,14 @@ def located(error: OptionError, text: str, source: str) -> CharLMError:
     """``error`` as the TOML file ``source`` words it: the file, the line of the key and the
     key as written there (an old name, such as ``run_dir``, as it stands).
 
+    Args:
+        error: What is wrong with a setting.
+        text: The TOML text the setting came from.
+        source: The file's name, for the message.
+
+    Returns:
+        The error to raise, one line (without a line number if the key is not in ``text``).
+
     >>> e = OptionError("sample_temperature", "must be 0 (greedy) or more", -1)
     >>> str(located(e, 'units = 64\\nsample_temperature = -1\\n', "my.toml"))
     'my.toml, line 2: sample_temperature must be 0 (greedy) or more, not -1'
@@ -87,13 +124,30 @@ def located(error: OptionError, text: str, source: str) -> CharLMError:
     return CharLMError(f"{source}: {error.worded(error.field)}")
 
 
-def canonical_keys(values: dict) -> dict:
-    """``values`` with old setting names (e.g. ``run_dir``) renamed to today's."""
+def canonical_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """Settings with old names (e.g. ``run_dir``) renamed to today's.
+
+    Args:
+        values: Settings by name.
+
+    Returns:
+        A new dict, in the same order.
+    """
     return {LEGACY_KEYS.get(k, k): v for k, v in values.items()}
 
 
-def toml_value(value) -> str:
-    """``value`` (a setting's: bool, number, string or list of them) written as TOML."""
+def toml_value(value: Any) -> str:
+    """A setting's value written as TOML.
+
+    Args:
+        value: A bool, number, string, or list of them.
+
+    Returns:
+        The TOML text of the value.
+
+    Raises:
+        TypeError: a value of another type.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
