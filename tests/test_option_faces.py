@@ -60,3 +60,34 @@ def test_the_python_api_names_the_keyword():
         assert (e.field, e.value, str(e)) == ("temperature", -1, f"temperature {PROBLEM}")
     else:
         raise AssertionError("a temperature of -1 was taken")
+
+
+def test_a_family_rule_in_a_toml_file_names_the_file_the_line_and_the_key(workdir):
+    """The family table's rules (charlm.models.families) are worded by the same faces."""
+    (workdir / "c.txt").write_text("some text\n" * 20)
+    (workdir / "p.toml").write_text('units = 8\nmodel = "transformer"\n')
+    line = error_line(run_cli("train", "c.txt", "--config", "p.toml"))
+    assert line.startswith("Error: p.toml, line 2: model must be one of lstm, gru, rnn")
+    assert line.endswith("not 'transformer'")
+    (workdir / "p.toml").write_text('model = "lstm"\nreset_after = true\n')
+    line = error_line(run_cli("train", "c.txt", "--config", "p.toml"))
+    assert line.startswith("Error: p.toml, line 2: reset_after applies only to scratch-gru")
+
+
+def test_a_family_rule_on_the_command_line_names_the_flag(workdir):
+    (workdir / "c.txt").write_text("some text\n" * 20)
+    line = error_line(run_cli("train", "c.txt", "--model", "lstm", "--reset-after"))
+    assert line.startswith("Error: --reset-after applies only to scratch-gru, not to lstm")
+    assert not (workdir / "runs").exists()
+
+
+def test_a_family_rule_in_python_names_the_keyword(workdir):
+    (workdir / "c.txt").write_text("some text\n" * 20)
+    try:
+        charlm.train(["c.txt"], model="transformer", steps=1)
+    except OptionError as e:
+        assert (e.field, e.value) == ("model", "transformer")
+        assert str(e).startswith("model must be one of lstm")
+    else:
+        raise AssertionError("an unknown family was trained")
+    assert not (workdir / "runs").exists()

@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING
 
 from ..errors import CharLMError
 from ..models.memory import check_fits
-from ..options.config import SHAPE_KEYS, Config
+from ..options.config import RUNS_DIR, SHAPE_KEYS, Config
 from ..options.toml import read_preset
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir, WorkerRunDir
 from ..text.samplers import make_sampler
 from ..training.clock import Clock, check_time_left
 from ..version import __version__
+from .families import checked
 from .inputs import Inputs, encode_corpus, resolve_config, resumed_inputs, to_stderr
 from .launch import Launch
 from .origin import Origin
@@ -92,17 +93,8 @@ def prepare(
     first checkpoint of a trained step; if this fails, a new run's folder is removed.
 
     Args:
-        paths: The corpus: files, folders, .zip, .gz (None: the preset's).
-        config: A TOML preset's path, or a :class:`~charlm.options.config.Config`.
-        resume: True (the newest run) or a run folder: continue that run.
-        force: Replace an existing run of the same name.
-        log: Where the lines about the run go (default: stderr).
-        progress: Show a progress bar (None: when stderr is a terminal).
-        callbacks: :class:`~charlm.training.trainer.Callback`\\ s that watch the loop.
-        started: The ``time.monotonic()`` a time budget counts from (default: now).
-        init_from: A run folder (or a run's name under ``runs_dir``) whose model shape and
-            weights a new run starts from (:mod:`charlm.api.origin`).
-        init_weights: Which of ``init_from``'s weights: "best" or "last".
+        paths, config, resume, force, log, progress, callbacks, started, init_from,
+        init_weights: The fields of :class:`~charlm.api.launch.Launch`, which says each.
         **overrides: Any config key, e.g. ``model="gru", steps=500``.
 
     Returns:
@@ -222,14 +214,15 @@ def _new_config(launch: Launch, log) -> tuple[Config, set[str], Origin | None]:
     cfg = resolve_config(launch.config, **launch.overrides)
     if launch.paths:
         cfg = cfg.replace(paths=[str(p) for p in launch.paths])
-    given = given_keys(launch.config, launch.overrides)
-    if not launch.init_from:
-        return cfg, given, None
-    origin = Origin.open(launch.init_from, cfg.runs_dir, launch.init_weights)
-    cfg = origin.shape(cfg, launch.overrides, launch.config)
-    origin.check_kept(cfg)
-    log(f"starting from {origin.describe()}; the optimizer starts fresh")
-    return cfg, given | set(SHAPE_KEYS), origin
+    given, origin = given_keys(launch.config, launch.overrides), None
+    if launch.init_from:
+        origin = Origin.open(launch.init_from, cfg.runs_dir, launch.init_weights)
+        cfg = origin.shape(cfg, launch.overrides, launch.config)
+        origin.check_kept(cfg)
+        log(f"starting from {origin.describe()}; the optimizer starts fresh")
+        given |= set(SHAPE_KEYS)
+    preset = None if isinstance(launch.config, Config) else launch.config
+    return checked(cfg, preset, launch.overrides), given, origin
 
 
 def _start_run(launch: Launch, inputs: Inputs) -> Trainer:
@@ -346,7 +339,7 @@ def at_startup(cfg: Config) -> None:
     make_strategy(cfg)
 
 
-def load(run: str | Path | None = None, *, runs_dir: str = "runs", weights: str = "best") -> Run:
+def load(run: str | Path | None = None, *, runs_dir: str = RUNS_DIR, weights: str = "best") -> Run:
     """A trained run, loaded.
 
     Args:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import CharLMError
 from ..fsio import to_stderr
-from ..options.config import RESUMABLE_KEYS, Config
+from ..options.config import RESUMABLE_KEYS, RUNS_DIR, Config
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir
 from ..text.corpus import read_chunks, read_corpus, source_signature
@@ -98,7 +98,7 @@ def resumed_inputs(launch: Launch, log: Callable[[str], None]) -> Inputs:
     each checked against what the run was started with; the launch's clock is given the
     run's budget. Its sampler is left to the caller."""
     overrides, resume = launch.overrides, launch.resume
-    runs_dir = overrides.get("runs_dir", "runs")
+    runs_dir = overrides.get("runs_dir", RUNS_DIR)
     rundir = RunDir(resolve_run(None if resume is True else str(resume), runs_dir, "--resume"))
     saved = rundir.read_config()
     if writes_run(overrides.get("strategy", saved.strategy)):

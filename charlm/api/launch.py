@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 from ..fsio import to_stderr
 from ..options.config import Config
 from ..options.toml import canonical_keys
-from ..training.clock import Clock
+from ..training.clock import Clock, process_started
+
+__all__ = ["Launch", "process_started"]
 
 if TYPE_CHECKING:
     from ..training.trainer import Callback

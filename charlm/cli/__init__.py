@@ -17,7 +17,7 @@ import sys
 
 import click
 
-from ..training.clock import process_started
+from ..api.launch import process_started
 
 LAUNCHED = process_started()  # a --time-budget counts from here: launch to exit
 

@@ -12,9 +12,10 @@ import sys
 
 import click
 
+from ..api.catalog import WEIGHTS
+from ..api.families import checked
 from ..errors import CharLMError
 from ..options.config import Config
-from ..runs.checkpoints import WEIGHTS
 from .common import complete_runs, config_options, quiet_tensorflow, user_errors
 
 # what the command returns once every file of its run is written: the charlm process may end
@@ -71,6 +72,8 @@ def train(launched, paths, config_path, resume, init_from, init_weights, force, 
     # check the flags (named as flags), the preset, then both together, before TensorFlow loads
     Config.from_dict(overrides)
     cfg = (Config.load(config_path) if config_path else Config()).replace(**overrides)
+    if not (resume or init_from):  # their model is the run's: checked once that is read
+        checked(cfg, config_path, overrides)
     if cfg.strategy == "multi-worker":  # it must exist before TensorFlow's devices do
         quiet_tensorflow(devices=False)
         from ..api import at_startup
