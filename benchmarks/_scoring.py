@@ -106,12 +106,12 @@ class StatefulKeras:
 
     def __init__(self, keras_model):
         self.keras_model = keras_model
-        self.state_sizes = [int(t.shape[-1]) for t in keras_model.inputs[1:]]
+        self.state_shapes = [tuple(t.shape[1:]) for t in keras_model.inputs[1:]]
 
     def initial_state(self, batch_size):
         import tensorflow as tf
 
-        return [tf.zeros([batch_size, n]) for n in self.state_sizes]
+        return [tf.zeros([batch_size, *s]) for s in self.state_shapes]
 
     def __call__(self, ids, state, training=False):
         logits, *state = self.keras_model([ids, *state], training=training)

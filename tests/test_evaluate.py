@@ -36,7 +36,7 @@ class Tiny:
         self.scorer = Scorer(self.model)
         spec = [
             tf.TensorSpec([1, None], tf.int32),
-            [tf.TensorSpec([1, n], tf.float32) for n in self.model.state_sizes],
+            [tf.TensorSpec([1, *s], tf.float32) for s in self.model.state_shapes],
         ]
         self.logits = tf.function(
             lambda ids, state: self.model(ids, state)[0], input_signature=spec
@@ -112,7 +112,7 @@ class Bigram:
     character scored twice, skipped or padded in would show."""
 
     vocab_size = len(VOCAB)
-    state_sizes = [1]
+    state_shapes = [(1,)]
     weights_suffix = ""
 
     def __init__(self, seed=0):

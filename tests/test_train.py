@@ -77,7 +77,7 @@ def test_eval_perplexity_is_exp_of_the_mean_cross_entropy_computed_independently
     text = (CORPORA / "timemachine.txt").read_text()[:3000]
     ids = shakespeare_run.vocab.encode(text).astype(np.int32)
     model = shakespeare_run.model.keras_model
-    states = [np.zeros((1, n), np.float32) for n in shakespeare_run.model.state_sizes]
+    states = [np.zeros((1, *s), np.float32) for s in shakespeare_run.model.state_shapes]
     # one graph call: eagerly, the layers' loop over 3,000 steps runs in Python (8-16 s)
     logits = tf.function(model)([ids[None, :-1], *states])[0].numpy()[0].astype(np.float64)
     log_probs = (

@@ -138,12 +138,6 @@ class KerasLM:
             )
         ]
 
-    @property
-    def state_sizes(self) -> list[int]:
-        """The last axis of each state shape: kept only for tests/test_train.py and
-        tests/test_evaluate.py until they read :attr:`state_shapes`."""
-        return [shape[-1] for shape in self.state_shapes]
-
     def initial_state(self, batch_size):
         return [tf.zeros([batch_size, *shape]) for shape in self.state_shapes]
 

@@ -84,11 +84,6 @@ class ScratchModel(ScratchLM):
     def state_shapes(self) -> list[tuple[int, ...]]:
         return [(self.units,)] * sum(cell.state_size for cell in self.cells)
 
-    @property
-    def state_sizes(self) -> list[int]:
-        """As :attr:`KerasLM.state_sizes` (until the tests read :attr:`state_shapes`)."""
-        return [shape[-1] for shape in self.state_shapes]
-
     def checkpoint_objects(self) -> dict:
         return {"model": self}
 
