@@ -47,7 +47,16 @@ def find_run(run_path: str | None, runs_dir: str) -> str:
 
 def device_line(precision: str, replicas: int | None = None, strategy: str = "none") -> str:
     """The line that says which device computes, in which precision (imports TensorFlow:
-    :func:`charlm.models.device.device_line`)."""
+    :func:`charlm.models.device.device_line`).
+
+    Args:
+        precision: The run's ``precision`` setting.
+        replicas: The devices a training runs on (None: sampling, which has no strategy).
+        strategy: The run's ``strategy`` setting.
+
+    Returns:
+        ``"device: ...; precision float32"``, with the replicas when given.
+    """
     from ..models.device import device_line as line
 
     return line(precision, replicas, strategy)

@@ -5,6 +5,9 @@ text.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 from ..errors import CharLMError
 from ..fsio import text_sha256
 from ..novelty.build import check_memory
@@ -14,10 +17,22 @@ from ..runs.rundir import RunDir
 from ..text.texts import read_texts
 
 
-def run_index(path, warn=print) -> NoveltyIndex:
-    """The index of the run at ``path``'s training text: the one cached in the run folder if
-    it indexes that very text (corpus.json's sha256), else built from the corpus re-read with
-    the run's settings, checked against that sha256, and cached."""
+def run_index(path: str | os.PathLike[str], warn: Callable[[str], None] = print) -> NoveltyIndex:
+    """The index of a run's training text: the one cached in the run folder if it indexes
+    that very text (corpus.json's sha256), else built from the corpus re-read with the run's
+    settings, checked against that sha256, and cached.
+
+    Args:
+        path: The run folder.
+        warn: Told when the index cannot be cached (it is used all the same).
+
+    Returns:
+        The index.
+
+    Raises:
+        CharLMError: corpus.json is missing or damaged; the corpus was standard input, is
+            gone, unreadable or changed; or the index would not fit in memory.
+    """
     run = RunDir(path)
     try:
         corpus = run.corpus_info() or {}
@@ -55,7 +70,18 @@ def _check_before_reading(run: RunDir, corpus: dict) -> None:
 
 
 def training_text(run: RunDir, sha256: str) -> str:
-    """The run's training text, read again with its settings and checked against ``sha256``."""
+    """A run's training text, read again with its settings.
+
+    Args:
+        run: The run's folder.
+        sha256: What :func:`charlm.fsio.text_sha256` of the text must be.
+
+    Returns:
+        The text.
+
+    Raises:
+        CharLMError: the corpus was standard input, cannot be read, or is not that text.
+    """
     cfg = run.read_config()
     if "-" in cfg.paths:
         raise CharLMError(

@@ -17,7 +17,9 @@ least overfitted start for new text; ``--init-weights last`` takes the newest.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CharLMError
 from ..metrics import number
@@ -25,22 +27,60 @@ from ..options.config import RUNS_DIR, SHAPE_KEYS, Config
 from ..options.toml import read_preset
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir
+from ..text.vocab import Vocab
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..models.lm import LanguageModel
 
 FLAG = "--init-from"
 
 
 class Origin:
-    """A run's config, vocabulary and loaded weights (``values``, numpy, in the order of its
-    model's trainable variables), and which of its weights they are, at which step."""
+    """A run's config, vocabulary and loaded weights, and which of its weights they are, at
+    which step (made by :meth:`open`).
 
-    def __init__(self, rundir: RunDir, config: Config, vocab, weights: str, step: int, values):
+    Args:
+        rundir: The run's folder.
+        config: Its config.
+        vocab: Its vocabulary.
+        weights: ``"best"`` or ``"last"``.
+        step: The training step of those weights.
+        values: The weights, numpy, in the order of its model's trainable variables.
+    """
+
+    def __init__(
+        self,
+        rundir: RunDir,
+        config: Config,
+        vocab: Vocab,
+        weights: str,
+        step: int,
+        values: list[np.ndarray],
+    ) -> None:
         self.rundir, self.config, self.vocab = rundir, config, vocab
         self.weights, self.step, self.values = weights, step, values
 
     @classmethod
-    def open(cls, run, runs_dir: str = RUNS_DIR, weights: str = "best") -> Origin:
-        """The run ``run`` (a run folder, a folder of runs for its newest, or a run's name
-        under ``runs_dir``) with its ``weights`` loaded; a damaged run is one CharLMError."""
+    def open(
+        cls, run: str | os.PathLike[str], runs_dir: str = RUNS_DIR, weights: str = "best"
+    ) -> Origin:
+        """A run, its weights loaded (imports TensorFlow).
+
+        Args:
+            run: A run folder, a folder of runs (its newest), or a run's name under
+                ``runs_dir``.
+            runs_dir: The folder of runs.
+            weights: ``"best"`` or ``"last"``.
+
+        Returns:
+            The origin.
+
+        Raises:
+            CharLMError: no such run, or a damaged one (config, vocabulary or weights), in
+                one line.
+        """
         rundir = RunDir(resolve_run(str(_folder(run, runs_dir)), runs_dir, FLAG))
         cfg, vocab = rundir.read_config(), rundir.read_vocab()
         from ..models.lm import load_model, weights_suffix
@@ -52,17 +92,35 @@ class Origin:
 
     @property
     def name(self) -> str:
+        """The run's folder name."""
         return self.rundir.path.name
 
     @property
-    def base(self) -> tuple:
+    def base(self) -> tuple[Vocab, str]:
         """What the corpus encoder grows (:func:`charlm.text.idfile.encode`'s ``base``)."""
         return self.vocab, self.name
 
-    def shape(self, cfg: Config, overrides: dict, preset=None) -> Config:
-        """``cfg`` with this run's model shape. A shape setting given as a flag
-        (``overrides``) or in the TOML ``preset`` that disagrees is one CharLMError naming it
-        and this run's value (a Config object as the preset gives no setting here)."""
+    def shape(
+        self,
+        cfg: Config,
+        overrides: dict[str, Any],
+        preset: str | Path | Config | None = None,
+    ) -> Config:
+        """A new run's config with this run's model shape (:data:`SHAPE_KEYS`).
+
+        Args:
+            cfg: The new run's config.
+            overrides: The settings given as flags.
+            preset: The TOML preset ``cfg`` was read from, if any (a Config object: none of
+                its settings counts as given).
+
+        Returns:
+            ``cfg`` with this run's shape.
+
+        Raises:
+            CharLMError: a shape setting in ``overrides`` or ``preset`` that disagrees with
+                this run's, naming it and this run's value.
+        """
         theirs = self.config
         keys = set(read_preset(preset)) if preset and not isinstance(preset, Config) else set()
         for key in SHAPE_KEYS:
@@ -80,7 +138,14 @@ class Origin:
         return cfg.replace(**{k: getattr(theirs, k) for k in SHAPE_KEYS})
 
     def check_kept(self, cfg: Config) -> None:
-        """Refuse a new run folder (``--name`` with ``--force``) that would replace this run."""
+        """Refuse a new run folder (``--name`` with ``--force``) that would replace this run.
+
+        Args:
+            cfg: The new run's config.
+
+        Raises:
+            CharLMError: its folder is this run's.
+        """
         if cfg.name and (Path(cfg.runs_dir) / cfg.name).resolve() == self.rundir.path.resolve():
             raise CharLMError(
                 f"--name {cfg.name} would replace {self.rundir.path}, the run {FLAG} starts "
@@ -88,7 +153,11 @@ class Origin:
             )
 
     def describe(self) -> str:
-        """``"runs/x's best weights from step 200 (lstm 1x64, embedding 16)"``."""
+        """Which weights these are, in words.
+
+        Returns:
+            ``"runs/x's best weights from step 200 (lstm 1x64, embedding 16)"``.
+        """
         c = self.config
         embedding = f"embedding {c.embedding_dim}" if c.embedding_dim else "one-hot input"
         return (
@@ -96,8 +165,12 @@ class Origin:
             f"{c.model} {c.layers}x{c.units}, {embedding})"
         )
 
-    def record(self) -> dict:
-        """What ``run.json`` keeps of the origin (:meth:`RunDir.write_origin`)."""
+    def record(self) -> dict[str, Any]:
+        """What ``run.json`` keeps of the origin (:meth:`RunDir.write_origin`).
+
+        Returns:
+            The run's resolved path, its name, the step and which weights.
+        """
         return {
             "run": str(self.rundir.path.resolve()),
             "name": self.name,
@@ -105,9 +178,16 @@ class Origin:
             "weights": self.weights,
         }
 
-    def load_into(self, model) -> None:
-        """Copy the weights into ``model`` (of the grown vocabulary; the rows of new ids keep
-        the model's own fresh initial values)."""
+    def load_into(self, model: LanguageModel) -> None:
+        """Copy the weights into the new run's model.
+
+        Args:
+            model: A model of this run's shape and the grown vocabulary; the rows of new ids
+                keep its own fresh initial values.
+
+        Raises:
+            CharLMError: a weight of another shape than the model's.
+        """
         from ..models.transfer import copy_grown
 
         copy_grown(model, self.values, len(self.vocab))
