@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -55,16 +56,34 @@ def run_folders(runs_dir) -> list[Path]:
     ]
 
 
-def run_names(runs_dir) -> list[str]:
-    """The names of the runs under ``runs_dir``, for shell completion (never raises)."""
+def run_names(runs_dir: str | os.PathLike[str]) -> list[str]:
+    """The names of the runs in a folder of runs, for shell completion (never raises).
+
+    Args:
+        runs_dir: The folder of runs.
+
+    Returns:
+        The names of its folders that hold a config.toml, sorted; [] if it cannot be read.
+    """
     try:
         return sorted(p.name for p in run_folders(runs_dir) if (p / "config.toml").is_file())
     except (CharLMError, OSError):
         return []
 
 
-def list_runs(runs_dir) -> list[dict]:
-    """One summary (:func:`summarise`) per folder under ``runs_dir``, newest first."""
+def list_runs(runs_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """What ``charlm runs`` lists: every folder in a folder of runs.
+
+    Args:
+        runs_dir: The folder of runs.
+
+    Returns:
+        One summary (:func:`summarise`) per folder, newest first, each with ``latest``:
+        whether it is the run ``latest`` means.
+
+    Raises:
+        CharLMError: ``runs_dir`` is no folder, or cannot be listed.
+    """
     newest = newest_run(Path(runs_dir))
     newest = newest.resolve() if newest is not None else None
     folders = sorted(run_folders(runs_dir), key=lambda p: (_created(p), p.name), reverse=True)
@@ -74,9 +93,18 @@ def list_runs(runs_dir) -> list[dict]:
     return rows
 
 
-def summarise(path) -> dict:
-    """What a run is and how far it got: a dict of plain data (the row of `charlm runs`).
-    A folder that is not a readable run gets ``status`` "broken" and a ``note`` saying why."""
+def summarise(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a run is and how far it got (never raises for a damaged run).
+
+    Args:
+        path: The run folder.
+
+    Returns:
+        The row of ``charlm runs``, plain data: name, path, model, size, parameters, steps,
+        seconds_trained, best_val_loss, best_bits_per_char, origin, status, started and
+        note. A folder that is not a readable run gets ``status`` "broken" and a ``note``
+        saying why.
+    """
     run = RunDir(path)
     row: dict[str, Any] = {
         "name": run.path.name,
@@ -169,11 +197,20 @@ def _started(path: Path) -> str:
 # -- one run ---------------------------------------------------------------------------------------
 
 
-def describe(path) -> dict:
-    """Everything `charlm info` shows about the run in ``path``, as plain data: its summary,
-    settings, vocabulary (with the most frequent characters of the held-out text, counted
-    from val.txt: the run keeps no training text), corpus sizes and hashes, and the last
-    rows of its metrics."""
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Everything ``charlm info`` shows about a run, as plain data.
+
+    Args:
+        path: The run folder.
+
+    Returns:
+        Its summary (:func:`summarise`) with ``settings``, ``vocabulary`` (with the most
+        frequent characters of the held-out text, counted from val.txt: the run keeps no
+        training text), ``corpus`` (sizes and hashes) and ``metrics`` (its last rows).
+
+    Raises:
+        CharLMError: its config, corpus.json or metrics.csv cannot be read.
+    """
     run = RunDir(path)
     cfg = run.read_config()  # a run whose settings cannot be read is an error, not a row
     info = summarise(run.path)

@@ -34,9 +34,20 @@ MARKER_TEXT = (
 
 
 def resolve_run(run: str | None, runs_dir: str = RUNS_DIR, flag: str = "--run") -> Path:
-    """The run folder named by ``run``, the newest run in ``run`` when it is a folder of runs,
-    or, with no ``run``, the newest run under ``runs_dir``. ``flag`` names the option that
-    takes a run folder, for the message when there is none."""
+    """The run folder a command means.
+
+    Args:
+        run: A run folder, a folder of runs (its newest), or None (the newest under
+            ``runs_dir``).
+        runs_dir: The folder of runs.
+        flag: The option that names a run folder, for the message when there is none.
+
+    Returns:
+        The run folder: it holds a config.toml.
+
+    Raises:
+        CharLMError: no such folder, no run in it, or a folder that is not a run.
+    """
     if run:
         path = Path(run)
         if not path.is_dir():
