@@ -32,6 +32,22 @@ from .rundir import RunDir
 
 METRIC_ROWS = 5  # the last rows of metrics.csv that `charlm info` shows
 TOP_CHARS = 10  # the most frequent characters that `charlm info` shows
+# the keys of a run's summary (the row of `charlm runs`), in the order it is printed
+ROW_KEYS = (
+    "name",
+    "path",
+    "model",
+    "size",
+    "parameters",
+    "steps",
+    "seconds_trained",
+    "best_val_loss",
+    "best_bits_per_char",
+    "origin",
+    "status",
+    "started",
+    "note",
+)
 
 
 # -- a folder of runs ----------------------------------------------------------------------------
@@ -100,27 +116,12 @@ def summarise(path: str | os.PathLike[str]) -> dict[str, Any]:
         path: The run folder.
 
     Returns:
-        The row of ``charlm runs``, plain data: name, path, model, size, parameters, steps,
-        seconds_trained, best_val_loss, best_bits_per_char, origin, status, started and
-        note. A folder that is not a readable run gets ``status`` "broken" and a ``note``
-        saying why.
+        The row of ``charlm runs`` (:data:`ROW_KEYS`), plain data. A folder that is not a
+        readable run gets ``status`` "broken" and a ``note`` saying why.
     """
     run = RunDir(path)
-    row: dict[str, Any] = {
-        "name": run.path.name,
-        "path": str(run.path),
-        "model": None,
-        "size": None,
-        "parameters": None,
-        "steps": None,
-        "seconds_trained": None,
-        "best_val_loss": None,
-        "best_bits_per_char": None,
-        "origin": None,
-        "status": "broken",
-        "started": _started(run.path),
-        "note": None,
-    }
+    row: dict[str, Any] = dict.fromkeys(ROW_KEYS)  # None until known
+    row.update(name=run.path.name, path=str(run.path), status="broken", started=_started(run.path))
     if not (run.path / "config.toml").is_file():
         if run.incomplete():  # claimed a moment ago: its files are still to come
             row.update(status="incomplete", note=incomplete_reason(run.path))
