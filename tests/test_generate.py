@@ -362,17 +362,17 @@ def test_an_empty_prefix_is_a_clear_error(generator):
 @pytest.mark.parametrize(
     "options, words",
     [
-        (dict(temperature=-1.0), ["--temperature must be 0 (greedy) or more"]),
-        (dict(temperature=float("nan")), ["--temperature must be 0 (greedy) or more"]),
-        (dict(top_p=0.0), ["--top-p must be in (0, 1]"]),
-        (dict(top_p=1.5), ["--top-p must be in (0, 1]"]),
-        (dict(top_k=-1), ["--top-k must be 0 (off) or a whole number"]),
-        (dict(top_k=2**31), ["--top-k must be 0 (off) or a whole number"]),
-        (dict(length=-1), ["--length must be a whole number from 0"]),
-        (dict(seed=-1), ["--seed must be a whole number from 0 to 2**63-1"]),
-        (dict(seed=2**63), ["--seed must be a whole number from 0 to 2**63-1"]),
-        (dict(stop=("",)), ["--stop must be non-empty text"]),
-        (dict(num_samples=0), ["--num-samples must be at least 1"]),
+        (dict(temperature=-1.0), ["temperature must be 0 (greedy) or more"]),
+        (dict(temperature=float("nan")), ["temperature must be 0 (greedy) or more"]),
+        (dict(top_p=0.0), ["top_p must be in (0, 1]"]),
+        (dict(top_p=1.5), ["top_p must be in (0, 1]"]),
+        (dict(top_k=-1), ["top_k must be 0 (off) or a whole number"]),
+        (dict(top_k=2**31), ["top_k must be 0 (off) or a whole number"]),
+        (dict(length=-1), ["length must be a whole number from 0"]),
+        (dict(seed=-1), ["seed must be a whole number from 0 to 2**63-1"]),
+        (dict(seed=2**63), ["seed must be a whole number from 0 to 2**63-1"]),
+        (dict(stop=("",)), ["stop must be non-empty text"]),
+        (dict(num_samples=0), ["num_samples must be at least 1"]),
     ],
 )
 def test_bad_options_are_a_clear_error(generator, options, words):

@@ -97,5 +97,5 @@ def test_a_bad_setting_shows_the_servers_one_line(page):
     settings(page, top_p=0, max_tokens=10)
     page.click("#generate")
     page.wait_for_function("document.getElementById('status').className === 'error'")
-    assert page.text_content("#status").startswith("--top-p must be in (0, 1], not 0")
+    assert page.text_content("#status").startswith("top_p must be in (0, 1], not 0")
     settings(page, top_p=1)

@@ -275,7 +275,7 @@ def _within_budget(
         sizes = len(corpus.vocab), corpus.train_chars, corpus.val_chars
         shape_from = origin.describe() if origin else None
         return choose(cfg, given, *sizes, clock, log, shape_from=shape_from)
-    check_time_left(cfg.time_budget, clock.left(), cfg.recipe)
+    check_time_left(cfg.time_budget, clock.budget_left(), cfg.recipe)
     return cfg
 
 

@@ -176,7 +176,8 @@ class RNNCell(_Cell):
 
     def load_keras_weights(self, keras_layer) -> None:
         """Copy a built ``keras.layers.SimpleRNN`` (kernel, recurrent, bias -> W_xh, W_hh, b_h)."""
-        self._load_gates(*keras_layer.get_weights(), keras_order="h")
+        kernel, recurrent, bias = keras_layer.get_weights()
+        self._load_gates(kernel, recurrent, bias, keras_order="h")
 
 
 class GRUCell(_Cell):
@@ -260,7 +261,8 @@ class LSTMCell(_Cell):
 
     def load_keras_weights(self, keras_layer) -> None:
         """Copy a built ``keras.layers.LSTM`` (Keras gate order i, f, c, o)."""
-        self._load_gates(*keras_layer.get_weights(), keras_order="ifco")
+        kernel, recurrent, bias = keras_layer.get_weights()
+        self._load_gates(kernel, recurrent, bias, keras_order="ifco")
 
 
 CELLS = {"rnn": RNNCell, "gru": GRUCell, "lstm": LSTMCell}

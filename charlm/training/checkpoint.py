@@ -46,7 +46,8 @@ class TrainState:
 
     def position(self) -> tuple[int, int, int]:
         """(step, epoch, batch) as last saved or restored."""
-        return tuple(int(self.counters[k].numpy()) for k in POSITION)
+        step, epoch, batch = (int(self.counters[k].numpy()) for k in POSITION)
+        return step, epoch, batch
 
     def elapsed(self) -> float:
         """Seconds trained when the state was saved (step 0's save holds the start-up)."""

@@ -134,7 +134,7 @@ class Clock:
         self.budget = budget or None
         self.started = time.monotonic() if started is None else started
         self._base, self._since = elapsed, self.started  # elapsed = base + now - since
-        self.took = {"evaluate": None, "save": 0.0}  # seconds the last of each took
+        self.took: dict[str, float | None] = {"evaluate": None, "save": 0.0}  # the last of each
 
     def set_budget(self, budget: float | None) -> None:
         """Count down from ``budget`` seconds (None or 0: no budget). A launch's clock starts
@@ -153,6 +153,17 @@ class Clock:
         """Seconds of the budget not yet used (negative once overrun); None without one."""
         return None if self.budget is None else self.budget - self.elapsed()
 
+    def budget_left(self) -> float:
+        """:meth:`left` of a clock that has a budget (what the budget's readers ask).
+
+        Raises:
+            ValueError: the clock has no budget.
+        """
+        left = self.left()
+        if left is None:
+            raise ValueError("this clock has no budget")
+        return left
+
     def progress(self, step: int = 0, total_steps: int | None = None) -> float:
         """The fraction of the run done, by the steps and by this clock (see run_progress)."""
         return run_progress(step, total_steps, self.elapsed(), self.budget)
@@ -164,10 +175,8 @@ class Clock:
     def reserve(self, first_validation: float = 0.0) -> float:
         """Seconds kept back for the end: the final validation and save, as long as the last
         ones took (``first_validation`` before any validation), and the exit."""
-        evaluate = self.took["evaluate"]
-        return (
-            (first_validation if evaluate is None else evaluate) + self.took["save"] + EXIT_SECONDS
-        )
+        evaluate, save = self.took["evaluate"], self.took["save"] or 0.0
+        return (first_validation if evaluate is None else evaluate) + save + EXIT_SECONDS
 
     def spent(self, first_validation: float = 0.0, next_step: float = 0.0) -> bool:
         """Another step (``next_step`` seconds) would leave less than the reserve: training

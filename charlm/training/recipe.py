@@ -106,7 +106,8 @@ def stepper(cfg, vocab_size: int):
 
 def time_steps(run, seconds: float, least: int = 3) -> list[float]:
     """The seconds of each of at least ``least`` steps ``run`` over ``seconds``."""
-    times, end = [], time.monotonic() + seconds
+    times: list[float] = []
+    end = time.monotonic() + seconds
     while len(times) < least or time.monotonic() < end:
         t0 = time.monotonic()
         run()
@@ -118,7 +119,7 @@ def measure_rates(cfgs: dict, vocab_size: int) -> dict:
     """Training chars/s on this machine of each config in ``cfgs`` ({key: cfg}): the median of
     single steps timed in ROUNDS rounds that alternate the configs."""
     runs = {k: stepper(c, vocab_size) for k, c in cfgs.items()}
-    times = {k: [] for k in cfgs}
+    times: dict[str, list[float]] = {k: [] for k in cfgs}
     for _ in range(ROUNDS):
         for k, run in runs.items():
             times[k] += time_steps(run, ROUND_SECONDS)
@@ -227,7 +228,7 @@ def choose(
     must end when ``clock`` (the launch's, which the trainer goes on with) runs out; each
     choice is logged with its reason. ``shape_from``: the weights a fine-tuning starts from
     (``--init-from``), which fix the model's shape (in ``fixed``)."""
-    budget_left = clock.left()
+    budget_left = clock.budget_left()
     check_time_left(cfg.time_budget, budget_left, "auto")
     if shape_from:
         log(
@@ -250,7 +251,7 @@ def choose(
     if shape:
         log(f"recipe: {describe_shape(shape)} ({why})")
     cfg, measured = _calibrate(cfg, fixed, vocab_size, log)
-    seconds = training_seconds(clock.left())  # what the measuring left
+    seconds = training_seconds(clock.budget_left())  # what the measuring left
     if "units" not in fixed:
         rates = predict_rates(cfg, vocab_size, measured)
         units, why = pick_width(cfg, vocab_size, rates, seconds)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..options.sampling import SamplingOptions
 from .generate import Generator
-from .loop import ROW_DTYPES, Batch
+from .loop import ROW_DTYPES, Batch, Rows
 
 FIRST_CHUNK = 4  # characters in the turn after rows join: their first text goes out sooner
 GATHER_QUIET = 0.002  # an idle worker waits this long after a request for the next of a burst,
@@ -51,8 +51,14 @@ class Job:
 
     def __init__(self, prompts: list[str], options: SamplingOptions, n: int, deliver):
         self.prompts, self.options, self.n, self.deliver = prompts, options, n, deliver
-        self.rows = None  # charlm.use.loop.Rows, once admitted
+        self.rows: Rows | None = None  # once admitted
         self.cancelled = False
+
+    @property
+    def admitted(self) -> Rows:
+        """The rows of a job the worker has admitted (it turns no other)."""
+        assert self.rows is not None, "a job's rows are turned only once it is admitted"
+        return self.rows
 
     @property
     def size(self) -> int:
@@ -157,7 +163,8 @@ class Batcher:
         about one warm-up, not 16 one after another (each job's alone put the 16th's first
         character ~12x as late as an idle request's, benchmarks/bench_serve.py). Identical
         prompts are fed once; an error goes to the jobs that arrived together."""
-        jobs, warmed = [j for j in arrived if not j.cancelled], {}
+        jobs = [j for j in arrived if not j.cancelled]
+        warmed: dict = {}
         try:
             encoded = [ids for j in jobs for ids in self.gen.encode_prefixes(j.prompts)]
             self.gen.feed_together(encoded, warmed)
@@ -184,11 +191,11 @@ class Batcher:
         rows' first text then waits ~8 ms, not ~25 (LSTM 2x512, 16 rows), at the cost of one
         more call per join; where the calls split a row's text changes nothing in it."""
         jobs = self.live
-        batch = Batch.join([j.rows.batch for j in jobs])
+        batch = Batch.join([j.admitted.batch for j in jobs])
         ids = batch.run(self.gen.loop, n, bucket(len(batch)))
         start, still = 0, []
         for job in jobs:
-            rows = job.rows
+            rows = job.admitted
             end = start + len(rows.prefixes)
             rows.batch = batch.part(start, end)
             pieces = rows.take(ids[start:end])

@@ -174,7 +174,8 @@ class Generator:
         how = {k: kwargs.pop(k) for k in ("num_samples", "warn", "chunk") if k in kwargs}
         options = SamplingOptions.of(kwargs.pop("options", None), length=length, **kwargs)
         how.setdefault("chunk", max(1, options.length))
-        parts = None
+        parts: list[str] | None = None
         for piece in self.stream(prefixes, options, **how):
             parts = piece if parts is None else [a + b for a, b in zip(parts, piece, strict=True)]
+        assert parts is not None  # the first piece of a stream is always its prefixes
         return parts

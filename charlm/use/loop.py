@@ -127,7 +127,7 @@ def row_options(options: SamplingOptions, rows: int) -> dict[str, np.ndarray]:
         seed=options.seed,
         position=0,
     )
-    arrays = {k: np.full(rows, v, ROW_DTYPES[k]) for k, v in values.items()}
+    arrays: dict[str, np.ndarray] = {k: np.full(rows, v, ROW_DTYPES[k]) for k, v in values.items()}
     arrays["index"] = np.arange(rows, dtype=np.int64)
     return {k: arrays[k] for k in ROW_DTYPES}
 
