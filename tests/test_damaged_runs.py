@@ -181,7 +181,7 @@ CASES = {
         "lstm",
         RESUME,
         replace_text("config.toml", "sample_temperature = 1.0", "sample_temperature = nan"),
-        ["runs/r/config.toml", "sample-temperature must be 0 (greedy) or more, not nan"],
+        ["runs/r/config.toml, line ", "sample_temperature must be 0 (greedy) or more, not nan"],
     ),
     "scratch-config-model-too-big-sample": (
         "scratch-gru",
