@@ -91,7 +91,7 @@ def corpus(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("model", ["lstm", "scratch-lstm"])
+@pytest.mark.parametrize("model", ["lstm", "scratch-lstm", "gpt"])
 def test_two_devices_train_the_same_weights_as_one(model, corpus, tmp_path):
     settings = dict(SMALL, model=model)
     code, _, err = forked.run([corpus, tmp_path / "runs", json.dumps(settings)], code=MIRRORED)

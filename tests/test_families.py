@@ -73,7 +73,7 @@ def test_an_unknown_family_is_an_option_error_naming_the_model_and_the_families(
     e = caught.value
     assert (e.field, e.value) == ("model", "transformer")
     assert str(e) == (
-        "model must be one of lstm, gru, rnn, scratch-rnn, scratch-gru, scratch-lstm, "
+        "model must be one of lstm, gru, rnn, scratch-rnn, scratch-gru, scratch-lstm, gpt, "
         "not 'transformer'"
     )
     with pytest.raises(OptionError, match="model must be one of"):
@@ -86,7 +86,7 @@ def test_a_precision_the_family_does_not_train_in_is_refused_with_the_way_out():
     e = caught.value
     assert e.field == "precision"
     assert e.worded("--precision") == (
-        "--precision mixed_bfloat16 is for the Keras models (lstm, gru, rnn); scratch-gru "
+        "--precision mixed_bfloat16 is for the Keras models (lstm, gru, rnn, gpt); scratch-gru "
         "trains in float32; drop the precision setting"
     )
     check(tiny("lstm", precision="mixed_bfloat16"))  # a Keras model trains in it

@@ -36,6 +36,7 @@ def assert_same_weights(a, b):
         ("gru", "consecutive", {"dropout": 0.2, "layers": 2}),
         ("scratch-rnn", "consecutive", {"optimizer": "sgd", "lr": 1.0, "clip_norm": 0.1}),
         ("scratch-lstm", "random", {"dropout": 0.2}),
+        ("gpt", "consecutive", {"dropout": 0.2, "context": 8, "units": 16}),
     ],
 )
 def test_a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(

@@ -11,7 +11,7 @@ the models, the memory check and the budget recipe ask the entry, never the name
     f.params(cfg, vocab_size, cfg.layers, cfg.units)
 
     >>> names()
-    ('lstm', 'gru', 'rnn', 'scratch-rnn', 'scratch-gru', 'scratch-lstm')
+    ('lstm', 'gru', 'rnn', 'scratch-rnn', 'scratch-gru', 'scratch-lstm', 'gpt')
     >>> from charlm.options.config import Config
     >>> family("scratch-lstm").state(Config(model="scratch-lstm", layers=2, units=8))
     [(8,), (8,), (8,), (8,)]
@@ -104,6 +104,8 @@ class Family:
             ``reset_after``); another family refuses a value other than the default.
         precisions: The precisions it trains in.
         recipe: What the budget recipe may choose for it.
+        rules: ``cfg -> None``: raises the OptionError of a value its fields take together
+            but the family does not (a transformer's heads must divide its width).
     """
 
     name: str
@@ -117,6 +119,7 @@ class Family:
     fields: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ("float32",)
     recipe: Recipe = field(default_factory=Recipe)
+    rules: Callable[[Any], None] | None = None
 
 
 # -- the recurrent families' arithmetic ----------------------------------------------------------
@@ -194,6 +197,49 @@ def _scratch(cell: str, gates: int, per_layer: int, fields: tuple[str, ...] = ()
     )
 
 
+# -- the transformer's arithmetic -----------------------------------------------------------------
+
+
+def _gpt_state(cfg: Any) -> list[tuple[int, ...]]:
+    """Per block its key and value ring ``(heads, context, units / heads)``, then the row's
+    position (a number: shape ``()``)."""
+    ring = (cfg.heads, cfg.context, cfg.units // cfg.heads)
+    return [ring] * (2 * cfg.layers) + [()]
+
+
+def _gpt_params(cfg: Any, vocab_size: int, layers: int, units: int) -> int:
+    """Per block ``12·d² + 9·d`` (q, k, v and out ``4·d²``, the MLP ``8·d²`` and its biases
+    ``5·d``, two norms ``4·d``), then the embedding ``V·d``, the final norm ``2·d`` and the
+    output ``d·V + V``.
+
+    >>> from charlm.options.config import Config
+    >>> _gpt_params(Config(), 65, 4, 128)
+    808001
+    """
+    per_block = 12 * units * units + 9 * units
+    return layers * per_block + vocab_size * units + 2 * units + units * vocab_size + vocab_size
+
+
+def _gpt_activations(cfg: Any, vocab_size: int) -> int:
+    """Per block and character: the norms, q, k, v, the attention's output, the MLP's 4·d
+    twice (before and after GELU), the residuals (about 16·d), and its attention weights over
+    the ring and the window (heads · (context + window)); then the logits and their gradient."""
+    per_block = 16 * cfg.units + cfg.heads * (cfg.context + cfg.seq_len)
+    return cfg.layers * per_block + cfg.units + 2 * vocab_size
+
+
+def _gpt_rules(cfg: Any) -> None:
+    if cfg.units % cfg.heads:
+        raise OptionError("heads", f"must divide units ({cfg.units}) into equal heads", cfg.heads)
+    if (cfg.units // cfg.heads) % 2:
+        raise OptionError(
+            "heads",
+            f"must leave each head an even width (units / heads = {cfg.units // cfg.heads}): "
+            "rotary positions turn features in pairs",
+            cfg.heads,
+        )
+
+
 FAMILIES: tuple[Family, ...] = (
     _keras(
         "lstm",
@@ -214,6 +260,21 @@ FAMILIES: tuple[Family, ...] = (
     _scratch("rnn", gates=1, per_layer=1),
     _scratch("gru", gates=3, per_layer=1, fields=("reset_after",)),
     _scratch("lstm", gates=4, per_layer=2),
+    Family(
+        name="gpt",
+        help="A decoder-only transformer (pre-norm, rotary positions), its state the "
+        "key/value cache of the last --context characters.",
+        build=Lazy(".gpt:build"),
+        load=Lazy(".gpt:load"),
+        weights_suffix=".keras",
+        state=_gpt_state,
+        params=_gpt_params,
+        activations=_gpt_activations,
+        fields=("context", "heads"),
+        precisions=PRECISIONS,
+        recipe=Recipe(widths=(64, 128, 192, 256, 384, 512), calibrate=(128, 256)),
+        rules=_gpt_rules,
+    ),
 )
 _BY_NAME = {f.name: f for f in FAMILIES}
 
@@ -247,7 +308,7 @@ def family(name: str) -> Family:
     >>> family("gpt2")
     Traceback (most recent call last):
     ...
-    charlm.options.setting.OptionError: model must be one of lstm, gru, rnn, scratch-rnn, scratch-gru, scratch-lstm, not 'gpt2'
+    charlm.options.setting.OptionError: model must be one of lstm, gru, rnn, scratch-rnn, scratch-gru, scratch-lstm, gpt, not 'gpt2'
     """
     try:
         return _BY_NAME[name]
@@ -283,7 +344,7 @@ def check(cfg: Any, settings: bool = True) -> None:
     >>> check(Config(model="scratch-gru", precision="mixed_bfloat16"))
     Traceback (most recent call last):
     ...
-    charlm.options.setting.OptionError: precision mixed_bfloat16 is for the Keras models (lstm, gru, rnn); scratch-gru trains in float32; drop the precision setting
+    charlm.options.setting.OptionError: precision mixed_bfloat16 is for the Keras models (lstm, gru, rnn, gpt); scratch-gru trains in float32; drop the precision setting
     """
     own = family(cfg.model)
     if cfg.precision not in own.precisions:
@@ -294,6 +355,8 @@ def check(cfg: Any, settings: bool = True) -> None:
             f"{' or '.join(own.precisions)}",
             hint="drop the precision setting",
         )
+    if own.rules is not None:
+        own.rules(cfg)
     defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
     for name in (_only_some() - set(own.fields)) if settings else ():
         if getattr(cfg, name) != defaults[name]:

@@ -72,11 +72,12 @@ class Config:
     # model
     model: str = setting(
         "lstm",
-        "The model family: Keras layers (lstm, gru, rnn) or cells written from their equations "
-        "(scratch-rnn, scratch-gru, scratch-lstm); charlm.models.families has the table.",
+        "The model family: Keras layers (lstm, gru, rnn), cells written from their equations "
+        "(scratch-rnn, scratch-gru, scratch-lstm) or a transformer (gpt); "
+        "charlm.models.families has the table.",
     )
-    layers: int = setting(2, "Number of stacked recurrent layers.", least=1)
-    units: int = setting(256, "Hidden units per layer.", least=1)
+    layers: int = setting(2, "Number of stacked layers (recurrent layers, or blocks).", least=1)
+    units: int = setting(256, "Hidden units per layer (a transformer's width).", least=1)
     embedding_dim: int = setting(
         64, "Embedding size; 0 = one-hot input, as the tutorials do.", least=0
     )
@@ -86,6 +87,13 @@ class Config:
         "scratch-gru: apply the reset gate after the matmul (Keras's GRU) instead of before "
         "it (the d2l book's GRU).",
     )
+    context: int = setting(
+        64,
+        "gpt: the characters each one attends to, itself included (the block size); "
+        "generation slides this window past it.",
+        least=1,
+    )
+    heads: int = setting(4, "gpt: attention heads; they divide --units.", least=1)
     precision: str = setting(
         "float32",
         "float32, or mixed_bfloat16 (faster on CPUs with bf16; Keras models).",
@@ -326,6 +334,6 @@ class Config:
 
 CHOICES = {f.name: f.metadata["choices"] for f in fields(Config) if f.metadata["choices"]}
 # the model's shape: what a run started from another's weights (--init-from) takes from it
-SHAPE_KEYS = ("model", "layers", "units", "embedding_dim", "reset_after")
+SHAPE_KEYS = ("model", "layers", "units", "embedding_dim", "reset_after", "context", "heads")
 # the settings a resumed run may change: limits and monitoring, never the model or the data
 RESUMABLE_KEYS = frozenset(f.name for f in fields(Config) if f.metadata["resumable"])

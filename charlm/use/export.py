@@ -277,9 +277,10 @@ def _write_tflite(run, path: Path, batch_size: int) -> None:
         "model": run.config.model,
         "vocab_size": len(run.vocab),
         "batch_size": batch_size,
-        "state_sizes": [shape[-1] for shape in shapes],  # format 1's field: the last axis
         "state_shapes": shapes,  # of one row each
         "inputs": ["ids"] + [f"state_{i}" for i in range(len(shapes))],
         "outputs": ["logits"] + [f"state_{i}" for i in range(len(shapes))],
     }
+    if all(len(shape) == 1 for shape in shapes):  # format 1's field, where it can say it:
+        info["state_sizes"] = [shape[0] for shape in shapes]  # each state a vector per row
     atomic_write(path / "export.json", json.dumps(info, indent=1) + "\n")
