@@ -96,6 +96,14 @@ def test_every_import_points_down_the_flow_or_along_its_floor():
     assert upward() == []
 
 
+def test_the_faces_reach_the_engine_only_through_the_api():
+    """A face (the CLI, the server, the package's own face) imports the api, the ground and
+    other faces: never the engine's floors (models, text, runs, training, use) directly."""
+    faces, api, ground = len(FLOORS) - 1, floor("api"), floor("options")
+    around = [f"{a} -> {b}" for a, b in arrows() if floor(a) == faces]
+    assert [a for a in around if floor(a.split(" -> ")[1]) not in (faces, api, ground)] == []
+
+
 def test_the_floor_table_knows_every_module():
     for name in modules():
         floor(name)

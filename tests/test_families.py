@@ -10,11 +10,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from charlm.models.families import FAMILIES, check, family, names, recipe_choice
+from charlm.models.families import (
+    FAMILIES,
+    check,
+    family,
+    names,
+    recipe_choice,
+)
 from charlm.models.lm import build_model, load_model
 from charlm.models.memory import bytes_needed, param_count
 from charlm.options.config import Config
 from charlm.options.setting import OptionError
+from charlm.training.recipe import allowed_widths as widths
+from charlm.training.recipe import calibration_widths
 
 VOCAB = 11
 
@@ -121,3 +129,13 @@ def test_every_entry_is_complete_and_consistent():
         assert list(f.recipe.widths) == sorted(set(f.recipe.widths)), f.name
     assert [f for f in FAMILIES if f.recipe.why] == [recipe_choice()]
     assert len(set(names())) == len(FAMILIES)
+
+
+def test_the_recipe_chooses_only_widths_the_family_allows_with_the_other_settings():
+    """A transformer's heads must divide its width into even head widths: with 64 heads, the
+    recipe may not choose 64 or 192 (head widths 1 and 3); it measures two it may choose."""
+    cfg = tiny("gpt", heads=64, units=256)
+    assert widths(cfg) == (128, 256, 384, 512)
+    assert calibration_widths(cfg) == (128, 256)
+    assert calibration_widths(tiny("gpt", heads=3, units=192)) == (192, 384)
+    assert widths(tiny("lstm")) == family("lstm").recipe.widths  # no rule: every width

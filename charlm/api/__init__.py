@@ -25,7 +25,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import CharLMError
 from ..models.memory import check_fits
@@ -34,7 +34,7 @@ from ..options.toml import read_preset
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir, WorkerRunDir
 from ..text.samplers import make_sampler
-from ..training.clock import Clock, check_time_left
+from ..training.clock import check_time_left
 from ..version import __version__
 from .families import checked
 from .inputs import Inputs, encode_corpus, resolve_config, resumed_inputs, to_stderr
@@ -191,14 +191,15 @@ def _new_run(launch: Launch, log: Callable[[str], None]) -> Inputs:
     run's budget before the budget recipe reads it. Everything that can be wrong with the
     data and the run it starts from is checked before a run file is written, and the encoded
     corpus is removed when something is."""
-    cfg, given, origin = _new_config(launch, log)
+    asked = _new_config(launch, log)
+    cfg, origin = asked.cfg, asked.origin
     launch.clock.set_budget(cfg.time_budget_seconds)
     # the corpus is encoded into temporary files beside the runs, moved into the run later
     base = origin and origin.base
     corpus = encode_corpus(cfg, Path(cfg.runs_dir), log, launch.progress, base=base)
     try:
         if cfg.time_budget_seconds:
-            cfg = _within_budget(cfg, given, corpus, launch.clock, log, origin)
+            cfg = checked(_within_budget(launch, asked, corpus, log))
         sampler = _sampler(cfg, corpus)
         check_fits(cfg, len(corpus.vocab))  # before the run folder: a model too big makes none
         rundir = RunDir.create(cfg, force=launch.force, log=log)
@@ -208,9 +209,18 @@ def _new_run(launch: Launch, log: Callable[[str], None]) -> Inputs:
         raise
 
 
-def _new_config(launch: Launch, log) -> tuple[Config, set[str], Origin | None]:
-    """A new run's config (defaults, preset, flags, corpus; with ``--init-from``, the model
-    shape of the run it starts from), the settings it was given, and that run."""
+class Asked(NamedTuple):
+    """What a new run is asked to be: its ``cfg`` (defaults, preset, flags, corpus; with
+    ``--init-from``, the model shape of the ``origin`` it starts from) and the settings the
+    user ``given`` (which the budget recipe keeps)."""
+
+    cfg: Config
+    given: set[str]
+    origin: Origin | None
+
+
+def _new_config(launch: Launch, log: Callable[[str], None]) -> Asked:
+    """What the launch asks a new run to be, checked against its family."""
     cfg = resolve_config(launch.config, **launch.overrides)
     if launch.paths:
         cfg = cfg.replace(paths=[str(p) for p in launch.paths])
@@ -222,7 +232,7 @@ def _new_config(launch: Launch, log) -> tuple[Config, set[str], Origin | None]:
         log(f"starting from {origin.describe()}; the optimizer starts fresh")
         given |= set(SHAPE_KEYS)
     preset = None if isinstance(launch.config, Config) else launch.config
-    return checked(cfg, preset, launch.overrides), given, origin
+    return Asked(checked(cfg, preset, launch.overrides), given, origin)
 
 
 def _start_run(launch: Launch, inputs: Inputs) -> Trainer:
@@ -264,18 +274,20 @@ def given_keys(config, overrides: dict) -> set[str]:
 
 
 def _within_budget(
-    cfg: Config, given: set[str], corpus: EncodedCorpus, clock: Clock, log, origin=None
+    launch: Launch, asked: Asked, corpus: EncodedCorpus, log: Callable[[str], None]
 ) -> Config:
-    """``cfg`` for a run that must end within its time budget: with the settings the user left
-    unset (and the weights of ``origin`` leave open) chosen by the budget recipe, or
-    (``--recipe fixed``) as it is, once ``clock`` says that start-up has left time to train."""
+    """The asked config for a run that must end within its time budget: with the settings
+    the user left unset (and the weights it starts from leave open) chosen by the budget
+    recipe, or (``--recipe fixed``) as it is, once the launch's clock says that start-up has
+    left time to train."""
+    cfg = asked.cfg
     if cfg.recipe == "auto":
         from ..training.recipe import choose
 
         sizes = len(corpus.vocab), corpus.train_chars, corpus.val_chars
-        shape_from = origin.describe() if origin else None
-        return choose(cfg, given, *sizes, clock, log, shape_from=shape_from)
-    check_time_left(cfg.time_budget, clock.budget_left(), cfg.recipe)
+        shape_from = asked.origin.describe() if asked.origin else None
+        return choose(cfg, asked.given, *sizes, launch.clock, log, shape_from=shape_from)
+    check_time_left(cfg.time_budget, launch.clock.budget_left(), cfg.recipe)
     return cfg
 
 

@@ -15,8 +15,9 @@ characters attends over the ring and the new characters together, each query to 
 the ``context`` characters up to it (a sliding window): so a character of generation costs
 O(context), and generation goes on past the context with no re-run of the window. Keys are
 cached rotated at their own positions: with RoPE, a score depends only on how far apart the
-two characters are, never on where the ring starts. Positions are float32 (exact up to 2**24
-characters a row).
+two characters are, never on where the ring starts. Positions are float32: exact up to 2**24
+characters a row, and the rotation angles of positions past about 10**5 lose precision, so a
+stream that runs for hundreds of thousands of characters drifts (none of charlm's does yet).
 
 A block attends over the last ``context`` characters of the block below it; stacked, a
 character's logits depend on the last ``layers * (context - 1) + 1`` characters (as with
@@ -55,8 +56,8 @@ class CausalAttention(keras.layers.Layer):
     def __init__(
         self, units: int, heads: int, context: int, dropout: float = 0.0, seed: int = 0, **kw
     ):
-        kw.pop("autocast", None)  # the ring and the position keep float32 (a position in
-        super().__init__(autocast=False, **kw)  # bfloat16 is exact only up to 256)
+        kw.pop("autocast", None)  # the position stays float32 (in bfloat16 it is exact only
+        super().__init__(autocast=False, **kw)  # up to 256); the ring is cast where it is read
         self.units, self.heads, self.context = units, heads, context
         self.dropout, self.seed = dropout, seed
         self.head_dim = units // heads
@@ -64,9 +65,12 @@ class CausalAttention(keras.layers.Layer):
             3 * units, use_bias=False, kernel_initializer=_normal(seed), dtype=self.dtype_policy
         )
         self.out = keras.layers.Dense(
-            units, use_bias=False, kernel_initializer=_normal(seed + 1), dtype=self.dtype_policy
+            units,
+            use_bias=False,
+            kernel_initializer=_normal(seed_plus(seed, 1)),
+            dtype=self.dtype_policy,
         )
-        self.drop = keras.layers.Dropout(dropout, seed=seed + 2)
+        self.drop = keras.layers.Dropout(dropout, seed=seed_plus(seed, 2))
 
     def build(self, input_shape: Any) -> None:
         self.qkv.build(input_shape)
@@ -138,8 +142,8 @@ class Block(keras.layers.Layer):
     def __init__(
         self, units: int, heads: int, context: int, dropout: float = 0.0, seed: int = 0, **kw
     ):
-        kw.pop("autocast", None)  # the ring and the position keep float32 (a position in
-        super().__init__(autocast=False, **kw)  # bfloat16 is exact only up to 256)
+        kw.pop("autocast", None)  # the position stays float32 (in bfloat16 it is exact only
+        super().__init__(autocast=False, **kw)  # up to 256); the ring is cast where it is read
         self.units, self.heads, self.context = units, heads, context
         self.dropout, self.seed = dropout, seed
         policy = self.dtype_policy
@@ -147,10 +151,15 @@ class Block(keras.layers.Layer):
         self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy)
         self.attention = CausalAttention(units, heads, context, dropout, seed, dtype=policy)
         self.up = keras.layers.Dense(
-            4 * units, activation="gelu", kernel_initializer=_normal(seed + 3), dtype=policy
+            4 * units,
+            activation="gelu",
+            kernel_initializer=_normal(seed_plus(seed, 3)),
+            dtype=policy,
         )
-        self.down = keras.layers.Dense(units, kernel_initializer=_normal(seed + 4), dtype=policy)
-        self.drop = keras.layers.Dropout(dropout, seed=seed + 5)
+        self.down = keras.layers.Dense(
+            units, kernel_initializer=_normal(seed_plus(seed, 4)), dtype=policy
+        )
+        self.drop = keras.layers.Dropout(dropout, seed=seed_plus(seed, 5))
 
     def build(self, input_shape: Any) -> None:
         for layer in (self.norm1, self.norm2, self.attention, self.up):
@@ -222,7 +231,7 @@ def build_gpt_model(
         dtype="float32",
         name="logits",
     )(x)
-    outputs = [logits, *new_rings, Advance(name="advance")(position, ids)]
+    outputs = [logits, *new_rings, Advance(name="advance", dtype="float32")(position, ids)]
     return keras.Model([ids, *rings, position], outputs, name="charlm_gpt")
 
 
@@ -230,20 +239,11 @@ class GPTLM(KerasLM):
     """A :class:`~charlm.models.lm.LanguageModel` around :func:`build_gpt_model`'s model:
     :class:`KerasLM`'s calls, saving and loading, and a step that is a window of one."""
 
-    def __init__(self, model: keras.Model):
-        self.keras_model = model
-        self.vocab_size = int(model.outputs[0].shape[-1])
-        self.state_shapes = [tuple(int(d) for d in t.shape[1:]) for t in model.inputs[1:]]
-
     def step(self, ids, state):
         """One character per row, ids ``[B]``: the window of one through the whole model
         (attention over the ring: O(context))."""
         logits, state = self(ids[:, None], state)
         return logits[:, 0], state
-
-    def in_float32(self) -> GPTLM:
-        twin = super().in_float32()
-        return twin if twin is self else GPTLM(twin.keras_model)
 
 
 def build(cfg: Any, vocab_size: int) -> GPTLM:

@@ -173,7 +173,7 @@ class KerasLM:
             return self
         twin = keras.models.clone_model(self.keras_model, clone_function=_in_float32)
         twin.set_weights(self.keras_model.get_weights())
-        return KerasLM(twin)
+        return type(self)(twin)
 
     @property
     def trainable_variables(self):

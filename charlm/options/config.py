@@ -72,9 +72,8 @@ class Config:
     # model
     model: str = setting(
         "lstm",
-        "The model family: Keras layers (lstm, gru, rnn), cells written from their equations "
-        "(scratch-rnn, scratch-gru, scratch-lstm) or a transformer (gpt); "
-        "charlm.models.families has the table.",
+        "The model family, one of the table's (charlm.models.families): the recurrent Keras "
+        "layers, the scratch cells written from their equations, or a transformer.",
     )
     layers: int = setting(2, "Number of stacked layers (recurrent layers, or blocks).", least=1)
     units: int = setting(256, "Hidden units per layer (a transformer's width).", least=1)

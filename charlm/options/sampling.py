@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .setting import OptionError, setting
+from .setting import OptionError, is_int, setting
 
 MAX_SEED = 2**63 - 1  # seeds are int64 in the sampling graph
 MAX_INT = 2**31 - 1  # lengths and top-k are int32 there
@@ -89,9 +89,9 @@ class SamplingOptions:
             raise OptionError("greedy", "must be true or false", self.greedy)
         if not self.greedy:  # --greedy ignores the temperature and the filters
             _check_filters(self.temperature, self.top_k, self.top_p)
-        if not (_is_int(self.length) and 0 <= self.length <= MAX_INT):
+        if not (is_int(self.length) and 0 <= self.length <= MAX_INT):
             raise OptionError("length", f"must be a whole number from 0 to {MAX_INT}", self.length)
-        if not (self.seed is None or (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED)):
+        if not (self.seed is None or (is_int(self.seed) and 0 <= self.seed <= MAX_SEED)):
             raise OptionError("seed", "must be a whole number from 0 to 2**63-1", self.seed)
         for s in self.stop:
             if not isinstance(s, str) or not s:
@@ -173,7 +173,7 @@ def new_seed() -> int:
 def _check_filters(t, k, p) -> None:
     if not (_is_number(t) and math.isfinite(t) and t >= 0):
         raise OptionError("temperature", "must be 0 (greedy) or more", t)
-    if not (_is_int(k) and 0 <= k <= MAX_INT):
+    if not (is_int(k) and 0 <= k <= MAX_INT):
         raise OptionError("top_k", f"must be 0 (off) or a whole number up to {MAX_INT}", k)
     if not (_is_number(p) and 0.0 < p <= 1.0):
         raise OptionError("top_p", "must be in (0, 1]", p, "1 turns nucleus sampling off")
@@ -181,10 +181,6 @@ def _check_filters(t, k, p) -> None:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_num_samples(num_samples: Any) -> None:
@@ -196,7 +192,7 @@ def check_num_samples(num_samples: Any) -> None:
     Raises:
         OptionError: about ``num_samples``, for anything but a whole number of at least 1.
     """
-    if not (_is_int(num_samples) and num_samples >= 1):
+    if not (is_int(num_samples) and num_samples >= 1):
         raise OptionError("num_samples", "must be at least 1", num_samples)
 
 

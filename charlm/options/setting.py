@@ -97,11 +97,12 @@ def check_declared(record: Any) -> None:
     for least, words in ((1, "at least 1"), (0, "0 or more")):
         for f in fields(record):
             value = getattr(record, f.name)
-            if f.metadata.get("least") == least and not (_is_int(value) and value >= least):
+            if f.metadata.get("least") == least and not (is_int(value) and value >= least):
                 raise OptionError(f.name, f"must be {words}", value)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is a whole number (an int, never a bool)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 

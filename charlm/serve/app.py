@@ -266,7 +266,9 @@ async def health(request: Request) -> Response:
 
 
 def static(name: str, media_type: str):
-    content = resources.files("charlm.serve").joinpath("static", name).read_bytes()
+    content = (
+        resources.files("charlm.serve").joinpath("static").joinpath(name).read_bytes()
+    )  # one step a call: Python 3.10
 
     async def route(request: Request) -> Response:
         return Response(content, media_type=media_type, headers=PAGE_HEADERS)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import CharLMError
 from ..options.limits import Limits
 from ..options.sampling import SamplingOptions, check_prefixes
-from ..options.setting import OptionError, shown
+from ..options.setting import OptionError, is_int, shown
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for the completions API
 MAX_STOP = 16  # stop strings per request
@@ -101,7 +101,7 @@ def parse_completion(body, limits: Limits, models: list[str]) -> Completion:
             raise RequestError(f"{name} is not supported by charlm serve; leave it out", name)
     prompts = _prompts(body.get("prompt"), limits)
     n = body.get("n", 1)
-    if not (_is_int(n) and 1 <= n <= limits.max_n):
+    if not (is_int(n) and 1 <= n <= limits.max_n):
         raise RequestError(
             f"n must be a whole number from 1 to {limits.max_n} "
             f"(this server's --max-n), not {shown(n)}",
@@ -199,10 +199,6 @@ def _stream(body: dict) -> tuple[bool, bool]:
             'stream_options must be an object like {"include_usage": true}', "stream_options"
         )
     return stream, bool(extra and extra.get("include_usage"))
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # -- replies ------------------------------------------------------------------------------------

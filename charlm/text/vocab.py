@@ -37,6 +37,8 @@ from ..fsio import atomic_write
 from . import codepoints
 from .codepoints import SURROGATES, lone_surrogate
 
+_SURROGATE_RANGE = range(SURROGATES.start, SURROGATES.stop)
+
 UNK = "<unk>"
 FORMAT = "charlm-vocab"
 VERSION = 1
@@ -91,7 +93,7 @@ class Vocab:
         for _, cps in _codepoints(text):
             present[cps] = True
         if present[SURROGATES].any():
-            at = next(i for i, c in enumerate(text) if 0xD800 <= ord(c) < 0xE000)
+            at = next(i for i, c in enumerate(text) if ord(c) in _SURROGATE_RANGE)
             raise lone_surrogate(ord(text[at]), at)
         return cls(chr(c) for c in np.flatnonzero(present))
 
@@ -254,7 +256,7 @@ def _chars_problem(chars: list, blocks=None) -> str | None:
     for i, c in enumerate(chars):
         if not isinstance(c, str) or len(c) != 1:
             return f"entry {i} ({c!r}) is not a single character"
-        if 0xD800 <= ord(c) < 0xE000:
+        if ord(c) in _SURROGATE_RANGE:
             return f"entry {i} is a lone surrogate U+{ord(c):04X}"
     seen, starts = set(), {i - 1 for i in blocks or ()}
     for i, c in enumerate(chars):

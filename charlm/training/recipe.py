@@ -47,13 +47,15 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from ..models.families import family, recipe_choice
+from ..models.families import Family, family, recipe_choice
 from ..models.lm import build_model
 from ..models.memory import param_count
+from ..options.setting import OptionError
 from .clock import Clock, check_time_left, training_seconds, validation_seconds
 from .step import make_optimizer, make_train_step
 
@@ -126,11 +128,57 @@ def measure_rates(cfgs: dict, vocab_size: int) -> dict:
     return {k: c.batch_size * c.seq_len / statistics.median(times[k]) for k, c in cfgs.items()}
 
 
+def allowed_widths(cfg: Any) -> tuple[int, ...]:
+    """The widths the budget recipe may give ``cfg``'s model: its family's, less those its
+    rules refuse with ``cfg``'s other settings (a transformer's heads must divide each).
+
+    Args:
+        cfg: A :class:`~charlm.options.config.Config`.
+
+    Returns:
+        The widths, narrowest first.
+
+    Raises:
+        OptionError: the rules refuse every width (their error at ``cfg``'s own).
+    """
+    own = family(cfg.model)
+    allowed = tuple(h for h in own.recipe.widths if _allows(own, cfg.replace(units=h)))
+    if not allowed and own.rules is not None:
+        own.rules(cfg)
+    return allowed or (cfg.units,)
+
+
+def calibration_widths(cfg: Any) -> tuple[int, ...]:
+    """The two widths whose speed the recipe measures: the family's pair where both are among
+    :func:`allowed_widths`, else the two narrowest of those.
+
+    Args:
+        cfg: A :class:`~charlm.options.config.Config`.
+
+    Returns:
+        Two widths (one, where only one is allowed).
+    """
+    allowed = allowed_widths(cfg)
+    pair = family(cfg.model).recipe.calibrate
+    return pair if set(pair) <= set(allowed) else allowed[:2]
+
+
+def _allows(own: Family, cfg: Any) -> bool:
+    try:
+        if own.rules is not None:
+            own.rules(cfg)
+    except OptionError:
+        return False
+    return True
+
+
 def predict_rates(cfg, vocab_size: int, measured: dict[int, float]) -> dict[int, float]:
     """chars/s for every width of the family, from the measured ones: rate ∝ params^-α, α
-    from two points."""
+    from two points (one width measured: the only one the family allows)."""
+    if len(measured) == 1:
+        return dict(measured)
     (h1, r1), (h2, r2) = sorted(measured.items())
-    widths = family(cfg.model).recipe.widths
+    widths = allowed_widths(cfg)
     p = {h: param_count(cfg, vocab_size, units=h) for h in widths}
     alpha = math.log(r1 / r2) / math.log(p[h2] / p[h1])
     return {h: r1 * (p[h1] / p[h]) ** alpha for h in widths}
@@ -153,7 +201,7 @@ def pick_width(cfg, vocab_size: int, rates: dict[int, float], seconds: float) ->
     def per_weight(h):
         return rates[h] * seconds / recurrent_weights(cfg, vocab_size, h)
 
-    widths = family(cfg.model).recipe.widths
+    widths = allowed_widths(cfg)
     best = widths[0]
     for h in widths:
         if per_weight(h) >= bar:
@@ -268,7 +316,7 @@ def choose(
 def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
     """Measure the training speed (and pick the precision): {width: chars/s}."""
     space = family(cfg.model).recipe
-    widths = (cfg.units,) if "units" in fixed else space.calibrate
+    widths = (cfg.units,) if "units" in fixed else calibration_widths(cfg)
     measured = measure_rates({h: cfg.replace(units=h) for h in widths}, vocab_size)
     shown = ", ".join(f"{cfg.layers}x{h}: {r:,.0f}" for h, r in measured.items())
     log(
