@@ -351,7 +351,7 @@ def _exit_status(main) -> None:
 if __name__ == "__main__":
     import tensorflow  # noqa: F401  (the point: imported once, shared by every child)
 
-    import charlm.api  # noqa: F401
+    import charlm.api.training  # noqa: F401  (the api's door imports its rooms lazily)
     import charlm.cli  # noqa: F401
     import charlm.training.trainer  # noqa: F401
 

@@ -127,6 +127,16 @@ def test_the_check_sees_an_upward_import_lazy_or_not(tmp_path):
     assert [t for t in found if floor(t) > floor("models.x")] == ["api.run"]
 
 
+def test_the_command_line_starts_without_numpy_or_tensorflow():
+    """``charlm --help``, shell completion and every error found before a model loads pay
+    for the CLI's own imports alone: the api's door imports its rooms when asked."""
+    import subprocess
+
+    code = "import sys, charlm.cli; print(sorted({'numpy', 'tensorflow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 if __name__ == "__main__":
     all_arrows = arrows()
     print(f"modules: {len(modules())}, floors: {len(FLOORS)}, import arrows: {len(all_arrows)}")

@@ -7,8 +7,8 @@ the runs there are, and what each holds (the facts; the command line renders the
 
 from __future__ import annotations
 
+from ..options.config import WEIGHTS
 from ..runs.catalog import describe, list_runs, run_names, summarise
-from ..runs.checkpoints import WEIGHTS
 from ..runs.folders import resolve_run
 from ..runs.rundir import RunDir
 

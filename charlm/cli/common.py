@@ -19,11 +19,10 @@ import sys
 
 import click
 
-from ..api.catalog import WEIGHTS
 from ..api.families import names as family_names
 from ..errors import CharLMError, os_error_line, resource_line
 from ..fsio import quiet_stderr
-from ..options.config import RUNS_DIR, Config
+from ..options.config import RUNS_DIR, WEIGHTS, Config
 from ..options.limits import Limits
 from ..options.sampling import SamplingOptions
 from ..options.setting import OptionError

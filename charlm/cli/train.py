@@ -12,10 +12,9 @@ import sys
 
 import click
 
-from ..api.catalog import WEIGHTS
 from ..api.families import checked
 from ..errors import CharLMError
-from ..options.config import Config
+from ..options.config import WEIGHTS, Config
 from .common import complete_runs, config_options, quiet_tensorflow, user_errors
 
 # what the command returns once every file of its run is written: the charlm process may end

@@ -29,6 +29,7 @@ from .toml import canonical_keys, located, parse_toml, read_text, toml_value
 
 FORMAT_VERSION = 1  # bump when a run directory written before cannot be read the same way
 
+WEIGHTS = ("best", "last")  # the weights a run keeps: the best validation score, and the newest
 RUNS_DIR = "runs"  # the folder of runs when none is named: every default asks here
 NO_LIMIT = ("0", "none", "off")  # what --time-budget takes for "no limit"
 

@@ -29,8 +29,10 @@ from ..fsio import (
     replace_path,
     temp_name,
 )
+from ..options.config import (
+    WEIGHTS,  # the weights a run keeps (best, last): the choices of --weights
+)
 
-WEIGHTS = ("best", "last")  # the weights a run keeps: the best validation score, and the newest
 CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
 KEEP_CHECKPOINTS = 2
 
