@@ -150,13 +150,16 @@ def test_a_model_too_big_for_the_machine_is_refused_before_it_is_built(workdir):
     )
 
 
-def test_the_largest_seed_trains(workdir):
+@pytest.mark.parametrize("model", ["lstm", "gpt"])
+def test_the_largest_seed_trains(workdir, model):
     (workdir / "corpus.txt").write_text(TEXT)
     code, _, err = run_cli(
         "train",
         "corpus.txt",
         "--config",
         TINY,
+        "--model",
+        model,
         "--units",
         "8",
         "--steps",
