@@ -48,18 +48,40 @@ def _normal(seed: int) -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(stddev=0.02, seed=seed)
 
 
+class _Sized(keras.layers.Layer):
+    """What a block and its attention are made with, saved in their config: the width, the
+    heads, the context, the dropout and the seed. Inputs are not cast to the compute dtype
+    (``autocast=False``): the position stays float32 (in bfloat16 it is exact only up to
+    256); the ring is cast where it is read."""
+
+    def __init__(
+        self, units: int, heads: int, context: int, dropout: float = 0.0, seed: int = 0, **kw
+    ):
+        kw.pop("autocast", None)
+        super().__init__(autocast=False, **kw)
+        self.units, self.heads, self.context = units, heads, context
+        self.dropout, self.seed = dropout, seed
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "heads": self.heads,
+            "context": self.context,
+            "dropout": self.dropout,
+            "seed": self.seed,
+        }
+
+
 @keras.saving.register_keras_serializable(package="charlm")
-class CausalAttention(keras.layers.Layer):
+class CausalAttention(_Sized):
     """Multi-head causal self-attention over a key/value ring of ``context`` characters and
     the new ones, with rotary positions; returns the output and the new ring."""
 
     def __init__(
         self, units: int, heads: int, context: int, dropout: float = 0.0, seed: int = 0, **kw
     ):
-        kw.pop("autocast", None)  # the position stays float32 (in bfloat16 it is exact only
-        super().__init__(autocast=False, **kw)  # up to 256); the ring is cast where it is read
-        self.units, self.heads, self.context = units, heads, context
-        self.dropout, self.seed = dropout, seed
+        super().__init__(units, heads, context, dropout, seed, **kw)
         self.head_dim = units // heads
         self.qkv = keras.layers.Dense(
             3 * units, use_bias=False, kernel_initializer=_normal(seed), dtype=self.dtype_policy
@@ -94,16 +116,6 @@ class CausalAttention(keras.layers.Layer):
         y = self.out(ops.reshape(y, (batch, steps, self.units)))
         return y, _written(k_ring, k, at, self.context), _written(v_ring, v, at, self.context)
 
-    def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "heads": self.heads,
-            "context": self.context,
-            "dropout": self.dropout,
-            "seed": self.seed,
-        }
-
 
 def _rotated(x, at):
     """``x`` ``[B, H, T, D]`` rotated by RoPE at positions ``at`` ``[B, T]``: each pair of
@@ -136,16 +148,13 @@ def _written(ring, new, at, context: int):
 
 
 @keras.saving.register_keras_serializable(package="charlm")
-class Block(keras.layers.Layer):
+class Block(_Sized):
     """One pre-norm transformer block: ``x + attention(norm(x))``, then ``x + mlp(norm(x))``."""
 
     def __init__(
         self, units: int, heads: int, context: int, dropout: float = 0.0, seed: int = 0, **kw
     ):
-        kw.pop("autocast", None)  # the position stays float32 (in bfloat16 it is exact only
-        super().__init__(autocast=False, **kw)  # up to 256); the ring is cast where it is read
-        self.units, self.heads, self.context = units, heads, context
-        self.dropout, self.seed = dropout, seed
+        super().__init__(units, heads, context, dropout, seed, **kw)
         policy = self.dtype_policy
         self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy)
         self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy)
@@ -173,16 +182,6 @@ class Block(keras.layers.Layer):
         x = x + self.drop(y, training=training)
         x = x + self.drop(self.down(self.up(self.norm2(x))), training=training)
         return x, k_ring, v_ring
-
-    def get_config(self) -> dict:
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "heads": self.heads,
-            "context": self.context,
-            "dropout": self.dropout,
-            "seed": self.seed,
-        }
 
 
 @keras.saving.register_keras_serializable(package="charlm")
