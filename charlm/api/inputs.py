@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CharLMError
 from ..fsio import to_stderr
@@ -45,8 +46,20 @@ class Inputs:
     origin: Origin | None = None
 
 
-def resolve_config(config=None, **overrides) -> Config:
-    """Defaults, then the TOML preset ``config`` (a path or a Config), then ``overrides``."""
+def resolve_config(config: str | Path | Config | None = None, **overrides: Any) -> Config:
+    """Defaults, then the TOML preset ``config``, then ``overrides``.
+
+    Args:
+        config: A preset's path, or a Config (None: the defaults).
+        **overrides: Settings by name, over the preset's.
+
+    Returns:
+        The config, checked.
+
+    Raises:
+        CharLMError: the preset cannot be read, or a value is bad (an OptionError, which
+            names its field).
+    """
     if isinstance(config, Config):
         cfg = config
     elif config:
@@ -57,12 +70,30 @@ def resolve_config(config=None, **overrides) -> Config:
 
 
 def encode_corpus(
-    cfg: Config, folder, log=to_stderr, progress: bool | None = None, base=None
+    cfg: Config,
+    folder: str | Path,
+    log: Callable[[str], None] = to_stderr,
+    progress: bool | None = None,
+    base: tuple[Vocab, str] | None = None,
 ) -> EncodedCorpus:
-    """The corpus ``cfg`` describes, streamed twice and encoded into an id file in ``folder``
+    """The corpus ``cfg`` describes, streamed twice and encoded into an id file
     (:mod:`charlm.text.idfile`): train and held-out ids equal ``vocab.encode`` of
-    :func:`~charlm.text.texts.read_texts`; with ``base`` (a vocabulary and its run's name),
-    in that vocabulary grown by the text's new characters."""
+    :func:`~charlm.text.texts.read_texts`.
+
+    Args:
+        cfg: Its paths, the held-out split and how its files are read.
+        folder: Where the id file is written.
+        log: Where the reading notes and the vocabulary's line go.
+        progress: Show a progress bar (None: on a terminal).
+        base: A vocabulary and its run's name: encode in it, grown by the text's new
+            characters (a fine-tuning).
+
+    Returns:
+        The encoded corpus, its vocabulary and the size and time of each file it read.
+
+    Raises:
+        CharLMError: a file is missing, unreadable, not text, or the corpus is empty.
+    """
     sources = corpus_sources(cfg)  # before reading: a file changed meanwhile shows next time
     source = _source(list(cfg.paths), corpus_options(cfg), log)
     val_source = _source([cfg.val_file], read_options(cfg), log) if cfg.val_file else None
@@ -74,7 +105,15 @@ def encode_corpus(
 
 
 def corpus_sources(cfg: Config) -> list | None:
-    """The size and modification time of every file the corpus of ``cfg`` reads."""
+    """The size and modification time of every file the corpus of ``cfg`` reads.
+
+    Args:
+        cfg: Its paths and held-out file.
+
+    Returns:
+        ``[[path, size, mtime_ns], ...]``, or None where a source cannot be listed again
+        (standard input, a pipe).
+    """
     return source_signature(list(cfg.paths) + ([cfg.val_file] if cfg.val_file else []))
 
 
@@ -96,7 +135,19 @@ def _source(paths: list[str], opts: dict, warn):
 def resumed_inputs(launch: Launch, log: Callable[[str], None]) -> Inputs:
     """The config, run folder, encoded corpus and vocabulary of the run ``launch`` resumes,
     each checked against what the run was started with; the launch's clock is given the
-    run's budget. Its sampler is left to the caller."""
+    run's budget. Its sampler is left to the caller.
+
+    Args:
+        launch: The launch whose ``resume`` names the run (True: the newest).
+        log: Where the lines about the corpus go.
+
+    Returns:
+        The inputs, the run folder locked for this process (unless it is a non-chief worker).
+
+    Raises:
+        CharLMError: no such run, a damaged one, a setting it may not change, or a corpus
+            that is not the one it was trained on.
+    """
     overrides, resume = launch.overrides, launch.resume
     runs_dir = overrides.get("runs_dir", RUNS_DIR)
     rundir = RunDir(resolve_run(None if resume is True else str(resume), runs_dir, "--resume"))
@@ -106,7 +157,7 @@ def resumed_inputs(launch: Launch, log: Callable[[str], None]) -> Inputs:
     try:
         rundir.read_metrics(), rundir.checkpoints()  # a damaged one: one line before any write
         rundir.check_resumable()
-        cfg = _resumed_config(launch.paths, launch.config, overrides, saved, rundir)
+        cfg = _resumed_config(launch, saved, rundir)
         launch.clock.set_budget(cfg.time_budget_seconds)
         vocab = rundir.read_vocab()
         corpus = _resumed_corpus(cfg, rundir, vocab, log, launch.progress)
@@ -117,9 +168,15 @@ def resumed_inputs(launch: Launch, log: Callable[[str], None]) -> Inputs:
 
 
 def writes_run(strategy: str) -> bool:
-    """Whether this process writes the run folder (and takes its lock): every process but the
-    non-chief workers of a multi-worker run, which save into temporary copies
-    (:mod:`charlm.training.distribute`)."""
+    """Whether this process writes the run folder (and takes its lock).
+
+    Args:
+        strategy: The run's ``strategy``.
+
+    Returns:
+        True for every process but the non-chief workers of a multi-worker run, which save
+        into temporary copies (:mod:`charlm.training.distribute`).
+    """
     if strategy != "multi-worker":
         return True
     from ..training import distribute
@@ -127,8 +184,9 @@ def writes_run(strategy: str) -> bool:
     return distribute.is_chief(distribute.strategy(strategy))
 
 
-def _resumed_config(paths, config, overrides, saved, rundir) -> Config:
+def _resumed_config(launch: Launch, saved: Config, rundir: RunDir) -> Config:
     """The run's saved config, with the settings that may change on a resume changed."""
+    paths, config, overrides = launch.paths, launch.config, launch.overrides
     changed = {k for k, v in overrides.items() if getattr(saved, k, None) != v}
     if config:
         preset = resolve_config(config)

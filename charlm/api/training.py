@@ -10,7 +10,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import CharLMError
 from ..models.memory import check_fits
@@ -32,7 +32,12 @@ if TYPE_CHECKING:
     from ..training.trainer import Callback, Trainer
 
 
-def train(paths=None, *, resume: str | Path | bool | None = None, **options) -> Run:
+def train(
+    paths: Sequence[str | Path] | None = None,
+    *,
+    resume: str | Path | bool | None = None,
+    **options: Any,
+) -> Run:
     """Train a model and return its :class:`Run`.
 
     Args:
@@ -56,7 +61,7 @@ def train(paths=None, *, resume: str | Path | bool | None = None, **options) -> 
 
 
 def prepare(
-    paths=None,
+    paths: Sequence[str | Path] | None = None,
     *,
     config: str | Path | Config | None = None,
     resume: str | Path | bool | None = None,
@@ -67,7 +72,7 @@ def prepare(
     started: float | None = None,
     init_from: str | Path | None = None,
     init_weights: str = "best",
-    **overrides,
+    **overrides: Any,
 ) -> Trainer:
     """Everything :func:`train` does before the first step: read and check the corpus and
     config, write the run directory, build the model. Benchmarks and tools that drive the loop
@@ -180,7 +185,7 @@ def _new_run(launch: Launch, log: Callable[[str], None]) -> Inputs:
     cfg, origin = asked.cfg, asked.origin
     launch.clock.set_budget(cfg.time_budget_seconds)
     # the corpus is encoded into temporary files beside the runs, moved into the run later
-    base = origin and origin.base
+    base = origin.base if origin else None
     corpus = encode_corpus(cfg, Path(cfg.runs_dir), log, launch.progress, base=base)
     try:
         if cfg.time_budget_seconds:
