@@ -14,6 +14,7 @@ that cannot work, with one line, not to plan a tight fit. No TensorFlow here.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..errors import CharLMError
@@ -38,8 +39,9 @@ def param_count(cfg, vocab_size: int, layers: int | None = None, units: int | No
 
 def bytes_needed(cfg, vocab_size: int, training: bool = True) -> int:
     """About how many bytes ``cfg``'s model takes: its weights, and to train, their gradients,
-    the optimizer's slots and the activations of one batch (what its family says one
-    character keeps for the backward pass).
+    the optimizer's slots, the activations of one batch (what its family says one character
+    keeps for the backward pass) and the batch's state (its family's state shapes: a
+    transformer's key/value cache is not small).
 
     >>> from charlm.options.config import Config
     >>> bytes_needed(Config(), 65) // 2**20, bytes_needed(Config(), 65, training=False) // 2**20
@@ -49,8 +51,11 @@ def bytes_needed(cfg, vocab_size: int, training: bool = True) -> int:
     if not training:
         return params * FLOAT_BYTES
     copies = 2 + OPTIMIZER_SLOTS.get(cfg.optimizer, 2)  # weights, gradients, slots
-    per_step = family(cfg.model).activations(cfg, vocab_size)
-    return (params * copies + cfg.batch_size * cfg.seq_len * per_step) * FLOAT_BYTES
+    own = family(cfg.model)
+    per_step = own.activations(cfg, vocab_size)
+    per_row = sum(math.prod(shape) for shape in own.state(cfg))
+    floats = params * copies + cfg.batch_size * (cfg.seq_len * per_step + per_row)
+    return floats * FLOAT_BYTES
 
 
 def available_memory() -> int | None:
