@@ -21,8 +21,9 @@ PROMPTS = ["秦川雄帝宅", "春", "玉匣啓龍圖，金繩"]  # 5, 1 and 8 c
 SERVING = re.compile(r"serving .* on (http://\S+?)/ ")
 
 
-def train_tiny(folder: Path) -> Path:
-    """A tiny LSTM on the first 20,000 characters of the Tang poems, in ``folder/runs``."""
+def train_tiny(folder: Path, **settings) -> Path:
+    """A tiny LSTM (or what ``settings`` say) on the first 20,000 characters of the Tang
+    poems, in ``folder/runs``."""
     import charlm
 
     back = os.getcwd()
@@ -34,7 +35,7 @@ def train_tiny(folder: Path) -> Path:
             name="tang",
             progress=False,
             log=lambda _: None,
-            **{**TINY, "model": "lstm", "steps": 30},
+            **{**TINY, "model": "lstm", "steps": 30, **settings},
         )
     finally:
         os.chdir(back)

@@ -354,7 +354,7 @@ FINE_TUNE_MIRRORED = MIRRORED.split("import charlm")[0] + textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("model", ["lstm", "scratch-gru"])
+@pytest.mark.parametrize("model", ["lstm", "scratch-gru", "gpt"])
 def test_fine_tuning_under_a_strategy_trains_the_same_weights_as_one_device(model, tmp_path):
     new_text = tmp_path / "new.txt"
     new_text.write_text(NEW_LINE * 40, encoding="utf-8")

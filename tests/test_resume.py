@@ -170,7 +170,8 @@ class PoisonWeightsOnce(charlm.training.trainer.Callback):
             self.done = True
 
 
-def test_a_nan_loss_rolls_back_to_the_last_checkpoint_and_halves_the_learning_rate(workdir):
+@pytest.mark.parametrize("model", ["lstm", "gpt"])
+def test_a_nan_loss_rolls_back_to_the_last_checkpoint_and_halves_the_learning_rate(workdir, model):
     poison = PoisonWeightsOnce(at_step=13)
     log = []
     run = charlm.train(
@@ -179,7 +180,7 @@ def test_a_nan_loss_rolls_back_to_the_last_checkpoint_and_halves_the_learning_ra
         progress=False,
         log=log.append,
         callbacks=[poison],
-        **dict(SMALL, steps=30, eval_every=10),
+        **dict(SMALL, model=model, steps=30, eval_every=10),
     )
     assert poison.done
     assert any(

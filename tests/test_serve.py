@@ -234,3 +234,31 @@ def test_a_refused_request_is_a_clear_openai_error_in_the_client(server):
             model="tang", prompt="春", max_tokens=5, temperature=-1
         )
     assert options_error(temperature=-1) in str(info.value)
+
+
+def test_a_transformer_serves_many_users_in_one_batch_as_charlm_samples(tmp_path_factory):
+    """A gpt run behind the server: six requests at once share the batch, their rows at
+    different positions of their key/value caches (prompts of 5, 1 and 8 characters, texts of
+    30 to 65: past the context of 8) and leaving at different steps; each seeded text is the
+    one ``charlm sample`` draws alone."""
+    import concurrent.futures
+
+    from serving import Server, train_tiny
+
+    import charlm
+
+    home = tmp_path_factory.mktemp("serve-gpt")
+    run = charlm.load(train_tiny(home, model="gpt", context=8))
+    live = Server(run.path, "--compile-ahead", "", log=home / "server.log").wait_ready()
+    try:
+        bodies = [
+            {"prompt": p, "max_tokens": 30 + 7 * i, "seed": i, "temperature": 0.8}
+            for i, p in enumerate(PROMPTS * 2)
+        ]
+        with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
+            replies = list(pool.map(lambda b: streamed_texts(live.url, b), bodies))
+    finally:
+        live.stop()
+    for body, (texts, reasons) in zip(bodies, replies, strict=True):
+        want = expected(run, body["prompt"], body["max_tokens"], seed=body["seed"], temperature=0.8)
+        assert texts == want and reasons == ["length"]
