@@ -139,3 +139,18 @@ def test_the_recipe_chooses_only_widths_the_family_allows_with_the_other_setting
     assert calibration_widths(cfg) == (128, 256)
     assert calibration_widths(tiny("gpt", heads=3, units=192)) == (192, 384)
     assert widths(tiny("lstm")) == family("lstm").recipe.widths  # no rule: every width
+
+
+def test_a_transformers_heads_must_split_its_width_into_even_heads():
+    with pytest.raises(OptionError) as caught:
+        check(tiny("gpt", units=64, heads=3))
+    assert caught.value.worded("--heads") == (
+        "--heads must divide units (64) into equal heads, not 3"
+    )
+    with pytest.raises(OptionError) as caught:
+        check(tiny("gpt", units=32, heads=32))
+    assert caught.value.worded("--heads") == (
+        "--heads must leave each head an even width, not 32; units / heads is 1, and rotary "
+        "positions turn features in pairs"
+    )
+    check(tiny("gpt", units=32, heads=4))  # 8 each

@@ -234,9 +234,10 @@ def _gpt_rules(cfg: Any) -> None:
     if (cfg.units // cfg.heads) % 2:
         raise OptionError(
             "heads",
-            f"must leave each head an even width (units / heads = {cfg.units // cfg.heads}): "
-            "rotary positions turn features in pairs",
+            "must leave each head an even width",
             cfg.heads,
+            f"units / heads is {cfg.units // cfg.heads}, and rotary positions turn features "
+            "in pairs",
         )
 
 
