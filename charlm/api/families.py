@@ -34,11 +34,7 @@ def checked(cfg: Config, preset: str | Path | None = None, flags: dict | None = 
     except OptionError as e:
         if preset is not None and e.field not in (flags or {}):
             text = read_text(preset)
-            if e.field in _keys(text, str(preset)):
+            if e.field in parse_toml(text, str(preset)):
                 raise located(e, text, str(preset)) from None
         raise
     return cfg
-
-
-def _keys(text: str, source: str) -> set[str]:
-    return set(parse_toml(text, source))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .rules import check_keys, check_type, parse_duration, validate
+from .rules import SAMPLE_OPTIONS, check_keys, check_type, parse_duration, validate
 from .sampling import SamplingOptions
 from .setting import OptionError, help_of, setting
 from .toml import canonical_keys, located, parse_toml, read_text, toml_value
@@ -321,9 +321,7 @@ class Config:
         >>> Config(sample_temperature=0).sample_options.is_greedy
         True
         """
-        return SamplingOptions(
-            length=self.sample_length, temperature=self.sample_temperature, seed=self.seed
-        )
+        return SamplingOptions(**{o: getattr(self, k) for o, k in SAMPLE_OPTIONS.items()})
 
     @functools.cached_property
     def time_budget_seconds(self) -> float | None:

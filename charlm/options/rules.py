@@ -133,12 +133,10 @@ def _ranges(cfg: Any) -> None:
             raise OptionError(key, problem, getattr(cfg, key), hint)
 
 
-# the settings of the samples printed during training, as SamplingOptions names them
-_SAMPLE_FIELDS = {
-    "length": "sample_length",
-    "temperature": "sample_temperature",
-    "prefix": "sample_prefixes",
-}
+# the options of the samples printed during training (SamplingOptions' fields), and the config's
+# settings that give them: Config.sample_options is made from these, and their errors named so
+SAMPLE_OPTIONS = {"length": "sample_length", "temperature": "sample_temperature", "seed": "seed"}
+_SAMPLE_FIELDS = {**SAMPLE_OPTIONS, "prefix": "sample_prefixes"}  # and check_prefixes' field
 
 
 def _sample_options(cfg: Any) -> None:
