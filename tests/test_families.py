@@ -21,8 +21,8 @@ from charlm.models.lm import build_model, load_model
 from charlm.models.memory import bytes_needed, param_count
 from charlm.options.config import Config
 from charlm.options.setting import OptionError
-from charlm.training.recipe import allowed_widths as widths
-from charlm.training.recipe import calibration_widths
+from charlm.training.widths import allowed_widths as widths
+from charlm.training.widths import calibration_widths
 
 VOCAB = 11
 

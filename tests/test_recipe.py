@@ -14,17 +14,13 @@ import charlm
 from charlm.models.families import family
 from charlm.options.config import Config
 from charlm.training.clock import Clock
-from charlm.training.recipe import (
-    CHOSEN,
-    DEEP_SECONDS,
-    LARGE_VOCAB,
+from charlm.training.recipe import CHOSEN, DEEP_SECONDS, LARGE_VOCAB, choose, pick_shape
+from charlm.training.widths import (
     TOKENS_PER_PARAM,
     WIDER_MARGIN,
-    choose,
-    pick_shape,
+    layer_weights,
     pick_width,
     predict_rates,
-    recurrent_weights,
 )
 
 VOCAB = 65
@@ -34,7 +30,7 @@ MEASURED = {128: 90_000.0, 384: 27_000.0}  # chars/s, as measured on a 2-core AM
 
 
 def params(units):
-    return recurrent_weights(CFG, VOCAB, units)
+    return layer_weights(CFG, VOCAB, units)
 
 
 def test_predicted_rates_go_through_the_measured_widths_and_fall_with_size():
@@ -52,7 +48,7 @@ def test_the_width_is_the_widest_that_sees_enough_characters_per_weight(seconds)
     bar = TOKENS_PER_PARAM * WIDER_MARGIN
     enough = [h for h in WIDTHS if rates[h] * seconds >= bar * params(h)]
     assert units == (max(enough) if enough else WIDTHS[0])
-    assert f"2x{units}" in why and "per recurrent weight" in why
+    assert f"2x{units}" in why and "per layer weight" in why
     assert ("the widest with" in why) == bool(enough)  # never claims a width it could not reach
     if units != WIDTHS[-1]:  # and says how far the next wider one fell short
         assert f"2x{WIDTHS[WIDTHS.index(units) + 1]} would see" in why
@@ -65,7 +61,7 @@ def test_speeds_ten_percent_apart_at_the_edge_of_a_width_choose_the_same_width(e
     # moved ~10 % between runs. With the margin, the narrower width is kept on both sides.
     cfg = CFG.replace(layers=1)
     rates = predict_rates(cfg, VOCAB, MEASURED)
-    seconds = TOKENS_PER_PARAM * recurrent_weights(cfg, VOCAB, edge) / rates[edge]
+    seconds = TOKENS_PER_PARAM * layer_weights(cfg, VOCAB, edge) / rates[edge]
     chosen = set()
     for noise in (0.9, 0.95, 1.0, 1.05, 1.1):
         measured = {h: r * noise for h, r in MEASURED.items()}
@@ -81,10 +77,10 @@ def test_a_longer_budget_never_chooses_a_narrower_model(a, b):
     assert pick_width(CFG, VOCAB, rates, short)[0] <= pick_width(CFG, VOCAB, rates, long)[0]
 
 
-def test_recurrent_weights_are_the_lstm_layers_alone():
+def test_layer_weights_are_the_lstm_layers_alone():
     # layer 1: 4 gates x H x (E + H) + 4H biases; layer 2: the same with H inputs
-    assert recurrent_weights(CFG, VOCAB, 256) == 4 * 256 * (64 + 256 + 1) + 4 * 256 * (512 + 1)
-    assert recurrent_weights(CFG, 6_000, 256) == recurrent_weights(CFG, VOCAB, 256)
+    assert layer_weights(CFG, VOCAB, 256) == 4 * 256 * (64 + 256 + 1) + 4 * 256 * (512 + 1)
+    assert layer_weights(CFG, 6_000, 256) == layer_weights(CFG, VOCAB, 256)
 
 
 @settings(max_examples=60, deadline=None)
@@ -129,7 +125,7 @@ def test_a_large_vocabulary_trains_one_layer_at_a_higher_learning_rate_and_says_
     )
     assert (cfg.layers, cfg.lr) == (1, 1e-2)
     said = "\n".join(lines)
-    assert "recipe: 1 layer, embedding" in said and "6,000 characters, a large vocabulary" in said
+    assert "recipe: 1 layer" in said and "6,000 characters, a large vocabulary" in said
     alphabet = choose(
         Config(time_budget="1m"),
         fixed={"units", "layers"},
@@ -144,10 +140,10 @@ def test_a_large_vocabulary_trains_one_layer_at_a_higher_learning_rate_and_says_
 
 def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
     lines = []
-    given_cfg = Config(units=48, sampler="consecutive", lr=0.01, time_budget="1m")
+    given_cfg = Config(model="lstm", units=48, sampler="consecutive", lr=0.01, time_budget="1m")
     cfg = choose(
         given_cfg,
-        fixed={"units", "sampler", "lr"},
+        fixed={"model", "units", "sampler", "lr"},
         vocab_size=VOCAB,
         train_chars=200_000,
         val_chars=20_000,
@@ -160,7 +156,7 @@ def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
     assert all(line.startswith("recipe: ") for line in lines)
     said = "\n".join(lines)
     assert "measured lstm training speed" in said and "1x48:" in said  # one layer at 1 minute
-    assert "recipe: model lstm (a GRU" in said
+    assert "recipe: model" not in said  # the family was given: not raced
     assert "recipe: width" not in said  # the width was given: nothing to choose or explain
     assert "consecutive sampler" in said and "zero state" not in said
     assert "lr 0.01" in said and "dropout" in said

@@ -72,14 +72,24 @@ class Recipe:
         calibrate: The two widths whose training speed it measures (the others are
             predicted from them).
         precisions: The precisions it may try, float32 first.
-        why: Why the recipe trains this family when the user names none ("": it does not;
-            exactly one family has a reason).
+        why: Why the recipe trains this family when the user names none and no other
+            family is predicted ahead of it ("": it does not; exactly one family has a reason).
+        curve: The family's learning curve on an alphabet: ``(characters trained, final val
+            nats/char)`` of whole recipe runs, fewest characters first (BENCHMARKS.md, "The
+            family curves"). A family with a curve is raced: the recipe predicts its loss at
+            the deadline from it (:mod:`charlm.training.family_choice`).
+        large_curve: The same on a vocabulary of thousands of characters (Chinese).
+        embedding: Whether the family has an embedding width of its own
+            (``embedding_dim``) for the recipe to choose; a transformer's is its width.
     """
 
     widths: tuple[int, ...] = WIDTHS
     calibrate: tuple[int, int] = (128, 384)
     precisions: tuple[str, ...] = ("float32",)
     why: str = ""
+    curve: tuple[tuple[float, float], ...] = ()
+    large_curve: tuple[tuple[float, float], ...] = ()
+    embedding: bool = True
 
 
 @dataclass(frozen=True)
@@ -165,7 +175,12 @@ def _recurrent_activations(gates: int) -> Callable[[Any, int], int]:
 
 
 def _keras(
-    name: str, help: str, gates: int, per_layer: int, biases: int = 1, why: str = ""
+    name: str,
+    help: str,
+    gates: int,
+    per_layer: int,
+    biases: int = 1,
+    recipe: Recipe = Recipe(precisions=PRECISIONS),
 ) -> Family:
     """A stack of Keras's recurrent layer ``name`` (fast CPU cells where charlm has them)."""
     return Family(
@@ -178,7 +193,7 @@ def _keras(
         params=_recurrent_params(gates, biases),
         activations=_recurrent_activations(gates),
         precisions=PRECISIONS,
-        recipe=Recipe(precisions=PRECISIONS, why=why),
+        recipe=recipe,
     )
 
 
@@ -241,14 +256,28 @@ def _gpt_rules(cfg: Any) -> None:
         )
 
 
+# The learning curves of the raced families: (characters trained, final val nats/char, charlm's
+# own validation) of whole `charlm train CORPUS --time-budget B [--model gpt]` runs, on tiny
+# Shakespeare (an alphabet) and the Tang poems (a large vocabulary); BENCHMARKS.md, "The family
+# curves", gives each run, its machine and its date.
+LSTM_CURVE = ((3.3e6, 1.729), (7.41e6, 1.510), (12.33e6, 1.464), (16.44e6, 1.453))
+LSTM_LARGE_CURVE = ((0.774e6, 6.520), (2.84e6, 5.429))
+GPT_CURVE = ((2.10e6, 1.789), (4.45e6, 1.677), (8.54e6, 1.605))
+GPT_LARGE_CURVE = ((0.838e6, 5.912), (2.33e6, 5.680))
+
 FAMILIES: tuple[Family, ...] = (
     _keras(
         "lstm",
         "keras.layers.LSTM, stacked (charlm's fast cells on a CPU, cuDNN on a GPU).",
         gates=4,
         per_layer=2,
-        why="a GRU of the same width scored the same within noise: 1.506 against 1.510 "
-        "nats/char on tiny Shakespeare at 5 minutes, 1x384 each, in one session",
+        recipe=Recipe(
+            precisions=PRECISIONS,
+            why="a GRU of the same width scored the same within noise: 1.506 against 1.510 "
+            "nats/char on tiny Shakespeare at 5 minutes, 1x384 each, in one session",
+            curve=LSTM_CURVE,
+            large_curve=LSTM_LARGE_CURVE,
+        ),
     ),
     _keras(
         "gru",
@@ -273,7 +302,14 @@ FAMILIES: tuple[Family, ...] = (
         activations=_gpt_activations,
         fields=("context", "heads"),
         precisions=PRECISIONS,
-        recipe=Recipe(widths=(64, 128, 192, 256, 384, 512), calibrate=(128, 256)),
+        recipe=Recipe(
+            widths=(64, 128, 192, 256, 384, 512),
+            calibrate=(128, 256),
+            precisions=PRECISIONS,
+            curve=GPT_CURVE,
+            large_curve=GPT_LARGE_CURVE,
+            embedding=False,
+        ),
         rules=_gpt_rules,
     ),
 )

@@ -15,7 +15,7 @@ machine in the first seconds, then chooses every setting the user left unset and
    the model at the unigram level for minutes; by 10 minutes the depth no longer matters, and
    long budgets on an alphabet keep the two layers of the 10-minute race.
 3. **Width.** With T seconds left, a width H processes ``rate(H)·T`` characters. The recipe
-   takes the widest H that still sees ``TOKENS_PER_PARAM`` characters per recurrent weight
+   takes the widest H that still sees ``TOKENS_PER_PARAM`` characters per weight of its layers
    with a margin (``WIDER_MARGIN``): a wider model learns more per character, a narrower one
    sees more characters, and near the bar the narrower is kept unless the wider clears it
    clearly, so that speeds measured ~10 % apart choose the same width (two runs at the bar's
@@ -31,6 +31,10 @@ machine in the first seconds, then chooses every setting the user left unset and
    a large vocabulary takes a higher peak (1e-2: its rare characters' rows get few updates).
 6. **Regularisation.** Dropout only when the budget allows many passes over the corpus.
 7. **Precision.** mixed_bfloat16 only when the CPU has native bf16 and measures faster.
+8. **Family.** With no ``--model``, steps 1-3 and 7 run for every family the recipe races
+   (an LSTM and the transformer), and the one whose learning curve predicts the lowest val
+   loss from the characters it can train by the deadline is trained
+   (:mod:`charlm.training.family_choice`); the others' reasons are not printed.
 
 What it may choose for a family (the family itself when none is given, the widths, the
 precisions) is that family's :class:`~charlm.models.families.Recipe`.
@@ -44,20 +48,20 @@ stand on".
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from ..models.families import Family, family, recipe_choice
+from ..models.families import FAMILIES, Family, family, recipe_choice
 from ..models.lm import build_model
-from ..models.memory import param_count
-from ..options.setting import OptionError
 from .clock import Clock, check_time_left, training_seconds, validation_seconds
+from .family_choice import Plan, pick_family, predicted_loss
 from .step import make_optimizer, make_train_step
+from .widths import calibration_widths, pick_width, predict_rates
 
 # What the recipe may choose (a setting the user gave is never changed).
 CHOSEN = (
@@ -77,13 +81,12 @@ CHOSEN = (
     "eval_every",
     "eval_chars",
 )
-TOKENS_PER_PARAM = 8.0  # characters seen per weight at which a wider model stops paying
-WIDER_MARGIN = 1.25  # a width is taken only if it sees TOKENS_PER_PARAM by this factor
 ROUNDS, ROUND_SECONDS = 3, 0.4  # speed timing: rounds alternating the sizes, seconds per size
 BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
 LARGE_VOCAB = 1_000  # characters: from here on, a large vocabulary (its own shape and lr)
 DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
+RACE_SHARE = 0.2  # the most of the time left that measuring one more family may take
 
 
 def stepper(cfg, vocab_size: int):
@@ -126,102 +129,6 @@ def measure_rates(cfgs: dict, vocab_size: int) -> dict:
         for k, run in runs.items():
             times[k] += time_steps(run, ROUND_SECONDS)
     return {k: c.batch_size * c.seq_len / statistics.median(times[k]) for k, c in cfgs.items()}
-
-
-def allowed_widths(cfg: Any) -> tuple[int, ...]:
-    """The widths the budget recipe may give ``cfg``'s model: its family's, less those its
-    rules refuse with ``cfg``'s other settings (a transformer's heads must divide each).
-
-    Args:
-        cfg: A :class:`~charlm.options.config.Config`.
-
-    Returns:
-        The widths, narrowest first.
-
-    Raises:
-        OptionError: the rules refuse every width (their error at ``cfg``'s own).
-    """
-    own = family(cfg.model)
-    allowed = tuple(h for h in own.recipe.widths if _allows(own, cfg.replace(units=h)))
-    if not allowed and own.rules is not None:
-        own.rules(cfg)
-    return allowed or (cfg.units,)
-
-
-def calibration_widths(cfg: Any) -> tuple[int, ...]:
-    """The two widths whose speed the recipe measures: the family's pair where both are among
-    :func:`allowed_widths`, else the two narrowest of those.
-
-    Args:
-        cfg: A :class:`~charlm.options.config.Config`.
-
-    Returns:
-        Two widths (one, where only one is allowed).
-    """
-    allowed = allowed_widths(cfg)
-    pair = family(cfg.model).recipe.calibrate
-    return pair if set(pair) <= set(allowed) else allowed[:2]
-
-
-def _allows(own: Family, cfg: Any) -> bool:
-    try:
-        if own.rules is not None:
-            own.rules(cfg)
-    except OptionError:
-        return False
-    return True
-
-
-def predict_rates(cfg, vocab_size: int, measured: dict[int, float]) -> dict[int, float]:
-    """chars/s for every width of the family, from the measured ones: rate ∝ params^-α, α
-    from two points (one width measured: the only one the family allows)."""
-    if len(measured) == 1:
-        return dict(measured)
-    (h1, r1), (h2, r2) = sorted(measured.items())
-    widths = allowed_widths(cfg)
-    p = {h: param_count(cfg, vocab_size, units=h) for h in widths}
-    alpha = math.log(r1 / r2) / math.log(p[h2] / p[h1])
-    return {h: r1 * (p[h1] / p[h]) ** alpha for h in widths}
-
-
-def recurrent_weights(cfg, vocab_size: int, units: int) -> int:
-    """The weights of the recurrent layers alone (what the width rule counts)."""
-
-    def total(layers):
-        return param_count(cfg, vocab_size, layers, units)
-
-    return total(cfg.layers) - total(0)
-
-
-def pick_width(cfg, vocab_size: int, rates: dict[int, float], seconds: float) -> tuple[int, str]:
-    """The widest width whose characters per recurrent weight reach TOKENS_PER_PARAM times
-    WIDER_MARGIN, and why (with the next wider width's figure, which fell short)."""
-    bar = TOKENS_PER_PARAM * WIDER_MARGIN
-
-    def per_weight(h):
-        return rates[h] * seconds / recurrent_weights(cfg, vocab_size, h)
-
-    widths = allowed_widths(cfg)
-    best = widths[0]
-    for h in widths:
-        if per_weight(h) >= bar:
-            best = h
-    why = (
-        f"the widest with >= {bar:g}: {TOKENS_PER_PARAM:g} and a {WIDER_MARGIN - 1:.0%} margin, "
-        "so that speeds measured ~10 % apart choose alike"
-        if per_weight(best) >= bar
-        else f"the narrowest; none reaches {bar:g}"
-    )
-    wider = [h for h in widths if h > best]
-    if wider:
-        why += f"; {cfg.layers}x{wider[0]} would see {per_weight(wider[0]):.1f}"
-    params = recurrent_weights(cfg, vocab_size, best)
-    total = param_count(cfg, vocab_size, units=best)
-    return best, (
-        f"{cfg.layers}x{best} ({params:,} recurrent weights, {total:,} in all) at "
-        f"~{rates[best]:,.0f} chars/s sees ~{rates[best] * seconds / 1e6:.1f}M characters in "
-        f"{seconds:.0f} s, {per_weight(best):.0f} per recurrent weight ({why})"
-    )
 
 
 def large_vocabulary(vocab_size: int) -> bool:
@@ -276,8 +183,7 @@ def choose(
     must end when ``clock`` (the launch's, which the trainer goes on with) runs out; each
     choice is logged with its reason. ``shape_from``: the weights a fine-tuning starts from
     (``--init-from``), which fix the model's shape (in ``fixed``)."""
-    budget_left = clock.budget_left()
-    check_time_left(cfg.time_budget, budget_left, "auto")
+    check_time_left(cfg.time_budget, clock.budget_left(), "auto")
     if shape_from:
         log(
             f"recipe: the model's shape is that of {shape_from}, which fix it; the recipe "
@@ -285,21 +191,76 @@ def choose(
             "schedule, dropout and precision"
         )
     base = {
-        "model": recipe_choice().name,
         "batch_size": BATCH,
         "seq_len": SEQ_LEN,
         "sampler": "random",
         "lr_schedule": "cosine",
         "min_lr_fraction": 0.1,
     }
-    shape, why = pick_shape(vocab_size, budget_left, fixed)
-    cfg = cfg.replace(**{k: v for k, v in base.items() if k not in fixed}, **shape)
-    if "model" not in fixed:
-        log(f"recipe: model {cfg.model} ({family(cfg.model).recipe.why})")
+    cfg = cfg.replace(**{k: v for k, v in base.items() if k not in fixed})
+    if "model" in fixed:
+        plan = _plan(cfg, fixed, vocab_size, clock, log)
+    else:
+        plan = _race(cfg, fixed, vocab_size, clock, log)
+    seconds = training_seconds(clock.budget_left())  # what the measuring left
+    return _schedule(
+        plan.cfg,
+        fixed,
+        plan.rate,
+        seconds,
+        train_chars,
+        val_chars,
+        large_vocabulary(vocab_size),
+        log,
+    )
+
+
+def raced(vocab_size: int) -> tuple[Family, ...]:
+    """The families the recipe races on this vocabulary: those with a learning curve for it."""
+    large = large_vocabulary(vocab_size)
+    return tuple(f for f in FAMILIES if (f.recipe.large_curve if large else f.recipe.curve))
+
+
+def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
+    """Plan every raced family that the time left affords (the incumbent first), log the
+    choice and the chosen family's reasons."""
+    incumbent = recipe_choice()
+    plans: dict[str, Plan] = {}
+    unraced: list[str] = []
+    cost = 0.0  # the seconds planning the incumbent took
+    for own in (incumbent, *(f for f in raced(vocab_size) if f is not incumbent)):
+        left = clock.budget_left()
+        if plans and left * RACE_SHARE < cost:
+            unraced.append(
+                f"{own.name} not raced: measuring it takes ~{cost:.0f} s of the {left:.0f} s left"
+            )
+            continue
+        lines: list[str] = []
+        plan = _plan(cfg.replace(model=own.name), fixed, vocab_size, clock, lines.append)
+        plans[own.name] = dataclasses.replace(plan, lines=tuple(lines))
+        cost = left - clock.budget_left()
+    if len(plans) == 1:
+        name, why = incumbent.name, "; ".join([incumbent.recipe.why, *unraced])
+        log(f"recipe: model {name} ({why})")
+    else:
+        name, why = pick_family(plans, incumbent.name)
+        log(f"recipe: model {why}")
+    for line in plans[name].lines:
+        log(line)
+    return plans[name]
+
+
+def _plan(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
+    """The depth, width and precision of ``cfg``'s family for the time left, from its speed
+    measured here, and the loss its curve predicts."""
+    own = family(cfg.model).recipe
+    kept = fixed if own.embedding else fixed | {"embedding_dim"}  # its own to choose, or none
+    shape, why = pick_shape(vocab_size, clock.budget_left(), kept)
+    cfg = cfg.replace(**shape)
     if shape:
         log(f"recipe: {describe_shape(shape)} ({why})")
     cfg, measured = _calibrate(cfg, fixed, vocab_size, log)
-    seconds = training_seconds(clock.budget_left())  # what the measuring left
+    seconds = training_seconds(clock.budget_left())
     if "units" not in fixed:
         rates = predict_rates(cfg, vocab_size, measured)
         units, why = pick_width(cfg, vocab_size, rates, seconds)
@@ -308,9 +269,9 @@ def choose(
         rate = rates[units]
     else:
         rate = measured[cfg.units]
-    return _schedule(
-        cfg, fixed, rate, seconds, train_chars, val_chars, large_vocabulary(vocab_size), log
-    )
+    curve = own.large_curve if large_vocabulary(vocab_size) else own.curve
+    loss = predicted_loss(curve, rate * seconds) if curve else math.inf
+    return Plan(cfg, rate, rate * seconds, loss, ())
 
 
 def _calibrate(cfg, fixed: set[str], vocab_size: int, log):

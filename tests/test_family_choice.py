@@ -1,0 +1,139 @@
+"""The budget recipe chooses the family: every raced family is planned from its measured speed,
+and its learning curve turns the characters it can train into a predicted loss."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from charlm.models.families import family, recipe_choice
+from charlm.options.config import Config
+from charlm.training.clock import Clock
+from charlm.training.family_choice import FAMILY_MARGIN, Plan, pick_family, predicted_loss
+from charlm.training.recipe import choose, raced
+
+CURVE = ((1e6, 2.2), (4e6, 1.8), (16e6, 1.55))
+# chars/s of each raced family's chosen size on one core of an AMD EPYC (AVX-512, bf16), by
+# vocabulary: tiny Shakespeare's 65 characters, the Tang poems' 5,992
+RATES = {65: {"lstm": 49_000.0, "gpt": 31_000.0}, 6_000: {"lstm": 10_900.0, "gpt": 9_400.0}}
+BUDGETS = (90.0, 300.0, 1200.0, 3600.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.floats(min_value=1.0, max_value=1e10), st.floats(min_value=1.0, max_value=1e10))
+def test_a_curve_never_predicts_a_higher_loss_for_more_characters(a, b):
+    few, many = sorted((a, b))
+    assert predicted_loss(CURVE, many) <= predicted_loss(CURVE, few) + 1e-12
+    assert CURVE[-1][1] <= predicted_loss(CURVE, a) <= CURVE[0][1]  # flat past its ends
+
+
+def test_a_curve_goes_through_its_points_and_is_straight_in_log_characters():
+    for chars, loss in CURVE:
+        assert predicted_loss(CURVE, chars) == pytest.approx(loss, rel=1e-12)
+    assert predicted_loss(CURVE, 2e6) == pytest.approx((2.2 + 1.8) / 2, rel=1e-12)
+
+
+def plan(name, loss, chars=1e6):
+    return Plan(Config(model=name), chars / 60, chars, loss, (f"recipe: {name}",))
+
+
+def test_a_challenger_is_taken_only_when_predicted_ahead_by_the_margin():
+    ahead = {"lstm": plan("lstm", 1.60), "gpt": plan("gpt", 1.60 - 2 * FAMILY_MARGIN)}
+    name, why = pick_family(ahead, "lstm")
+    assert name == "gpt" and why.startswith("gpt 2x256 trains ~1.0M characters")
+    assert "lstm 2x256 would train ~1.0M and reach ~1.60" in why
+    close = {"lstm": plan("lstm", 1.60), "gpt": plan("gpt", 1.60 - FAMILY_MARGIN / 2)}
+    assert pick_family(close, "lstm")[0] == "lstm"
+
+
+def plans_at(seconds, noise=1.0, vocab_size=65):
+    large = vocab_size >= 1000
+    out = {}
+    for own in raced(vocab_size):
+        chars = RATES[vocab_size][own.name] * noise * seconds
+        curve = own.recipe.large_curve if large else own.recipe.curve
+        out[own.name] = plan(own.name, predicted_loss(curve, chars), chars)
+    return out
+
+
+@pytest.mark.parametrize("vocab_size", [65, 6_000])
+@pytest.mark.parametrize("seconds", BUDGETS)
+def test_speeds_ten_percent_apart_choose_the_same_family(seconds, vocab_size):
+    # each family's speed moves alone (a burst of load slows one family's timing, not both)
+    chosen = set()
+    for lstm_noise in (0.9, 1.0, 1.1):
+        for gpt_noise in (0.9, 1.0, 1.1):
+            plans = plans_at(seconds, vocab_size=vocab_size)
+            for name, noise in (("lstm", lstm_noise), ("gpt", gpt_noise)):
+                if name in plans:
+                    chars = plans[name].chars * noise
+                    own = family(name).recipe
+                    curve = own.large_curve if vocab_size >= 1000 else own.curve
+                    plans[name] = plan(name, predicted_loss(curve, chars), chars)
+            chosen.add(pick_family(plans, recipe_choice().name)[0])
+    assert len(chosen) == 1, chosen
+
+
+def test_every_raced_family_has_a_curve_that_falls_with_more_characters():
+    for vocab_size in (65, 6_000):
+        for own in raced(vocab_size):
+            curve = own.recipe.large_curve if vocab_size >= 1000 else own.recipe.curve
+            chars = [c for c, _ in curve]
+            losses = [loss for _, loss in curve]
+            assert chars == sorted(chars) and losses == sorted(losses, reverse=True)
+    assert recipe_choice() in raced(65)
+
+
+def test_with_no_model_the_recipe_races_the_families_and_says_why_in_one_line():
+    lines = []
+    cfg = choose(
+        Config(time_budget="2m"),
+        fixed=set(),
+        vocab_size=65,
+        train_chars=1_000_000,
+        val_chars=100_000,
+        clock=Clock(120.0),
+        log=lines.append,
+    )
+    models = [line for line in lines if line.startswith("recipe: model ")]
+    assert len(models) == 1
+    if len(raced(65)) > 1:  # the line names every raced family, and the one chosen first
+        assert models[0].startswith(f"recipe: model {cfg.model} ")
+        assert all(own.name in models[0] for own in raced(65))
+        assert "predicts val" in models[0]
+    measured = [line for line in lines if "training speed" in line]
+    assert len(measured) == 1 and f"measured {cfg.model} " in measured[0]  # the others' kept back
+    assert math.isfinite(cfg.lr) and cfg.model in {own.name for own in raced(65)}
+
+
+def test_a_model_the_user_names_is_obeyed_and_not_raced():
+    lines = []
+    cfg = choose(
+        Config(time_budget="2m", model="gpt"),
+        fixed={"model"},
+        vocab_size=65,
+        train_chars=1_000_000,
+        val_chars=100_000,
+        clock=Clock(120.0),
+        log=lines.append,
+    )
+    assert cfg.model == "gpt"
+    assert not any(line.startswith("recipe: model") for line in lines)
+    assert any("measured gpt training speed" in line for line in lines)
+
+
+def test_a_budget_too_short_to_measure_a_second_family_trains_the_first_and_says_so():
+    lines = []
+    cfg = choose(
+        Config(time_budget="20s"),
+        fixed=set(),
+        vocab_size=65,
+        train_chars=1_000_000,
+        val_chars=100_000,
+        clock=Clock(20.0),
+        log=lines.append,
+    )
+    assert cfg.model == recipe_choice().name
+    model = [line for line in lines if line.startswith("recipe: model ")]
+    assert len(model) == 1 and "gpt not raced: measuring it takes ~" in model[0]
