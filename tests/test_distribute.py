@@ -179,6 +179,18 @@ def test_two_workers_train_one_run_that_samples_evaluates_and_resumes(corpus, tm
     assert np.isfinite(run.evaluate()["perplexity"])
 
 
+def test_two_workers_train_a_transformer_as_one(corpus, tmp_path):
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
+    args = [str(corpus), "--model", "gpt", "--heads", "2", "--context", "16", *flags]
+    first = [[*args, "--name", "mw", "--steps", "10", "--runs-dir", d] for d in ("c", "w")]
+    chief, worker = run_workers(first, tmp_path, "gpt")
+    assert_all_close(worker, chief, rtol=1e-6)
+    run = charlm.load(tmp_path / "c" / "mw", weights="last")
+    assert run.config.model == "gpt" and [int(r["step"]) for r in run.metrics()][-1] == 10
+    assert_all_close([v.numpy() for v in run.model.trainable_variables], chief, rtol=1e-6)
+    assert run.generate("3 little", length=40, seed=1)[0].startswith("3 little")
+
+
 def test_a_batch_that_does_not_split_over_the_replicas_is_one_error(corpus, tmp_path):
     script = MIRRORED.split("import charlm")[0] + textwrap.dedent("""
         import charlm

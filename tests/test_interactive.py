@@ -164,7 +164,9 @@ def run_path(shared_run):
     return str(shared_run("lstm"))
 
 
-def test_piped_lines_give_the_samples_alone_on_stdout(run_path):
+@pytest.mark.parametrize("model", ["lstm", "gpt"])
+def test_piped_lines_give_the_samples_alone_on_stdout(shared_run, model):
+    run_path = str(shared_run(model))  # a transformer's session reads as an LSTM's
     typed = ":greedy on\n:length 30\nROMEO:\n:warp\nROMEO:\n:greedy off\n:seed 5\nKING\n"
     code, out, err = forked.run(["sample", "--interactive", "--run", run_path], input=typed)
     assert code == 0 and "Traceback" not in err, err

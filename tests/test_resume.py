@@ -327,6 +327,38 @@ def test_sigkill_at_many_moments_never_loses_the_run(workdir):
     assert not list((workdir / "runs/k/checkpoints").glob(".tmp-*"))
 
 
+def test_sigkill_of_a_transformer_run_never_loses_it(workdir):
+    """As above, fewer times: a transformer's checkpoint (its key/value cache is no part of
+    it) survives kill -9 mid-write and mid-step, and the run ends where an uninterrupted one
+    does."""
+    at = TRAIN_ARGS.index("--embedding-dim")
+    args = TRAIN_ARGS[:at] + TRAIN_ARGS[at + 2 :]  # a transformer's embedding is its width
+    args += ["--model", "gpt", "--heads", "2", "--context", "16"]
+    first = args
+    for point in ("checkpoint-written:1", "checkpoint-renamed:2"):
+        proc = start(args, workdir, pause_at=point)
+        wait_for_pause(proc)
+        proc.kill()
+        proc.wait()
+        args = ["train", "--resume", "runs/k"]
+    before = newest_checkpoint(workdir / "runs/k")
+    proc = start(args, workdir)
+    deadline = time.monotonic() + 120
+    while newest_checkpoint(workdir / "runs/k") <= before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL  # it was still running
+    proc = start(args, workdir)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    resumed = charlm.load("runs/k", weights="last")
+    code, _, err = run_cli(*first[:2], *first[4:], "--name", "whole", cwd=workdir)
+    assert code == 0, err
+    assert resumed.config.model == "gpt"
+    assert_same_weights(charlm.load("runs/whole", weights="last"), resumed)
+
+
 def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_exits_non_zero(workdir):
     args = [a if a != "200" else "100000" for a in TRAIN_ARGS]
     proc = start(args, workdir)

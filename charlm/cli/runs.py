@@ -72,7 +72,13 @@ def info(run_path, runs_dir, as_json):
     help="Score the run's held-out text (the default when no FILE is named).",
 )
 @count_option("--batch-size", 64, 1, help="Streams scored side by side.")
-@count_option("--seq-len", 256, 1, help="Characters per call; the state is carried between calls.")
+@count_option(
+    "--seq-len",
+    256,
+    1,
+    help="Characters per call; the state is carried between calls (a transformer's: the "
+    "key/value cache of its last --context characters, a sliding window).",
+)
 @count_option(
     "--window",
     0,

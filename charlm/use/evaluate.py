@@ -4,6 +4,8 @@ Every character after the first is scored once, as the model's prediction from e
 before it. The text is cut into ``batch_size`` contiguous streams that run side by side; each
 stream is fed ``seq_len`` characters per call with its hidden state carried from call to call
 (or reset every window with ``carry_state=False``, the way nanoGPT-style figures are scored).
+A transformer's state is its key/value cache of the last ``context`` characters: carried, it is
+a sliding window, each character predicted from the ``context`` characters before it.
 The loop over chunks is in Python; all the work on a chunk is one graph call.
 
     >>> from ..options.config import Config
