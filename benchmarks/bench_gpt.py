@@ -12,11 +12,17 @@
   does); and charlm with 16 streams in one batch (total chars/s).
 * the cache's bytes per stream, from the family table's state shapes.
 
-This is not the race (benchmarks/race.py) and not nanoGPT in PyTorch: the twin differs from
-charlm's model in its positions (learned, not rotary), its tied output layer and its lack of
-biases, which change its arithmetic by a few percent.
+With ``--nanogpt CHECKOUT --nanogpt-python PYTHON`` the real nanoGPT joins each round, in
+its own process with the same threads: training is its own ``train.py`` (the baby-GPT recipe of
+benchmarks/nanogpt.py, ``NANO_ITERS`` iterations on tiny Shakespeare, the median iteration of
+the last five sixths as it prints them), generation its own ``GPT.generate`` (what its
+``sample.py`` calls: the model re-run on the last 64 characters for each new one, sampling).
+
+The twin differs from charlm's model in its positions (learned, not rotary), its tied output
+layer and its lack of biases, which change its arithmetic by a few percent.
 
     python benchmarks/bench_gpt.py                  # about 2 minutes
+    python benchmarks/bench_gpt.py --nanogpt ~/nanoGPT --nanogpt-python ~/torch/bin/python
     python benchmarks/bench_gpt.py --rounds 3 --seconds 2 --chars 200
 """
 
@@ -35,6 +41,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, Machine, quiet_tensorflow  # noqa: E402
 
 VOCAB, LAYERS, UNITS, HEADS, CONTEXT, BATCH = 65, 4, 128, 4, 64, 12
+NANO_ITERS = 240  # nanoGPT train.py iterations per round
+
+
+def nanogpt_contenders(checkout: str, python: str, chars: int) -> dict:
+    """nanoGPT's training and generation as round functions returning their own seconds (a
+    subprocess's start-up is not nanoGPT's speed)."""
+    import subprocess
+    import tempfile
+
+    import nanogpt
+    from _common import CORPORA
+
+    from charlm.text.corpus import read_corpus, split_corpus
+
+    train_text, val_text = split_corpus(read_corpus([str(CORPORA / "tinyshakespeare.txt")]), 0.1)
+    work = nanogpt.workdir(Path(checkout), Path(tempfile.mkdtemp()), train_text, val_text)
+
+    def train():
+        return nanogpt.calibrate(python, work, [], None, NANO_ITERS)["seconds_per_iteration"]
+
+    def generate():
+        script = str(Path(__file__).resolve().parent / "nanogpt_generate.py")
+        out = subprocess.run(
+            [python, script, checkout, str(chars), "3"], capture_output=True, text=True, check=True
+        )
+        return statistics.median(json.loads(out.stdout.splitlines()[-1]))  # after its size
+
+    return {"nanogpt train.py": train, "nanogpt generate 1": generate}
 
 
 def charlm_training():
@@ -111,6 +145,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=3.0, help="per contender per round")
     p.add_argument("--chars", type=int, default=300, help="characters per generation call")
+    p.add_argument("--nanogpt", default="", help="a checkout of karpathy/nanoGPT")
+    p.add_argument("--nanogpt-python", default="", help="a Python with torch for nanoGPT")
     args = p.parse_args()
     quiet_tensorflow()
     machine = Machine()
@@ -130,10 +166,14 @@ def main() -> None:
     }
     for run in generate.values():
         run()  # traced
-    rounds: dict[str, list[float]] = {k: [] for k in [*train, *generate]}
+    nano = nanogpt_contenders(args.nanogpt, args.nanogpt_python, args.chars) if args.nanogpt else {}
+    rounds: dict[str, list[float]] = {k: [] for k in [*train, *generate, *nano]}
     for r in range(args.rounds):
         names = list(rounds) if r % 2 == 0 else list(reversed(rounds))
         for name in names:
+            if name in nano:  # times itself
+                rounds[name].append(nano[name]())
+                continue
             run = train.get(name) or generate[name]
             rounds[name].append(timed(run, args.seconds))
     seconds = {k: statistics.median(v) for k, v in rounds.items()}
@@ -141,9 +181,13 @@ def main() -> None:
         "machine": machine.finish(),
         "shape": dict(layers=LAYERS, units=UNITS, heads=HEADS, context=CONTEXT, batch=BATCH),
         "seconds": rounds,
-        "train_chars_per_s": {k: BATCH * CONTEXT / seconds[k] for k in train},
+        "train_chars_per_s": {
+            k: BATCH * CONTEXT / seconds[k] for k in [*train, "nanogpt train.py"] if k in seconds
+        },
         "generate_chars_per_s": {
-            k: args.chars * (16 if k.endswith("16") else 1) / seconds[k] for k in generate
+            k: args.chars * (16 if k.endswith("16") else 1) / seconds[k]
+            for k in [*generate, "nanogpt generate 1"]
+            if k in seconds
         },
         "cache_bytes_per_stream": 4
         * sum(
@@ -162,6 +206,12 @@ def main() -> None:
         f"{g['re-run window 1']:,.0f} ({g['charlm 1'] / g['re-run window 1']:.1f}x); charlm 16 "
         f"streams {g['charlm 16']:,.0f} ({g['charlm 16'] / g['charlm 1']:.1f}x one)"
     )
+    if nano:
+        print(
+            f"against nanoGPT (PyTorch): training {t['nanogpt train.py']:,.0f} chars/s, charlm "
+            f"{t['charlm'] / t['nanogpt train.py']:.2f}x; generation {g['nanogpt generate 1']:,.0f} "
+            f"chars/s, charlm 1 stream {g['charlm 1'] / g['nanogpt generate 1']:.1f}x"
+        )
     print(f"cache: {out['cache_bytes_per_stream']:,} bytes per stream")
     (RESULTS / "bench_gpt.json").write_text(json.dumps(out, indent=1) + "\n")
 

@@ -1,66 +1,53 @@
-"""The race: plain Keras and a small GPT against charlm's budget recipe, on tiny Shakespeare,
-at fixed wall-clock budgets.
+"""The race: charlm's budget recipe against the real nanoGPT (and, on request, plain Keras and a
+Keras twin of nanoGPT's small GPT), on tiny Shakespeare or the Tang poems, at fixed wall-clock
+budgets, clocked from launch to exit.
 
-At each budget (default 90 s, 5, 10 and 20 min) three contenders run one after the other, each
-ALONE in its own subprocess, clocked from launch to exit (imports and start-up included):
+Contenders (``--contenders``, default ``charlm,nanogpt``):
 
+* ``charlm``: ``charlm train CORPUS --time-budget <B> --runs-dir <tmp> --name race`` and no
+  other setting (the budget recipe picks the family and everything else). Its --time-budget
+  counts from launch and keeps back time for its final validation, save and exit.
+* ``nanogpt``: karpathy/nanoGPT's own train.py from a checkout (``--nanogpt``), in a Python
+  with torch (``--nanogpt-python``), with its CPU baby-GPT recipe stretched to the budget
+  (benchmarks/nanogpt.py says how; nothing of nanoGPT is copied here).
 * ``keras``: benchmarks/keras_reference.py, the plain Keras recipe charlm grew from
-  (Embedding 64 -> LSTM 256 x 2 -> Dense, seq 100, batch 64, Adam 2e-3 constant, clipnorm 5,
-  ``model.fit`` on random windows); it is handed its launch time and stops itself so that it
-  exits by the budget;
-* ``gpt``: benchmarks/gpt_reference.py, nanoGPT's CPU "baby GPT" in Keras 3 (4 layers x 128,
-  4 heads, block 64, batch 12, AdamW 1e-3 with decay 0.1 on matrices, warm-up 100 iterations,
-  cosine to 10 % stretched to the budget by the clock), launched and stopped like ``keras``;
-* ``charlm``: ``charlm train corpora/tinyshakespeare.txt --time-budget <B> --runs-dir <tmp>
-  --name race`` and no other setting (the budget recipe picks everything). charlm's
-  --time-budget counts from launch and keeps back time for its final validation, save and
-  exit, so it aims to exit by the budget too; the table shows the launch-to-exit time.
+  (Embedding 64 -> LSTM 256 x 2 -> Dense, seq 100, batch 64, Adam 2e-3, clipnorm 5).
+* ``gpt``: benchmarks/gpt_reference.py, nanoGPT's baby GPT written in Keras 3.
 
-The order of the three rotates from one budget to the next. After each run (never while one
-is training) this process scores the model on tiny Shakespeare's val split, the last 10 % as
-charlm splits it (``charlm.text.corpus.split_corpus(text, 0.1)``, 111,539 characters), the same
-two ways for both (benchmarks/_scoring.py; scoring time is not part of any budget):
+Each contender runs alone on the whole machine, one after the other (order rotating from one
+budget to the next), or with ``--pin`` all at once, each pinned to its own core with one
+thread (``taskset -c i``, OMP/TF threads 1): a long budget then costs its length once.
 
-* val 64-char windows: non-overlapping 64-character windows, each from a zero state, every
-  character after the first of each window scored (1,743 windows, 109,796 characters);
-* val carried: one long stream, state carried, every character after the first scored.
+After the runs (never while one trains) each model is scored on the val split as charlm
+splits it (``charlm.text.corpus.split_corpus(text, 0.1)``), the same way for all:
 
-Both are mean nats per character. The GPT has no state to carry: it is scored in the
-64-character windows only (each window with its own causal context; "carried" shows a dash).
-The Keras model is scored from its saved weights (the
-same layers rebuilt with the LSTM states as inputs and outputs); charlm's with
-``charlm.load(run, weights="last")``: the weights at exit, as for Keras (charlm's default
-"best" weights are picked by validation on this same split).
+* val 64-char windows: non-overlapping 64-character windows, each from a zero state (its own
+  context for a transformer), every character after the first of each window scored;
+* val carried (recurrent models only): one long stream, state carried.
 
-chars/s is given two ways: characters trained / launch-to-exit seconds (the same clock for
-both), and the rate inside the training loop (Keras: from the start of ``fit`` to its last
-step; charlm: to its last metrics row, evaluations and saves included).
+Both are mean nats per character; charlm's model is scored with its last weights
+(``charlm.load(run, weights="last")``), nanoGPT's from its last checkpoint.
 
-Time to quality: the first row of charlm's metrics.csv whose val_loss is at or below the Keras
-reference's val loss at the largest budget. charlm scores its val_loss during training with
-state carried, 64 streams of min(256, max(seq_len, 64))-character chunks
-(``charlm.use.evaluate.Scorer``, the first
-``eval_chars`` + 1 characters of val, or all of it), so for this comparison the Keras model is
-scored the same way with the same Scorer. metrics.csv's wall_time is charlm's own budget
-clock, which counts from launch (start-up included).
+Writes benchmarks/results/race_<corpus>[_pinned][_quick].json; appends nothing to BENCHMARKS.md.
 
-Writes benchmarks/results/race.json (race_quick.json with --quick); appends nothing to
-BENCHMARKS.md.
-
-    python benchmarks/race.py                          # 90 s to 20 min: about 110 minutes
-    python benchmarks/race.py --budgets 90,300,600 --repeats 3
-    python benchmarks/race.py --quick                  # 20 s budgets, part of val: about 1.5 min
+    python benchmarks/race.py --nanogpt ~/nanoGPT --nanogpt-python ~/torch/bin/python \
+        --budgets 90,300
+    python benchmarks/race.py ... --budgets 1200,3600 --pin
+    python benchmarks/race.py ... --corpus tang --budgets 90
+    python benchmarks/race.py ... --quick          # 20 s budgets, part of val
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _common as C
@@ -68,8 +55,8 @@ import _common as C
 C.quiet_tensorflow()
 
 HERE = Path(__file__).resolve().parent
-CORPUS = C.CORPORA / "tinyshakespeare.txt"
-CONTENDERS = ("keras", "gpt", "charlm")
+CORPORA = {"shakespeare": "tinyshakespeare.txt", "tang": "tang_poems.txt"}
+CONTENDERS = ("keras", "gpt", "charlm", "nanogpt")
 
 
 REFERENCES = {  # contender: (script, its record file, weights file)
@@ -78,15 +65,29 @@ REFERENCES = {  # contender: (script, its record file, weights file)
 }
 
 
-def run_reference(contender: str, budget: float, work: Path, reserve: float) -> dict:
+def pinned(core: int | None) -> tuple[list[str], dict]:
+    """The command prefix and environment that keep a contender on one core with one thread
+    (nothing when ``core`` is None: the whole machine)."""
+    env = dict(os.environ)
+    if core is None:
+        return [], env
+    env.update(OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
+    return ["taskset", "-c", str(core)], env
+
+
+def run_reference(
+    contender: str, budget: float, work: Path, reserve: float, core: int | None = None
+) -> dict:
     """One run of a reference script (keras_reference.py or gpt_reference.py), launch to exit."""
     script, record = REFERENCES[contender]
     out = work / contender
     load = C.loadavg()
+    prefix, env = pinned(core)
     with open(work / f"{contender}.out", "w") as so, open(work / f"{contender}.err", "w") as se:
         t0 = time.time()
         proc = subprocess.run(
-            [
+            prefix
+            + [
                 sys.executable,
                 str(HERE / script),
                 "--budget",
@@ -101,6 +102,7 @@ def run_reference(contender: str, budget: float, work: Path, reserve: float) -> 
             cwd=C.ROOT,
             stdout=so,
             stderr=se,
+            env=env,
         )
         wall = time.time() - t0
     r = {
@@ -109,6 +111,7 @@ def run_reference(contender: str, budget: float, work: Path, reserve: float) -> 
         "load_at_launch": load,
         "load_at_exit": C.loadavg(),
         "folder": str(out),
+        "core": core,
     }
     if proc.returncode == 0:
         info = json.loads((out / record).read_text())
@@ -132,11 +135,12 @@ def run_reference(contender: str, budget: float, work: Path, reserve: float) -> 
     return r
 
 
-def run_charlm(budget: float, work: Path) -> dict:
+def run_charlm(budget: float, work: Path, corpus: Path, core: int | None = None) -> dict:
     exe = shutil.which("charlm")
+    prefix, env = pinned(core)
     cmd = ([exe] if exe else [sys.executable, "-m", "charlm"]) + [
         "train",
-        str(CORPUS),
+        str(corpus),
         "--time-budget",
         f"{budget:g}s",
         "--runs-dir",
@@ -147,7 +151,7 @@ def run_charlm(budget: float, work: Path) -> dict:
     load = C.loadavg()
     with open(work / "charlm.out", "w") as so, open(work / "charlm.err", "w") as se:
         t0 = time.time()
-        proc = subprocess.run(cmd, cwd=C.ROOT, stdout=so, stderr=se)
+        proc = subprocess.run(prefix + cmd, cwd=C.ROOT, stdout=so, stderr=se, env=env)
         wall = time.time() - t0
     r = {
         "returncode": proc.returncode,
@@ -155,12 +159,25 @@ def run_charlm(budget: float, work: Path) -> dict:
         "load_at_launch": load,
         "load_at_exit": C.loadavg(),
         "folder": str(work / "runs" / "race"),
-        "command": " ".join(cmd[1:] if exe else cmd[2:]),
+        "command": " ".join(prefix + (cmd[1:] if exe else cmd[2:])),
+        "core": core,
+        "recipe": [
+            line
+            for f in ("charlm.out", "charlm.err")
+            for line in (work / f).read_text(errors="replace").splitlines()
+            if line.startswith(("recipe:", "run ", "device:"))
+        ],
     }
-    if proc.returncode == 0:
+    return r
+
+
+def charlm_details(r: dict) -> None:
+    """Add what charlm's run folder says (steps, config, metrics) to its result ``r``: read
+    after every contender has finished, so that loading it takes no CPU from a race."""
+    if r["returncode"] == 0:
         import charlm
 
-        run = charlm.load(work / "runs" / "race", weights="last")
+        run = charlm.load(r["folder"], weights="last")
         rows, cfg = run.metrics(), run.config
         last = rows[-1]
         r.update(
@@ -177,6 +194,8 @@ def run_charlm(budget: float, work: Path) -> dict:
                         "layers",
                         "units",
                         "embedding_dim",
+                        "context",
+                        "heads",
                         "dropout",
                         "precision",
                         "seq_len",
@@ -206,34 +225,12 @@ def run_charlm(budget: float, work: Path) -> dict:
         r["loop_chars_per_sec"] = (
             r["steps"] * r["chars_per_step"] / max(1e-9, r["train_clock_seconds"])
         )
-    return r
 
 
 def carried(r: dict) -> str:
-    """The carried-state val loss of a run, or a dash for the GPT (it carries no state)."""
+    """The carried-state val loss of a run, or a dash for the GPTs scored in windows alone."""
     c = r["val"]["carried"]
     return "—" if c is None else f"{c['nats_per_char']:.4f}"
-
-
-def time_to_quality(metrics: list[dict], target: float, wall: float) -> dict:
-    """The first metrics row with val_loss <= ``target``, and the best row. ``wall`` is the
-    run's launch-to-exit time: the launch-relative time of a row is at most its wall_time plus
-    max(0, wall - the last row's wall_time) (exactly its wall_time when charlm's clock counts
-    from launch; an upper bound when it counts from the start of training)."""
-    vals = [m for m in metrics if m["val_loss"] is not None]
-    hit = next((m for m in vals if m["val_loss"] <= target), None)
-    best = min(vals, key=lambda m: m["val_loss"]) if vals else None
-    offset = max(0.0, wall - metrics[-1]["wall_time"]) if metrics else 0.0
-    return {
-        "target": target,
-        "reached": hit is not None,
-        "step": hit["step"] if hit else None,
-        "wall_time": hit["wall_time"] if hit else None,
-        "launch_seconds_at_most": hit["wall_time"] + offset if hit else None,
-        "best_val_loss": best["val_loss"] if best else None,
-        "best_at_wall_time": best["wall_time"] if best else None,
-        "best_step": best["step"] if best else None,
-    }
 
 
 def keras_scoring_model(folder: Path):
@@ -277,29 +274,34 @@ def score(contender: str, r: dict, val: str) -> None:
         r["val"] = S.both(model, ids)
 
 
-def keras_target_charlm_style(folder: Path, val: str, cfg: dict) -> dict:
-    """The Keras model's val loss scored as charlm scores val_loss during training."""
-    import numpy as np
-
-    from charlm.use.evaluate import Scorer
-
-    model, chars = keras_scoring_model(folder)
-    index = {c: i for i, c in enumerate(chars)}
-    ids = np.array([index.get(c, 0) for c in val], np.int32)
-    if cfg.get("eval_chars"):
-        ids = ids[: cfg["eval_chars"] + 1]
-    seq = min(256, max(cfg["seq_len"], 64))
-    out = Scorer(model)(ids, batch_size=64, seq_len=seq)
-    out.update(batch_size=64, seq_len=seq, carry_state=True)
-    return out
-
-
-def main(argv=None) -> int:
+def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--budgets",
         default="",
-        help="seconds, comma-separated (default 90,300,600,1200; quick 20)",
+        help="seconds, comma-separated (default 90,300,1200,3600; quick 20)",
+    )
+    p.add_argument("--corpus", choices=sorted(CORPORA), default="shakespeare")
+    p.add_argument(
+        "--contenders",
+        default="charlm,nanogpt",
+        help=f"comma-separated, of {', '.join(CONTENDERS)} (default charlm,nanogpt)",
+    )
+    p.add_argument(
+        "--nanogpt",
+        default=os.environ.get("NANOGPT", ""),
+        help="a checkout of karpathy/nanoGPT (default $NANOGPT)",
+    )
+    p.add_argument(
+        "--nanogpt-python",
+        default=os.environ.get("NANOGPT_PYTHON", ""),
+        help="a Python with torch for nanoGPT (default $NANOGPT_PYTHON)",
+    )
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the contenders at once, each on its own core with one thread (default: one "
+        "after the other, each alone on the whole machine)",
     )
     p.add_argument("--repeats", type=int, default=1, help="runs of each contender at each budget")
     p.add_argument(
@@ -322,38 +324,138 @@ def main(argv=None) -> int:
     p.add_argument("--pause", type=float, default=5.0, help="seconds of rest before each launch")
     p.add_argument("--keep", default="", help="keep the runs in this folder (default: a temp dir)")
     args = p.parse_args(argv)
+    args.contenders = tuple(args.contenders.split(","))
+    unknown = set(args.contenders) - set(CONTENDERS)
+    if unknown:
+        p.error(f"unknown contenders: {', '.join(sorted(unknown))}")
+    if args.pin and len(args.contenders) > (os.cpu_count() or 1):
+        p.error("--pin needs a core for each contender")
+    if "nanogpt" in args.contenders and not (args.nanogpt and args.nanogpt_python):
+        p.error("nanogpt needs --nanogpt CHECKOUT and --nanogpt-python PYTHON")
+    return args
+
+
+class Race:
+    """The contenders' launches, each in its own work folder, alone or pinned side by side."""
+
+    def __init__(self, args, root: Path, corpus: Path, train_text: str, val_text: str):
+        self.args, self.root, self.corpus = args, root, corpus
+        self.train_text, self.val_text = train_text, val_text
+        self.calibration = {}
+        if "nanogpt" in args.contenders:
+            import nanogpt
+
+            core = args.contenders.index("nanogpt") if args.pin else None
+            work = self._nano_work(root / "nanogpt-calibration")
+            prefix, _ = pinned(core)
+            iters = 120 if args.quick else nanogpt.CALIBRATION_ITERS
+            C.say(f"  nanoGPT: calibrating ({iters} iterations) ...")
+            self.calibration = nanogpt.calibrate(
+                args.nanogpt_python, work, prefix, 1 if args.pin else None, iters
+            )
+            C.say(
+                f"    {self.calibration['seconds_per_iteration'] * 1000:.1f} ms/iteration, "
+                f"start-up {self.calibration['startup_seconds']:.1f} s, evaluation "
+                f"{self.calibration['evaluation_seconds']:.1f} s"
+            )
+
+    def _nano_work(self, work: Path) -> Path:
+        import nanogpt
+
+        return nanogpt.workdir(Path(self.args.nanogpt), work, self.train_text, self.val_text)
+
+    def launch(self, contender: str, budget: float, work: Path, core: int | None) -> dict:
+        work.mkdir(parents=True, exist_ok=True)
+        if contender in REFERENCES:
+            return run_reference(contender, budget, work, self.args.reserve, core)
+        if contender == "charlm":
+            return run_charlm(budget, work, self.corpus, core)
+        import nanogpt
+
+        prefix, _ = pinned(core)
+        return nanogpt.run(
+            self.args.nanogpt_python,
+            self._nano_work(work),
+            budget,
+            self.calibration,
+            prefix,
+            1 if core is not None else None,
+        )
+
+    def score(self, contender: str, r: dict, val: str) -> None:
+        if contender != "nanogpt":
+            return score(contender, r, val)
+        import nanogpt
+
+        meta = Path(r["folder"]).parent / "data" / "shakespeare_char" / "meta.pkl"
+        nanogpt.score(self.args.nanogpt_python, Path(self.args.nanogpt), r, val, meta)
+
+    def budget(self, budget: float, rep: int, k: int) -> list[dict]:
+        """Every contender's run at ``budget``: pinned side by side, or one after the other
+        (the order rotating with ``k``)."""
+        names = self.args.contenders
+        works = {c: self.root / f"{int(budget)}s-{rep}-{c}" for c in names}
+        time.sleep(self.args.pause)
+        if self.args.pin:
+            C.say(f"  {budget:g} s, repeat {rep + 1}: {', '.join(names)} side by side, pinned ...")
+            with ThreadPoolExecutor(len(names)) as pool:
+                futures = {
+                    c: pool.submit(self.launch, c, budget, works[c], i) for i, c in enumerate(names)
+                }
+                runs = {c: f.result() for c, f in futures.items()}
+        else:
+            runs = {}
+            for c in names[k % len(names) :] + names[: k % len(names)]:
+                C.say(f"  {budget:g} s, repeat {rep + 1}: {c} (load {C.fmt_load(C.loadavg())}) ...")
+                runs[c] = self.launch(c, budget, works[c], None)
+                time.sleep(self.args.pause)
+        for c, r in runs.items():
+            r.update(contender=c, budget=budget, repeat=rep, pinned=self.args.pin)
+        return [runs[c] for c in names]
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
     budgets = [
-        float(b) for b in (args.budgets or ("20" if args.quick else "90,300,600,1200")).split(",")
+        float(b) for b in (args.budgets or ("20" if args.quick else "90,300,1200,3600")).split(",")
     ]
     val_chars = args.val_chars or (20_000 if args.quick else 0)
+    corpus = C.CORPORA / CORPORA[args.corpus]
 
     machine = C.Machine()
     from charlm.text.corpus import read_corpus, split_corpus
 
-    text = read_corpus([str(CORPUS)])
+    text = read_corpus([str(corpus)])
     train_text, val = split_corpus(text, 0.1)
     val_scored = val[:val_chars] if val_chars else val
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="charlm-race-"))
     root.mkdir(parents=True, exist_ok=True)
     C.say(C.cpu_line())
     C.say(
-        f"race: budgets {budgets} s, {args.repeats} repeat(s), load {C.fmt_load(machine.start_load)}; "
-        f"runs in {root}"
+        f"race on {corpus.name}: {', '.join(args.contenders)}, budgets {budgets} s, "
+        f"{'pinned side by side' if args.pin else 'each alone'}, {args.repeats} repeat(s), "
+        f"load {C.fmt_load(machine.start_load)}; runs in {root}"
     )
-
+    race = Race(args, root, corpus, train_text, val)
     results = []  # one dict per run
-    out_name = "race_quick" if args.quick else "race"
+    out_name = (
+        f"race_{args.corpus}" + ("_pinned" if args.pin else "") + ("_quick" if args.quick else "")
+    )
 
     def save(extra=None):
         C.write_results(
             out_name,
             {
                 "benchmark": "race",
+                "corpus": corpus.name,
                 "quick": args.quick,
+                "pinned": args.pin,
+                "contenders": args.contenders,
                 "machine": machine.info,
                 "budgets": budgets,
                 "repeats": args.repeats,
                 "val_chars_scored_from": len(val_scored),
+                "nanogpt_calibration": race.calibration,
                 "runs": results,
                 **(extra or {}),
             },
@@ -362,52 +464,59 @@ def main(argv=None) -> int:
     k = 0
     for rep in range(args.repeats):
         for budget in budgets:
-            order = CONTENDERS[k % 3 :] + CONTENDERS[: k % 3]  # each in each place in turn
+            runs = race.budget(budget, rep, k)
             k += 1
-            for contender in order:
-                work = root / f"{int(budget)}s-{rep}-{contender}"
-                work.mkdir(parents=True, exist_ok=True)
-                time.sleep(args.pause)
-                C.say(
-                    f"  {budget:g} s, repeat {rep + 1}: {contender} (load {C.fmt_load(C.loadavg())}) ..."
-                )
-                r = (
-                    run_reference(contender, budget, work, args.reserve)
-                    if contender in REFERENCES
-                    else run_charlm(budget, work)
-                )
-                r.update(contender=contender, budget=budget, repeat=rep)
+            for r in runs:
+                c = r["contender"]
                 if r["returncode"] != 0:
-                    C.say((work / f"{contender}.err").read_text()[-3000:])
-                    C.say(f"  {contender} failed with exit status {r['returncode']}")
+                    err = Path(r["folder"]).parent
+                    C.say(f"  {c} failed with exit status {r['returncode']}; see {err}")
                     results.append(r)
                     save()
                     return 1
-                if contender in REFERENCES:
+                if c == "charlm":
+                    charlm_details(r)
+                if c in REFERENCES:
                     assert r["train_chars"] == len(train_text), (
                         "the reference's split differs from charlm's"
                     )
                 t0 = time.perf_counter()
-                score(contender, r, val_scored)
+                race.score(c, r, val_scored)
                 r["scoring_seconds"] = time.perf_counter() - t0
                 C.say(
-                    f"    {r['steps']} steps, {r['wall_seconds']:.1f} s launch to exit; val "
+                    f"    {c}: {r['steps']} steps, {r['wall_seconds']:.1f} s launch to exit; val "
                     f"{r['val']['windows64']['nats_per_char']:.4f} (64-char windows), "
                     f"{carried(r)} (carried); scored in {r['scoring_seconds']:.1f} s"
                 )
                 results.append(r)
                 save()
+    summary, text_out = report(args, budgets, results, machine, val_chars, val_scored, corpus)
+    save({"machine": machine.info, "summary": summary, "markdown": text_out})
+    C.say(f"results: {C.RESULTS / (out_name + '.json')}")
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
 
-    # -- the table: medians over repeats ------------------------------------------------------
+
+def choice(r: dict) -> str:
+    """charlm's choice in a few words (model, shape, precision), or '' for the others."""
+    cfg = r.get("config")
+    if not cfg:
+        return ""
+    return f"{cfg['model']} {cfg['layers']}x{cfg['units']} {cfg['precision']}"
+
+
+def report(args, budgets, results, machine, val_chars, val_scored, corpus):
+    """The table of medians over repeats, and its JSON rows."""
+
     def med(contender, budget, fn):
         xs = [fn(r) for r in results if r["contender"] == contender and r["budget"] == budget]
-        return None if None in xs else C.median(xs)
+        return None if not xs or None in xs else C.median(xs)
 
     rows, summary = [], []
     for budget in budgets:
-        ref_w = med("keras", budget, lambda r: r["val"]["windows64"]["nats_per_char"])
-        gpt_w = med("gpt", budget, lambda r: r["val"]["windows64"]["nats_per_char"])
-        for contender in CONTENDERS:
+        nano = med("nanogpt", budget, lambda r: r["val"]["windows64"]["nats_per_char"])
+        for contender in args.contenders:
             s = {
                 "budget": budget,
                 "contender": contender,
@@ -427,67 +536,43 @@ def main(argv=None) -> int:
                     lambda r: r["val"]["carried"] and r["val"]["carried"]["nats_per_char"],
                 ),
                 "wall_seconds": med(contender, budget, lambda r: r["wall_seconds"]),
-                "last_train_loss": med(contender, budget, lambda r: r["last_train_loss"]),
+                "choice": "; ".join(
+                    choice(r)
+                    for r in results
+                    if r["contender"] == contender and r["budget"] == budget
+                ),
             }
-            s["windows64_minus_keras"] = s["val_windows64"] - ref_w
-            s["windows64_minus_gpt"] = s["val_windows64"] - gpt_w
+            s["windows64_minus_nanogpt"] = None if nano is None else s["val_windows64"] - nano
             summary.append(s)
             rows.append(
                 [
                     f"{budget:g} s",
-                    contender,
+                    contender + (f" ({s['choice']})" if s["choice"] else ""),
                     int(s["steps"]),
                     s["chars_per_sec_launch_to_exit"],
                     s["chars_per_sec_in_loop"],
                     f"{s['val_windows64']:.4f}",
                     "—" if s["val_carried"] is None else f"{s['val_carried']:.4f}",
-                    f"{s['windows64_minus_keras']:+.4f}",
-                    f"{s['windows64_minus_gpt']:+.4f}",
+                    "—"
+                    if s["windows64_minus_nanogpt"] is None
+                    else f"{s['windows64_minus_nanogpt']:+.4f}",
                     f"{s['wall_seconds']:.1f}",
                 ]
             )
-
-    # -- time to quality ------------------------------------------------------------------------
-    top = max(budgets)
-    ttq_rows, ttq = [], []
-    charlm_runs = [r for r in results if r["contender"] == "charlm"]
-    keras_top = [r for r in results if r["contender"] == "keras" and r["budget"] == top]
-    if charlm_runs and keras_top:
-        cfg = charlm_runs[-1]["config"]
-        targets = [
-            keras_target_charlm_style(Path(r["folder"]), val, cfg)["nats_per_char"]
-            for r in keras_top
-        ]
-        target = C.median(targets)
-        for r in charlm_runs:
-            t = {
-                "budget": r["budget"],
-                "repeat": r["repeat"],
-                **time_to_quality(r["metrics"], target, r["wall_seconds"]),
-            }
-            ttq.append(t)
-            ttq_rows.append(
-                [
-                    f"{r['budget']:g} s" + (f" #{r['repeat'] + 1}" if args.repeats > 1 else ""),
-                    f"{target:.4f}",
-                    f"{t['wall_time']:.0f} s (step {t['step']})" if t["reached"] else "not reached",
-                    f"≤ {t['launch_seconds_at_most']:.0f} s" if t["reached"] else "—",
-                    f"{t['best_val_loss']:.4f} at {t['best_at_wall_time']:.0f} s (step {t['best_step']})"
-                    if t["best_val_loss"] is not None
-                    else "—",
-                ]
-            )
-
     machine.add_versions()
-    info = machine.finish()
+    machine.finish()
     v = (
         "whole val split"
         if not val_chars
         else f"first {len(val_scored):,} characters of val (QUICK)"
     )
+    how = (
+        "side by side, each pinned to one core with one thread (taskset)"
+        if args.pin
+        else "one after the other, each alone on the whole machine"
+    )
     out = [
-        "### Race: plain Keras, a small GPT (nanoGPT's CPU recipe) and charlm's budget recipe, "
-        "tiny Shakespeare, each alone, launch to exit"
+        f"### Race on {corpus.name}: {', '.join(args.contenders)}, {how}, launch to exit"
         + (" (QUICK: numbers meaningless)" if args.quick else ""),
         "",
         f"Machine: {machine.describe()}",
@@ -504,57 +589,15 @@ def main(argv=None) -> int:
                 "chars/s (in loop)",
                 "val 64-char windows",
                 "val carried",
-                "windows − keras",
-                "windows − gpt",
+                "windows − nanogpt",
                 "wall s",
             ],
             rows,
         ),
     ]
-    if ttq_rows:
-        seq = min(256, max(cfg["seq_len"], 64))
-        out += [
-            "",
-            f"Time to quality: when charlm's metrics.csv val_loss (carried state, 64 streams × "
-            f"{seq}-char chunks, scored during training) first reached the Keras reference's "
-            f"{top:g} s val loss scored the same way (charlm.use.evaluate.Scorer, 64 × {seq}, "
-            f"{'all of val' if not cfg.get('eval_chars') else str(cfg['eval_chars']) + ' val chars'}). "
-            "Times are metrics.csv's wall_time, charlm's own budget clock; 'since launch' is at "
-            "most wall_time + max(0, launch-to-exit s − the last row's wall_time). Rows come every "
-            f"eval_every ({cfg['eval_every']}) steps, so the time is that coarse.",
-            "",
-            C.table(
-                [
-                    "charlm run",
-                    f"target (keras @ {top:g} s)",
-                    "first reached (metrics wall_time)",
-                    "since launch",
-                    "charlm best val_loss (metrics wall_time)",
-                ],
-                ttq_rows,
-            ),
-        ]
     text_out = "\n".join(out)
     print(text_out)
-    save(
-        {
-            "machine": info,
-            "summary": summary,
-            "time_to_quality": ttq,
-            "markdown": text_out,
-            "scoring": {
-                "windows64": "non-overlapping 64-char windows, zero state each, chars 2..64 "
-                "of each window scored",
-                "carried": "one stream, state carried, every char after the first scored",
-                "charlm_weights": "last",
-                "val": "split_corpus(text, 0.1)[1]",
-            },
-        }
-    )
-    C.say(f"results: {C.RESULTS / (out_name + '.json')}")
-    if not args.keep:
-        shutil.rmtree(root, ignore_errors=True)
-    return 0
+    return summary, text_out
 
 
 if __name__ == "__main__":
