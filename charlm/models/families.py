@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..options.setting import OptionError
+from .curves import GPT_CURVE, GPT_LARGE_CURVE, LSTM_CURVE, LSTM_LARGE_CURVE
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 WIDTHS = (96, 128, 192, 256, 384, 512, 768)  # the recurrent widths the recipe chooses from
@@ -74,10 +75,8 @@ class Recipe:
         precisions: The precisions it may try, float32 first.
         why: Why the recipe trains this family when the user names none and no other
             family is predicted ahead of it ("": it does not; exactly one family has a reason).
-        curve: The family's learning curve on an alphabet: ``(characters trained, final val
-            nats/char)`` of whole recipe runs, fewest characters first (BENCHMARKS.md, "The
-            family curves"). A family with a curve is raced: the recipe predicts its loss at
-            the deadline from it (:mod:`charlm.training.family_choice`).
+        curve: Its learning curve on an alphabet (:mod:`charlm.models.curves`); a family
+            with one is raced (:mod:`charlm.training.family_choice`).
         large_curve: The same on a vocabulary of thousands of characters (Chinese).
         embedding: Whether the family has an embedding width of its own
             (``embedding_dim``) for the recipe to choose; a transformer's is its width.
@@ -255,15 +254,6 @@ def _gpt_rules(cfg: Any) -> None:
             "in pairs",
         )
 
-
-# The learning curves of the raced families: (characters trained, final val nats/char, charlm's
-# own validation) of whole `charlm train CORPUS --time-budget B [--model gpt]` runs, on tiny
-# Shakespeare (an alphabet) and the Tang poems (a large vocabulary); BENCHMARKS.md, "The family
-# curves", gives each run, its machine and its date.
-LSTM_CURVE = ((3.3e6, 1.729), (7.41e6, 1.510), (12.33e6, 1.464), (16.44e6, 1.453))
-LSTM_LARGE_CURVE = ((0.774e6, 6.520), (2.84e6, 5.429))
-GPT_CURVE = ((2.10e6, 1.789), (4.45e6, 1.677), (8.54e6, 1.605))
-GPT_LARGE_CURVE = ((0.838e6, 5.912), (2.33e6, 5.680))
 
 FAMILIES: tuple[Family, ...] = (
     _keras(
