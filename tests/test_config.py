@@ -40,7 +40,7 @@ def test_saved_config_reads_back_identically():
         lr=1e-5,
         time_budget="10m",
     )
-    assert Config.from_toml_text(cfg.to_toml("# header")) == cfg
+    assert Config.from_toml_text(cfg.to_toml("header")) == cfg
 
 
 @pytest.mark.parametrize(

@@ -296,3 +296,21 @@ def test_resuming_a_run_whose_checkpoints_are_gone_refuses_instead_of_retraining
     assert "--force" in line and "--name" in line
     assert state(workdir) == before
     assert (good / LOCK_FILE).read_text() == ""  # released, and no pid left in it
+
+
+def test_a_run_under_a_folder_whose_name_holds_line_breaks_and_controls_reads_back(workdir):
+    # the case: a newline in --runs-dir went raw into config.toml's header comment,
+    # which then was no TOML; the run trained and could not be sampled or listed
+    runs = "my runs\nété 😀\x07\x7f\ttab\rend"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    code, _, err = run_cli(
+        "train", str(CORPORA / "tinyshakespeare.txt"), "--runs-dir", runs, "--name", "r",
+        "--steps", "3", "--max-chars", "3000", *flags, cwd=workdir,
+    )  # fmt: skip
+    assert code == 0, err
+    run = workdir / runs / "r"
+    assert Config.from_toml_text((run / "config.toml").read_text(encoding="utf-8")).steps == 3
+    code, out, err = run_cli("runs", "--runs-dir", runs, cwd=workdir)
+    assert code == 0 and "broken" not in out + err, out + err
+    code, out, err = run_cli("sample", "--run", str(run), "--length", "5", "--prefix", "a")
+    assert code == 0 and out.startswith("a"), err

@@ -25,7 +25,7 @@ from typing import Any
 from .rules import SAMPLE_OPTIONS, check_keys, check_type, parse_duration, validate
 from .sampling import SamplingOptions
 from .setting import OptionError, help_of, setting
-from .toml import canonical_keys, located, parse_toml, read_text, toml_value
+from .toml import canonical_keys, located, parse_toml, read_text, toml_comment, toml_value
 
 FORMAT_VERSION = 1  # bump when a run directory written before cannot be read the same way
 
@@ -289,12 +289,13 @@ class Config:
         """The config as TOML text, as a run's config.toml holds it.
 
         Args:
-            header: A comment line to put first (``# ...``), if any.
+            header: The text of a comment to put first, if any (any text: characters a
+                comment may not hold are escaped).
 
         Returns:
             The text: the format version, then every setting, one a line.
         """
-        lines = [header] if header else []
+        lines = [toml_comment(header)] if header else []
         lines.append(f"format_version = {FORMAT_VERSION}")
         for f in fields(self):
             lines.append(f"{f.name} = {toml_value(getattr(self, f.name))}")

@@ -136,6 +136,24 @@ def canonical_keys(values: dict[str, Any]) -> dict[str, Any]:
     return {LEGACY_KEYS.get(k, k): v for k, v in values.items()}
 
 
+def toml_comment(text: str) -> str:
+    """``text`` as one TOML comment line, whatever it holds: each character a comment may not
+    (line breaks and other control characters, DEL, lone surrogates from a path's undecodable
+    bytes) is written as its Python escape, so a run folder's name never breaks its own files.
+
+    >>> toml_comment("runs in my runs\\n\u00e9t\u00e9")
+    '# runs in my runs\\\\n\u00e9t\u00e9'
+    >>> toml_comment("a\\tb\\x7f\\udcff")
+    '# a\\tb\\\\x7f\\\\udcff'
+    """
+    return "# " + "".join(c if _commentable(c) else ascii(c)[1:-1] for c in text)
+
+
+def _commentable(c: str) -> bool:
+    code = ord(c)
+    return c == "\t" or not (code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF)
+
+
 def toml_value(value: Any) -> str:
     """A setting's value written as TOML.
 
@@ -159,7 +177,8 @@ def toml_value(value: Any) -> str:
             else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
         )
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML
+        # JSON's escapes are TOML's; DEL, which JSON leaves raw, TOML wants escaped too
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")

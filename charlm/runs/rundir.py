@@ -179,7 +179,7 @@ class RunDir(SavedModel):
 
     def write_config(self, cfg: Config, version: str) -> None:
         """Write the resolved config, headed by the charlm ``version`` that trains the run."""
-        header = f"# charlm {version} run config: `charlm train --resume {self.path}` continues it"
+        header = f"charlm {version} run config: `charlm train --resume {self.path}` continues it"
         atomic_write(self.path / CONFIG, cfg.to_toml(header))
 
     def read_config(self) -> Config:
