@@ -56,10 +56,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ..models.families import FAMILIES, Family, family, recipe_choice
+from ..models.families import FAMILIES, Family, check, family, recipe_choice
 from ..models.lm import build_model
+from ..options.setting import OptionError
 from .clock import Clock, check_time_left, training_seconds, validation_seconds
-from .family_choice import Plan, pick_family, predicted_loss
+from .family_choice import FAMILY_MARGIN, Plan, pick_family, predicted_loss
 from .step import make_optimizer, make_train_step
 from .widths import calibration_widths, pick_width, predict_rates
 
@@ -87,6 +88,7 @@ LARGE_VOCAB = 1_000  # characters: from here on, a large vocabulary (its own sha
 DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
 RACE_SHARE = 0.2  # the most of the time left that measuring one more family may take
+FASTEST = 1.5  # a challenger is measured only if this times the incumbent's characters could win
 
 
 def stepper(cfg, vocab_size: int):
@@ -230,10 +232,13 @@ def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
     cost = 0.0  # the seconds planning the incumbent took
     for own in (incumbent, *(f for f in raced(vocab_size) if f is not incumbent)):
         left = clock.budget_left()
-        if plans and left * RACE_SHARE < cost:
-            unraced.append(
-                f"{own.name} not raced: measuring it takes ~{cost:.0f} s of the {left:.0f} s left"
-            )
+        refusal = _refusal(cfg.replace(model=own.name))
+        if plans and not refusal:
+            refusal = hopeless(own, plans[incumbent.name], vocab_size)
+        if plans and not refusal and left * RACE_SHARE < cost:
+            refusal = f"measuring it takes ~{cost:.0f} s of the {left:.0f} s left"
+        if plans and refusal:
+            unraced.append(f"{own.name} not raced: {refusal}")
             continue
         lines: list[str] = []
         plan = _plan(cfg.replace(model=own.name), fixed, vocab_size, clock, lines.append)
@@ -248,6 +253,28 @@ def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
     for line in plans[name].lines:
         log(line)
     return plans[name]
+
+
+def hopeless(own: Family, incumbent: Plan, vocab_size: int) -> str:
+    """Why measuring ``own`` is no use ("": it could win): even training FASTEST times the
+    incumbent's characters, its curve does not lead the incumbent's prediction by the margin."""
+    curve = own.recipe.large_curve if large_vocabulary(vocab_size) else own.recipe.curve
+    best = predicted_loss(curve, FASTEST * incumbent.chars)
+    if best + FAMILY_MARGIN < incumbent.loss:
+        return ""
+    return (
+        f"at {FASTEST:g}x the {incumbent.cfg.model}'s characters its curve reaches only "
+        f"~{best:.2f}, against the {incumbent.cfg.model}'s ~{incumbent.loss:.2f}"
+    )
+
+
+def _refusal(cfg) -> str:
+    """Why ``cfg``'s family refuses the settings given with it ("": it takes them)."""
+    try:
+        check(cfg)
+    except OptionError as e:
+        return str(e)
+    return ""
 
 
 def _plan(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
