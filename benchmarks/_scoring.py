@@ -32,7 +32,7 @@ def _chunk_fn(model):
     import tensorflow as tf
 
     ids = tf.TensorSpec([None, None], tf.int32)
-    states = [tf.TensorSpec([None, s.shape[-1]], s.dtype) for s in model.initial_state(1)]
+    states = [tf.TensorSpec([None, *s.shape[1:]], s.dtype) for s in model.initial_state(1)]
 
     @tf.function(input_signature=[ids, ids, states])
     def chunk(x, y, state):

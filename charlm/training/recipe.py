@@ -34,7 +34,11 @@ machine in the first seconds, then chooses every setting the user left unset and
 8. **Family.** With no ``--model``, steps 1-3 and 7 run for every family the recipe races
    (an LSTM and the transformer), and the one whose learning curve predicts the lowest val
    loss from the characters it can train by the deadline is trained
-   (:mod:`charlm.training.family_choice`); the others' reasons are not printed.
+   (:mod:`charlm.training.family_choice`); the others' reasons are not printed. A challenger
+   is not measured where it cannot win: its curve at ``FASTEST`` times the incumbent's
+   characters does not lead (measuring a transformer cost ~13 s of a 90-second race on tiny
+   Shakespeare, where its curve lies above the LSTM's), its settings refuse it, or measuring
+   it would take more than ``RACE_SHARE`` of the time left.
 
 What it may choose for a family (the family itself when none is given, the widths, the
 precisions) is that family's :class:`~charlm.models.families.Recipe`.
