@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.models.families import family, recipe_choice
+from charlm.models.families import recipe_choice
 from charlm.options.config import Config
 from charlm.training.clock import Clock
 from charlm.training.family_choice import FAMILY_MARGIN, Plan, pick_family, predicted_loss
-from charlm.training.recipe import choose, raced
+from charlm.training.recipe import choose, curve, raced
 
 CURVE = ((1e6, 2.2), (4e6, 1.8), (16e6, 1.55))
 # chars/s of each raced family's chosen size on one core of an AMD EPYC (AVX-512, bf16), by
@@ -47,13 +47,12 @@ def test_a_challenger_is_taken_only_when_predicted_ahead_by_the_margin():
     assert pick_family(close, "lstm")[0] == "lstm"
 
 
-def plans_at(seconds, noise=1.0, vocab_size=65):
-    large = vocab_size >= 1000
+def plans_at(seconds, vocab_size, noise):
+    """Each raced family's plan at its measured speed times ``noise[name]``."""
     out = {}
     for own in raced(vocab_size):
-        chars = RATES[vocab_size][own.name] * noise * seconds
-        curve = own.recipe.large_curve if large else own.recipe.curve
-        out[own.name] = plan(own.name, predicted_loss(curve, chars), chars)
+        chars = RATES[vocab_size][own.name] * noise[own.name] * seconds
+        out[own.name] = plan(own.name, predicted_loss(curve(own, vocab_size), chars), chars)
     return out
 
 
@@ -64,13 +63,7 @@ def test_speeds_ten_percent_apart_choose_the_same_family(seconds, vocab_size):
     chosen = set()
     for lstm_noise in (0.9, 1.0, 1.1):
         for gpt_noise in (0.9, 1.0, 1.1):
-            plans = plans_at(seconds, vocab_size=vocab_size)
-            for name, noise in (("lstm", lstm_noise), ("gpt", gpt_noise)):
-                if name in plans:
-                    chars = plans[name].chars * noise
-                    own = family(name).recipe
-                    curve = own.large_curve if vocab_size >= 1000 else own.curve
-                    plans[name] = plan(name, predicted_loss(curve, chars), chars)
+            plans = plans_at(seconds, vocab_size, {"lstm": lstm_noise, "gpt": gpt_noise})
             chosen.add(pick_family(plans, recipe_choice().name)[0])
     assert len(chosen) == 1, chosen
 
@@ -78,9 +71,8 @@ def test_speeds_ten_percent_apart_choose_the_same_family(seconds, vocab_size):
 def test_every_raced_family_has_a_curve_that_falls_with_more_characters():
     for vocab_size in (65, 6_000):
         for own in raced(vocab_size):
-            curve = own.recipe.large_curve if vocab_size >= 1000 else own.recipe.curve
-            chars = [c for c, _ in curve]
-            losses = [loss for _, loss in curve]
+            chars = [c for c, _ in curve(own, vocab_size)]
+            losses = [loss for _, loss in curve(own, vocab_size)]
             assert chars == sorted(chars) and losses == sorted(losses, reverse=True)
     assert recipe_choice() in raced(65)
 

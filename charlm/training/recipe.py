@@ -223,8 +223,12 @@ def choose(
 
 def raced(vocab_size: int) -> tuple[Family, ...]:
     """The families the recipe races on this vocabulary: those with a learning curve for it."""
-    large = large_vocabulary(vocab_size)
-    return tuple(f for f in FAMILIES if (f.recipe.large_curve if large else f.recipe.curve))
+    return tuple(f for f in FAMILIES if curve(f, vocab_size))
+
+
+def curve(own: Family, vocab_size: int) -> tuple[tuple[float, float], ...]:
+    """``own``'s learning curve for a vocabulary of ``vocab_size`` (empty: it has none)."""
+    return own.recipe.large_curve if large_vocabulary(vocab_size) else own.recipe.curve
 
 
 def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
@@ -262,8 +266,7 @@ def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
 def hopeless(own: Family, incumbent: Plan, vocab_size: int) -> str:
     """Why measuring ``own`` is no use ("": it could win): even training FASTEST times the
     incumbent's characters, its curve does not lead the incumbent's prediction by the margin."""
-    curve = own.recipe.large_curve if large_vocabulary(vocab_size) else own.recipe.curve
-    best = predicted_loss(curve, FASTEST * incumbent.chars)
+    best = predicted_loss(curve(own, vocab_size), FASTEST * incumbent.chars)
     if best + FAMILY_MARGIN < incumbent.loss:
         return ""
     return (
@@ -300,8 +303,8 @@ def _plan(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
         rate = rates[units]
     else:
         rate = measured[cfg.units]
-    curve = own.large_curve if large_vocabulary(vocab_size) else own.curve
-    loss = predicted_loss(curve, rate * seconds) if curve else math.inf
+    points = curve(family(cfg.model), vocab_size)
+    loss = predicted_loss(points, rate * seconds) if points else math.inf
     return Plan(cfg, rate, rate * seconds, loss, ())
 
 
