@@ -75,20 +75,11 @@ def workdir(checkout: Path, work: Path, train_text: str, val_text: str) -> Path:
     return work
 
 
-def _env(threads: int | None) -> dict:
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    return env
-
-
-def _run(python: str, work: Path, args: list[str], prefix: list[str], threads, log: Path):
+def _run(python: str, work: Path, args: list[str], prefix: list[str], env, log: Path):
     cmd = prefix + [python, "train.py", *BABY_GPT, *args]
     t0 = time.time()
     with open(log, "w") as out:
-        proc = subprocess.run(
-            cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=_env(threads)
-        )
+        proc = subprocess.run(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
     return proc.returncode, time.time() - t0, " ".join(cmd)
 
 
@@ -103,7 +94,7 @@ def iterations(log: Path) -> list[tuple[int, float, float]]:
 
 
 def calibrate(
-    python: str, work: Path, prefix: list[str], threads, iters: int = CALIBRATION_ITERS
+    python: str, work: Path, prefix: list[str], env=None, iters: int = CALIBRATION_ITERS
 ) -> dict:
     """ms/iteration (the median of iterations iters/6..iters), start-up and evaluation
     seconds of the baby GPT on this machine."""
@@ -112,7 +103,7 @@ def calibrate(
         work,
         [f"--max_iters={iters}", "--eval_interval=100000", "--out_dir=calibration"],
         prefix,
-        threads,
+        env,
         work / "calibration.log",
     )
     if rc != 0:
@@ -137,7 +128,7 @@ def stretched_iters(cal: dict, budget: float) -> int:
     return max(EVALS, int(left / cal["seconds_per_iteration"]) // EVALS * EVALS)
 
 
-def run(python: str, work: Path, budget: float, cal: dict, prefix: list[str], threads) -> dict:
+def run(python: str, work: Path, budget: float, cal: dict, prefix: list[str], env=None) -> dict:
     """One stretched run, launch to exit; the result in race.py's shape."""
     n = stretched_iters(cal, budget)
     load = os.getloadavg()
@@ -151,7 +142,7 @@ def run(python: str, work: Path, budget: float, cal: dict, prefix: list[str], th
             "--out_dir=out",
         ],
         prefix,
-        threads,
+        env,
         work / "nanogpt.out",
     )
     r = {

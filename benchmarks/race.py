@@ -356,12 +356,10 @@ class Race:
 
             core = args.contenders.index("nanogpt") if args.pin else None
             work = self._nano_work(root / "nanogpt-calibration")
-            prefix, _ = pinned(core)
+            prefix, env = pinned(core)
             iters = 120 if args.quick else nanogpt.CALIBRATION_ITERS
             C.say(f"  nanoGPT: calibrating ({iters} iterations) ...")
-            self.calibration = nanogpt.calibrate(
-                args.nanogpt_python, work, prefix, 1 if args.pin else None, iters
-            )
+            self.calibration = nanogpt.calibrate(args.nanogpt_python, work, prefix, env, iters)
             self.calibration["slowdown"] = args.nanogpt_slowdown
             self.calibration["seconds_per_iteration"] *= args.nanogpt_slowdown
             C.say(
@@ -384,14 +382,9 @@ class Race:
             return run_charlm(budget, work, self.corpus, core)
         import nanogpt
 
-        prefix, _ = pinned(core)
+        prefix, env = pinned(core)
         return nanogpt.run(
-            self.args.nanogpt_python,
-            self._nano_work(work),
-            budget,
-            self.calibration,
-            prefix,
-            1 if core is not None else None,
+            self.args.nanogpt_python, self._nano_work(work), budget, self.calibration, prefix, env
         )
 
     def score(self, contender: str, r: dict, val: str) -> None:
