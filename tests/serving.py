@@ -44,10 +44,12 @@ def train_tiny(folder: Path, **settings) -> Path:
 
 class Server:
     """``charlm serve`` in a process of its own, forked (tests/forked.py) or, with ``fresh``,
-    a new ``python -m charlm`` (where how the process ends is tested); its stderr goes to a
-    file (read at start and after)."""
+    a new ``python -m charlm`` (where how the process ends is tested; ``env``: variables
+    added to its environment); its stderr goes to a file (read at start and after)."""
 
-    def __init__(self, run: Path, *flags: str, log: Path, fresh: bool = False):
+    def __init__(
+        self, run: Path, *flags: str, log: Path, fresh: bool = False, env: dict | None = None
+    ):
         self.log = log
         args = ["serve", str(run), "--port", "0", *flags]
         with open(log, "w") as stderr:
@@ -57,6 +59,7 @@ class Server:
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
                     start_new_session=True,
+                    env={**os.environ, **(env or {})},
                 )
             else:
                 self.proc = forked.start(
@@ -106,10 +109,12 @@ def openai_client(url: str):
     return openai.OpenAI(base_url=url + "/v1", api_key="not-needed", max_retries=0, timeout=120)
 
 
-def stream_events(url: str, body: dict, client: httpx.Client | None = None):
+def stream_events(
+    url: str, body: dict, client: httpx.Client | None = None, path: str = "/v1/completions"
+):
     """The decoded ``data:`` events of a streamed completion (``[DONE]`` as the string)."""
     with (client or httpx.Client(timeout=120)).stream(
-        "POST", url + "/v1/completions", json={**body, "stream": True}
+        "POST", url + path, json={**body, "stream": True}
     ) as r:
         assert r.status_code == 200, r.read()
         for line in r.iter_lines():

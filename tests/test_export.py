@@ -30,9 +30,20 @@ MODELS = list(RUNS)
 PREFIXES = ["ROMEO:", "a", "Zebra✓ at"]  # three lengths; ✓ is not in the vocabulary
 LENGTH = CHUNK + 18  # chunks of 64 in `charlm sample`; two calls of the compiled loop
 SEED = 7
-SETTINGS = {
-    "greedy": dict(temperature=1.0, top_k=0, top_p=1.0, greedy=True),
-    "sampled": dict(temperature=0.8, top_k=20, top_p=0.9, greedy=False),
+NEUTRAL = dict(min_p=0.0, repetition_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0)
+SETTINGS = {  # every input of the signature but the prefixes, the length and the seed
+    "greedy": dict(temperature=1.0, top_k=0, top_p=1.0, greedy=True, **NEUTRAL),
+    "sampled": dict(temperature=0.8, top_k=20, top_p=0.9, greedy=False, **NEUTRAL),
+    "penalised": dict(
+        temperature=0.9,
+        top_k=-1,
+        top_p=1.0,
+        greedy=False,
+        min_p=0.05,
+        repetition_penalty=1.3,
+        frequency_penalty=0.4,
+        presence_penalty=0.2,
+    ),
 }
 SEPARATOR = "\n<<sample>>\n"
 
@@ -55,9 +66,8 @@ for model, path in args["exports"].items():
     out["prefixes_shape"] = sig.structured_input_signature[1]["prefixes"].shape.as_list()
     for name, s in args["settings"].items():
         result = sig(prefixes=tf.constant(args["prefixes"]), length=tf.constant(args["length"]),
-                     temperature=tf.constant(s["temperature"]), top_k=tf.constant(s["top_k"]),
-                     top_p=tf.constant(s["top_p"]), seed=tf.constant(args["seed"], tf.int64),
-                     greedy=tf.constant(s["greedy"]))
+                     seed=tf.constant(args["seed"], tf.int64),
+                     **{k: tf.constant(v) for k, v in s.items()})
         out["texts"][model + "/" + name] = [t.decode() for t in result["text"].numpy()]
     five = loaded.generate(tf.constant(["a"] * 5), 3, 1.0, 0, 1.0, tf.constant(1, tf.int64), False)
     out["five"] = [t.decode() for t in five["text"].numpy()]
@@ -116,11 +126,12 @@ def reloaded(runs, tmp_path_factory):
 
 def charlm_sample(run, setting) -> list[str]:
     s = SETTINGS[setting]
-    flags = (
-        ["--greedy"]
-        if s["greedy"]
-        else ["--temperature", s["temperature"], "--top-k", s["top_k"], "--top-p", s["top_p"]]
-    )
+    flags = [
+        a
+        for k, v in s.items()
+        if k != "greedy" and not (s["greedy"] and k in ("temperature", "top_k", "top_p", "min_p"))
+        for a in ("--" + k.replace("_", "-"), v)
+    ] + (["--greedy"] if s["greedy"] else [])
     prefixes = [a for p in PREFIXES for a in ("--prefix", p)]
     out = cli(
         "sample",

@@ -9,17 +9,25 @@ from conftest import assert_close, error
 from charlm.errors import CharLMError
 from charlm.models.lm import build_model
 from charlm.options.config import Config
-from charlm.options.sampling import SamplingOptions
+from charlm.options.sampling import PENALTY_WINDOW, SamplingOptions
 from charlm.text.vocab import Vocab
-from charlm.use.draw import PARTIAL, sample_next, uniforms
+from charlm.use.draw import PARTIAL, penalised, sample_next, uniforms
 from charlm.use.generate import Generator
-from charlm.use.loop import CHUNK, Batch
+from charlm.use.loop import CHUNK, ROW_DTYPES, Batch
 
 DRAWS = 20_000  # independent draws per distribution: one row each, in one call
 
 
 def draw(
-    logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=(1, 0), rows=DRAWS, xla=False
+    logits,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    greedy=False,
+    seed=(1, 0),
+    rows=DRAWS,
+    xla=False,
+    min_p=0.0,
 ):
     """Ids drawn by sample_next from ``rows`` copies of the 1-D ``logits`` (or from a given
     2-D batch when ``rows`` is None); compiled by XLA, as generation runs it, if ``xla``."""
@@ -28,16 +36,16 @@ def draw(
         logits = tf.tile(logits[None, :], [rows, 1])
     fn = tf.function(sample_next, jit_compile=True) if xla else sample_next
     b = logits.shape[0]  # every row the same options; seed = (the seed, the position)
-    ids = fn(
-        logits,
-        tf.fill([b], float(temperature)),
-        tf.fill([b], int(top_k)),
-        tf.fill([b], float(top_p)),
-        tf.fill([b], bool(greedy)),
-        tf.fill([b], tf.constant(seed[0], tf.int64)),
-        tf.range(b, dtype=tf.int64),
-        tf.fill([b], tf.constant(seed[1], tf.int64)),
-    )
+    rows = {
+        "temperature": tf.fill([b], float(temperature)),
+        "top_k": tf.fill([b], int(top_k)),
+        "top_p": tf.fill([b], float(top_p)),
+        "min_p": tf.fill([b], float(min_p)),
+        "greedy": tf.fill([b], bool(greedy)),
+        "seed": tf.fill([b], tf.constant(seed[0], tf.int64)),
+        "index": tf.range(b, dtype=tf.int64),
+    }
+    ids = fn(logits, rows, tf.fill([b], tf.constant(seed[1], tf.int64)))
     return ids.numpy()
 
 
@@ -366,8 +374,8 @@ def test_an_empty_prefix_is_a_clear_error(generator):
         (dict(temperature=float("nan")), ["temperature must be 0 (greedy) or more"]),
         (dict(top_p=0.0), ["top_p must be in (0, 1]"]),
         (dict(top_p=1.5), ["top_p must be in (0, 1]"]),
-        (dict(top_k=-1), ["top_k must be 0 (off) or a whole number"]),
-        (dict(top_k=2**31), ["top_k must be 0 (off) or a whole number"]),
+        (dict(top_k=-2), ["top_k must be 0 or -1 (off) or a whole number"]),
+        (dict(top_k=2**31), ["top_k must be 0 or -1 (off) or a whole number"]),
         (dict(length=-1), ["length must be a whole number from 0"]),
         (dict(seed=-1), ["seed must be a whole number from 0 to 2**63-1"]),
         (dict(seed=2**63), ["seed must be a whole number from 0 to 2**63-1"]),
@@ -417,22 +425,19 @@ def test_each_row_draws_with_its_own_options_whatever_shares_the_batch():
         temperature=[1.0, 0.0, 2.0, 1.0],
         top_k=[0, 0, 1, 2],
         top_p=[1.0, 1.0, 1.0, 0.3],
+        min_p=[0.0, 0.0, 0.0, 0.2],
         greedy=[False, True, False, False],
         seed=[3, 3, 8, 9],
         index=[0, 1, 0, 5],
-        position=[0, 4, 7, 2],
     )
-    args = [
-        tf.constant(v, dt)
-        for v, dt in zip(
-            rows.values(),
-            [tf.float32, tf.int32, tf.float32, tf.bool, tf.int64, tf.int64, tf.int64],
-            strict=True,
-        )
-    ]
-    together = sample_next(logits, *args).numpy()
+    args = {k: tf.constant(v, ROW_DTYPES[k]) for k, v in rows.items()}
+    position = tf.constant([0, 4, 7, 2], tf.int64)
+    together = sample_next(logits, args, position).numpy()
     alone = [
-        sample_next(logits[i : i + 1], *(a[i : i + 1] for a in args)).numpy()[0] for i in range(4)
+        sample_next(
+            logits[i : i + 1], {k: a[i : i + 1] for k, a in args.items()}, position[i : i + 1]
+        ).numpy()[0]
+        for i in range(4)
     ]
     assert together.tolist() == alone
     assert together[1:3].tolist() == [2, 2]  # greedy, and top-k 1: the argmax
@@ -478,12 +483,79 @@ def test_rows_of_two_calls_run_in_one_padded_batch_give_each_calls_own_text(gene
     texts = [list(r.prefixes) for r in rows]
     while not all(r.done for r in rows):
         batch = Batch.join([r.batch for r in rows])
-        ids = batch.run(generator.loop, 16, size=8)  # 4 rows padded to 8
+        drawn = batch.run(generator.loop, 16, size=8)  # 4 rows padded to 8
         start = 0
         for r, t in zip(rows, texts, strict=True):
             r.batch = batch.part(start, start + len(r.prefixes))
             t[:] = [
-                a + b for a, b in zip(t, r.take(ids[start : start + len(r.prefixes)]), strict=True)
+                a + b
+                for a, b in zip(t, r.take(drawn.part(start, start + len(r.prefixes))), strict=True)
             ]
             start += len(r.prefixes)
     assert texts == alone
+
+
+# -- penalties and min-p, against plain NumPy ----------------------------------------------------
+
+
+def penalised_reference(logits, counts, repetition, frequency, presence):
+    """The penalties written out in NumPy, one row: CTRL's division (multiplication for a
+    negative logit) for a character seen, then OpenAI's count and presence terms."""
+    out = logits.copy()
+    seen = counts > 0
+    out[seen] = np.where(out[seen] > 0, out[seen] / repetition, out[seen] * repetition)
+    return out - frequency * counts - presence * seen
+
+
+def test_the_penalties_are_ctrls_and_openais_rules():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2, (6, 40)).astype(np.float32)
+    counts = rng.integers(0, 4, (6, 40)).astype(np.float32) * (rng.random((6, 40)) < 0.3)
+    rows = {
+        "repetition_penalty": np.array([1.0, 1.3, 0.7, 2.0, 1.0, 1.1], np.float32),
+        "frequency_penalty": np.array([0.0, 0.5, -0.5, 2.0, 0.0, -2.0], np.float32),
+        "presence_penalty": np.array([0.0, 0.2, 1.0, -1.0, 0.0, 2.0], np.float32),
+    }
+    got = penalised(
+        tf.constant(logits), tf.constant(counts), {k: tf.constant(v) for k, v in rows.items()}
+    )
+    want = [
+        penalised_reference(logits[r], counts[r], *(rows[k][r] for k in rows)) for r in range(6)
+    ]
+    np.testing.assert_allclose(got.numpy(), np.stack(want), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got.numpy()[[0, 4]], logits[[0, 4]])  # neutral: unchanged
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_min_p_keeps_the_characters_that_likely_relative_to_the_likeliest(xla):
+    probs = np.exp(LOGITS) / np.exp(LOGITS).sum()
+    kept = probs >= 0.2 * probs.max()  # ids 2 and 3: id 1 is e^-2 = 0.14 as likely as id 2
+    ids = draw(LOGITS, min_p=0.2, xla=xla)
+    want = np.where(kept, probs, 0) / probs[kept].sum()
+    np.testing.assert_allclose(frequencies(ids, len(LOGITS)), want, atol=0.015)
+    assert set(np.unique(ids)) == set(np.flatnonzero(kept))
+
+
+def test_the_penalties_count_the_last_window_of_generated_characters(generator):
+    """Greedy generation with every penalty on, 3x the window long, step by step in NumPy
+    from the model's own logits: the same characters (so the window slides as documented:
+    the last PENALTY_WINDOW generated, the prefix not counted)."""
+    options = SamplingOptions(
+        length=3 * PENALTY_WINDOW,
+        greedy=True,
+        repetition_penalty=1.5,
+        frequency_penalty=0.3,
+        presence_penalty=0.4,
+        seed=1,
+    )
+    text = generator.generate(["the "], options=options)[0][4:]
+    logits, *state = generator.feed(generator.vocab.encode("the ")[None, :].astype(np.int32))
+    generated: list[int] = []
+    for _ in range(options.length):
+        counts = np.bincount(generated[-PENALTY_WINDOW:], minlength=len(generator.vocab))
+        scores = penalised_reference(logits[0], counts.astype(np.float32), 1.5, 0.3, 0.4)
+        generated.append(int(np.argmax(scores)))
+        out, state = generator.model.step(tf.constant(generated[-1:]), state)
+        logits = out.numpy()
+    assert text == generator.vocab.decode(np.array(generated))
+    assert len(set(text)) > 3  # the penalties made it move on (an untrained model repeats)

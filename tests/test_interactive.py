@@ -88,8 +88,8 @@ def test_greedy_off_and_seed_off_undo_them():
         (":temperature -0.5", ":temperature must be 0 (greedy) or more, not -0.5"),
         (":temperature nan", ":temperature must be 0 (greedy) or more, not nan"),
         (":length -1", ":length must be a whole number from 0 to 2147483647, not -1"),
-        (":top_k -2", ":top_k must be 0 (off) or a whole number up to 2147483647, not -2"),
-        (":top_k 2147483648", ":top_k must be 0 (off) or a whole number up to 2147483647"),
+        (":top_k -2", ":top_k must be 0 or -1 (off) or a whole number up to 2147483647, not -2"),
+        (":top_k 2147483648", ":top_k must be 0 or -1 (off) or a whole number up to 2147483647"),
         (":top_p 1.5", ":top_p must be in (0, 1], not 1.5"),
         (":greedy maybe", ":greedy takes on or off"),
         (":seed", ":seed takes a whole number or off"),
@@ -114,7 +114,8 @@ def test_help_lists_every_command_and_settings_shows_them():
     for command in ("temperature", "length", "top_k", "top_p", "greedy", "seed", "stop", "quit"):
         assert f":{command}" in said[0]
     assert said[2] == (
-        "length = 10  temperature = 0.5  top_k = 0  top_p = 1  greedy = off  seed = off  stop = off"
+        "length = 10  temperature = 0.5  top_k = 0  top_p = 1  min_p = 0  repetition_penalty = 1  "
+        "frequency_penalty = 0  presence_penalty = 0  greedy = off  seed = off  stop = off"
     )
 
 

@@ -127,7 +127,7 @@ def test_the_api_temperature_zero_is_greedy(run):
     "fields, words",
     [
         ({"temperature": float("nan")}, "temperature must be 0 (greedy) or more, not nan"),
-        ({"top_k": 2**31}, "top_k must be 0 (off) or a whole number up to"),
+        ({"top_k": 2**31}, "top_k must be 0 or -1 (off) or a whole number up to"),
         ({"seed": -1}, "seed must be a whole number from 0 to 2**63-1, not -1"),
         ({"stop": [""]}, "stop must be non-empty text"),
         ({"num_samples": 0}, "num_samples must be at least 1, not 0"),

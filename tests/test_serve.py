@@ -160,7 +160,7 @@ BAD = [
     ({"prompt": "春", "temperature": "hot"}, 400, "temperature", "temperature must be a number"),
     ({"prompt": "春", "top_p": 0}, 400, "top_p", options_error(top_p=0)),
     ({"prompt": "春", "top_p": 1.5}, 400, "top_p", options_error(top_p=1.5)),
-    ({"prompt": "春", "top_k": -1}, 400, "top_k", options_error(top_k=-1)),
+    ({"prompt": "春", "top_k": -2}, 400, "top_k", options_error(top_k=-2)),
     ({"prompt": "春", "top_k": 2.5}, 400, "top_k", options_error(top_k=2.5)),
     (
         {"prompt": "春", "max_tokens": -1},
@@ -184,7 +184,39 @@ BAD = [
     ({"prompt": "春", "n": True}, 400, "n", "n must be a whole number"),
     ({"prompt": ["春"] * 5, "n": 16}, 400, "prompt", "at most 64 at once"),
     ({"prompt": "春", "stream": "yes"}, 400, "stream", "stream must be true or false"),
-    ({"prompt": "春", "echo": True}, 400, "echo", "echo is not supported"),
+    ({"prompt": "春", "echo": 1}, 400, "echo", "echo must be true or false"),
+    (
+        {"prompt": "春", "logprobs": 6},
+        400,
+        "logprobs",
+        "logprobs must be a whole number from 0 to 5",
+    ),
+    ({"prompt": "春", "best_of": 2}, 400, "best_of", "best_of is not supported"),
+    ({"prompt": "春", "min_p": 1}, 400, "min_p", options_error(min_p=1)),
+    (
+        {"prompt": "春", "repetition_penalty": 0},
+        400,
+        "repetition_penalty",
+        options_error(repetition_penalty=0),
+    ),
+    (
+        {"prompt": "春", "presence_penalty": 2.5},
+        400,
+        "presence_penalty",
+        options_error(presence_penalty=2.5),
+    ),
+    (
+        {"prompt": "春", "frequency_penalty": "x"},
+        400,
+        "frequency_penalty",
+        "frequency_penalty must be a number",
+    ),
+    (
+        {"prompt": "春", "stream_options": {"include_usage": True}},
+        400,
+        "stream_options",
+        "only for streamed requests",
+    ),
     ({"prompt": "春", "model": "nope"}, 404, "model", "the model 'nope' is not served here"),
     ({"prompt": "春" * 4097}, 400, "prompt", "at most 4,096 (--max-prompt-chars)"),
     (b'{"prompt": "' + b"a" * (1 << 20) + b'"}', 413, None, "larger than 1,048,576 bytes"),
@@ -262,3 +294,175 @@ def test_a_transformer_serves_many_users_in_one_batch_as_charlm_samples(tmp_path
     for body, (texts, reasons) in zip(bodies, replies, strict=True):
         want = expected(run, body["prompt"], body["max_tokens"], seed=body["seed"], temperature=0.8)
         assert texts == want and reasons == ["length"]
+
+
+# -- as operators of vLLM and llama.cpp expect it ---------------------------------------------
+
+
+def test_chat_is_the_text_after_the_transcript_up_to_the_next_role_line(server, serve_run):
+    """The openai client's chat.completions, whole and streamed: the reply is what the model
+    writes after the default template's transcript, cut before a role line."""
+    from charlm.serve.chat import ChatTemplate
+
+    messages = [{"role": "system", "content": "唐詩"}, {"role": "user", "content": PROMPTS[0]}]
+    template = ChatTemplate()
+    want = serve_run.generate(
+        [template.prompt(messages)], 60, seed=4, stop=template.stop, warn=lambda _: None
+    )[0][len(template.prompt(messages)) :]
+    client = openai_client(server.url)
+    reply = client.chat.completions.create(model="tang", messages=messages, max_tokens=60, seed=4)
+    assert reply.object == "chat.completion"
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.choices[0].message.content == want
+    assert reply.usage.completion_tokens == len(want)
+    chunks = list(
+        client.chat.completions.create(
+            model="tang", messages=messages, max_completion_tokens=60, seed=4, stream=True
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == want
+    assert chunks[-1].choices[0].finish_reason == reply.choices[0].finish_reason
+    assert {c.object for c in chunks} == {"chat.completion.chunk"}
+
+
+def test_logprobs_list_each_characters_own_and_the_likeliest_alternatives(server):
+    body = {"prompt": PROMPTS[2], "max_tokens": 40, "seed": 6, "logprobs": 3}
+    whole = httpx.post(server.url + "/v1/completions", json=body, timeout=60).json()
+    choice = whole["choices"][0]
+    lp = choice["logprobs"]
+    assert "".join(lp["tokens"]) == choice["text"] and len(lp["tokens"]) == 40
+    assert lp["text_offset"] == list(range(40))
+    for token, own, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"], strict=True):
+        assert len(top) == 3 and own <= 0
+        best = max(top.values())
+        assert own <= best + 1e-5 and list(top.values()) == sorted(top.values(), reverse=True)
+        if token in top:
+            assert abs(top[token] - own) <= 1e-5 * max(1.0, abs(own))
+    texts, _ = streamed_texts(server.url, body)  # the same text, scored the same, streamed
+    streamed = [c for e in stream_events(server.url, body) if e != "[DONE]" for c in e["choices"]]
+    assert texts == [choice["text"]]
+    assert [x for c in streamed if c["logprobs"] for x in c["logprobs"]["token_logprobs"]] == (
+        lp["token_logprobs"]
+    )
+
+
+def test_echo_scores_the_prompt_as_charlm_eval_does(server, serve_run):
+    """A scoring request (echo, logprobs, max_tokens 0): the prompt's characters after the
+    first, each predicted from those before it, as ``charlm eval`` scores the same text."""
+    text = "秦川雄帝宅，函谷壯皇居。綺殿千尋起，離宮百雉餘。"
+    reply = httpx.post(
+        server.url + "/v1/completions",
+        json={"prompt": text, "max_tokens": 0, "echo": True, "logprobs": 0},
+        timeout=60,
+    ).json()
+    lp = reply["choices"][0]["logprobs"]
+    assert reply["choices"][0]["text"] == text and "".join(lp["tokens"]) == text
+    assert lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None
+    nats = -sum(lp["token_logprobs"][1:]) / (len(text) - 1)
+    want = serve_run.evaluate(text=text, batch_size=1, seq_len=len(text))["nats_per_char"]
+    assert abs(nats - want) <= 1e-4 * want
+
+
+def test_n_streamed_is_one_choice_per_event_with_usage_null_until_the_last(server, serve_run):
+    body = {"prompt": PROMPTS[1], "max_tokens": 30, "n": 3, "seed": 8}
+    events = list(stream_events(server.url, {**body, "stream_options": {"include_usage": True}}))
+    assert events[-1] == "[DONE]"
+    chunks, last = events[:-2], events[-2]
+    assert all(len(e["choices"]) == 1 and e["usage"] is None for e in chunks)
+    assert last["choices"] == [] and last["usage"]["completion_tokens"] == 90
+    texts = ["", "", ""]
+    for e in chunks:
+        texts[e["choices"][0]["index"]] += e["choices"][0]["text"]
+    assert texts == expected(serve_run, PROMPTS[1], 30, n=3, seed=8)
+    assert {e["seed"] for e in chunks} == {8}
+
+
+def test_a_seed_left_out_is_drawn_and_said_so_the_text_can_be_drawn_again(server):
+    first = httpx.post(server.url + "/v1/completions", json={"prompt": "春", "max_tokens": 20})
+    seed = first.json()["seed"]
+    again = httpx.post(
+        server.url + "/v1/completions", json={"prompt": "春", "max_tokens": 20, "seed": seed}
+    )
+    assert again.json()["choices"][0]["text"] == first.json()["choices"][0]["text"]
+
+
+def test_penalties_min_p_and_top_k_minus_one_are_charlm_samples_options(server, serve_run):
+    options = dict(repetition_penalty=1.4, frequency_penalty=0.5, presence_penalty=0.3, min_p=0.05)
+    reply = openai_client(server.url).completions.create(
+        model="tang",
+        prompt=PROMPTS[0],
+        max_tokens=80,
+        seed=2,
+        frequency_penalty=0.5,
+        presence_penalty=0.3,
+        extra_body={"repetition_penalty": 1.4, "min_p": 0.05, "top_k": -1},
+    )
+    assert reply.choices[0].text == expected(serve_run, PROMPTS[0], 80, seed=2, **options)[0]
+    assert reply.choices[0].text != expected(serve_run, PROMPTS[0], 80, seed=2)[0]
+
+
+def test_a_prompt_with_characters_the_model_never_saw_is_told_so(server):
+    reply = httpx.post(server.url + "/v1/completions", json={"prompt": "春☃", "max_tokens": 5})
+    assert "'☃'" in reply.json()["warning"] and "<unk>" in reply.json()["warning"]
+    first = next(stream_events(server.url, {"prompt": "☃春", "max_tokens": 5}))
+    assert "'☃'" in first["warning"]
+
+
+@pytest.mark.parametrize(
+    "method, path, status",
+    [("GET", "/v1/nothing", 404), ("GET", "/v1/completions", 405), ("PUT", "/v1/models", 405)],
+)
+def test_every_error_is_an_openai_error_object(server, method, path, status):
+    r = httpx.request(method, server.url + path)
+    assert r.status_code == status and r.headers["content-type"] == "application/json"
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_one_model_is_described_at_its_own_address(server):
+    assert httpx.get(server.url + "/v1/models/tang").json()["id"] == "tang"
+    r = httpx.get(server.url + "/v1/models/nope")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+
+
+def test_metrics_count_requests_characters_and_first_characters(server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    httpx.post(server.url + "/v1/completions", json={"prompt": "春", "max_tokens": 7})
+    httpx.post(server.url + "/v1/completions", json={"prompt": "", "max_tokens": 7})
+    page = httpx.get(server.url + "/metrics")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(page.text)
+        for s in family.samples
+    }
+    ok = ("charlm_requests_total", (("route", "/v1/completions"), ("status", "200")))
+    bad = ("charlm_requests_total", (("route", "/v1/completions"), ("status", "400")))
+    assert samples[ok] >= 1 and samples[bad] >= 1
+    assert samples[("charlm_characters_generated_total", ())] >= 7
+    assert samples[("charlm_time_to_first_character_seconds_count", ())] >= 1
+    assert samples[("charlm_queue_seconds_count", ())] >= 1
+    assert ("charlm_rows_in_flight", ()) in samples
+
+
+def test_an_unforeseen_error_is_a_500_in_openais_shape(serve_run):
+    """The app's last line of defence, with a route that fails (Starlette's public add_route)."""
+    from starlette.testclient import TestClient
+
+    from charlm.serve.app import create_app
+
+    app = create_app([serve_run])
+
+    async def boom(request):
+        raise RuntimeError("no such luck")
+
+    app.add_route("/boom", boom)
+    r = TestClient(app, raise_server_exceptions=False).get("/boom")
+    assert r.status_code == 500
+    assert r.json()["error"] == {
+        "message": "internal error: RuntimeError: no such luck",
+        "type": "server_error",
+        "param": None,
+        "code": "internal_error",
+    }

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-def find_run(run_path: str | None, runs_dir: str) -> str:
+def find_run(run_path: str | None, runs_dir: str, flag: str = "--run") -> str:
     """The run folder a command reads, its config and vocabulary checked before TensorFlow
     loads (a few seconds).
 
@@ -32,6 +32,7 @@ def find_run(run_path: str | None, runs_dir: str) -> str:
         run_path: A run folder, a folder of runs (its newest), or None (the newest under
             ``runs_dir``).
         runs_dir: The folder of runs.
+        flag: How the command is told a run folder, for the message when there is none.
 
     Returns:
         The run folder's path.
@@ -39,7 +40,7 @@ def find_run(run_path: str | None, runs_dir: str) -> str:
     Raises:
         CharLMError: there is no such run, or its config or vocabulary cannot be read.
     """
-    run = RunDir(resolve_run(run_path, runs_dir))
+    run = RunDir(resolve_run(run_path, runs_dir, flag))
     run.read_config()
     run.read_vocab()
     return str(run.path)

@@ -74,12 +74,12 @@ def user_errors(fn):
     return wrapper
 
 
-def find_run(run_path: str | None, runs_dir: str) -> str:
+def find_run(run_path: str | None, runs_dir: str, flag: str = "--run") -> str:
     """The run folder, its config and vocabulary checked before TensorFlow loads
-    (:func:`charlm.api.catalog.find_run`)."""
+    (:func:`charlm.api.catalog.find_run`; ``flag``: how the command names one)."""
     from ..api.catalog import find_run as found
 
-    return found(run_path, runs_dir)
+    return found(run_path, runs_dir, flag)
 
 
 def field_options(record, skip=(), show_defaults: bool = False):

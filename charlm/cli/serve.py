@@ -44,6 +44,28 @@ limit_options = field_options(Limits, show_defaults=True)  # --max-streams ...
     help="Characters per turn of the shared batch: requests join and leave between "
     "turns, so a smaller chunk starts a request sooner.",
 )
+@count_option(
+    "--prefill-chunk",
+    64,
+    0,
+    1 << 20,
+    help="Characters of a prompt's warm-up per turn of the batch: a long prompt is fed "
+    "between the live streams' turns, so it does not stall them (0: whole, at once).",
+)
+@click.option(
+    "--api-key",
+    envvar="CHARLM_API_KEY",
+    default=None,
+    help="Let into the API (/v1, /metrics) only requests with 'Authorization: Bearer KEY'; "
+    "the page and /health stay open. [env: CHARLM_API_KEY]",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help="A browser origin allowed to call the API from its pages (repeatable; "
+    "'*' for any). Default: none.",
+)
 @click.option(
     "--compile-ahead",
     default="1,2,4,8,16,32,64",
@@ -53,23 +75,39 @@ limit_options = field_options(Limits, show_defaults=True)  # --max-streams ...
 )
 @limit_options
 @user_errors
-def serve(run_paths, runs_dir, weights, host, port, chunk, compile_ahead, **limits):
+def serve(
+    run_paths,
+    runs_dir,
+    weights,
+    host,
+    port,
+    chunk,
+    prefill_chunk,
+    api_key,
+    cors_origins,
+    compile_ahead,
+    **limits,
+):
     """Serve RUN(s) (default: the newest) over HTTP until Ctrl-C: a page to play with at /,
-    OpenAI's completions API at /v1 (a request's "model" is a run's folder name).
-    Needs the extra charlm[serve]."""
+    OpenAI's completions and chat completions APIs at /v1 (a request's "model" is a run's
+    folder name), Prometheus metrics at /metrics. Needs the extra charlm[serve]."""
     try:
+        import prometheus_client  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
         raise CharLMError(
-            "charlm serve needs Starlette and uvicorn: pip install 'charlm[serve]'"
+            "charlm serve needs Starlette, uvicorn and prometheus-client: "
+            "pip install 'charlm[serve]'"
         ) from None
+    if api_key is not None and not api_key.strip():
+        raise click.BadParameter("an empty key lets nobody in", param_hint="--api-key")
     limits = Limits(**limits)
     sizes = batch_sizes(compile_ahead)
     from ..serve.server import listen
     from ..serve.server import serve as serve_runs
 
-    paths = [find_run(p, runs_dir) for p in (run_paths or [None])]  # checked before TensorFlow
+    paths = [find_run(p, runs_dir, "charlm serve") for p in (run_paths or [None])]  # before TF
     sock = listen(host, port)  # a port in use is said before TensorFlow loads, too
     quiet_tensorflow()
     from ..api import load
@@ -80,6 +118,9 @@ def serve(run_paths, runs_dir, weights, host, port, chunk, compile_ahead, **limi
         chunk=chunk,
         compile_ahead=sizes,
         sock=sock,
+        api_key=api_key,
+        cors_origins=cors_origins,
+        prefill_chunk=prefill_chunk,
     )
 
 

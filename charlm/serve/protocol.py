@@ -14,13 +14,11 @@ TensorFlow here: what a request may ask is decided in this module alone.
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass
 
 from ..errors import CharLMError
 from ..options.limits import Limits
-from ..options.sampling import SamplingOptions, check_prefixes
+from ..options.sampling import MAX_LOGPROBS, SamplingOptions, check_prefixes
 from ..options.setting import OptionError, is_int, shown
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for the completions API
@@ -32,19 +30,27 @@ SAMPLING_PARAMS = {
     "temperature": "temperature",
     "top_k": "top_k",
     "top_p": "top_p",
+    "min_p": "min_p",
+    "repetition_penalty": "repetition_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
     "seed": "seed",
     "stop": "stop",
 }
 PARAM_OF = {option: param for param, option in SAMPLING_PARAMS.items()}
+NUMBERS = (
+    "temperature",
+    "top_p",
+    "min_p",
+    "repetition_penalty",
+    "frequency_penalty",
+    "presence_penalty",
+)
 # OpenAI parameters charlm does not implement: accepted only at their "off" value
 UNSUPPORTED: dict[str, tuple[object, ...]] = {
-    "echo": (None, False),
-    "logprobs": (None,),
     "suffix": (None, ""),
     "best_of": (None, 1),
     "logit_bias": (None, {}),
-    "presence_penalty": (None, 0, 0.0),
-    "frequency_penalty": (None, 0, 0.0),
 }
 
 
@@ -75,7 +81,10 @@ class RequestError(CharLMError):
 
 @dataclass(frozen=True)
 class Completion:
-    """A checked completions request: ``n`` samples of each prompt, in that order."""
+    """A checked request: ``n`` samples of each prompt, in that order, drawn with ``options``
+    (their seed set: the reply says it). ``logprobs``: how many alternatives each character's
+    log-probabilities list (None: none asked); ``echo``: the prompt comes back first, scored;
+    ``chat``: the reply is a chat completion (:mod:`.chat` made the prompt)."""
 
     model: str
     prompts: list[str]
@@ -83,6 +92,9 @@ class Completion:
     n: int
     stream: bool
     include_usage: bool
+    logprobs: int | None = None
+    echo: bool = False
+    chat: bool = False
 
     @property
     def rows(self) -> int:
@@ -95,12 +107,28 @@ def parse_completion(body, limits: Limits, models: list[str]) -> Completion:
     naming the first thing wrong."""
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
-    model = _model(body.get("model"), models)
-    for name, off in UNSUPPORTED.items():
-        if name in body and not any(body[name] == o and type(body[name]) is type(o) for o in off):
-            raise RequestError(f"{name} is not supported by charlm serve; leave it out", name)
+    model = check_model(body.get("model"), models)
+    refuse_unsupported(body, UNSUPPORTED)
     prompts = _prompts(body.get("prompt"), limits)
+    n = check_rows(prompts, body, limits)
+    stream, usage = stream_of(body)
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not (is_int(logprobs) and 0 <= logprobs <= MAX_LOGPROBS):
+        raise RequestError(
+            f"logprobs must be a whole number from 0 to {MAX_LOGPROBS}, not {shown(logprobs)}",
+            "logprobs",
+        )
+    echo = _flag(body, "echo")
+    options = options_of(body, limits)
+    return Completion(model, prompts, options, n, stream, usage, logprobs, echo)
+
+
+def check_rows(prompts: list, body: dict, limits: Limits) -> int:
+    """``n``, checked: at most ``--max-n``, and the rows (prompts x n) at most
+    ``--max-streams``."""
     n = body.get("n", 1)
+    if n is None:
+        n = 1
     if not (is_int(n) and 1 <= n <= limits.max_n):
         raise RequestError(
             f"n must be a whole number from 1 to {limits.max_n} "
@@ -114,11 +142,26 @@ def parse_completion(body, limits: Limits, models: list[str]) -> Completion:
             "(--max-streams)",
             "prompt",
         )
-    stream, usage = _stream(body)
-    return Completion(model, prompts, _options(body, limits), n, stream, usage)
+    return n
 
 
-def _model(model, models: list[str]) -> str:
+def _flag(body: dict, name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise RequestError(f"{name} must be true or false, not {shown(value)}", name)
+    return value
+
+
+def refuse_unsupported(body: dict, unsupported: dict) -> None:
+    """Refuse a parameter charlm does not implement, unless at its "off" value."""
+    for name, off in unsupported.items():
+        if name in body and not any(body[name] == o and type(body[name]) is type(o) for o in off):
+            raise RequestError(f"{name} is not supported by charlm serve; leave it out", name)
+
+
+def check_model(model, models: list[str]) -> str:
     if model is None:
         return models[0]
     if model not in models:
@@ -140,25 +183,31 @@ def _prompts(prompt, limits: Limits) -> list[str]:
             f"not taken: charlm reads characters), not {shown(prompt)}",
             "prompt",
         )
+    return check_prompts(prompts, limits, "prompt")
+
+
+def check_prompts(prompts: list[str], limits: Limits, param: str) -> list[str]:
+    """Each prompt not empty and within ``--max-prompt-chars``; an error names ``param``."""
     try:
         check_prefixes(prompts)
     except OptionError as e:
-        raise RequestError(e.worded("prompt"), "prompt") from None
+        raise RequestError(e.worded(param), param) from None
     for p in prompts:
         if len(p) > limits.max_prompt_chars:
             raise RequestError(
                 f"the prompt is {len(p):,} characters; this server takes at most "
                 f"{limits.max_prompt_chars:,} (--max-prompt-chars)",
-                "prompt",
+                param,
             )
     return prompts
 
 
-def _options(body: dict, limits: Limits) -> SamplingOptions:
-    """The sampling options, checked by SamplingOptions itself; an error names the request's
-    parameter (``max_tokens`` for the length)."""
+def options_of(body: dict, limits: Limits, extra_stop: tuple[str, ...] = ()) -> SamplingOptions:
+    """The sampling options, checked by SamplingOptions itself, their seed set; an error
+    names the request's parameter (``max_tokens`` for the length). ``extra_stop``: stop
+    strings of the server's own (a chat's role lines), after the request's."""
     values = {option: body.get(param) for param, option in SAMPLING_PARAMS.items()}
-    for name in ("temperature", "top_p"):  # a number of any kind; check() says the range
+    for name in NUMBERS:  # a number of any kind; check() says the range
         v = values[name]
         if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)):
             raise RequestError(f"{name} must be a number, not {shown(v)}", name)
@@ -169,7 +218,7 @@ def _options(body: dict, limits: Limits) -> SamplingOptions:
             f"stop must be text or a list of at most {MAX_STOP} texts, not {shown(values['stop'])}",
             "stop",
         )
-    values["stop"] = tuple(stop)
+    values["stop"] = tuple(stop) + extra_stop
     if values["length"] is None:
         values["length"] = DEFAULT_MAX_TOKENS
     try:
@@ -183,10 +232,10 @@ def _options(body: dict, limits: Limits) -> SamplingOptions:
             f"(--max-tokens), not {options.length:,}",
             "max_tokens",
         )
-    return options
+    return options.seeded()
 
 
-def _stream(body: dict) -> tuple[bool, bool]:
+def stream_of(body: dict) -> tuple[bool, bool]:
     stream, extra = body.get("stream", False), body.get("stream_options")
     if stream is None:
         stream = False
@@ -198,40 +247,10 @@ def _stream(body: dict) -> tuple[bool, bool]:
         raise RequestError(
             'stream_options must be an object like {"include_usage": true}', "stream_options"
         )
+    if extra is not None and not stream:
+        raise RequestError(
+            "stream_options is only for streamed requests: set stream to true, or leave "
+            "stream_options out",
+            "stream_options",
+        )
     return stream, bool(extra and extra.get("include_usage"))
-
-
-# -- replies ------------------------------------------------------------------------------------
-
-
-def completion_id() -> str:
-    return "cmpl-" + uuid.uuid4().hex[:24]
-
-
-def choice(index: int, text: str, finish_reason: str | None) -> dict:
-    return {"text": text, "index": index, "logprobs": None, "finish_reason": finish_reason}
-
-
-def reply(cid: str, model: str, choices: list[dict], usage: dict | None = None) -> dict:
-    """A completion object (a whole reply, or one event of a stream)."""
-    out = {
-        "id": cid,
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        "system_fingerprint": None,
-    }
-    if usage is not None:
-        out["usage"] = usage
-    return out
-
-
-def usage(prompts: list[str], texts: list[str]) -> dict:
-    """Characters counted as tokens: each prompt once, every sample's text."""
-    prompt, completion = sum(len(p) for p in prompts), sum(len(t) for t in texts)
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }

@@ -1,6 +1,11 @@
 """``charlm serve``'s process: bind the socket, compile the loop ahead, run uvicorn, stop
 cleanly on SIGINT or SIGTERM (the streams in flight end with an error event, exit 0).
 
+The socket is bound first (a port in use is said at once) but listens only once the models
+are loaded and compiled: until then a client's connection is refused at once, as by a server
+not yet started, rather than accepted and left hanging while TensorFlow compiles (uvicorn's
+start-up calls ``listen``).
+
     serve([charlm.load("runs/tiny")], port=8000)
 """
 
@@ -49,10 +54,17 @@ class Server(uvicorn.Server):
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """The listening socket, or one clear line when the address cannot be had."""
+    """The socket bound to ``host:port``, not yet listening (see the module), or one clear
+    line when the address cannot be had."""
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.create_server((host, port), family=family, backlog=2048)
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except BaseException:
+            sock.close()
+            raise
     except (OSError, OverflowError) as e:
         why = getattr(e, "strerror", None) or str(e)
         raise CharLMError(
@@ -84,24 +96,28 @@ def serve(
     compile_ahead=COMPILE_AHEAD,
     sock: socket.socket | None = None,
     say=_say,
+    api_key: str | None = None,
+    cors_origins=(),
+    prefill_chunk: int | None = None,
 ) -> None:
     """Serve ``runs`` (:class:`charlm.api.Run`\\ s, the first the default model) until
     SIGINT or SIGTERM. Says what it serves, how long compiling took, and the address.
     ``sock``: the socket from :func:`listen` (the CLI binds before TensorFlow loads, so a
-    port in use is said at once); default: bound here to ``host`` and ``port``."""
+    port in use is said at once); default: bound here to ``host`` and ``port``. ``api_key``,
+    ``cors_origins``, ``prefill_chunk``: see :func:`~charlm.serve.app.create_app`."""
     from .app import create_app  # TensorFlow: after listen(), so a port in use is said at once
 
     limits = limits or Limits()
-    app = create_app(runs, limits, chunk)
+    app = create_app(runs, limits, chunk, api_key, cors_origins, prefill_chunk)
     service = app.state.service
     _describe(service, say)
     _compile(service, sorted({s for s in compile_ahead if s <= limits.max_streams}), say)
     sock = sock or listen(host, port)
     host = sock.getsockname()[0]
-    if not is_loopback(host):
+    if not (is_loopback(host) or api_key):
         say(
             f"warning: listening on {host}, not only this machine: anyone who can reach it "
-            "can use the model (there is no authentication)"
+            "can use the model (give it a key: --api-key or CHARLM_API_KEY)"
         )
     address = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
     config = uvicorn.Config(
@@ -126,7 +142,7 @@ def serve(
 def _describe(service, say) -> None:
     """One line a model served: its name, folder, kind, size and best validation loss."""
     for name in service.runs:
-        d = service.describe(name)
+        d = service.descriptions[name]
         best = f", best val loss {d['best_val_loss']:.4f}" if d["best_val_loss"] else ""
         params = f"{d['parameters']:,} parameters, " if d["parameters"] else ""
         say(

@@ -1,9 +1,10 @@
 """One batched generation shared by every request to one model.
 
 A :class:`Batcher` owns a :class:`~charlm.use.generate.Generator` and a worker thread. Its
-batch holds the rows of every live request; each turn of the worker admits the requests that
-arrived since the last one (their prefixes warmed up together), runs one call of the compiled
-loop for all rows together (``chunk`` characters each; :data:`FIRST_CHUNK` right after rows
+batch holds the rows of every live request; each turn of the worker goes on with the warm-up
+of the requests that arrived (their prefixes fed together, ``prefill_chunk`` characters a turn,
+so that a burst of long prompts does not stall the live streams), admits those whose warm-up
+is done, runs one call of the compiled loop for all rows together (``chunk`` characters each; :data:`FIRST_CHUNK` right after rows
 joined), hands each request its rows' new text, and drops the requests that are done or
 whose client went away. A request thus joins at the next
 chunk boundary and leaves at the one after it ends; its rows keep their own options, seed,
@@ -15,23 +16,29 @@ XLA compiles the loop once per batch size: the batch is padded to the next power
 
     batcher = Batcher(run.generator, chunk=16)
     job = Job(["ROMEO:"], SamplingOptions(length=50, seed=5), 1, deliver=print)
-    batcher.submit(job)     # deliver gets ("text", pieces, None) ... then ("text", pieces, reasons)
+    batcher.submit(job)     # deliver gets ("text", pieces, None, None) ... then with reasons
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..options.sampling import SamplingOptions
 from .generate import Generator
-from .loop import ROW_DTYPES, Batch, Rows
+from .loop import ROW_DTYPES, Batch
+from .rows import Rows, scored_chars
 
 FIRST_CHUNK = 4  # characters in the turn after rows join: their first text goes out sooner
 GATHER_QUIET = 0.002  # an idle worker waits this long after a request for the next of a burst,
 GATHER_MOST = 0.010  # at most this long in all: a burst is warmed up as one batch
+# a prompt's warm-up goes on between the live streams' turns in calls of this many characters
+# a row: a burst of long prompts then does not stall everyone's streams (benchmarks/bench_serve.py)
+WARM_PIECE = 64
 
 
 def bucket(rows: int) -> int:
@@ -45,14 +52,29 @@ def bucket(rows: int) -> int:
 
 class Job:
     """One request's rows, between the HTTP handler and the worker. ``deliver(event)`` is
-    called from the worker thread with ``("text", pieces, finish_reasons or None)`` after
-    each chunk (one piece per row; the reasons come with the last) or ``("error", message,
-    None)``; :meth:`cancel` (any thread) makes the worker drop the rows at its next turn."""
+    called from the worker thread with ``("text", pieces, finish_reasons or None, scores)``
+    after each chunk (one piece per row; the reasons come with the last; ``scores``: with
+    ``scored``, each row's :class:`~charlm.use.loop.Scored` per character of its piece, else
+    None), ``("prompt", scores, None, None)`` first when ``echo`` (each prompt's characters
+    after the first, scored) or ``("error", message, code, None)`` (``code``:
+    ``"shutting_down"`` or ``"generation_failed"``); :meth:`cancel` (any thread) makes the
+    worker drop the rows at its next turn. ``queued``: once admitted, the seconds it waited
+    from :meth:`Batcher.submit` to joining the batch (its warm-up included)."""
 
-    def __init__(self, prompts: list[str], options: SamplingOptions, n: int, deliver):
+    def __init__(
+        self,
+        prompts: list[str],
+        options: SamplingOptions,
+        n: int,
+        deliver,
+        scored: bool = False,
+        echo: bool = False,
+    ):
         self.prompts, self.options, self.n, self.deliver = prompts, options, n, deliver
+        self.scored, self.echo = scored, echo
         self.rows: Rows | None = None  # once admitted
         self.cancelled = False
+        self.submitted, self.queued = time.perf_counter(), 0.0
 
     @property
     def admitted(self) -> Rows:
@@ -67,13 +89,18 @@ class Job:
     def cancel(self) -> None:
         self.cancelled = True
 
+    def fail(self, message: str, code: str = "generation_failed") -> None:
+        self.deliver(("error", message, code, None))
+
 
 class Batcher:
     """The worker that runs every live request of one model in one batch (see the module)."""
 
-    def __init__(self, generator: Generator, chunk: int = 16):
+    def __init__(self, generator: Generator, chunk: int = 16, prefill_chunk: int = WARM_PIECE):
         self.gen, self.chunk = generator, chunk
+        self.prefill_chunk = prefill_chunk or None  # 0: each prompt fed whole in one call
         self.pending: list[Job] = []
+        self.warming: list[Warming] = []
         self.live: list[Job] = []
         self.cond = threading.Condition()
         self.stopping = False
@@ -101,7 +128,7 @@ class Batcher:
     def submit(self, job: Job) -> None:
         with self.cond:
             if self.stopping:
-                job.deliver(("error", "the server is shutting down", None))
+                job.fail("the server is shutting down", "shutting_down")
                 return
             self.pending.append(job)
             self.cond.notify()
@@ -122,14 +149,16 @@ class Batcher:
     def _work(self) -> None:
         while True:
             with self.cond:
-                while not (self.pending or self.live or self.stopping):
+                while not (self.pending or self.live or self.warming or self.stopping):
                     self.cond.wait()
                 if self.stopping:
                     break
-                if not self.live:
+                if not (self.live or self.warming):
                     self._gather()
                 arrived, self.pending = self.pending, []
-            joined = self._admit_all(arrived)
+            if arrived:
+                self._start_warming(arrived)
+            joined = self._warm_step()
             self.live = [j for j in self.live if not j.cancelled]
             if self.live:
                 try:
@@ -137,9 +166,9 @@ class Batcher:
                 except Exception as e:  # never leave the clients waiting on a dead worker
                     _failed(self.live, e)
                     self.live = []
-        for job in self.live + self.pending:
-            job.deliver(("error", "the server is shutting down", None))
-        self.live, self.pending = [], []
+        for job in self.live + self.pending + [j for w in self.warming for j in w.jobs]:
+            job.fail("the server is shutting down", "shutting_down")
+        self.live, self.pending, self.warming = [], [], []
 
     def _gather(self) -> None:
         """While the batch is empty, wait for the rest of a burst (called with the lock held):
@@ -157,30 +186,59 @@ class Batcher:
                 return
             seen = len(self.pending)
 
-    def _admit_all(self, arrived: list[Job]) -> bool:
-        """Warm up every job that arrived since the last turn, their prefixes fed together
-        (:meth:`~charlm.use.generate.Generator.feed_together`): a burst of 16 requests costs
+    def _start_warming(self, arrived: list[Job]) -> None:
+        """Start the warm-up of the jobs that arrived since the last turn, their prefixes fed
+        together (:meth:`~charlm.use.generate.Generator.feeding`): a burst of 16 requests costs
         about one warm-up, not 16 one after another (each job's alone put the 16th's first
         character ~12x as late as an idle request's, benchmarks/bench_serve.py). Identical
-        prompts are fed once; an error goes to the jobs that arrived together."""
+        prompts are fed once; an echoed prompt is scored by its own warm-up call."""
         jobs = [j for j in arrived if not j.cancelled]
         warmed: dict = {}
         try:
+            for job in (j for j in jobs if j.echo):
+                encoded = self.gen.encode_prefixes(job.prompts)
+                scored = [
+                    scored_chars(self.gen.vocab, self.gen.score_prefix(ids, warmed))
+                    for ids in encoded
+                ]
+                job.deliver(("prompt", scored, None, None))
             encoded = [ids for j in jobs for ids in self.gen.encode_prefixes(j.prompts)]
-            self.gen.feed_together(encoded, warmed)
+            feeding = self.gen.feeding(encoded, warmed, self.prefill_chunk)
         except Exception as e:  # the requests were checked: this is the server's fault
             _failed(jobs, e)
-            return False
-        return any([self._admit(job, warmed) for job in jobs])
+            return
+        self.warming.append(Warming(jobs, warmed, feeding))
+
+    def _warm_step(self) -> bool:
+        """One call of each warm-up under way (at most ``prefill_chunk`` characters a row, so
+        that a long prompt does not stall the live streams: it goes on between their turns);
+        the jobs whose prefixes are all fed join the batch. Whether any joined."""
+        joined, still = False, []
+        for w in self.warming:
+            try:
+                next(w.feeding)
+                still.append(w)
+            except StopIteration:
+                joined = (
+                    any([self._admit(job, w.warmed) for job in w.jobs if not job.cancelled])
+                    or joined
+                )
+            except Exception as e:  # the requests were checked: this is the server's fault
+                _failed(w.jobs, e)
+        self.warming = still
+        return joined
 
     def _admit(self, job: Job, warmed: dict | None = None) -> bool:
         """Whether the job's rows joined the batch, from their prefixes' warm-ups in
         ``warmed``; an error goes to the job alone."""
         try:
-            job.rows = self.gen.start(job.prompts, job.options, job.n, warmed=warmed)
+            job.rows = self.gen.start(
+                job.prompts, job.options, job.n, warmed=warmed, scored=job.scored
+            )
         except Exception as e:  # the request was checked: this is the server's fault
             _failed([job], e)
             return False
+        job.queued = time.perf_counter() - job.submitted
         self.live.append(job)
         return True
 
@@ -189,25 +247,39 @@ class Batcher:
 
         The turn after rows join runs :data:`FIRST_CHUNK` characters, not ``chunk``: the new
         rows' first text then waits ~8 ms, not ~25 (LSTM 2x512, 16 rows), at the cost of one
-        more call per join; where the calls split a row's text changes nothing in it."""
+        more call per join; where the calls split a row's text changes nothing in it. The
+        characters are scored when any job asks for their log-probabilities."""
         jobs = self.live
         batch = Batch.join([j.admitted.batch for j in jobs])
-        ids = batch.run(self.gen.loop, n, bucket(len(batch)))
+        scored = any(j.scored for j in jobs)
+        drawn = batch.run(self.gen.loop, n, bucket(len(batch)), scored)
         start, still = 0, []
         for job in jobs:
             rows = job.admitted
             end = start + len(rows.prefixes)
             rows.batch = batch.part(start, end)
-            pieces = rows.take(ids[start:end])
+            pieces = rows.take(drawn.part(start, end))
             start = end
-            job.deliver(("text", pieces, rows.finish_reasons if rows.done else None))
+            reasons = rows.finish_reasons if rows.done else None
+            job.deliver(("text", pieces, reasons, rows.scores if job.scored else None))
             if not rows.done:
                 still.append(job)
         self.live = still
+
+
+@dataclass
+class Warming:
+    """Jobs whose prefixes are being fed, a call per turn of the worker: ``feeding`` (from
+    :meth:`~charlm.use.generate.Generator.feeding`) puts each prefix's logits and state in
+    ``warmed`` once it is all fed."""
+
+    jobs: list[Job]
+    warmed: dict
+    feeding: Iterator[None]
 
 
 def _failed(jobs: list[Job], e: Exception) -> None:
     """Tell each of ``jobs`` that generation failed, and why (the server's fault: the requests
     were checked before they were submitted)."""
     for job in jobs:
-        job.deliver(("error", f"generation failed: {type(e).__name__}: {e}", None))
+        job.fail(f"generation failed: {type(e).__name__}: {e}")

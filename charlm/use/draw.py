@@ -1,15 +1,19 @@
 """The seeded draw of the next character from logits, in-graph (:func:`sample_next`).
 
-Temperature divides the logits; top-k keeps the k largest; top-p (nucleus) keeps the
-smallest set whose probability reaches p; greedy takes the argmax. Every option is a
+The penalties lower the logits of the characters a row generated lately (:func:`penalised`);
+temperature divides the logits; min-p keeps the characters at least that fraction as likely as
+the most likely; top-k keeps the k largest; top-p (nucleus) keeps the smallest set whose
+probability reaches p; greedy takes the argmax. Every option is a
 per-row tensor, so rows of different requests share one compiled step (the server's batch).
 A row's randomness is a counter-based hash of ``(seed, index, position)`` (:func:`uniforms`):
 its request's seed, the row's index among its request's samples and its own character
 count. So a seed gives the same text however the output is chunked and whatever other rows
 share the batch.
 
-    >>> ids = sample_next(tf.constant([[0.0, 5.0, 1.0]]), *(tf.constant([x]) for x in (
-    ...     1.0, 0, 1.0, True)), *(tf.constant([x], tf.int64) for x in (1, 0, 0)))
+    >>> rows = {k: tf.constant([v]) for k, v in dict(temperature=1.0, top_k=0, top_p=1.0,
+    ...     min_p=0.0, greedy=True).items()}
+    >>> rows |= {k: tf.constant([1], tf.int64) for k in ("seed", "index")}
+    >>> ids = sample_next(tf.constant([[0.0, 5.0, 1.0]]), rows, tf.constant([0], tf.int64))
     >>> ids.numpy().tolist()  # greedy: the argmax
     [1]
 """
@@ -100,21 +104,51 @@ def _filtered(scaled, top_k, top_p):
     return tf.where(scaled < tf.maximum(kth, threshold), -np.inf, scaled)
 
 
-def sample_next(logits, temperature, top_k, top_p, greedy, seed, index, position):
-    """Next ids ``[B]`` from ``logits [B, V]`` (float32); every other argument is a ``[B]``
-    tensor, one value per row (``seed``, ``index``, ``position``: int64, see :func:`uniforms`).
+def penalised(logits, counts, rows):
+    """``logits [B, V]`` with each row's penalties on the characters it generated lately:
+    ``counts [B, V]``, each character's count among the row's last
+    :data:`~charlm.options.sampling.PENALTY_WINDOW`. A seen character's logit is divided by
+    ``repetition_penalty`` if positive, multiplied if not (CTRL's rule, as Hugging Face and
+    vLLM apply it), then lowered by ``frequency_penalty`` times its count and by
+    ``presence_penalty`` (OpenAI's rule). Neutral penalties leave the logits as they are."""
+    seen = counts > 0
+    rep = rows["repetition_penalty"][:, None]
+    logits = tf.where(seen, tf.where(logits > 0, logits / rep, logits * rep), logits)
+    return (
+        logits
+        - rows["frequency_penalty"][:, None] * counts
+        - rows["presence_penalty"][:, None] * tf.cast(seen, tf.float32)
+    )
+
+
+def _min_p(scaled, min_p):
+    """``scaled`` with what min-p drops set to -inf: characters less likely than ``min_p``
+    times the most likely one (a row's 0 keeps all: log 0 is -inf)."""
+    floor = tf.reduce_max(scaled, -1, keepdims=True) + tf.math.log(min_p)[:, None]
+    return tf.where(scaled < floor, -np.inf, scaled)
+
+
+def sample_next(logits, rows, position):
+    """Next ids ``[B]`` from ``logits [B, V]`` (float32, penalties applied: :func:`penalised`);
+    ``rows`` holds ``[B]`` tensors, one value per row, named as
+    :data:`~charlm.use.loop.ROW_DTYPES` (``seed`` and ``index``: int64, see
+    :func:`uniforms`); ``position`` ``[B]``, int64, the characters each row has drawn.
 
     Written for XLA: the k-th largest logit and the nucleus are read from the :data:`PARTIAL`
     largest logits in order (XLA needs a static k for ``top_k``; all are sorted only when
     some row's filters reach past those), and the categorical draw inverts the cumulative
     distribution at one uniform per row (XLA has no kernel for ``stateless_categorical``
-    with an int64 seed). A greedy row takes the argmax and ignores its other options."""
+    with an int64 seed). A greedy row takes the argmax and ignores its other options. The
+    order: temperature, min-p, top-k, top-p."""
+    greedy, top_k, top_p = rows["greedy"], rows["top_k"], rows["top_p"]
 
     def argmax():
         return tf.argmax(logits, -1, output_type=tf.int32)
 
     def sample():
-        scaled = logits / tf.where(greedy, 1.0, temperature)[:, None]  # a greedy row's 0 too
+        scaled = logits / tf.where(greedy, 1.0, rows["temperature"])[:, None]  # a greedy row's 0
+        min_p = tf.where(greedy, 0.0, rows["min_p"])
+        scaled = tf.cond(tf.reduce_any(min_p > 0), lambda: _min_p(scaled, min_p), lambda: scaled)
         scaled = tf.cond(
             tf.reduce_any(tf.logical_or(top_k > 0, top_p < 1.0)),
             lambda: _filtered(scaled, top_k, top_p),
@@ -122,7 +156,7 @@ def sample_next(logits, temperature, top_k, top_p, greedy, seed, index, position
         )
         # inverse CDF: one uniform per row
         cdf = tf.cumsum(tf.nn.softmax(scaled), axis=-1)
-        u = uniforms(seed, index, position)[:, None] * cdf[:, -1:]
+        u = uniforms(rows["seed"], rows["index"], position)[:, None] * cdf[:, -1:]
         drawn = tf.reduce_sum(tf.cast(cdf <= u, tf.int32), axis=-1)  # never a 0-probability id
         return tf.where(greedy, argmax(), drawn)
 

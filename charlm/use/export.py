@@ -2,15 +2,17 @@
 
 ``charlm export RUN --format savedmodel`` writes a SavedModel whose graph holds everything:
 the characters -> ids lookup (code points through a hash table, unknown characters -> ``<unk>``
-= 0), one warm-up call per prefix, the in-graph sampling loop with charlm's own temperature /
-top-k / top-p / greedy filter, and ids -> characters. Every function has an input signature
+= 0), one warm-up call per prefix, the in-graph sampling loop with charlm's own penalties,
+temperature, min-p, top-k, top-p and greedy, and ids -> characters. Every function has an input signature
 with a ``None`` batch, so the reloaded model takes any number of prefixes::
 
     loaded = tf.saved_model.load("runs/x/export/savedmodel")       # no charlm needed
     out = loaded.signatures["serving_default"](
         prefixes=tf.constant(["ROMEO:", "JULIET:"]), length=tf.constant(100),
         temperature=tf.constant(0.8), top_k=tf.constant(0), top_p=tf.constant(0.9),
-        seed=tf.constant(1, tf.int64), greedy=tf.constant(False))
+        seed=tf.constant(1, tf.int64), greedy=tf.constant(False), min_p=tf.constant(0.0),
+        repetition_penalty=tf.constant(1.0), frequency_penalty=tf.constant(0.0),
+        presence_penalty=tf.constant(0.0))
     out["text"]         # [2] strings: each prefix and its continuation, as `charlm sample` prints
     loaded.generate(tf.constant(["ROMEO:"]), top_p=0.9)    # the others: `charlm sample`'s defaults
 
@@ -44,7 +46,7 @@ import tensorflow as tf
 from .. import graphs
 from ..errors import CharLMError, first_line
 from ..fsio import atomic_write, fsync_tree, quiet_stderr, replace_path, temp_name
-from ..options.sampling import MAX_SEED, SamplingOptions
+from ..options.sampling import MAX_PENALTY, MAX_SEED, SamplingOptions
 from .loop import compiled_loop, sample_loop  # traced into the export: one place decides
 
 FORMATS = ("savedmodel", "tflite")
@@ -135,22 +137,31 @@ def _warm_each(model, ids):
     return logits_ta.stack(), [ta.stack() for ta in state_tas]
 
 
-def _check_args(prefixes, length, temperature, top_k, top_p, greedy):
-    """In-graph argument checks, the graph's twin of SamplingOptions.check (the graph cannot
-    call it): a bad value stops the call with InvalidArgumentError."""
+def _check_args(prefixes, length, o):
+    """In-graph argument checks of the options ``o`` (a dict), the graph's twin of
+    SamplingOptions.check (the graph cannot call it): a bad value stops the call with
+    InvalidArgumentError."""
     sampling = tf.logical_or(
-        greedy,
+        o["greedy"],
         tf.reduce_all(
             tf.stack(
                 [
-                    temperature >= 0.0,
-                    tf.math.is_finite(temperature),
-                    top_k >= 0,
-                    top_p > 0.0,
-                    top_p <= 1.0,
+                    o["temperature"] >= 0.0,
+                    tf.math.is_finite(o["temperature"]),
+                    o["top_k"] >= -1,
+                    o["top_p"] > 0.0,
+                    o["top_p"] <= 1.0,
+                    o["min_p"] >= 0.0,
+                    o["min_p"] < 1.0,
                 ]
             )
         ),
+    )
+    penalties = tf.reduce_all(
+        tf.stack(
+            [o["repetition_penalty"] > 0.0, tf.math.is_finite(o["repetition_penalty"])]
+            + [tf.abs(o[k]) <= MAX_PENALTY for k in ("frequency_penalty", "presence_penalty")]
+        )
     )
     return [
         tf.debugging.assert_greater(
@@ -161,19 +172,34 @@ def _check_args(prefixes, length, temperature, top_k, top_p, greedy):
             sampling,
             [
                 "unless greedy, temperature must be 0 (greedy) or more, "
-                "top_k 0 (off) or more and top_p in (0, 1]"
+                "top_k -1 or 0 (off) or more, top_p in (0, 1] and min_p in [0, 1)"
+            ],
+        ),
+        tf.debugging.Assert(
+            penalties,
+            [
+                "repetition_penalty must be more than 0, frequency_penalty and "
+                f"presence_penalty from -{MAX_PENALTY:g} to {MAX_PENALTY:g}"
             ],
         ),
     ]
 
 
-def _as_sampled(temperature, seed, greedy):
-    """What the loop is given, as the Generator gives it: a temperature of 0 is greedy (and
-    divides by 1, not 0); a negative seed is a new one."""
-    greedy = tf.logical_or(greedy, tf.equal(temperature, 0.0))
-    temperature = tf.where(greedy, tf.constant(1.0), temperature)
+def _as_sampled(o):
+    """What the loop is given, as the Generator gives it (:func:`~charlm.use.loop.row_options`):
+    a temperature of 0 is greedy (and divides by 1, not 0), and a greedy row's filters are
+    off; a negative seed is a new one."""
+    greedy = tf.logical_or(o["greedy"], tf.equal(o["temperature"], 0.0))
     new = tf.random.uniform([], 0, MAX_SEED, dtype=tf.int64)
-    return temperature, tf.where(seed < 0, new, seed), greedy
+    return {
+        **o,
+        "greedy": greedy,
+        "temperature": tf.where(greedy, tf.constant(1.0), o["temperature"]),
+        "top_k": tf.where(greedy, 0, o["top_k"]),
+        "top_p": tf.where(greedy, tf.constant(1.0), o["top_p"]),
+        "min_p": tf.where(greedy, tf.constant(0.0), o["min_p"]),
+        "seed": tf.where(o["seed"] < 0, new, o["seed"]),
+    }
 
 
 DEFAULTS = SamplingOptions()  # what an input left out of ``generate`` is
@@ -186,6 +212,10 @@ GENERATE_SIGNATURE = [
     tf.TensorSpec([], tf.float32, "top_p"),
     tf.TensorSpec([], tf.int64, "seed"),
     tf.TensorSpec([], tf.bool, "greedy"),
+    tf.TensorSpec([], tf.float32, "min_p"),
+    tf.TensorSpec([], tf.float32, "repetition_penalty"),
+    tf.TensorSpec([], tf.float32, "frequency_penalty"),
+    tf.TensorSpec([], tf.float32, "presence_penalty"),
 ]
 
 
@@ -205,15 +235,27 @@ def savedmodel_module(model, vocab) -> tf.Module:
         top_p=DEFAULTS.top_p,
         seed=NEW_SEED,
         greedy=DEFAULTS.greedy,
+        min_p=DEFAULTS.min_p,
+        repetition_penalty=DEFAULTS.repetition_penalty,
+        frequency_penalty=DEFAULTS.frequency_penalty,
+        presence_penalty=DEFAULTS.presence_penalty,
     ):
-        with tf.control_dependencies(
-            _check_args(prefixes, length, temperature, top_k, top_p, greedy)
-        ):  # checked before any use
-            prefixes, length = tf.identity(prefixes), tf.identity(length)
-        temperature, seed, greedy = _as_sampled(temperature, seed, greedy)
+        options = dict(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            greedy=greedy,
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
+            frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty,
+        )
+        with tf.control_dependencies(_check_args(prefixes, length, options)):
+            prefixes, length = tf.identity(prefixes), tf.identity(length)  # checked before use
         ids = codec.encode(prefixes)
         logits, state = _warm_each(model, ids)
-        new_ids = sample_loop(loop, logits, state, length, temperature, top_k, top_p, greedy, seed)
+        new_ids = sample_loop(loop, logits, state, length, _as_sampled(options))
         generated = codec.decode(new_ids)
         return {"text": tf.strings.join([prefixes, generated]), "generated": generated}
 

@@ -30,7 +30,8 @@ import tensorflow as tf
 from .. import graphs
 from ..models.lm import state_specs
 from ..options.sampling import SamplingOptions, check_num_samples, check_prefixes
-from .loop import Rows, compiled_loop
+from .loop import Drawn, compiled_loop, scores_of
+from .rows import Rows
 
 
 class Generator:
@@ -45,6 +46,10 @@ class Generator:
             self._warm, input_signature=[tf.TensorSpec([None, None], tf.int32), state_specs(model)]
         )
         self._loop = compiled_loop(model, xla)  # xla=False: for comparison (benchmarks)
+        self.warm_scored = graphs.function(
+            self._warm_scored,
+            input_signature=[tf.TensorSpec([1, None], tf.int32), state_specs(model)],
+        )
 
     @property
     def loop(self):
@@ -61,6 +66,22 @@ class Generator:
         logits, state = self.model(ids, state, training=False)
         return logits[:, -1], state
 
+    def _warm_scored(self, ids, state):
+        """:meth:`_warm` of one row, and the log-probabilities of its characters after the
+        first (each predicted from those before it), from the same call."""
+        logits, state = self.model(ids, state, training=False)
+        scores = scores_of(logits[0, :-1], ids[0, 1:])
+        return logits[:, -1], state, scores
+
+    def score_prefix(self, ids: np.ndarray, warmed: dict) -> Drawn:
+        """Feed one prefix's ``ids [T]`` from a zero state: its characters after the first
+        with their log-probabilities (as ``charlm eval`` scores them), and its logits and
+        state put in ``warmed`` (see :meth:`warm_up`), so its warm-up is this same call."""
+        state = self.model.initial_state(1)
+        logits, state, scores = self.warm_scored(tf.constant(ids[None, :]), state)
+        warmed[ids.tobytes()] = [logits.numpy(), *(s.numpy() for s in state)]
+        return Drawn(ids[1:], *(x.numpy() for x in scores))
+
     def feed(self, ids: np.ndarray, state=None) -> list[np.ndarray]:
         """``[logits, *state]`` (numpy) after feeding ``ids [B, T]`` from ``state`` (default:
         zeros)."""
@@ -73,22 +94,32 @@ class Generator:
         """Feed the prefixes ``encoded`` not yet in ``warmed`` as rows of one batch, and put
         each one's ``[logits, *state]`` in ``warmed`` (see :meth:`warm_up`): what a server
         does with the requests that arrive together, so that the last of a burst does not
-        wait for every other's warm-up (a batch of 16 prefixes costs about one).
+        wait for every other's warm-up (a batch of 16 prefixes costs about one)."""
+        for _ in self.feeding(encoded, warmed):
+            pass
+
+    def feeding(
+        self, encoded: list[np.ndarray], warmed: dict, piece: int | None = None
+    ) -> Iterator[None]:
+        """:meth:`feed_together` one call at a time, each of at most ``piece`` characters a
+        row (None: no limit): it yields after each call, so that a server can run its live
+        streams' turns between the calls of a long prompt's warm-up.
 
         Rows of different lengths share the calls up to the shortest one's end, which ends
-        that one, and so on: one call per distinct length, whose lengths add up to the
-        longest. A row's numbers equal those of its prefix fed alone up to float rounding
+        that one, and so on: one call per distinct length (or piece), whose lengths add up to
+        the longest. A row's numbers equal those of its prefix fed alone up to float rounding
         (as a row of the loop's batch does), not bit for bit."""
         todo = {ids.tobytes(): ids for ids in encoded if ids.tobytes() not in warmed}
         live = sorted(todo.values(), key=len)
         state, done = None, 0
         while live:
-            end = len(live[0])
+            end = len(live[0]) if piece is None else min(len(live[0]), done + piece)
             logits, *state = self.feed(np.stack([ids[done:end] for ids in live]), state)
             ending = sum(len(ids) == end for ids in live)
             for r, ids in enumerate(live[:ending]):
                 warmed[ids.tobytes()] = [logits[r : r + 1], *(s[r : r + 1] for s in state)]
             live, state, done = live[ending:], [s[ending:] for s in state], end
+            yield
 
     def encode_prefixes(self, prefixes: list[str], warn=None) -> list[np.ndarray]:
         """Ids for each prefix; unknown characters warn (naming them) and map to ``<unk>``."""
@@ -132,15 +163,17 @@ class Generator:
         num_samples: int = 1,
         warn=None,
         warmed: dict | None = None,
+        scored: bool = False,
     ):
-        """The rows of one call, warmed up on their prefixes: :class:`~charlm.use.loop.Rows` (``warmed``: see
-        :meth:`warm_up`)."""
+        """The rows of one call, warmed up on their prefixes: :class:`~charlm.use.rows.Rows` (``warmed``: see
+        :meth:`warm_up`; ``scored``: with each character's log-probabilities)."""
         check_num_samples(num_samples)
         options = options.seeded()
         prefixes = list(prefixes or [self.default_prefix])
         encoded = self.encode_prefixes(prefixes, warn)
         logits, state = self.warm_up(encoded, num_samples, warmed)
-        return Rows(self, [p for p in prefixes for _ in range(num_samples)], options, logits, state)
+        prefixes = [p for p in prefixes for _ in range(num_samples)]
+        return Rows(self, prefixes, options, logits, state, scored)
 
     def warm_up(self, encoded: list[np.ndarray], copies: int = 1, warmed: dict | None = None):
         """The logits and state (numpy) after each prefix, ``copies`` rows per prefix, in order.
