@@ -559,3 +559,18 @@ def test_the_penalties_count_the_last_window_of_generated_characters(generator):
         logits = out.numpy()
     assert text == generator.vocab.decode(np.array(generated))
     assert len(set(text)) > 3  # the penalties made it move on (an untrained model repeats)
+
+
+@pytest.mark.parametrize("piece, calls", [(1, 69), (7, 12), (None, 3)])
+def test_prompts_fed_in_pieces_end_where_fed_whole(generator, piece, calls):
+    """What a server does with a long prompt (its warm-up between the streams' turns): the
+    state and logits after pieces of any size are the whole prompt's, up to float rounding."""
+    prompts = ["the cat sat on the mat " * 3, "a", "on the mat"]
+    encoded = [generator.vocab.encode(p).astype(np.int32) for p in prompts]
+    warmed: dict = {}
+    # lengths 69, 1 and 10: with pieces of 7, calls end at 1, 8, 10, 17, 24 ... 66, 69
+    assert sum(1 for _ in generator.feeding(encoded, warmed, piece)) == calls
+    for ids in encoded:
+        whole = generator.feed(ids[None, :])
+        for got, want in zip(warmed[ids.tobytes()], whole, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -62,7 +62,42 @@ def test_the_text_grows_in_and_ends_as_the_seeded_sample(page, serve_run):
     assert page.text_content("#shown-prompt") == prompt
     seen = [s for s in page.evaluate("window.seen") if s]
     assert len(seen) >= 2 and all(want.startswith(s) for s in seen)  # grew in steps
-    assert page.text_content("#status") == f"{length} characters (length reached)"
+    status = page.text_content("#status")
+    assert status.startswith(f"{length} characters (length reached) · seed 7 · ")
+    assert status.endswith(" chars/s")
+
+
+def test_the_prompt_has_a_label_and_the_status_is_announced(page):
+    assert page.get_attribute("#status", "aria-live") == "polite"
+    assert page.locator("label[for=prompt]").count() == 1
+    assert page.get_by_label("Prompt").evaluate("e => e.id") == "prompt"
+
+
+def test_continue_appends_the_output_to_the_prompt_and_goes_on(page, serve_run):
+    settings(page, temperature=1, top_k=0, max_tokens=30, seed=3, stop="")
+    page.fill("#prompt", PROMPTS[1])
+    page.click("#generate")
+    page.wait_for_function("document.getElementById('status').textContent.includes('(')")
+    first = page.text_content("#generated")
+    page.click("#continue")
+    page.wait_for_function(
+        "document.getElementById('status').textContent.includes('(') && "
+        "document.getElementById('shown-prompt').textContent.length > 1"
+    )
+    assert page.input_value("#prompt") == PROMPTS[1] + first
+    want = serve_run.generate([PROMPTS[1] + first], 30, seed=3, warn=lambda _: None)[0]
+    assert page.text_content("#generated") == want[len(PROMPTS[1] + first) :]
+
+
+def test_the_penalties_and_min_p_are_sent_as_set(page, serve_run):
+    options = dict(min_p=0.05, repetition_penalty=1.5, frequency_penalty=0.4, presence_penalty=0.2)
+    settings(page, temperature=1, top_k=0, max_tokens=60, seed=5, stop="", **options)
+    page.fill("#prompt", PROMPTS[0])
+    page.click("#generate")
+    page.wait_for_function("document.getElementById('status').textContent.includes('(')")
+    want = serve_run.generate([PROMPTS[0]], 60, seed=5, warn=lambda _: None, **options)[0]
+    assert page.text_content("#generated") == want[len(PROMPTS[0]) :]
+    settings(page, min_p=0, repetition_penalty=1, frequency_penalty=0, presence_penalty=0)
 
 
 def test_stop_strings_typed_with_escapes_end_the_text(page, serve_run):

@@ -23,24 +23,40 @@ function stopStrings() {
     .map((s) => s.replace(/\\n/g, "\n").replace(/\\t/g, "\t"));
 }
 
+// the sampling settings, each sent as the request's field of the same name
+const NUMBERS = ["max_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
+                 "frequency_penalty", "presence_penalty", "seed"];
+
 function request() {
-  const body = {
-    model: $("model").value || undefined,
-    prompt: $("prompt").value,
-    max_tokens: number("max_tokens"),
-    temperature: number("temperature"),
-    top_k: number("top_k"),
-    top_p: number("top_p"),
-    seed: number("seed"),
-    stop: stopStrings(),
-    stream: true,
-  };
+  const body = { model: $("model").value || undefined, prompt: $("prompt").value,
+                 stop: stopStrings(), stream: true };
+  for (const id of NUMBERS) body[id] = number(id);
   return JSON.stringify(body);
+}
+
+function headers() {
+  const key = $("api_key").value.trim();
+  return key ? { "Content-Type": "application/json", Authorization: `Bearer ${key}` }
+             : { "Content-Type": "application/json" };
 }
 
 function running(on) {
   $("generate").disabled = on;
+  $("continue").disabled = on || !$("generated").textContent;
   $("stop-button").disabled = !on;
+}
+
+function continueText() {
+  // the output appended to the prompt, and the model goes on from there
+  $("prompt").value = $("shown-prompt").textContent + $("generated").textContent;
+  generate();
+}
+
+function summary(count, reason, seed, started) {
+  const why = reason === "stop" ? "a stop string ended it" : "length reached";
+  const seconds = (performance.now() - started) / 1000;
+  const speed = seconds > 0 ? ` · ${Math.round(count / seconds).toLocaleString()} chars/s` : "";
+  return `${count} characters (${why}) · seed ${seed}${speed}`;
 }
 
 async function generate() {
@@ -49,11 +65,11 @@ async function generate() {
   $("generated").textContent = "";
   setStatus("generating…");
   running(true);
-  let count = 0, reason = null;
+  let count = 0, reason = null, seed = null;
+  const started = performance.now();
   try {
     const response = await fetch("/v1/completions", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: request(), signal: controller.signal,
+      method: "POST", headers: headers(), body: request(), signal: controller.signal,
     });
     if (!response.ok) {
       const reply = await response.json().catch(() => ({}));
@@ -74,6 +90,7 @@ async function generate() {
         if (data === "[DONE]") continue;
         const chunk = JSON.parse(data);
         if (chunk.error) throw new Error(chunk.error.message);
+        if (chunk.seed != null) seed = chunk.seed;
         for (const choice of chunk.choices) {
           text += choice.text;
           reason = choice.finish_reason || reason;
@@ -84,9 +101,11 @@ async function generate() {
         count += [...text].length;
       }
     }
-    setStatus(`${count} characters (${reason === "stop" ? "a stop string ended it" : "length reached"})`);
+    setStatus(summary(count, reason, seed, started));
   } catch (e) {
-    if (e.name === "AbortError") setStatus(`stopped after ${count} characters`);
+    if (e.name === "AbortError") {
+      setStatus(`stopped after ${count} characters` + (seed == null ? "" : ` · seed ${seed}`));
+    }
     else setStatus(e.message, true);
   } finally {
     running(false);
@@ -96,7 +115,9 @@ async function generate() {
 
 async function loadModels() {
   try {
-    const reply = await (await fetch("/v1/models")).json();
+    const response = await fetch("/v1/models", { headers: headers() });
+    const reply = await response.json();
+    if (!response.ok) throw new Error(reply.error ? reply.error.message : response.statusText);
     for (const m of reply.data) {
       const option = document.createElement("option");
       option.value = m.id;
@@ -118,6 +139,8 @@ async function loadModels() {
 }
 
 $("generate").addEventListener("click", generate);
+$("continue").addEventListener("click", continueText);
+$("api_key").addEventListener("change", () => { if (!$("model").options.length) loadModels(); });
 $("stop-button").addEventListener("click", () => controller && controller.abort());
 $("prompt").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !$("generate").disabled) generate();
