@@ -1,0 +1,97 @@
+"""The ways to deploy ``charlm serve`` that the README and the Dockerfile show: built and run
+where docker is on the machine; everywhere, the Dockerfile linted (its instructions, the files
+it copies, the flags it passes, the port it exposes) and every ``charlm serve`` command of the
+README's serve section checked against the command's real flags."""
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from charlm.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTRUCTIONS = {
+    "FROM",
+    "WORKDIR",
+    "COPY",
+    "RUN",
+    "USER",
+    "ENV",
+    "EXPOSE",
+    "HEALTHCHECK",
+    "ENTRYPOINT",
+    "CMD",
+    "ARG",
+    "LABEL",
+}
+
+
+def instructions() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions, continuation lines joined, comments left out."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
+
+
+def serve_flags() -> set[str]:
+    """Every flag ``charlm serve`` takes, from its own help."""
+    help_text = CliRunner().invoke(main, ["serve", "--help"]).stdout
+    return set(re.findall(r"(--[a-z][a-z-]+)", help_text))
+
+
+def test_the_dockerfile_is_well_formed_and_serves_as_a_user_on_its_exposed_port():
+    steps = instructions()
+    assert {kind for kind, _ in steps} <= INSTRUCTIONS
+    assert steps[0][0] == "FROM" and steps[0][1].startswith("python:3.")
+    for kind, arg in steps:
+        if kind == "COPY":
+            *sources, _ = arg.split()
+            assert all((ROOT / s).exists() for s in sources), arg
+    entry = json.loads(dict(steps)["ENTRYPOINT"])
+    assert entry[:2] == ["charlm", "serve"]
+    assert set(a for a in entry if a.startswith("--")) <= serve_flags()
+    assert entry[entry.index("--host") + 1] == "0.0.0.0"
+    assert dict(steps)["EXPOSE"] == entry[entry.index("--port") + 1]
+    assert dict(steps)["USER"] not in ("root", "0")
+    assert "/health" in dict(steps)["HEALTHCHECK"]
+    assert '".[serve]"' in dict(steps)["RUN"]  # the server's own dependencies
+
+
+def test_every_charlm_serve_line_of_the_readme_uses_flags_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Serve") : readme.index("## Shell completion")]
+    commands = [
+        line.split("charlm serve", 1)[1].split("#")[0]
+        for line in section.splitlines()
+        if "charlm serve " in line and "`" not in line.split("charlm serve")[0][-1:]
+    ]
+    assert len(commands) >= 3
+    flags = serve_flags()
+    for command in commands:
+        for word in shlex.split(command):
+            if word.startswith("--"):
+                assert word.split("=")[0] in flags, (word, command)
+
+
+def docker_runs() -> bool:
+    """Whether a docker daemon answers here (a docker command alone cannot build)."""
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.mark.skipif(not docker_runs(), reason="no docker daemon on this machine")
+def test_the_image_builds():
+    p = subprocess.run(
+        ["docker", "build", "-q", "-t", "charlm-test", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
