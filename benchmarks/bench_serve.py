@@ -1,6 +1,9 @@
 """charlm serve under concurrent streaming clients: aggregate characters/s and time to first
-character with 1, 4, 16 and 64 clients, for LSTM 2x512 and LSTM 1x384 (the size of the
-recipe's 5-minute model), each served alone by the real ``charlm serve`` in a subprocess.
+character with 1, 8, 16 and 32 clients, for LSTM 2x512 and LSTM 1x384 (the size of the
+recipe's 5-minute model), each served alone by the real ``charlm serve`` in a subprocess; and
+head-of-line blocking: the longest gap between a live stream's events while 16 prompts of
+4,096 characters arrive together, against its median gap, with each prompt's warm-up fed
+whole (``--prefill-chunk 0``, as before) and in pieces between turns (the default).
 
 The runs are written by ``charlm train`` with one training step (the weights are as good as
 random: speed does not depend on them), vocabulary 65 (the first 50,000 characters of tiny
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -71,7 +75,7 @@ def make_runs(folder: Path) -> dict[str, Path]:
     return runs
 
 
-def start_server(run: Path, log: Path, max_streams: int):
+def start_server(run: Path, log: Path, max_streams: int, *flags: str):
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -85,6 +89,7 @@ def start_server(run: Path, log: Path, max_streams: int):
             str(max_streams),
             "--max-n",
             "1",
+            *flags,
         ],
         stdout=subprocess.DEVNULL,
         stderr=open(log, "w"),
@@ -161,6 +166,100 @@ def measure(url: str, prompts: list[str], levels: list[int], rounds: int, length
     return {c: {k: C.median([x[k] for x in rs]) for k in rs[0]} for c, rs in runs.items()}
 
 
+# -- head-of-line blocking: a live stream while a burst of long prompts arrives -----------------
+
+BURST, LONG_PROMPT = 16, 4096  # the burst: 16 requests, each with a prompt of 4,096 characters
+
+
+async def live_stream(client, url: str, times: list[float], stop: asyncio.Event) -> None:
+    """One client streaming a long text; the arrival time of each event with text."""
+    body = {"prompt": "ROMEO:", "max_tokens": 100_000, "seed": 1, "stream": True}
+    async with client.stream("POST", url + "/v1/completions", json=body) as r:
+        async for line in r.aiter_lines():
+            if line.startswith("data: {") and json.loads(line[6:])["choices"]:
+                times.append(time.perf_counter())
+            if stop.is_set():
+                return
+
+
+async def stall_round(url: str, text: str, offset: int) -> dict:
+    """The live stream's gaps between events: the median over its second before the burst,
+    and the longest from the burst's start to its end."""
+    import httpx
+
+    times: list[float] = []
+    stop = asyncio.Event()
+    prompts = [text[offset + 1500 * i :][:LONG_PROMPT] for i in range(BURST)]
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64)) as client:
+        live = asyncio.create_task(live_stream(client, url, times, stop))
+        await asyncio.sleep(1.5)
+        began = time.perf_counter()
+        await asyncio.gather(
+            *(
+                client.post(url + "/v1/completions", json={"prompt": p, "max_tokens": 16})
+                for p in prompts
+            )
+        )
+        ended = time.perf_counter()
+        await asyncio.sleep(0.3)
+        stop.set()
+        await live
+    before = [b - a for a, b in itertools.pairwise(times) if began - 1.0 <= a and b <= began]
+    during = [b - a for a, b in itertools.pairwise(times) if b >= began and a <= ended]
+    median = statistics.median(before)
+    return {
+        "median_gap_ms": median * 1000,
+        "longest_gap_ms": max(during) * 1000,
+        "longest_over_median": max(during) / median,
+        "burst_seconds": ended - began,
+    }
+
+
+def measure_stalls(run: Path, folder: Path, text: str, rounds: int, chunks: list[str]) -> dict:
+    """For each ``--prefill-chunk`` of ``chunks`` (0: whole warm-ups, as before), each on its
+    own server: the medians over ``rounds`` of :func:`stall_round`'s figures."""
+    out = {}
+    for chunk in chunks:
+        flag = [] if chunk == "default" else ["--prefill-chunk", chunk]
+        log = folder / f"stall{chunk}.log"
+        proc, url, _ = start_server(run, log, 64, *flag, "--max-tokens", "100000")
+        try:
+            asyncio.run(one_round(url, [text[:40]], 1, 10, 0))
+            rs = [asyncio.run(stall_round(url, text, 997 * r)) for r in range(rounds)]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        out[chunk] = {k: C.median([r[k] for r in rs]) for k in rs[0]}
+        C.say(f"  --prefill-chunk {chunk}: {out[chunk]}")
+    return out
+
+
+def stall_report(name: str, stalls: dict) -> str:
+    rows = [
+        [
+            {"0": "whole (--prefill-chunk 0, as before)", "default": "in pieces (the default)"}.get(
+                k, f"--prefill-chunk {k}"
+            ),
+            f["median_gap_ms"],
+            f["longest_gap_ms"],
+            f["longest_over_median"],
+            f["burst_seconds"],
+        ]
+        for k, f in stalls.items()
+    ]
+    return "\n".join(
+        [
+            f"#### {name}: a live stream while {BURST} prompts of {LONG_PROMPT:,} characters "
+            "arrive together (target: longest gap < 5x the median)",
+            "",
+            C.table(
+                ["warm-up", "median gap ms", "longest gap ms", "longest / median", "burst s"],
+                rows,
+            ),
+        ]
+    )
+
+
 def report(name: str, figures: dict, compile_s, rss: int, length: int) -> tuple[str, dict]:
     one = figures[min(figures)]
     rows = [
@@ -214,13 +313,19 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=0, help="rounds per level (default 3, quick 1)")
     p.add_argument("--length", type=int, default=0, help="characters a client (500, quick 100)")
     p.add_argument(
-        "--levels", default="", help="clients per level (default 1,4,16,64; quick 1,4,16)"
+        "--levels", default="", help="clients per level (default 1,8,16,32; quick 1,8,16)"
     )
     p.add_argument("--models", default=",".join(MODELS), help="which of: " + ", ".join(MODELS))
+    p.add_argument(
+        "--stalls", default="lstm-1x384", help="the models whose head-of-line stalls are measured"
+    )
+    p.add_argument(
+        "--prefill-chunks", default="0,default", help="the --prefill-chunk values compared"
+    )
     args = p.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     length = args.length or (100 if args.quick else 500)
-    levels = [int(x) for x in (args.levels or ("1,4,16" if args.quick else "1,4,16,64")).split(",")]
+    levels = [int(x) for x in (args.levels or ("1,8,16" if args.quick else "1,8,16,32")).split(",")]
     machine = C.Machine()
     text = (C.CORPORA / "tinyshakespeare.txt").read_text()[:50_000]
     prompts = [text[i * 397 : i * 397 + 40] for i in range(64)]
@@ -251,6 +356,12 @@ def main(argv=None) -> int:
                 "peak_rss_bytes": rss,
                 "ratios": ratios,
             }
+            if name in args.stalls.split(","):
+                full = (C.CORPORA / "tinyshakespeare.txt").read_text()
+                chunks = args.prefill_chunks.split(",")
+                stalls = measure_stalls(runs[name], Path(tmp), full, rounds, chunks)
+                out += [stall_report(name, stalls), ""]
+                results[name]["stalls"] = stalls
     machine.add_versions()
     info = machine.finish()
     text_out = "\n".join(out).replace("{machine}", machine.describe())

@@ -466,3 +466,18 @@ def test_an_unforeseen_error_is_a_500_in_openais_shape(serve_run):
         "param": None,
         "code": "internal_error",
     }
+
+
+def test_chat_logprobs_are_a_content_list_of_characters(server):
+    reply = openai_client(server.url).chat.completions.create(
+        model="tang",
+        messages=[{"role": "user", "content": PROMPTS[1]}],
+        max_tokens=12,
+        seed=3,
+        logprobs=True,
+        top_logprobs=2,
+    )
+    content = reply.choices[0].logprobs.content
+    assert "".join(c.token for c in content) == reply.choices[0].message.content
+    assert all(len(c.top_logprobs) == 2 and c.logprob <= 0 for c in content)
+    assert all(bytes(c.bytes).decode() == c.token for c in content)

@@ -213,3 +213,8 @@ def test_a_deleted_run_folder_changes_nothing_served(guarded):
 def test_an_empty_api_key_is_refused_before_tensorflow_loads(serve_run):
     code, err = run_cli("serve", serve_run.path, "--api-key", " ")
     assert code == 2 and "--api-key" in err and "Traceback" not in err
+
+
+def test_no_run_to_serve_says_how_serve_is_told_one(tmp_path):
+    code, err = run_cli("serve", "--runs-dir", tmp_path)
+    assert code == 1 and "charlm serve DIR" in err and "--run " not in err

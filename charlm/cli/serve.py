@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from ..errors import CharLMError
-from ..options.limits import Limits
+from ..options.limits import PREFILL_CHUNK, Limits
 from .common import (
     RUNS_DIR_OPTION,
     complete_runs,
@@ -46,11 +46,11 @@ limit_options = field_options(Limits, show_defaults=True)  # --max-streams ...
 )
 @count_option(
     "--prefill-chunk",
-    64,
+    PREFILL_CHUNK,
     0,
     1 << 20,
-    help="Characters of a prompt's warm-up per turn of the batch: a long prompt is fed "
-    "between the live streams' turns, so it does not stall them (0: whole, at once).",
+    help="Characters of a prompt's warm-up per turn while streams are live: a long prompt "
+    "is fed between their turns, so it does not stall them (0: whole, at once).",
 )
 @click.option(
     "--api-key",

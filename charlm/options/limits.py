@@ -16,6 +16,12 @@ from dataclasses import dataclass
 
 from .setting import check_declared, setting
 
+# while streams are live, a prompt's warm-up goes on between their turns in calls of this many
+# characters a row (``charlm serve --prefill-chunk``; a turn's): a burst of 16 prompts of 4,096
+# characters then stretched a live stream's longest gap between events to ~6x its median, not
+# ~200x as when each was fed whole (benchmarks/bench_serve.py)
+PREFILL_CHUNK = 16
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..options.limits import PREFILL_CHUNK
 from ..options.sampling import SamplingOptions
 from .generate import Generator
 from .loop import ROW_DTYPES, Batch
@@ -36,9 +37,6 @@ from .rows import Rows, scored_chars
 FIRST_CHUNK = 4  # characters in the turn after rows join: their first text goes out sooner
 GATHER_QUIET = 0.002  # an idle worker waits this long after a request for the next of a burst,
 GATHER_MOST = 0.010  # at most this long in all: a burst is warmed up as one batch
-# a prompt's warm-up goes on between the live streams' turns in calls of this many characters
-# a row: a burst of long prompts then does not stall everyone's streams (benchmarks/bench_serve.py)
-WARM_PIECE = 64
 
 
 def bucket(rows: int) -> int:
@@ -96,9 +94,9 @@ class Job:
 class Batcher:
     """The worker that runs every live request of one model in one batch (see the module)."""
 
-    def __init__(self, generator: Generator, chunk: int = 16, prefill_chunk: int = WARM_PIECE):
+    def __init__(self, generator: Generator, chunk: int = 16, prefill_chunk: int = PREFILL_CHUNK):
         self.gen, self.chunk = generator, chunk
-        self.prefill_chunk = prefill_chunk or None  # 0: each prompt fed whole in one call
+        self.prefill_chunk = prefill_chunk  # 0: each prompt fed whole in one call
         self.pending: list[Job] = []
         self.warming: list[Warming] = []
         self.live: list[Job] = []
@@ -203,11 +201,16 @@ class Batcher:
                 ]
                 job.deliver(("prompt", scored, None, None))
             encoded = [ids for j in jobs for ids in self.gen.encode_prefixes(j.prompts)]
-            feeding = self.gen.feeding(encoded, warmed, self.prefill_chunk)
+            feeding = self.gen.feeding(encoded, warmed, self._piece)
         except Exception as e:  # the requests were checked: this is the server's fault
             _failed(jobs, e)
             return
         self.warming.append(Warming(jobs, warmed, feeding))
+
+    def _piece(self) -> int | None:
+        """The characters a row of the next warm-up call: ``prefill_chunk`` while streams are
+        live, all that is left while none is (nobody waits on it)."""
+        return self.prefill_chunk if self.live and self.prefill_chunk else None
 
     def _warm_step(self) -> bool:
         """One call of each warm-up under way (at most ``prefill_chunk`` characters a row, so

@@ -98,12 +98,11 @@ class Generator:
         for _ in self.feeding(encoded, warmed):
             pass
 
-    def feeding(
-        self, encoded: list[np.ndarray], warmed: dict, piece: int | None = None
-    ) -> Iterator[None]:
+    def feeding(self, encoded: list[np.ndarray], warmed: dict, piece=None) -> Iterator[None]:
         """:meth:`feed_together` one call at a time, each of at most ``piece`` characters a
-        row (None: no limit): it yields after each call, so that a server can run its live
-        streams' turns between the calls of a long prompt's warm-up.
+        row (None: no limit; a function: asked before each call): it yields between calls,
+        so that a server can run its live streams' turns between the calls of a long
+        prompt's warm-up, and ends with the last call.
 
         Rows of different lengths share the calls up to the shortest one's end, which ends
         that one, and so on: one call per distinct length (or piece), whose lengths add up to
@@ -113,13 +112,15 @@ class Generator:
         live = sorted(todo.values(), key=len)
         state, done = None, 0
         while live:
-            end = len(live[0]) if piece is None else min(len(live[0]), done + piece)
+            most = piece() if callable(piece) else piece
+            end = len(live[0]) if most is None else min(len(live[0]), done + most)
             logits, *state = self.feed(np.stack([ids[done:end] for ids in live]), state)
             ending = sum(len(ids) == end for ids in live)
             for r, ids in enumerate(live[:ending]):
                 warmed[ids.tobytes()] = [logits[r : r + 1], *(s[r : r + 1] for s in state)]
             live, state, done = live[ending:], [s[ending:] for s in state], end
-            yield
+            if live:  # the last call ends the iteration at once: its rows join this turn
+                yield
 
     def encode_prefixes(self, prefixes: list[str], warn=None) -> list[np.ndarray]:
         """Ids for each prefix; unknown characters warn (naming them) and map to ``<unk>``."""
