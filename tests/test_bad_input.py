@@ -92,7 +92,7 @@ def no_tensorflow(tmp_path_factory):
         (["--temperature", "inf"], ["--temperature", "0 (greedy) or more", "inf"]),
         (["--top-p", "0"], ["--top-p", "(0, 1]"]),
         (["--top-p", "1.5"], ["--top-p", "(0, 1]"]),
-        (["--top-k", "-1"], ["--top-k", "0 (off) or a whole number up to 2147483647"]),
+        (["--top-k", "-2"], ["--top-k", "0 or -1 (off) or a whole number up to 2147483647"]),
         (["--top-k", str(2**31)], ["--top-k", "up to 2147483647", str(2**31)]),
         (["--length", "-1"], ["--length", "whole number from 0"]),
         (["--greedy", "--length", "-5"], ["--length", "whole number from 0"]),

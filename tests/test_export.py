@@ -45,6 +45,7 @@ SETTINGS = {  # every input of the signature but the prefixes, the length and th
         presence_penalty=0.2,
     ),
 }
+PENALISED = ("lstm", "gpt")
 SEPARATOR = "\n<<sample>>\n"
 
 # Runs in a fresh interpreter where charlm cannot be imported: -I -S (no site, so no .pth file
@@ -65,6 +66,8 @@ for model, path in args["exports"].items():
     sig = loaded.signatures["serving_default"]
     out["prefixes_shape"] = sig.structured_input_signature[1]["prefixes"].shape.as_list()
     for name, s in args["settings"].items():
+        if name == "penalised" and model not in args["penalised"]:
+            continue
         result = sig(prefixes=tf.constant(args["prefixes"]), length=tf.constant(args["length"]),
                      seed=tf.constant(args["seed"], tf.int64),
                      **{k: tf.constant(v) for k, v in s.items()})
@@ -111,7 +114,14 @@ def reloaded(runs, tmp_path_factory):
     for model, run in runs.items():
         cli("export", run.path, "--format", "savedmodel", "--out", out / model)
         exports[model] = str(out / model)
-    args = dict(exports=exports, settings=SETTINGS, prefixes=PREFIXES, length=LENGTH, seed=SEED)
+    args = dict(
+        exports=exports,
+        settings=SETTINGS,
+        prefixes=PREFIXES,
+        length=LENGTH,
+        seed=SEED,
+        penalised=PENALISED,
+    )
     tf_home = str(Path(__import__("tensorflow").__file__).parent.parent)
     p = subprocess.run(
         [sys.executable, "-I", "-S", "-c", RELOAD, tf_home, json.dumps(args)],
@@ -153,8 +163,12 @@ def test_the_reloading_process_cannot_import_charlm(reloaded):
     assert reloaded["charlm"] is None
 
 
-@pytest.mark.parametrize("setting", sorted(SETTINGS))
-@pytest.mark.parametrize("model", MODELS)
+# the penalties are the loop's, the same code for every model: tried on a recurrent run and the
+# transformer (whose state is a cache), not on all eight
+CASES = [(m, s) for m in MODELS for s in sorted(SETTINGS) if s != "penalised" or m in PENALISED]
+
+
+@pytest.mark.parametrize("model, setting", CASES)
 def test_savedmodel_without_charlm_generates_exactly_what_charlm_sample_prints(
     runs, reloaded, model, setting
 ):
