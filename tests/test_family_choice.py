@@ -68,6 +68,11 @@ def test_speeds_ten_percent_apart_choose_the_same_family(seconds, vocab_size):
     assert len(chosen) == 1, chosen
 
 
+# what two tests below fix so that the recipe measures one width in float32, not three and
+# bf16 (seconds each): what they test, which family is raced and why, does not depend on it
+QUICK = {"units", "precision"}
+
+
 def test_every_raced_family_has_a_curve_that_falls_with_more_characters():
     for vocab_size in (65, 6_000):
         for own in raced(vocab_size):
@@ -105,7 +110,7 @@ def test_a_family_whose_curve_cannot_win_even_faster_is_not_measured_and_the_lin
     lines = []
     cfg = choose(
         Config(time_budget="20m"),
-        fixed=set(),
+        fixed=QUICK,
         vocab_size=65,
         train_chars=1_000_000,
         val_chars=100_000,
@@ -122,7 +127,7 @@ def test_a_model_the_user_names_is_obeyed_and_not_raced():
     lines = []
     cfg = choose(
         Config(time_budget="2m", model="gpt"),
-        fixed={"model"},
+        fixed={"model"} | QUICK,
         vocab_size=65,
         train_chars=1_000_000,
         val_chars=100_000,
@@ -138,7 +143,7 @@ def test_a_budget_too_short_to_measure_a_second_family_trains_the_first_and_says
     lines = []
     cfg = choose(
         Config(time_budget="30s"),
-        fixed=set(),
+        fixed=set(),  # the widths and bf16 measured: what makes the second family too costly
         vocab_size=6_000,
         train_chars=700_000,
         val_chars=77_000,

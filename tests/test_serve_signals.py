@@ -34,7 +34,7 @@ def two_servers(serve_run, tmp_path_factory, request):
         "--port",
         str(port),
         "--compile-ahead",
-        "1,2",
+        "1",
         "--cors-origin",
         ORIGIN,
         log=folder / "guarded.log",
