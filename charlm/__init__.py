@@ -7,7 +7,8 @@
     print(run.evaluate()["perplexity"])
 
 TensorFlow is imported only when a model is built or loaded, so reading corpora and
-configs stays fast.
+configs stays fast; its C++ start-up lines (CUDA probes, oneDNN notes) are kept off stderr,
+as the command line keeps them.
 """
 
 from .errors import CharLMError
@@ -20,6 +21,9 @@ __all__ = ["CharLMError", "Config", "Run", "SamplingOptions", "load", "train", "
 
 def __getattr__(name):
     if name in ("train", "load", "Run"):
+        from .fsio import quiet_tensorflow
+
+        quiet_tensorflow()  # its C++ start-up chatter kept off stderr, as the CLI keeps it
         from . import api
 
         return getattr(api, name)

@@ -217,3 +217,19 @@ def progress_bar(progress: bool | None, **settings):
         disable=None if progress is None else not progress,
         **settings,
     )
+
+
+def quiet_tensorflow(devices: bool = True) -> None:
+    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) kept off stderr,
+    and start its devices unless ``devices`` is False (a multi-worker strategy must be made
+    before they start): what the CLI and the Python API (``charlm.train``, ``charlm.load``) do
+    before anything imports it. Nothing if TensorFlow's Keras is imported already."""
+    if "keras" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notes; Python errors still raise
+    with quiet_stderr():
+        import tensorflow as tf
+
+        if devices:
+            tf.config.list_logical_devices()  # the CUDA probe prints here too
+            import keras  # noqa: F401

@@ -101,10 +101,26 @@ def no_tensorflow(tmp_path_factory):
         (["--stop", ""], ["--stop", "non-empty text"]),
         (["--stop", "END", "--stop", ""], ["--stop", "non-empty text"]),
         (["--num-samples", "0"], ["--num-samples", "at least 1"]),
+        (["--min-p", "1"], ["--min-p", "[0, 1)"]),
+        (["--repetition-penalty", "0"], ["--repetition-penalty", "more than 0"]),
+        (["--presence-penalty", "3"], ["--presence-penalty", "from -2 to 2"]),
     ],
 )
 def test_bad_sampling_options_are_refused(workdir, charlm_cli, no_tensorflow, args, words):
     refuses(charlm_cli, workdir, "sample", *args, words=words, env=no_tensorflow)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--stop", "a\\q"], ["--stop", "starts no escape", "write \\\\ for a backslash"]),
+        (["--prefix", "end\\"], ["--prefix", "starts no escape"]),
+    ],
+)
+def test_a_backslash_that_starts_no_escape_is_a_usage_error(
+    workdir, charlm_cli, no_tensorflow, args, words
+):
+    refuses(charlm_cli, workdir, "sample", *args, words=words, env=no_tensorflow, usage=True)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ sample again, and the line that says which device computes (train and sample).""
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,3 +237,23 @@ def test_bad_prompts_are_refused_before_tensorflow_loads(
 @pytest.mark.parametrize("flag", [["--json"], ["--prefix-file", "prompt.txt"]])
 def test_interactive_refuses_json_and_prefix_files_by_name(in_workdir, charlm_cli, flag):
     refuses(charlm_cli, in_workdir, "sample", "-i", *flag, words=[f"drop {flag[0]}"], usage=True)
+
+
+def test_the_python_api_keeps_tensorflows_start_up_lines_off_stderr():
+    """As the CLI does: `import charlm` then `charlm.load` (TensorFlow imported) prints nothing
+    of TensorFlow's C++ chatter (a plain `import tensorflow` here prints several lines)."""
+    code = "import charlm; charlm.Run; import tensorflow as tf; tf.constant(1) + 1; print('ok')"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.stdout == "ok\n" and p.stderr == "", p.stderr
+
+
+def test_stop_and_prefix_read_escapes_as_the_interactive_prompt_does(run):
+    """``--stop '\\n\\n'`` typed with plain quotes is a blank line, as ``$'\\n\\n'`` is;
+    ``\\\\n`` is a backslash and an n."""
+    typed, _ = sample(
+        run, "--prefix", "A\\tB", "--length", "300", "--seed", "4", "--stop", "\\n\\n"
+    )
+    real, _ = sample(run, "--prefix", "A\tB", "--length", "300", "--seed", "4", "--stop", "\n\n")
+    assert typed == real and typed.startswith("A\tB")
+    literal, _ = sample(run, "--prefix", "a\\\\n", "--length", "5", "--seed", "1")
+    assert literal.startswith("a\\n")

@@ -21,42 +21,31 @@ ORIGIN = "https://app.example"
 
 
 @pytest.fixture(scope="module")
-def two_servers(serve_run, tmp_path_factory, request):
-    """Two more servers of the tiny run, and a third (:func:`guarded`) of a copy of it with a
-    key (from the environment) and a CORS origin, whose port is probed while it starts (all
-    three started together: the start-up is most of the cost)."""
+def two_servers(serve_run, tmp_path_factory):
+    """Two more servers of the tiny run, started together (the start-up is most of the cost):
+    a plain one, and one (:func:`guarded`) of a copy of the run with a key (from the
+    environment) and a CORS origin, whose port is probed while it starts. The signal tests
+    stop them, last."""
     folder = tmp_path_factory.mktemp("signals")
     copy = folder / "runs" / "guarded"
     shutil.copytree(serve_run.path, copy)
     port = free_port()
+    common = ("--compile-ahead", "1", "--max-tokens", "100000")
+    plain = Server(serve_run.path, *common, log=folder / "plain.log", fresh=True)
     guarded = Server(
         copy,
+        *common,
         "--port",
         str(port),
-        "--compile-ahead",
-        "1",
         "--cors-origin",
         ORIGIN,
         log=folder / "guarded.log",
-        fresh=True,
+        fresh=True,  # how the process ends is tested here
         env={"CHARLM_API_KEY": KEY},
     )
-    servers = [
-        Server(
-            serve_run.path,
-            "--compile-ahead",
-            "1",
-            "--max-tokens",
-            "100000",
-            log=folder / f"server{i}.log",
-            fresh=True,  # how the process ends is tested here
-        )
-        for i in range(2)
-    ]
-    probes = probe_until_ready(guarded, port)
-    guarded.probes, guarded.run = probes, copy
-    yield [*(s.wait_ready() for s in servers), guarded.wait_ready()]
-    for s in [*servers, guarded]:
+    guarded.probes, guarded.run = probe_until_ready(guarded, port), copy
+    yield [plain.wait_ready(), guarded.wait_ready()]
+    for s in (plain, guarded):
         s.stop()
 
 
@@ -85,7 +74,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def guarded(two_servers):
-    return two_servers[2]
+    return two_servers[1]
 
 
 def test_the_start_up_lines_name_the_address_the_run_and_the_compile_time(two_servers):
@@ -122,35 +111,6 @@ def test_a_port_in_use_is_one_clear_line(serve_run, two_servers):
     code, err = run_cli("serve", serve_run.path, "--port", port, "--compile-ahead", "")
     assert code == 1 and f"Error: cannot listen on 127.0.0.1:{port}" in err
     assert "Traceback" not in err
-
-
-@pytest.mark.parametrize("which, sig", [(0, signal.SIGINT), (1, signal.SIGTERM)])
-def test_a_signal_stops_the_server_with_exit_0_even_mid_stream(two_servers, which, sig):
-    server = two_servers[which]
-    events, stream_ended = [], threading.Event()
-
-    def listen():
-        try:
-            for event in stream_events(server.url, {"prompt": PROMPTS[0], "max_tokens": 100_000}):
-                events.append(event)
-        except httpx.HTTPError:
-            pass
-        stream_ended.set()
-
-    threading.Thread(target=listen, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while not events and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert events, "the stream never started"
-    began = time.monotonic()
-    server.signal(sig)
-    assert server.proc.wait(10) == 0, server.output()
-    assert time.monotonic() - began < 5
-    assert stream_ended.wait(5)
-    assert events[-1] == "[DONE]"  # after the error's event, as after any other last event
-    error = events[-2]["error"]
-    assert "shutting down" in error["message"] and error["code"] == "shutting_down"
-    assert "Traceback" not in server.output() and server.output().rstrip().endswith("stopped")
 
 
 def test_until_it_is_ready_a_connection_is_refused_at_once_not_left_hanging(guarded):
@@ -218,3 +178,37 @@ def test_an_empty_api_key_is_refused_before_tensorflow_loads(serve_run):
 def test_no_run_to_serve_says_how_serve_is_told_one(tmp_path):
     code, err = run_cli("serve", "--runs-dir", tmp_path)
     assert code == 1 and "charlm serve DIR" in err and "--run " not in err
+
+
+# -- last: the signals stop both servers --------------------------------------------------------
+
+
+@pytest.mark.parametrize("which, sig", [(0, signal.SIGINT), (1, signal.SIGTERM)])
+def test_a_signal_stops_the_server_with_exit_0_even_mid_stream(two_servers, which, sig):
+    server = two_servers[which]  # the second has a key
+    events, stream_ended = [], threading.Event()
+    client = httpx.Client(timeout=120, headers={"Authorization": f"Bearer {KEY}"})
+
+    def listen():
+        try:
+            body = {"prompt": PROMPTS[0], "max_tokens": 100_000}
+            for event in stream_events(server.url, body, client):
+                events.append(event)
+        except httpx.HTTPError:
+            pass
+        stream_ended.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert events, "the stream never started"
+    began = time.monotonic()
+    server.signal(sig)
+    assert server.proc.wait(10) == 0, server.output()
+    assert time.monotonic() - began < 5
+    assert stream_ended.wait(5)
+    assert events[-1] == "[DONE]"  # after the error's event, as after any other last event
+    error = events[-2]["error"]
+    assert "shutting down" in error["message"] and error["code"] == "shutting_down"
+    assert "Traceback" not in server.output() and server.output().rstrip().endswith("stopped")

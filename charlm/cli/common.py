@@ -21,26 +21,12 @@ import click
 
 from ..api.families import names as family_names
 from ..errors import CharLMError, os_error_line, resource_line
-from ..fsio import quiet_stderr
+from ..fsio import quiet_tensorflow  # noqa: F401  (the commands import it from here)
 from ..options.config import RUNS_DIR, WEIGHTS, Config
 from ..options.limits import Limits
 from ..options.sampling import SamplingOptions
 from ..options.setting import OptionError
-
-
-def quiet_tensorflow(devices: bool = True) -> None:
-    """Import TensorFlow with its start-up chatter (CUDA probes, oneDNN notes) kept off stderr,
-    and start its devices unless ``devices`` is False (a multi-worker strategy must be made
-    before they start)."""
-    if "keras" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ notes; Python errors still raise
-    with quiet_stderr():
-        import tensorflow as tf
-
-        if devices:
-            tf.config.list_logical_devices()  # the CUDA probe prints here too
-            import keras  # noqa: F401
+from .interactive import unescape
 
 
 def user_errors(fn):
@@ -115,10 +101,32 @@ def _declarations(f) -> list[str]:
     return [f"{flag}/--no-{flag[2:]}"] if f.type == "bool" else [flag, *f.metadata["aliases"]]
 
 
+class Escaped(click.ParamType):
+    """Text whose escapes are read as the interactive prompt reads them (``\\n`` a newline,
+    ``\\t`` a tab, ``\\\\`` a backslash, ``\\s``, ``\\xNN``, ``\\uNNNN``): what ``--stop``
+    and ``--prefix`` take, so that ``--stop '\\n\\n'`` means a blank line."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        try:
+            return unescape(value) if isinstance(value, str) else value
+        except ValueError:
+            self.fail(
+                f"{value!r} has a backslash that starts no escape (\\n, \\t, \\s, \\xNN, "
+                "\\uNNNN are read; write \\\\ for a backslash)",
+                param,
+                ctx,
+            )
+
+
+ESCAPED = Escaped()
+
+
 def _kind(f, show_defaults: bool) -> dict:
     """click's type and default for field ``f`` (its type is a string: annotations are lazy)."""
     if f.type in ("list[str]", "tuple[str, ...]"):
-        return {"multiple": True}
+        return {"multiple": True, **({"type": ESCAPED} if f.metadata["escapes"] else {})}
     if f.type == "bool":
         return {"default": None}
     choices = family_names() if f.name == "model" else f.metadata["choices"]

@@ -20,6 +20,7 @@ import click
 from ..errors import CharLMError
 from ..options.sampling import SamplingOptions, check_num_samples, check_prefixes
 from .common import (
+    ESCAPED,
     RUN_OPTION,
     RUNS_DIR_OPTION,
     find_run,
@@ -39,7 +40,9 @@ from .common import (
     "--prefix",
     "prefixes",
     multiple=True,
-    help="Text to start from (repeatable: several prompts in one batch).",
+    type=ESCAPED,
+    help="Text to start from (repeatable: several prompts in one batch; \\n, \\t and \\\\ "
+    "are a newline, a tab and a backslash).",
 )
 @click.option(
     "--prefix-file",

@@ -96,8 +96,10 @@ class SamplingOptions:
     seed: int | None = setting(None, "Same seed, same text: 0 ... 2**63-1 (default: a new one).")
     stop: tuple[str, ...] = setting(
         (),
-        "End a sample at the first occurrence of this text, which is left out (repeatable).",
+        "End a sample at the first occurrence of this text, which is left out (repeatable; "
+        "\\n, \\t and \\\\ are a newline, a tab and a backslash).",
         flag="--stop",
+        escapes=True,
     )
 
     def __post_init__(self) -> None:

@@ -37,6 +37,7 @@ def setting(
     aliases: tuple[str, ...] = (),
     least: int | None = None,
     resumable: bool = False,
+    escapes: bool = False,
 ) -> Any:
     """A dataclass field with its description.
 
@@ -50,6 +51,8 @@ def setting(
         least: The least whole number it takes (checked with the record's other rules).
         resumable: Whether a resumed run may change it (limits and monitoring, never the
             model or the data).
+        escapes: Whether its flag reads ``\\n``, ``\\t`` and ``\\\\`` as a newline, a tab
+            and a backslash (text a shell makes hard to type).
 
     Returns:
         A ``dataclasses.field`` whose metadata holds all of the above.
@@ -61,6 +64,7 @@ def setting(
         "aliases": tuple(aliases),
         "least": least,
         "resumable": resumable,
+        "escapes": escapes,
     }
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
