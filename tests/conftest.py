@@ -225,3 +225,33 @@ def server(serve_run, tmp_path_factory):
     ).wait_ready()
     yield live
     live.stop()
+
+
+# -- the order the workers take the modules in ----------------------------------------------------
+
+# the modules that take longest (seconds of a CI run, 2026-12-07), first: pytest-xdist hands
+# whole modules (--dist loadscope) to whichever worker is free, so a long one taken last kept
+# one worker busy ~30 s after the other had finished
+LONGEST_FIRST = [
+    "test_resume",
+    "test_finetune",
+    "test_train",
+    "test_export",
+    "test_family_choice",
+    "test_recipe",
+    "test_sample_io",
+    "test_resume_kill",
+    "test_distribute",
+    "test_serve",
+]
+
+
+def pytest_collection_modifyitems(items):
+    """Run the modules of :data:`LONGEST_FIRST` first, in that order (each module's tests keep
+    their own order); the rest after them as collected."""
+
+    def rank(item) -> int:
+        name = item.path.stem
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items[:] = sorted(items, key=rank)  # sorted() is stable

@@ -11,7 +11,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "charlm"
 # lowest first; a module may import its own floor and those below it
 FLOORS = [
-    ("ground", ("errors", "fsio", "graphs", "metrics", "version", "options")),
+    ("ground", ("errors", "fsio", "graphs", "metrics", "say", "version", "options")),
     ("models", ("models",)),
     ("text", ("text",)),
     ("novelty", ("novelty",)),

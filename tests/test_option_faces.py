@@ -92,3 +92,32 @@ def test_a_family_rule_in_python_names_the_keyword(workdir):
     else:
         raise AssertionError("an unknown family was trained")
     assert not (workdir / "runs").exists()
+
+
+def test_train_help_lists_its_flags_in_sections_with_their_defaults():
+    """Every Config field is in one section of `charlm train --help`; each shows its default
+    (the field's: a preset or the recipe may choose otherwise)."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from charlm.cli import main
+    from charlm.options.config import SECTIONS, Config
+
+    named = [n for names in SECTIONS.values() for n in names]
+    assert sorted(named) == sorted(f.name for f in dataclasses.fields(Config))
+    help_text = CliRunner().invoke(main, ["train", "--help"]).stdout
+    at = [help_text.index(f"\n{title}:\n") for title in ["Run", *SECTIONS]]
+    assert at == sorted(at)  # in this order
+    model = help_text[help_text.index("\nModel:\n") : help_text.index("\nTraining:\n")]
+    assert "--units INTEGER" in model and "[default: (256)]" in model
+    assert "-v, --verbose" in help_text[: help_text.index("\nCorpus:\n")]
+
+
+def test_the_recipes_reasons_are_details_that_charlm_train_shows_with_v(capsys):
+    from charlm.cli.train import without_details
+    from charlm.say import Detail
+
+    without_details(Detail("recipe: width 1x256 (why)"))
+    without_details("recipe: lstm 1x256, ...")
+    assert capsys.readouterr().err == "recipe: lstm 1x256, ...\n"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import charlm
 from charlm.models.families import family
 from charlm.options.config import Config
+from charlm.say import is_detail
 from charlm.training.clock import Clock
 from charlm.training.recipe import CHOSEN, DEEP_SECONDS, LARGE_VOCAB, choose, pick_shape
 from charlm.training.widths import (
@@ -178,6 +179,13 @@ def test_a_time_budget_alone_trains_the_recipes_model_and_ends_its_schedule_with
     cfg = run.config
     said = "\n".join(lines)
     assert "recipe: 1 layer, embedding 64" in said  # 20 s: too short for a second layer
+    # one line says the choice; the rest are details (charlm train shows them with -v)
+    said_plainly = [line for line in lines if line.startswith("recipe:") and not is_detail(line)]
+    assert len(said_plainly) == 1 and said_plainly[0].startswith(
+        f"recipe: lstm 1x{cfg.units}{', bf16' if cfg.precision == 'mixed_bfloat16' else ''}, "
+        f"batch {cfg.batch_size} x {cfg.seq_len}, lr {cfg.lr:g} cosine, dropout {cfg.dropout:g}: ~"
+    )
+    assert " updates in " in said_plainly[0]
     assert "recipe: width 1x" in said and "recipe: random sampler" in said
     assert cfg.units in WIDTHS and cfg.sampler == "random" and cfg.lr_schedule == "cosine"
     assert cfg.recipe == "auto" and set(CHOSEN) <= set(cfg.to_dict())

@@ -81,7 +81,7 @@ class Origin:
             CharLMError: no such run, or a damaged one (config, vocabulary or weights), in
                 one line.
         """
-        rundir = RunDir(resolve_run(str(_folder(run, runs_dir)), runs_dir, FLAG))
+        rundir = RunDir(resolve_run(str(run), runs_dir, FLAG))
         cfg, vocab = rundir.read_config(), rundir.read_vocab()
         from ..models.lm import load_model, weights_suffix
 
@@ -191,19 +191,6 @@ class Origin:
         from ..models.transfer import copy_grown
 
         copy_grown(model, self.values, len(self.vocab))
-
-
-def _folder(run, runs_dir: str) -> Path:
-    """``run`` as a folder: a path, else a run's name under ``runs_dir``."""
-    path = Path(run)
-    if path.is_dir():
-        return path
-    if not path.is_absolute() and (Path(runs_dir) / path).is_dir():
-        return Path(runs_dir) / path
-    raise CharLMError(
-        f"{FLAG} {run}: no such run folder, here or under {runs_dir}/; name a run folder "
-        "written by `charlm train`, or a run under --runs-dir"
-    )
 
 
 def _step_of(rundir: RunDir, weights: str) -> int:

@@ -135,8 +135,33 @@ def _kind(f, show_defaults: bool) -> dict:
         if choices
         else {"int": int, "int | None": int, "float": float}.get(f.type, str)
     )
-    shown = show_defaults and f.default is not None  # None: its help says what it means
+    if show_defaults:
+        shown: bool | str = f.default is not None  # None: its help says what it means
+    else:  # None, so that a preset's value or the recipe's choice applies; the field's shown
+        shown = str(f.default) if f.default not in (None, "", (), []) else False
     return {"type": kind, "default": f.default if show_defaults else None, "show_default": shown}
+
+
+class Sectioned(click.Command):
+    """A command whose ``--help`` lists its options in sections: ``sections`` maps a title to
+    the names of its options (Config.SECTIONS for ``train``); the others come first, under
+    ``first``."""
+
+    def __init__(self, *args, sections: dict, first: str = "Options", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sections, self.first = sections, first
+
+    def format_options(self, ctx, formatter) -> None:
+        where = {name: title for title, names in self.sections.items() for name in names}
+        grouped: dict[str, list] = {self.first: [], **{title: [] for title in self.sections}}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record:
+                grouped[where.get(param.name or "", self.first)].append(record)
+        for title, records in grouped.items():
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
 
 
 config_options = field_options(Config, skip=("paths",))
@@ -189,6 +214,29 @@ def complete_runs(ctx, param, incomplete: str):
     paths = [os.path.join(runs_dir, name) for name in run_names(runs_dir)]
     found = [CompletionItem(p) for p in paths if p.startswith(incomplete)]
     return found or [CompletionItem(incomplete, type="dir")]
+
+
+def run_argument(fn):
+    """``[RUN]`` or ``--run RUN``, the same either way (``info``, ``export``): the run a
+    command reads, found by the one rule of every command (a folder, or a name under
+    --runs-dir). :func:`one_run` reads the two."""
+    fn = click.option(
+        "--run",
+        "run_option",
+        metavar="RUN",
+        shell_complete=complete_runs,
+        help="The same as RUN.",
+    )(fn)
+    return click.argument(
+        "run_path", required=False, metavar="[RUN]", shell_complete=complete_runs
+    )(fn)
+
+
+def one_run(run_path: str | None, run_option: str | None) -> str | None:
+    """The run named by ``[RUN]`` or ``--run`` (not both)."""
+    if run_path and run_option and run_path != run_option:
+        raise click.UsageError("name the run once: RUN or --run RUN, not both")
+    return run_path or run_option
 
 
 RUN_OPTION = click.option(

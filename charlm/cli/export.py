@@ -12,14 +12,16 @@ from .common import (
     RUNS_DIR_OPTION,
     count_option,
     find_run,
+    one_run,
     quiet_tensorflow,
+    run_argument,
     user_errors,
     weights_option,
 )
 
 
 @click.command(name="export")
-@click.argument("run_path", required=False, metavar="[RUN]")
+@run_argument
 @RUNS_DIR_OPTION
 @click.option(
     "--format",
@@ -40,10 +42,10 @@ from .common import (
 @count_option("--batch-size", 1, 1, help="tflite: rows per step (a TFLite model's batch is fixed).")
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
 @user_errors
-def export(run_path, runs_dir, fmt, out, weights, batch_size, force):
+def export(run_path, run_option, runs_dir, fmt, out, weights, batch_size, force):
     """Export RUN (default: the newest) for use without charlm: a SavedModel that generates
     text, or a one-step TFLite model."""
-    run_path = find_run(run_path, runs_dir)
+    run_path = find_run(one_run(run_path, run_option), runs_dir)
     quiet_tensorflow()
     from ..api import load
 

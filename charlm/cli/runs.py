@@ -16,11 +16,12 @@ from ..options.config import CHOICES
 from .common import (
     RUN_OPTION,
     RUNS_DIR_OPTION,
-    complete_runs,
     count_option,
     find_run,
     json_option,
+    one_run,
     quiet_tensorflow,
+    run_argument,
     user_errors,
     weights_option,
 )
@@ -46,16 +47,16 @@ def runs(runs_dir, as_json):
 
 
 @click.command()
-@click.argument("run_path", required=False, metavar="[RUN]", shell_complete=complete_runs)
+@run_argument
 @RUNS_DIR_OPTION
 @json_option()
 @user_errors
-def info(run_path, runs_dir, as_json):
+def info(run_path, run_option, runs_dir, as_json):
     """Describe RUN (default: the newest): its settings, vocabulary, corpus and latest metrics."""
     from ..api.catalog import describe, resolve_run
     from .render import format_info
 
-    described = describe(resolve_run(run_path, runs_dir))
+    described = describe(resolve_run(one_run(run_path, run_option), runs_dir))
     click.echo(
         json.dumps(described, ensure_ascii=False, indent=1) if as_json else format_info(described)
     )

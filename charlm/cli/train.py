@@ -14,15 +14,17 @@ import click
 
 from ..api.families import checked
 from ..errors import CharLMError
-from ..options.config import WEIGHTS, Config
-from .common import complete_runs, config_options, quiet_tensorflow, user_errors
+from ..fsio import to_stderr
+from ..options.config import SECTIONS, WEIGHTS, Config
+from ..say import is_detail
+from .common import Sectioned, complete_runs, config_options, quiet_tensorflow, user_errors
 
 # what the command returns once every file of its run is written: the charlm process may end
 # at once, skipping the interpreter's teardown (charlm.cli.Main)
 QUICK_EXIT = "quick exit"
 
 
-@click.command()
+@click.command(cls=Sectioned, sections=SECTIONS, first="Run")
 @click.argument("paths", nargs=-1, metavar="CORPUS...")
 @click.option(
     "--config",
@@ -54,10 +56,16 @@ QUICK_EXIT = "quick exit"
     "the default) or last.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing run of the same --name.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say why the recipe chose what it chose (by default: one line, its choice).",
+)
 @config_options
 @click.pass_obj
 @user_errors
-def train(launched, paths, config_path, resume, init_from, init_weights, force, **options):
+def train(launched, paths, config_path, resume, init_from, init_weights, force, verbose, **options):
     """Train a model on CORPUS (files, folders, .zip, .gz, or - for stdin); with --init-from,
     keep training another run's model on it."""
     if init_weights and not init_from:
@@ -91,6 +99,7 @@ def train(launched, paths, config_path, resume, init_from, init_weights, force, 
         init_from=init_from,
         init_weights=init_weights or "best",
         started=launched,  # from the group (charlm.cli): the start of this process
+        log=to_stderr if verbose else without_details,  # fsio's, the default's
     )
     try:
         run = train_launch(launch)
@@ -99,6 +108,12 @@ def train(launched, paths, config_path, resume, init_from, init_weights, force, 
         sys.exit(130 if e.signum == 2 else 143)
     say_done(run)
     return QUICK_EXIT  # every file of the run is written
+
+
+def without_details(line: str) -> None:
+    """stderr, the reasoning behind the recipe's choice left out (``-v`` shows it)."""
+    if not is_detail(line):
+        to_stderr(line)
 
 
 def say_done(run) -> None:

@@ -32,6 +32,28 @@ FORMAT_VERSION = 1  # bump when a run directory written before cannot be read th
 WEIGHTS = ("best", "last")  # the weights a run keeps: the best validation score, and the newest
 RUNS_DIR = "runs"  # the folder of runs when none is named: every default asks here
 NO_LIMIT = ("0", "none", "off")  # what --time-budget takes for "no limit"
+# the sections of `charlm train --help`: every field in one (tests/test_option_faces.py checks)
+SECTIONS = {
+    "Corpus": (
+        "paths", "member", "encoding", "errors", "newlines", "lowercase", "max_chars",
+        "max_input_bytes", "val_fraction", "val_file",
+    ),
+    "Model": (
+        "model", "layers", "units", "embedding_dim", "dropout", "reset_after", "context",
+        "heads", "precision",
+    ),
+    "Training": (
+        "sampler", "cut", "seq_len", "batch_size", "optimizer", "lr", "lr_schedule",
+        "warmup_steps", "min_lr_fraction", "clip_norm", "epochs", "steps", "seed",
+    ),
+    "Budget": ("time_budget", "recipe"),
+    "Devices": ("strategy", "peer_timeout"),
+    "Monitoring": (
+        "eval_every", "eval_every_epochs", "eval_chars", "checkpoint_every", "sample_every",
+        "sample_every_epochs", "sample_prefixes", "sample_length", "sample_temperature",
+    ),
+    "Output": ("runs_dir", "name"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ folder, a folder of runs (its newest run), or nothing (the newest run under ``--
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import time
@@ -33,12 +34,56 @@ MARKER_TEXT = (
 )
 
 
+def named_run(run: str, runs_dir: str, flag: str) -> Path:
+    """``run`` as a folder: a path, else a run's name under ``runs_dir``; else one line that
+    says the likeliest run meant and the runs there."""
+    path = Path(run)
+    if path.is_dir():
+        return path
+    if not path.is_absolute() and (Path(runs_dir) / path).is_dir():
+        return Path(runs_dir) / path
+    names = _run_names(runs_dir)
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.5)
+    meant = f"did you mean {Path(runs_dir) / close[0]}? " if close else ""
+    shown = ", ".join(names[:SHOWN]) + (
+        f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    )
+    there = (
+        f"the runs under {runs_dir}/: {shown}"
+        if names
+        else f"there is no run under {runs_dir}/ (charlm train CORPUS makes one)"
+    )
+    raise CharLMError(
+        f"{flag} {run}: no such run folder, here or under {runs_dir}/; {meant}{there}"
+    )
+
+
+SHOWN = 10  # the runs a message lists at most
+
+
+def _run_names(runs_dir: str) -> list[str]:
+    """The runs' names in ``runs_dir`` (folders with a config.toml), newest first."""
+    try:
+        runs = [
+            p
+            for p in Path(runs_dir).iterdir()
+            if p.is_dir() and not p.is_symlink() and (p / CONFIG).is_file()
+        ]
+        return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+    except OSError:
+        return []
+
+
 def resolve_run(run: str | None, runs_dir: str = RUNS_DIR, flag: str = "--run") -> Path:
     """The run folder a command means.
 
+    Every option that names a run asks this one function (``--run``, ``--resume``,
+    ``--init-from``, ``info RUN``, ``export RUN``, ``serve RUN...``), so a name means the
+    same everywhere and a mistyped one gets the same "did you mean".
+
     Args:
-        run: A run folder, a folder of runs (its newest), or None (the newest under
-            ``runs_dir``).
+        run: A run folder, a run's name under ``runs_dir``, a folder of runs (its newest), or
+            None (the newest under ``runs_dir``).
         runs_dir: The folder of runs.
         flag: The option that names a run folder, for the message when there is none.
 
@@ -46,15 +91,11 @@ def resolve_run(run: str | None, runs_dir: str = RUNS_DIR, flag: str = "--run") 
         The run folder: it holds a config.toml.
 
     Raises:
-        CharLMError: no such folder, no run in it, or a folder that is not a run.
+        CharLMError: no such folder (with the runs there and the likeliest meant), no run in
+            it, or a folder that is not a run.
     """
     if run:
-        path = Path(run)
-        if not path.is_dir():
-            raise CharLMError(
-                f"{run}: no such run folder; check the path, or leave it out "
-                f"for the newest run under {runs_dir}/"
-            )
+        path = named_run(run, runs_dir, flag)
         if not (path / CONFIG).exists() and (path / LATEST).is_symlink():
             path = newest_run(path) or path  # a folder of runs, e.g. the --runs-dir of a train
     else:

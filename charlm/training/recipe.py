@@ -63,6 +63,7 @@ import tensorflow as tf
 from ..models.families import FAMILIES, Family, check, family, recipe_choice
 from ..models.lm import build_model
 from ..options.setting import OptionError
+from ..say import details
 from .clock import Clock, check_time_left, training_seconds, validation_seconds
 from .family_choice import FAMILY_MARGIN, Plan, pick_family, predicted_loss
 from .step import make_optimizer, make_train_step
@@ -190,6 +191,7 @@ def choose(
     choice is logged with its reason. ``shape_from``: the weights a fine-tuning starts from
     (``--init-from``), which fix the model's shape (in ``fixed``)."""
     check_time_left(cfg.time_budget, clock.budget_left(), "auto")
+    say, log = log, details(log)  # the reasons are details; the choice, one line, is said
     if shape_from:
         log(
             f"recipe: the model's shape is that of {shape_from}, which fix it; the recipe "
@@ -209,7 +211,7 @@ def choose(
     else:
         plan = _race(cfg, fixed, vocab_size, clock, log)
     seconds = training_seconds(clock.budget_left())  # what the measuring left
-    return _schedule(
+    cfg = _schedule(
         plan.cfg,
         fixed,
         plan.rate,
@@ -218,6 +220,19 @@ def choose(
         val_chars,
         large_vocabulary(vocab_size),
         log,
+    )
+    say(chosen(cfg, plan.rate, seconds))
+    return cfg
+
+
+def chosen(cfg, rate: float, seconds: float) -> str:
+    """The recipe's choice in one line: what ``charlm train`` says without ``-v``."""
+    updates = max(1, int(rate * seconds / (cfg.batch_size * cfg.seq_len)))
+    bf16 = ", bf16" if cfg.precision == "mixed_bfloat16" else ""
+    return (
+        f"recipe: {cfg.model} {cfg.layers}x{cfg.units}{bf16}, batch {cfg.batch_size} x "
+        f"{cfg.seq_len}, lr {cfg.lr:g} {cfg.lr_schedule}, dropout {cfg.dropout:g}: ~{updates:,} "
+        f"updates in {seconds:.0f} s (measured on this CPU; -v says why)"
     )
 
 
