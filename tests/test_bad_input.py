@@ -460,7 +460,7 @@ def test_sample_and_eval_without_a_run_say_to_train_first(workdir, charlm_cli, n
         "sample",
         "--run",
         "runs/mine",
-        words=["runs/mine", "no such run folder", "check the path"],
+        words=["runs/mine", "no such run folder", "no run under runs/", "charlm train CORPUS"],
         env=no_tensorflow,
     )
 
