@@ -840,3 +840,26 @@ def test_utf16_without_a_bom_trains_with_the_encoding_its_error_names(workdir):
     assert code == 0, err
     info = json.loads((workdir / "runs/u16/corpus.json").read_text())
     assert info["train_chars"] + info["val_chars"] == len(TEXT)
+
+
+def test_runs_named_by_resume_init_from_and_export_are_checked_before_tensorflow_loads(
+    workdir, charlm_cli, no_tensorflow, shared_run
+):
+    (workdir / "corpus.txt").write_text(TEXT)
+    for args, words in [
+        (["train", "--resume", "nope"], ["--resume nope", "no such run folder"]),
+        (["train", "corpus.txt", "--init-from", "nope"], ["--init-from nope", "no such run"]),
+    ]:
+        refuses(charlm_cli, workdir, *args, words=words, env=no_tensorflow)
+    copy_run(shared_run("lstm"), workdir / "runs" / "mine")
+    (workdir / "taken").mkdir()
+    refuses(
+        charlm_cli,
+        workdir,
+        "export",
+        "mine",
+        "--out",
+        "taken",
+        words=["taken already exists", "--force"],
+        env=no_tensorflow,
+    )

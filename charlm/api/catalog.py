@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from ..options.config import WEIGHTS
 from ..runs.catalog import describe, list_runs, run_names, summarise
-from ..runs.folders import resolve_run
+from ..runs.folders import export_target, resolve_run
 from ..runs.rundir import RunDir
 
 __all__ = [
     "WEIGHTS",
     "describe",
     "device_line",
+    "export_target",
     "find_run",
     "list_runs",
     "resolve_run",

@@ -45,7 +45,10 @@ from .common import (
 def export(run_path, run_option, runs_dir, fmt, out, weights, batch_size, force):
     """Export RUN (default: the newest) for use without charlm: a SavedModel that generates
     text, or a one-step TFLite model."""
+    from ..api.catalog import export_target
+
     run_path = find_run(one_run(run_path, run_option), runs_dir)
+    export_target(run_path, fmt, out, force)  # an existing folder: said before TensorFlow loads
     quiet_tensorflow()
     from ..api import load
 

@@ -17,7 +17,14 @@ from ..errors import CharLMError
 from ..fsio import to_stderr
 from ..options.config import SECTIONS, WEIGHTS, Config
 from ..say import is_detail
-from .common import Sectioned, complete_runs, config_options, quiet_tensorflow, user_errors
+from .common import (
+    Sectioned,
+    complete_runs,
+    config_options,
+    find_run,
+    quiet_tensorflow,
+    user_errors,
+)
 
 # what the command returns once every file of its run is written: the charlm process may end
 # at once, skipping the interpreter's teardown (charlm.cli.Main)
@@ -81,6 +88,7 @@ def train(launched, paths, config_path, resume, init_from, init_weights, force, 
     cfg = (Config.load(config_path) if config_path else Config()).replace(**overrides)
     if not (resume or init_from):  # their model is the run's: checked once that is read
         checked(cfg, config_path, overrides)
+    named_runs(resume, init_from, cfg.runs_dir)
     if cfg.strategy == "multi-worker":  # it must exist before TensorFlow's devices do
         quiet_tensorflow(devices=False)
         from ..api import at_startup
@@ -108,6 +116,14 @@ def train(launched, paths, config_path, resume, init_from, init_weights, force, 
         sys.exit(130 if e.signum == 2 else 143)
     say_done(run)
     return QUICK_EXIT  # every file of the run is written
+
+
+def named_runs(resume, init_from, runs_dir: str) -> None:
+    """The runs --resume and --init-from name, found (or one line) before TensorFlow loads."""
+    if resume:
+        find_run(None if resume == "latest" else resume, runs_dir, "--resume")
+    if init_from:
+        find_run(init_from, runs_dir, "--init-from")
 
 
 def without_details(line: str) -> None:

@@ -292,3 +292,18 @@ def unmark_latest(path: Path) -> None:
     link = path.parent / LATEST
     if is_our_link(link) and link.resolve() == path.resolve():
         link.unlink()
+
+
+def export_target(run: Path, fmt: str, out=None, force: bool = False) -> Path:
+    """The folder ``charlm export`` writes: ``out``, or ``RUN/export/FORMAT``; an existing one
+    is refused unless ``force`` (which replaces only a folder). Asked before TensorFlow loads
+    (the CLI) and again by the export itself.
+
+    Raises:
+        CharLMError: the folder exists, in one line with the way out.
+    """
+    final = Path(out) if out else Path(run) / "export" / fmt
+    if final.exists() and not (force and final.is_dir()):
+        how = "pass --force to replace it, or " if final.is_dir() else ""
+        raise CharLMError(f"{final} already exists; {how}choose another --out")
+    return final

@@ -47,6 +47,7 @@ from .. import graphs
 from ..errors import CharLMError, first_line
 from ..fsio import atomic_write, fsync_tree, quiet_stderr, replace_path, temp_name
 from ..options.sampling import MAX_PENALTY, MAX_SEED, SamplingOptions
+from ..runs.folders import export_target
 from .loop import compiled_loop, sample_loop  # traced into the export: one place decides
 
 FORMATS = ("savedmodel", "tflite")
@@ -64,10 +65,7 @@ def export_run(run, fmt: str, out=None, force: bool = False, batch_size: int = 1
         raise CharLMError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if batch_size < 1:
         raise CharLMError(f"--batch-size must be at least 1, not {batch_size}")
-    final = Path(out) if out else run.path / "export" / fmt
-    if final.exists() and not (force and final.is_dir()):  # --force replaces only a folder
-        how = "pass --force to replace it, or " if final.is_dir() else ""
-        raise CharLMError(f"{final} already exists; {how}choose another --out")
+    final = export_target(run.path, fmt, out, force)
     tmp = temp_name(final)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
