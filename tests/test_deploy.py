@@ -1,7 +1,7 @@
 """The ways to deploy ``charlm serve`` that the README and the Dockerfile show: built and run
 where docker is on the machine; everywhere, the Dockerfile linted (its instructions, the files
-it copies, the flags it passes, the port it exposes) and every ``charlm serve`` command of the
-README's serve section checked against the command's real flags."""
+it copies, the flags it passes, the port it exposes), and every ``charlm`` command the README
+shows checked against the command's real flags."""
 
 import json
 import re
@@ -39,12 +39,6 @@ def instructions() -> list[tuple[str, str]]:
     return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
 
 
-def serve_flags() -> set[str]:
-    """Every flag ``charlm serve`` takes, from its own help."""
-    help_text = CliRunner().invoke(main, ["serve", "--help"]).stdout
-    return set(re.findall(r"(--[a-z][a-z-]+)", help_text))
-
-
 def test_the_dockerfile_is_well_formed_and_serves_as_a_user_on_its_exposed_port():
     steps = instructions()
     assert {kind for kind, _ in steps} <= INSTRUCTIONS
@@ -55,7 +49,7 @@ def test_the_dockerfile_is_well_formed_and_serves_as_a_user_on_its_exposed_port(
             assert all((ROOT / s).exists() for s in sources), arg
     entry = json.loads(dict(steps)["ENTRYPOINT"])
     assert entry[:2] == ["charlm", "serve"]
-    assert set(a for a in entry if a.startswith("--")) <= serve_flags()
+    assert set(a for a in entry if a.startswith("--")) <= help_flags("serve")
     assert entry[entry.index("--host") + 1] == "0.0.0.0"
     assert dict(steps)["EXPOSE"] == entry[entry.index("--port") + 1]
     assert dict(steps)["USER"] not in ("root", "0")
@@ -63,20 +57,34 @@ def test_the_dockerfile_is_well_formed_and_serves_as_a_user_on_its_exposed_port(
     assert '".[serve]"' in dict(steps)["RUN"]  # the server's own dependencies
 
 
-def test_every_charlm_serve_line_of_the_readme_uses_flags_that_exist():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Serve") : readme.index("## Shell completion")]
-    commands = [
-        line.split("charlm serve", 1)[1].split("#")[0]
-        for line in section.splitlines()
-        if "charlm serve " in line and "`" not in line.split("charlm serve")[0][-1:]
-    ]
-    assert len(commands) >= 3
-    flags = serve_flags()
-    for command in commands:
-        for word in shlex.split(command):
+def help_flags(command: str) -> set[str]:
+    """Every flag ``charlm COMMAND`` takes, from its own help."""
+    help_text = CliRunner().invoke(main, [command, "--help"]).stdout
+    return set(re.findall(r"(--[a-z][a-z0-9-]+)", help_text))
+
+
+def readme_commands() -> list[tuple[str, str]]:
+    """Each ``charlm COMMAND ...`` line of the README's code (its comment left out), with
+    the command: the README's own words, to hold against the code."""
+    found = []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        text = line.strip().split("ExecStart=")[-1]
+        words = text.split()
+        code = words and (words[0] == "charlm" or words[0].endswith("/charlm"))  # not prose
+        if code and len(words) > 1 and not text.startswith("charlm trains"):
+            if re.fullmatch(r"[a-z]+", words[1]):
+                found.append((words[1], text.split("  #")[0].split(" # ")[0]))
+    return found
+
+
+def test_every_flag_the_readme_shows_exists():
+    commands = readme_commands()
+    assert {c for c, _ in commands} >= {"train", "sample", "eval", "info", "export", "serve"}
+    flags = {c: help_flags(c) for c, _ in commands}
+    for command, line in commands:
+        for word in shlex.split(line.replace("\\", ""), comments=False):
             if word.startswith("--"):
-                assert word.split("=")[0] in flags, (word, command)
+                assert word.split("=")[0] in flags[command], (word, line)
 
 
 def docker_runs() -> bool:

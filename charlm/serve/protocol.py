@@ -1,6 +1,7 @@
-"""The OpenAI completions protocol, as charlm serves it: the server's limits, a request
-body checked into a :class:`Completion`, and the reply's JSON objects. No HTTP and no
-TensorFlow here: what a request may ask is decided in this module alone.
+"""The OpenAI completions protocol, as charlm serves it: a request body checked against the
+server's limits into a :class:`Completion`, and the checks the chat API shares
+(:mod:`.chat`); the replies' objects are :mod:`.replies`'. No HTTP and no TensorFlow here:
+what a request may ask is decided in this module alone.
 
     >>> c = parse_completion({"prompt": "ROMEO:", "max_tokens": 50, "seed": 5, "n": 2},
     ...                      Limits(), ["tiny"])

@@ -2,11 +2,11 @@
 
 A :class:`Batcher` owns a :class:`~charlm.use.generate.Generator` and a worker thread. Its
 batch holds the rows of every live request; each turn of the worker goes on with the warm-up
-of the requests that arrived (their prefixes fed together, ``prefill_chunk`` characters a turn,
-so that a burst of long prompts does not stall the live streams), admits those whose warm-up
-is done, runs one call of the compiled loop for all rows together (``chunk`` characters each; :data:`FIRST_CHUNK` right after rows
-joined), hands each request its rows' new text, and drops the requests that are done or
-whose client went away. A request thus joins at the next
+of the requests that arrived (their prefixes fed together, ``prefill_chunk`` characters a turn
+while streams are live, so that a burst of long prompts does not stall them), admits those
+whose warm-up is done, runs one call of the compiled loop for all rows together (``chunk``
+characters each; :data:`FIRST_CHUNK` right after rows joined), hands each request its rows'
+new text, and drops the requests that are done or whose client went away. A request thus joins at the next
 chunk boundary and leaves at the one after it ends; its rows keep their own options, seed,
 index and position (:class:`~charlm.use.loop.Batch`), so a seeded request gets the text
 ``charlm sample`` prints whatever shares the batch with it.
@@ -52,7 +52,7 @@ class Job:
     """One request's rows, between the HTTP handler and the worker. ``deliver(event)`` is
     called from the worker thread with ``("text", pieces, finish_reasons or None, scores)``
     after each chunk (one piece per row; the reasons come with the last; ``scores``: with
-    ``scored``, each row's :class:`~charlm.use.loop.Scored` per character of its piece, else
+    ``scored``, each row's :class:`~charlm.use.rows.Scored` per character of its piece, else
     None), ``("prompt", scores, None, None)`` first when ``echo`` (each prompt's characters
     after the first, scored) or ``("error", message, code, None)`` (``code``:
     ``"shutting_down"`` or ``"generation_failed"``); :meth:`cancel` (any thread) makes the
