@@ -103,3 +103,14 @@ def test_the_image_builds():
         timeout=1800,
     )
     assert p.returncode == 0, p.stderr[-2000:]
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)
+    test_command = " ".join(
+        part.strip() for part in blocks[1].replace("\\\n", " ").split("\n") if part.strip()
+    )
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert " ".join(test_command.split()) == " ".join(ci.split())
+    assert "pytest" in ci and "charlm train" in blocks[0]
