@@ -102,6 +102,7 @@ async def _generate(request: Request, parse) -> Response:
     """A completions or chat request: checked, admitted to its model's batch, answered whole
     or streamed."""
     service: Service = request.app.state.service
+    arrived = time.perf_counter()
     try:
         body = await read_json(request, service.limits.max_body_bytes)
         completion = parse(body, service)
@@ -110,7 +111,7 @@ async def _generate(request: Request, parse) -> Response:
     except RequestError as e:
         return error_response(e)
     reply = Reply(completion, service.unknown_warning(completion))
-    progress = Progress(service.metrics, job)
+    progress = Progress(service.metrics, job, arrived)
     if completion.stream:
         return EventStream(events(reply, queue, progress), service, job)
     try:
@@ -120,11 +121,11 @@ async def _generate(request: Request, parse) -> Response:
 
 
 class Progress:
-    """What a request's events tell the metrics: characters generated, the time to its first
-    character and how long it queued."""
+    """What a request's events tell the metrics: characters generated, the time from its
+    arrival (``arrived``, perf_counter) to its first character, and how long it queued."""
 
-    def __init__(self, metrics: Metrics, job: Job):
-        self.metrics, self.job, self.started = metrics, job, time.perf_counter()
+    def __init__(self, metrics: Metrics, job: Job, arrived: float):
+        self.metrics, self.job, self.started = metrics, job, arrived
         self.joined = self.timed = False
 
     def text(self, pieces: list[str]) -> None:
