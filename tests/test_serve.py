@@ -481,3 +481,24 @@ def test_chat_logprobs_are_a_content_list_of_characters(server):
     assert "".join(c.token for c in content) == reply.choices[0].message.content
     assert all(len(c.top_logprobs) == 2 and c.logprob <= 0 for c in content)
     assert all(bytes(c.bytes).decode() == c.token for c in content)
+
+
+def test_a_run_folders_chat_toml_sets_the_template_and_a_bad_one_is_one_line(tmp_path):
+    from charlm.errors import CharLMError
+    from charlm.serve.chat import ChatTemplate
+
+    assert ChatTemplate.of_run(tmp_path) == ChatTemplate()
+    (tmp_path / "chat.toml").write_text(
+        'message = "<{role}> {content}\\n"\nreply = "<bot> "\nstop = ["\\n<"]\n'
+    )
+    template = ChatTemplate.of_run(tmp_path)
+    assert template.prompt([{"role": "user", "content": "hi"}]) == "<user> hi\n<bot> "
+    assert template.stop == ("\n<",)
+    for text, words in [
+        ("message = \n", "line 1"),
+        ("colour = 'red'\n", "message, reply and stop"),
+    ]:
+        (tmp_path / "chat.toml").write_text(text)
+        with pytest.raises(CharLMError) as info:
+            ChatTemplate.of_run(tmp_path)
+        assert words in str(info.value) and "\n" not in str(info.value)

@@ -8,8 +8,8 @@ the runs there are, and what each holds (the facts; the command line renders the
 from __future__ import annotations
 
 from ..options.config import WEIGHTS
-from ..runs.catalog import describe, list_runs, run_names, summarise
-from ..runs.folders import export_target, resolve_run
+from ..runs.catalog import describe, list_runs, summarise
+from ..runs.folders import export_target, resolve_run, run_names
 from ..runs.rundir import RunDir
 
 __all__ = [

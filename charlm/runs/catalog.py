@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import CharLMError
 from ..metrics import LN2, number
-from .folders import incomplete_reason, newest_run
+from .folders import incomplete_reason, newest_run, run_folders
 from .rundir import RunDir
 
 METRIC_ROWS = 5  # the last rows of metrics.csv that `charlm info` shows
@@ -51,40 +51,6 @@ ROW_KEYS = (
 
 
 # -- a folder of runs ----------------------------------------------------------------------------
-
-
-def run_folders(runs_dir) -> list[Path]:
-    """The folders under ``runs_dir`` that may be runs (not ``latest``, not hidden)."""
-    root = Path(runs_dir)
-    if not root.is_dir():
-        raise CharLMError(
-            f"{runs_dir}: no such folder of runs; train one with `charlm train "
-            "CORPUS`, or name the folder: --runs-dir DIR"
-        )
-    try:
-        entries = list(root.iterdir())
-    except OSError as e:
-        raise CharLMError(f"{runs_dir}: cannot list the folder ({e.strerror})") from None
-    return [
-        p
-        for p in entries
-        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and p.name != "latest"
-    ]
-
-
-def run_names(runs_dir: str | os.PathLike[str]) -> list[str]:
-    """The names of the runs in a folder of runs, for shell completion (never raises).
-
-    Args:
-        runs_dir: The folder of runs.
-
-    Returns:
-        The names of its folders that hold a config.toml, sorted; [] if it cannot be read.
-    """
-    try:
-        return sorted(p.name for p in run_folders(runs_dir) if (p / "config.toml").is_file())
-    except (CharLMError, OSError):
-        return []
 
 
 def list_runs(runs_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -42,7 +42,7 @@ def named_run(run: str, runs_dir: str, flag: str) -> Path:
         return path
     if not path.is_absolute() and (Path(runs_dir) / path).is_dir():
         return Path(runs_dir) / path
-    names = _run_names(runs_dir)
+    names = run_names(runs_dir)
     close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.5)
     meant = f"did you mean {Path(runs_dir) / close[0]}? " if close else ""
     shown = ", ".join(names[:SHOWN]) + (
@@ -61,16 +61,37 @@ def named_run(run: str, runs_dir: str, flag: str) -> Path:
 SHOWN = 10  # the runs a message lists at most
 
 
-def _run_names(runs_dir: str) -> list[str]:
-    """The runs' names in ``runs_dir`` (folders with a config.toml), newest first."""
+def run_folders(runs_dir) -> list[Path]:
+    """The folders under ``runs_dir`` that may be runs (not ``latest``, not hidden)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise CharLMError(
+            f"{runs_dir}: no such folder of runs; train one with `charlm train "
+            "CORPUS`, or name the folder: --runs-dir DIR"
+        )
     try:
-        runs = [
-            p
-            for p in Path(runs_dir).iterdir()
-            if p.is_dir() and not p.is_symlink() and (p / CONFIG).is_file()
-        ]
-        return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
-    except OSError:
+        entries = list(root.iterdir())
+    except OSError as e:
+        raise CharLMError(f"{runs_dir}: cannot list the folder ({e.strerror})") from None
+    return [
+        p
+        for p in entries
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and p.name != LATEST
+    ]
+
+
+def run_names(runs_dir: str | os.PathLike[str]) -> list[str]:
+    """The names of the runs in a folder of runs, for shell completion (never raises).
+
+    Args:
+        runs_dir: The folder of runs.
+
+    Returns:
+        The names of its folders that hold a config.toml, sorted; [] if it cannot be read.
+    """
+    try:
+        return sorted(p.name for p in run_folders(runs_dir) if (p / CONFIG).is_file())
+    except (CharLMError, OSError):
         return []
 
 

@@ -19,7 +19,6 @@ reads, and a run folder may hold a ``chat.toml`` that says otherwise::
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from ..errors import CharLMError
 from ..options.limits import Limits
 from ..options.sampling import MAX_LOGPROBS
 from ..options.setting import is_int, shown
+from ..options.toml import parse_toml, read_text
 from .protocol import (
     Completion,
     RequestError,
@@ -37,11 +37,6 @@ from .protocol import (
     refuse_unsupported,
     stream_of,
 )
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 TEMPLATE_FILE = "chat.toml"  # in a run folder: how its chat prompts are written
@@ -79,9 +74,9 @@ class ChatTemplate:
         if not path.is_file():
             return cls()
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = parse_toml(read_text(path), str(path))  # a syntax error: its line and column
             template = cls(**{k: tuple(v) if k == "stop" else v for k, v in data.items()})  # type: ignore[arg-type]
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, TypeError) as e:
+        except TypeError as e:  # a key it does not take
             raise CharLMError(
                 f"{path}: not a chat template ({str(e).splitlines()[0]}); it takes the keys "
                 "message, reply and stop"

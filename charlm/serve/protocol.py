@@ -237,11 +237,7 @@ def options_of(body: dict, limits: Limits, extra_stop: tuple[str, ...] = ()) -> 
 
 
 def stream_of(body: dict) -> tuple[bool, bool]:
-    stream, extra = body.get("stream", False), body.get("stream_options")
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise RequestError(f"stream must be true or false, not {shown(stream)}", "stream")
+    stream, extra = _flag(body, "stream"), body.get("stream_options")
     if extra is not None and not (
         isinstance(extra, dict) and isinstance(extra.get("include_usage", False), bool)
     ):
