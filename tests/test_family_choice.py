@@ -7,10 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.models.families import recipe_choice
+from charlm.models.families import family, recipe_choice
 from charlm.options.config import Config
 from charlm.training.clock import Clock
-from charlm.training.family_choice import FAMILY_MARGIN, Plan, pick_family, predicted_loss
+from charlm.training.family_choice import (
+    FAMILY_MARGIN,
+    FASTEST,
+    Plan,
+    pick_family,
+    predicted_loss,
+    surely_ahead,
+)
 from charlm.training.recipe import choose, curve, raced
 
 CURVE = ((1e6, 2.2), (4e6, 1.8), (16e6, 1.55))
@@ -121,6 +128,22 @@ def test_a_family_whose_curve_cannot_win_even_faster_is_not_measured_and_the_lin
     model = [line for line in lines if line.startswith("recipe: model ")]
     assert len(model) == 1 and "gpt not raced: at 1.5x the lstm's characters" in model[0]
     assert not any("measured gpt" in line for line in lines)
+
+
+@pytest.mark.parametrize("vocab_size", [65, 6_000])
+def test_a_challenger_ahead_even_at_a_fraction_of_the_speed_is_measured_whatever_it_costs(
+    vocab_size,
+):
+    # surely ahead: its curve at 1/FASTEST of the incumbent's characters leads by the margin
+    gpt, lstm = family("gpt"), family("lstm")
+    for chars in (2e5, 1e6, 3e6, 2e7):
+        incumbent = predicted_loss(curve(lstm, vocab_size), chars)
+        plan = Plan(Config(), 1.0, chars, incumbent, ())
+        slowest = predicted_loss(curve(gpt, vocab_size), chars / FASTEST)
+        assert surely_ahead(gpt, plan, vocab_size) == (slowest + FAMILY_MARGIN < incumbent)
+    # the Tang poems' LSTM at the unigram level (0.5M characters): the transformer is sure
+    unigram = Plan(Config(), 1.0, 5e5, 6.6, ())
+    assert surely_ahead(gpt, unigram, 6_000)
 
 
 def test_a_model_the_user_names_is_obeyed_and_not_raced():

@@ -51,6 +51,32 @@ def test_one_character_at_a_time_gives_the_windows_logits_past_the_context(model
     assert state[-1].numpy().tolist() == [STEPS] * ROWS  # each row's position
 
 
+def test_a_fresh_window_gives_the_logits_and_gradients_from_an_empty_ring(ids):
+    """What a training step from a zero state computes (model.fresh: no ring read or
+    written), windows longer than the context included. (With dropout the two draw
+    different masks: the attention's weights have the ring's slots in one and not the
+    other.)"""
+    cfg = CFG.replace(seed=3)
+    model = build_model(cfg, VOCAB)
+    variables = model.trainable_variables
+    with tf.GradientTape(persistent=True) as tape:
+        ring, _ = model(ids, model.initial_state(ROWS), training=True)
+        ring_sum = tf.reduce_sum(ring * ring)
+    twin = build_model(cfg, VOCAB)  # the same seeds: the same weights and dropout draws
+    with tf.GradientTape() as twin_tape:
+        fresh = twin.fresh(ids, training=True)
+        fresh_sum = tf.reduce_sum(fresh * fresh)
+    np.testing.assert_allclose(fresh, ring, atol=ATOL)
+    grads = zip(
+        tape.gradient(ring_sum, variables),
+        twin_tape.gradient(fresh_sum, twin.trainable_variables),
+        strict=True,
+    )
+    for a, b in grads:
+        a, b = tf.convert_to_tensor(a), tf.convert_to_tensor(b)
+        np.testing.assert_allclose(b, a, atol=ATOL * (1 + float(tf.reduce_max(tf.abs(a)))))
+
+
 @pytest.mark.parametrize("size", [1, 5, 8, 13])
 def test_chunks_with_the_state_carried_give_the_windows_logits(model, ids, size):
     whole, _ = model(ids, model.initial_state(ROWS))

@@ -87,14 +87,19 @@ def test_layer_weights_are_the_lstm_layers_alone():
 @settings(max_examples=60, deadline=None)
 @given(st.integers(min_value=2, max_value=100_000), st.floats(min_value=10.0, max_value=86_400.0))
 def test_two_layers_only_for_an_alphabet_with_a_long_budget(vocab_size, budget_left):
-    shape, why = pick_shape(vocab_size, budget_left, fixed=set())
+    lstm = family("lstm").recipe
+    shape, why = pick_shape(vocab_size, budget_left, set(), lstm)
     deep = vocab_size < LARGE_VOCAB and budget_left >= DEEP_SECONDS
     assert shape["layers"] == (2 if deep else 1)
     assert shape["embedding_dim"] == (64 if vocab_size < LARGE_VOCAB else 128)
     assert f"{vocab_size:,} characters" in why
-    assert pick_shape(vocab_size, budget_left, fixed={"layers", "embedding_dim"})[0] == {}
-    shape, why = pick_shape(vocab_size, budget_left, fixed={"layers"})
+    assert pick_shape(vocab_size, budget_left, {"layers", "embedding_dim"}, lstm)[0] == {}
+    shape, why = pick_shape(vocab_size, budget_left, {"layers"}, lstm)
     assert list(shape) == ["embedding_dim"] and "layer" not in why  # a depth it did not choose
+    # a transformer goes to nanoGPT's 4 layers with a long budget, on any vocabulary
+    shape, why = pick_shape(vocab_size, budget_left, set(), family("gpt").recipe)
+    long = budget_left >= DEEP_SECONDS
+    assert shape["layers"] == (4 if long else 1) and ("4 layers" in why) == long
 
 
 def test_a_depth_the_user_gives_is_neither_logged_nor_explained_by_the_recipe():

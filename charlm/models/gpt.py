@@ -25,8 +25,10 @@ Mistral's sliding window), and a window, the same characters one at a time, and 
 of them give the same logits.
 
 Training feeds windows from a zero state (an empty ring): the first character of a window sees
-only itself, as in nanoGPT; with ``--sampler consecutive`` the ring carries the previous
-window, and each window also sees the ``context`` characters before it.
+only itself, as in nanoGPT, and the step calls :meth:`GPTLM.fresh`, the same blocks with no
+ring read or written, compiled with XLA (the family table's ``xla_training``); with
+``--sampler consecutive`` the ring carries the previous window, and each window also sees the
+``context`` characters before it.
 """
 
 from __future__ import annotations
@@ -99,22 +101,48 @@ class CausalAttention(_Sized):
         self.out.build((*input_shape[:-1], self.units))
 
     def call(self, x, k_ring, v_ring, position, training=False):
-        batch, steps = ops.shape(x)[0], ops.shape(x)[1]
-        qkv = ops.reshape(self.qkv(x), (batch, steps, 3, self.heads, self.head_dim))
-        q, k, v = (ops.transpose(qkv[:, :, i], (0, 2, 1, 3)) for i in range(3))  # [B, H, T, D]
+        steps = ops.shape(x)[1]
         at = position[:, None] + ops.cast(ops.arange(steps), "float32")[None, :]  # [B, T]
-        q, k = _rotated(q, at), _rotated(k, at)
+        q, k, v = self._qkv(x, at)
         k_ring, v_ring = ops.cast(k_ring, q.dtype), ops.cast(v_ring, q.dtype)
         keys, values = ops.concatenate([k_ring, k], 2), ops.concatenate([v_ring, v], 2)
         key_at = ops.concatenate([_ring_positions(position, self.context), at], 1)  # [B, C+T]
         seen = (key_at[:, None, :] >= 0) & (key_at[:, None, :] <= at[:, :, None])
         seen = seen & (key_at[:, None, :] > at[:, :, None] - self.context)  # [B, T, C+T]
-        scores = ops.einsum("bhqd,bhkd->bhqk", q, keys) / math.sqrt(self.head_dim)
-        scores = ops.where(seen[:, None], ops.cast(scores, "float32"), -1e9)
-        weights = self.drop(ops.cast(ops.softmax(scores, axis=-1), v.dtype), training=training)
-        y = ops.transpose(ops.einsum("bhqk,bhkd->bhqd", weights, values), (0, 2, 1, 3))
-        y = self.out(ops.reshape(y, (batch, steps, self.units)))
+        y = self._attend(q, keys, values, seen[:, None], training)
         return y, _written(k_ring, k, at, self.context), _written(v_ring, v, at, self.context)
+
+    def fresh(self, x, training=False):
+        """The output for windows that start from an empty ring: each character attends to
+        the last ``context`` characters up to it in its own window, and no ring is read or
+        written. The same numbers as :meth:`call` from a zero state (but for dropout's
+        masks on the attention weights, which have no ring slots here), for less work: a
+        training step of nanoGPT's CPU shape (4x128, context 64, batch 12) took 112 ms this
+        way against 129 ms through the ring, and 84 ms against 108 ms compiled with XLA
+        (AMD EPYC, AVX2 only, 2026-12-07; medians of 4 interleaved rounds)."""
+        steps = ops.shape(x)[1]
+        at = ops.cast(ops.arange(steps), "float32")  # [T]
+        q, k, v = self._qkv(x, at[None, :])
+        seen = (at[None, :] <= at[:, None]) & (at[None, :] > at[:, None] - self.context)
+        return self._attend(q, k, v, seen[None, None], training)
+
+    def _qkv(self, x, at):
+        """The queries, keys and values ``[B, H, T, D]`` of ``x`` ``[B, T, units]``, the
+        queries and keys rotated at the positions ``at`` (``[B, T]``, or ``[1, T]``)."""
+        batch, steps = ops.shape(x)[0], ops.shape(x)[1]
+        qkv = ops.reshape(self.qkv(x), (batch, steps, 3, self.heads, self.head_dim))
+        q, k, v = (ops.transpose(qkv[:, :, i], (0, 2, 1, 3)) for i in range(3))  # [B, H, T, D]
+        return _rotated(q, at), _rotated(k, at), v
+
+    def _attend(self, q, keys, values, seen, training):
+        """Each query's softmax-weighted sum of the values whose keys it has ``seen`` (a mask
+        that broadcasts to ``[B, H, T, K]``), through the output layer: ``[B, T, units]``."""
+        batch, steps = ops.shape(q)[0], ops.shape(q)[2]
+        scores = ops.einsum("bhqd,bhkd->bhqk", q, keys) / math.sqrt(self.head_dim)
+        scores = ops.where(seen, ops.cast(scores, "float32"), -1e9)
+        weights = self.drop(ops.cast(ops.softmax(scores, axis=-1), q.dtype), training=training)
+        y = ops.transpose(ops.einsum("bhqk,bhkd->bhqd", weights, values), (0, 2, 1, 3))
+        return self.out(ops.reshape(y, (batch, steps, self.units)))
 
 
 def _rotated(x, at):
@@ -179,9 +207,15 @@ class Block(_Sized):
         y, k_ring, v_ring = self.attention(
             self.norm1(x), k_ring, v_ring, position, training=training
         )
-        x = x + self.drop(y, training=training)
-        x = x + self.drop(self.down(self.up(self.norm2(x))), training=training)
-        return x, k_ring, v_ring
+        return self._mlp(x + self.drop(y, training=training), training), k_ring, v_ring
+
+    def fresh(self, x, training=False):
+        """The block on windows that start from an empty ring (:meth:`CausalAttention.fresh`)."""
+        y = self.attention.fresh(self.norm1(x), training)
+        return self._mlp(x + self.drop(y, training=training), training)
+
+    def _mlp(self, x, training):
+        return x + self.drop(self.down(self.up(self.norm2(x))), training=training)
 
 
 @keras.saving.register_keras_serializable(package="charlm")
@@ -243,6 +277,18 @@ class GPTLM(KerasLM):
         (attention over the ring: O(context))."""
         logits, state = self(ids[:, None], state)
         return logits[:, 0], state
+
+    def fresh(self, ids, training=False):
+        """The logits of windows ``ids`` ``[B, T]`` from an empty ring, each block's
+        :meth:`Block.fresh` (the layers of the model, called in its order)."""
+        layers = self.keras_model.layers
+        x = self.keras_model.get_layer("embedding")(ids)
+        (dropout,) = (layer for layer in layers if isinstance(layer, keras.layers.Dropout))
+        x = dropout(x, training=training)
+        for block in (layer for layer in layers if isinstance(layer, Block)):
+            x = block.fresh(x, training)
+        logits = self.keras_model.get_layer("logits")(self.keras_model.get_layer("norm")(x))
+        return ops.cast(logits, "float32")
 
 
 def build(cfg: Any, vocab_size: int) -> GPTLM:

@@ -145,6 +145,9 @@ class KerasLM:
         logits, *state = self.keras_model([ids, *state], training=training)
         return tf.cast(logits, tf.float32), [tf.cast(s, tf.float32) for s in state]
 
+    def fresh(self, ids, training=False):
+        return self(ids, self.initial_state(tf.shape(ids)[0]), training)[0]
+
     def step(self, ids, state):
         """The model's own layers for one character, with no loop over a time axis of length
         1: a Keras RNN layer's cell is called directly; charlm's fast layers run one step

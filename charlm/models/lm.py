@@ -50,6 +50,11 @@ class LanguageModel(Protocol):
         """One character per row, ids ``[B]``: logits ``[B, V]`` and the next state, with no
         loop over time (what generation calls once per character)."""
 
+    def fresh(self, ids, training=False) -> tf.Tensor:
+        """The logits ``[B, T, V]`` of windows that start from the initial state: what
+        ``self(ids, self.initial_state(B), training)[0]`` gives, by the family's cheapest way
+        (a transformer skips its cache); what a training step from a zero state calls."""
+
     def in_float32(self) -> LanguageModel:
         """This model computing in float32, with the same weights (itself if it already does):
         what generation and export run, so that every graph of it rounds alike."""
@@ -86,6 +91,9 @@ class ScratchModel(ScratchLM):
 
     def checkpoint_objects(self) -> dict:
         return {"model": self}
+
+    def fresh(self, ids, training=False):
+        return self(ids, self.initial_state(tf.shape(ids)[0]), training)[0]
 
     def in_float32(self) -> ScratchModel:
         return self  # the scratch cells compute in float32 only

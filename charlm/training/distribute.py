@@ -34,6 +34,7 @@ import tensorflow as tf
 from .. import graphs
 from ..errors import CharLMError, first_line
 from .clipping import clip_by_global_norm
+from .step import forward
 
 _STRATEGIES: dict = {}  # name -> the one strategy of this process
 
@@ -129,10 +130,12 @@ def _sum_once(optimizer) -> None:
     optimizer._all_reduce_sum_gradients = list  # (grads_and_vars) -> the same pairs
 
 
-def distributed_train_step(strat, model, optimizer, clip_norm: float, batch_size: int):
+def distributed_train_step(strat, model, optimizer, cfg, fresh: bool):
     """The training step ``(x, y, state) -> (loss, grad_norm, new_state)`` of
     :func:`charlm.training.step.make_train_step`, over the replicas of ``strat``: the same global
-    batch in, the same results out."""
+    batch in, the same results out (``fresh`` as in :func:`charlm.training.step.forward`;
+    never XLA: a replica's step is a graph)."""
+    clip_norm, batch_size = cfg.clip_norm, cfg.batch_size
     rows = check_batch(strat, batch_size)
     variables = list(model.trainable_variables)
     _sum_once(optimizer)
@@ -143,7 +146,7 @@ def distributed_train_step(strat, model, optimizer, clip_norm: float, batch_size
         x, y = x[first : first + rows], y[first : first + rows]
         state = [s[first : first + rows] for s in state]
         with tf.GradientTape() as tape:
-            logits, new_state = model(x, state, training=True)
+            logits, new_state = forward(model, x, state, fresh)
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             loss = tf.reduce_sum(ce) / tf.cast(batch_size * tf.shape(ce)[1], ce.dtype)
         grads = _all_reduce_sum(ctx, tape.gradient(loss, variables))

@@ -23,7 +23,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..models.families import FAMILIES, Family
+
 FAMILY_MARGIN = 0.02  # nats/char by which a challenger must be predicted ahead to be taken
+FASTEST = 1.5  # a challenger is measured only if this times the incumbent's characters could win
+LARGE_VOCAB = 1_000  # characters: from here on, a large vocabulary (its own shape, lr, curve)
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,39 @@ def _shape(plan: Plan) -> str:
     cfg = plan.cfg
     bf16 = " bf16" if cfg.precision == "mixed_bfloat16" else ""
     return f"{cfg.layers}x{cfg.units}{bf16}"
+
+
+def large_vocabulary(vocab_size: int) -> bool:
+    """Thousands of characters (as in Chinese), not an alphabet."""
+    return vocab_size >= LARGE_VOCAB
+
+
+def raced(vocab_size: int) -> tuple[Family, ...]:
+    """The families the recipe races on this vocabulary: those with a learning curve for it."""
+    return tuple(f for f in FAMILIES if curve(f, vocab_size))
+
+
+def curve(own: Family, vocab_size: int) -> tuple[tuple[float, float], ...]:
+    """``own``'s learning curve for a vocabulary of ``vocab_size`` (empty: it has none)."""
+    return own.recipe.large_curve if large_vocabulary(vocab_size) else own.recipe.curve
+
+
+def hopeless(own: Family, incumbent: Plan, vocab_size: int) -> str:
+    """Why measuring ``own`` is no use ("": it could win): even training FASTEST times the
+    incumbent's characters, its curve does not lead the incumbent's prediction by the margin."""
+    best = predicted_loss(curve(own, vocab_size), FASTEST * incumbent.chars)
+    if best + FAMILY_MARGIN < incumbent.loss:
+        return ""
+    return (
+        f"at {FASTEST:g}x the {incumbent.cfg.model}'s characters its curve reaches only "
+        f"~{best:.2f}, against the {incumbent.cfg.model}'s ~{incumbent.loss:.2f}"
+    )
+
+
+def surely_ahead(own: Family, incumbent: Plan, vocab_size: int) -> bool:
+    """Whether ``own``'s curve leads the incumbent's prediction by the margin even if it
+    trains only 1/FASTEST of the incumbent's characters: then the recipe spends up to half
+    the time left measuring it (the Tang poems at 90 s on a slow CPU, where measuring the
+    LSTM took 18 s and its curve left it at the unigram level)."""
+    slowest = predicted_loss(curve(own, vocab_size), incumbent.chars / FASTEST)
+    return slowest + FAMILY_MARGIN < incumbent.loss

@@ -38,7 +38,8 @@ machine in the first seconds, then chooses every setting the user left unset and
    is not measured where it cannot win: its curve at ``FASTEST`` times the incumbent's
    characters does not lead (measuring a transformer cost ~13 s of a 90-second race on tiny
    Shakespeare, where its curve lies above the LSTM's), its settings refuse it, or measuring
-   it would take more than ``RACE_SHARE`` of the time left.
+   it would take more than ``RACE_SHARE`` of the time left (``SURE_SHARE`` where its curve
+   leads even at 1/``FASTEST`` of the incumbent's characters).
 
 What it may choose for a family (the family itself when none is given, the widths, the
 precisions) is that family's :class:`~charlm.models.families.Recipe`.
@@ -60,13 +61,23 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ..models.families import FAMILIES, Family, check, family, recipe_choice
+from ..models.families import Recipe, check, family, recipe_choice
 from ..models.lm import build_model
 from ..options.setting import OptionError
 from ..say import details
 from .clock import Clock, check_time_left, training_seconds, validation_seconds
-from .family_choice import FAMILY_MARGIN, Plan, pick_family, predicted_loss
-from .step import make_optimizer, make_train_step
+from .family_choice import (  # noqa: F401 (LARGE_VOCAB: the tests read it here)
+    LARGE_VOCAB,
+    Plan,
+    curve,
+    hopeless,
+    large_vocabulary,
+    pick_family,
+    predicted_loss,
+    raced,
+    surely_ahead,
+)
+from .step import make_optimizer, step_for
 from .widths import calibration_widths, pick_width, predict_rates
 
 # What the recipe may choose (a setting the user gave is never changed).
@@ -89,18 +100,17 @@ CHOSEN = (
 )
 ROUNDS, ROUND_SECONDS = 3, 0.4  # speed timing: rounds alternating the sizes, seconds per size
 BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
-LARGE_VOCAB = 1_000  # characters: from here on, a large vocabulary (its own shape and lr)
 DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
 RACE_SHARE = 0.2  # the most of the time left that measuring one more family may take
-FASTEST = 1.5  # a challenger is measured only if this times the incumbent's characters could win
+SURE_SHARE = 0.5  # the same for a family whose curve leads even at 1/FASTEST the characters
 
 
 def stepper(cfg, vocab_size: int):
     """One training step of ``cfg``'s model on random ids, as a function that returns when
     the step is done; traced and warmed up by two steps."""
     model = build_model(cfg, vocab_size)
-    step = make_train_step(model, make_optimizer(cfg.optimizer, cfg.lr), cfg.clip_norm)
+    step = step_for(cfg, model, make_optimizer(cfg.optimizer, cfg.lr))
     rng = np.random.default_rng(0)
     x, y = (
         tf.constant(rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len)), tf.int32)
@@ -138,30 +148,28 @@ def measure_rates(cfgs: dict, vocab_size: int) -> dict:
     return {k: c.batch_size * c.seq_len / statistics.median(times[k]) for k, c in cfgs.items()}
 
 
-def large_vocabulary(vocab_size: int) -> bool:
-    """Thousands of characters (as in Chinese), not an alphabet."""
-    return vocab_size >= LARGE_VOCAB
-
-
-def pick_shape(vocab_size: int, budget_left: float, fixed: set[str]) -> tuple[dict, str]:
-    """Depth and embedding size for this vocabulary and budget (those the user did not give),
-    and why (the depth's reason only where the recipe chose the depth)."""
+def pick_shape(
+    vocab_size: int, budget_left: float, fixed: set[str], own: Recipe
+) -> tuple[dict, str]:
+    """Depth and embedding size for this vocabulary and budget (those the user did not give)
+    in the family whose recipe is ``own``, and why (the depth's reason only where the recipe
+    chose the depth)."""
     large = large_vocabulary(vocab_size)
-    deep = not large and budget_left >= DEEP_SECONDS
+    shallow, deep = own.large_depth if large else own.depth
+    layers = deep if budget_left >= DEEP_SECONDS else shallow
     shape = {
         k: v
-        for k, v in {"layers": 2 if deep else 1, "embedding_dim": 128 if large else 64}.items()
+        for k, v in {"layers": layers, "embedding_dim": 128 if large else 64}.items()
         if k not in fixed
     }
     why = f"{vocab_size:,} characters, {'a large vocabulary' if large else 'an alphabet'}"
-    if "layers" in shape:
+    if "layers" in shape and shallow == deep:
+        why += "; a second layer kept such models at the unigram level for minutes"
+    elif "layers" in shape:
         why += (
-            "; a second layer kept such models at the unigram level for minutes"
-            if large
-            else f", {budget_left:.0f} s left: long enough for a second layer"
-            if deep
-            else f", under {DEEP_SECONDS:.0f} s left: too short for a second layer, which "
-            "learns slower"
+            f", {budget_left:.0f} s left: long enough for {deep} layers"
+            if layers == deep
+            else f", under {DEEP_SECONDS:.0f} s left: too short for more layers, which learn slower"
         )
     return shape, why
 
@@ -236,16 +244,6 @@ def chosen(cfg, rate: float, seconds: float) -> str:
     )
 
 
-def raced(vocab_size: int) -> tuple[Family, ...]:
-    """The families the recipe races on this vocabulary: those with a learning curve for it."""
-    return tuple(f for f in FAMILIES if curve(f, vocab_size))
-
-
-def curve(own: Family, vocab_size: int) -> tuple[tuple[float, float], ...]:
-    """``own``'s learning curve for a vocabulary of ``vocab_size`` (empty: it has none)."""
-    return own.recipe.large_curve if large_vocabulary(vocab_size) else own.recipe.curve
-
-
 def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
     """Plan every raced family that the time left affords (the incumbent first), log the
     choice and the chosen family's reasons."""
@@ -258,7 +256,8 @@ def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
         refusal = _refusal(cfg.replace(model=own.name))
         if plans and not refusal:
             refusal = hopeless(own, plans[incumbent.name], vocab_size)
-        if plans and not refusal and left * RACE_SHARE < cost:
+        sure = plans and surely_ahead(own, plans[incumbent.name], vocab_size)
+        if plans and not refusal and left * (SURE_SHARE if sure else RACE_SHARE) < cost:
             refusal = f"measuring it takes ~{cost:.0f} s of the {left:.0f} s left"
         if plans and refusal:
             unraced.append(f"{own.name} not raced: {refusal}")
@@ -278,18 +277,6 @@ def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
     return plans[name]
 
 
-def hopeless(own: Family, incumbent: Plan, vocab_size: int) -> str:
-    """Why measuring ``own`` is no use ("": it could win): even training FASTEST times the
-    incumbent's characters, its curve does not lead the incumbent's prediction by the margin."""
-    best = predicted_loss(curve(own, vocab_size), FASTEST * incumbent.chars)
-    if best + FAMILY_MARGIN < incumbent.loss:
-        return ""
-    return (
-        f"at {FASTEST:g}x the {incumbent.cfg.model}'s characters its curve reaches only "
-        f"~{best:.2f}, against the {incumbent.cfg.model}'s ~{incumbent.loss:.2f}"
-    )
-
-
 def _refusal(cfg) -> str:
     """Why ``cfg``'s family refuses the settings given with it ("": it takes them)."""
     try:
@@ -304,7 +291,7 @@ def _plan(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
     measured here, and the loss its curve predicts."""
     own = family(cfg.model).recipe
     kept = fixed if own.embedding else fixed | {"embedding_dim"}  # its own to choose, or none
-    shape, why = pick_shape(vocab_size, clock.budget_left(), kept)
+    shape, why = pick_shape(vocab_size, clock.budget_left(), kept, own)
     cfg = cfg.replace(**shape)
     if shape:
         log(f"recipe: {describe_shape(shape)} ({why})")

@@ -23,6 +23,8 @@ import keras
 import tensorflow as tf
 
 from .. import graphs
+from ..models.families import family
+from ..text.samplers import SAMPLERS
 from .clipping import clip_by_global_norm
 
 
@@ -31,27 +33,56 @@ def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
     return keras.optimizers.get({"class_name": name, "config": {"learning_rate": lr}})
 
 
-def loss_and_gradients(model, variables: list, x, y, state):
+def forward(model, x, state, fresh: bool):
+    """``(logits, new_state)`` of a training batch. ``fresh``: every window starts from the
+    initial state (the random sampler), so ``state`` is that state and is not read: the
+    model's :meth:`~charlm.models.lm.LanguageModel.fresh` computes the same logits by its
+    cheapest way, and the state comes back as it came in (no one carries it)."""
+    if fresh:
+        return model.fresh(x, training=True), list(state)
+    return model(x, state, training=True)
+
+
+def loss_and_gradients(model, variables: list, x, y, state, fresh: bool = False):
     """``(loss, gradients, new_state)`` of one batch: the mean cross-entropy of ``model``'s
-    logits for targets ``y``, and its gradients with respect to ``variables``, unclipped.
-    Call it inside a ``tf.function``; it is the part every variant of the step shares."""
+    logits for targets ``y`` (:func:`forward`), and its gradients with respect to
+    ``variables``, unclipped. Call it inside a ``tf.function``; it is the part every variant
+    of the step shares."""
     with tf.GradientTape() as tape:
-        logits, new_state = model(x, state, training=True)
+        logits, new_state = forward(model, x, state, fresh)
         loss = tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         )
     return loss, tape.gradient(loss, variables), new_state
 
 
-def make_train_step(model, optimizer, clip_norm: float):
+def make_train_step(model, optimizer, clip_norm: float, fresh: bool = False, xla: bool = False):
     """The compiled training step ``(x, y, state) -> (loss, grad_norm, new_state)``: mean
-    cross-entropy, gradients clipped to global norm ``clip_norm`` (0 = off), one update."""
+    cross-entropy, gradients clipped to global norm ``clip_norm`` (0 = off), one update;
+    ``fresh`` as in :func:`forward`; ``xla``: compiled with XLA (the family table's
+    ``xla_training`` says for which families that was measured faster)."""
     variables = list(model.trainable_variables)
 
     def step(x, y, state):
-        loss, grads, new_state = loss_and_gradients(model, variables, x, y, state)
+        loss, grads, new_state = loss_and_gradients(model, variables, x, y, state, fresh)
+        if xla:  # an embedding's sparse gradient, clipped and applied, made XLA recompile the
+            grads = [_dense(g) for g in grads]  # step at every call (4-7 s a step, tiny GPT)
         grads, norm = clip_by_global_norm(grads, clip_norm)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss, norm, new_state
 
-    return graphs.function(step)
+    return graphs.function(step, jit_compile=xla)
+
+
+def _dense(g):
+    return tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+
+
+def step_for(cfg, model, optimizer):
+    """The training step of ``cfg``: from the initial state (``fresh``) unless its sampler
+    carries the state between batches, compiled with XLA where its family's table says so and
+    it computes in float32 (XLA in bfloat16 was never measured: no CPU here had it when XLA
+    was tried; such a step stays a graph, on the bf16 kernels measured faster)."""
+    fresh = not SAMPLERS[cfg.sampler].carries_state
+    xla = family(cfg.model).xla_training and cfg.precision == "float32"
+    return make_train_step(model, optimizer, cfg.clip_norm, fresh, xla)

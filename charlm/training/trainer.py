@@ -38,7 +38,7 @@ from .clock import Clock, learning_rate, validation_seconds
 from .console import Console
 from .report import LossMeter, describe_row, metrics_row, periodic_samples, validate
 from .rollback import NanGuard
-from .step import make_optimizer, make_train_step
+from .step import make_optimizer, step_for
 
 DEFAULT_EPOCHS = 10  # when no --epochs, --steps or --time-budget is given
 
@@ -130,11 +130,11 @@ class Trainer:
         scope by the caller, like the model)."""
         cfg = self.cfg
         if strategy is None:
-            return make_train_step(self.model, self.optimizer, cfg.clip_norm)
+            return step_for(cfg, self.model, self.optimizer)
         from .distribute import distributed_train_step
 
         return distributed_train_step(
-            strategy, self.model, self.optimizer, cfg.clip_norm, cfg.batch_size
+            strategy, self.model, self.optimizer, cfg, not self.sampler.carries_state
         )
 
     # -- schedule and limits -----------------------------------------------------------------
