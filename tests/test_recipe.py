@@ -96,10 +96,11 @@ def test_two_layers_only_for_an_alphabet_with_a_long_budget(vocab_size, budget_l
     assert pick_shape(vocab_size, budget_left, {"layers", "embedding_dim"}, lstm)[0] == {}
     shape, why = pick_shape(vocab_size, budget_left, {"layers"}, lstm)
     assert list(shape) == ["embedding_dim"] and "layer" not in why  # a depth it did not choose
-    # a transformer goes to nanoGPT's 4 layers with a long budget, on any vocabulary
+    # a transformer goes to nanoGPT's 4 layers with a long budget on a large vocabulary
     shape, why = pick_shape(vocab_size, budget_left, set(), family("gpt").recipe)
-    long = budget_left >= DEEP_SECONDS
-    assert shape["layers"] == (4 if long else 1) and ("4 layers" in why) == long
+    long, large = budget_left >= DEEP_SECONDS, vocab_size >= LARGE_VOCAB
+    assert shape["layers"] == ((4 if large else 2) if long else 1)
+    assert ("4 layers" in why) == (long and large)
 
 
 def test_a_depth_the_user_gives_is_neither_logged_nor_explained_by_the_recipe():
@@ -171,7 +172,9 @@ def test_settings_the_user_gave_are_kept_and_the_rest_chosen_with_reasons():
 def test_a_time_budget_alone_trains_the_recipes_model_and_ends_its_schedule_with_the_budget(
     workdir,
 ):
-    lines, budget = [], 20.0
+    # 30 s: on the AVX2-only EPYC under the suite's load the recipe's measuring took ~19 s of
+    # a 20 s budget, and the first step's trace ended past it
+    lines, budget = [], 30.0
     t0 = time.monotonic()
     run = charlm.train(
         [CORPORA / "tinyshakespeare.txt"],
@@ -183,7 +186,7 @@ def test_a_time_budget_alone_trains_the_recipes_model_and_ends_its_schedule_with
     wall = time.monotonic() - t0
     cfg = run.config
     said = "\n".join(lines)
-    assert "recipe: 1 layer, embedding 64" in said  # 20 s: too short for a second layer
+    assert "recipe: 1 layer, embedding 64" in said  # 30 s: too short for a second layer
     # one line says the choice; the rest are details (charlm train shows them with -v)
     said_plainly = [line for line in lines if line.startswith("recipe:") and not is_detail(line)]
     assert len(said_plainly) == 1 and said_plainly[0].startswith(

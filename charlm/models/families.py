@@ -305,8 +305,7 @@ FAMILIES: tuple[Family, ...] = (
             curve=GPT_CURVE,
             large_curve=GPT_LARGE_CURVE,
             embedding=False,
-            depth=(1, 4),  # nanoGPT's CPU shape is 4 layers deep; one alone learns slower
-            large_depth=(1, 4),
+            large_depth=(1, 4),  # an alphabet keeps 2: BENCHMARKS.md, "The family curves"
         ),
         rules=_gpt_rules,
         xla_training=True,  # nanoGPT's CPU shape: 84 ms a step, 112 ms without (gpt.py)
