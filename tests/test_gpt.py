@@ -12,6 +12,7 @@ import tensorflow as tf
 from charlm.models.families import family
 from charlm.models.lm import build_model, load_model
 from charlm.options.config import Config
+from charlm.training.step import uses_xla
 
 CFG = Config(model="gpt", layers=2, units=32, heads=4, context=8, seed=1)
 VOCAB = 20
@@ -133,3 +134,17 @@ def test_in_bfloat16_it_trains_and_generates_in_float32_with_the_same_weights(id
     rough, _ = bf16(ids, bf16.initial_state(ROWS))
     exact, _ = f32(ids, f32.initial_state(ROWS))
     np.testing.assert_allclose(rough, exact, atol=0.1)
+
+
+@pytest.mark.parametrize(
+    ("settings", "xla"),
+    [
+        ({}, True),  # no budget: the run is as long as its steps
+        ({"time_budget": "20m"}, True),
+        ({"time_budget": "90s"}, False),  # compiling costs more than it wins back
+        ({"precision": "mixed_bfloat16"}, False),  # never measured under XLA
+        ({"model": "lstm"}, False),  # charlm's fast cells ran slower under XLA
+    ],
+)
+def test_the_transformers_float32_step_is_compiled_with_xla_where_it_pays(settings, xla):
+    assert uses_xla(CFG.replace(**settings)) == xla

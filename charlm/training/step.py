@@ -27,6 +27,11 @@ from ..models.families import family
 from ..text.samplers import SAMPLERS
 from .clipping import clip_by_global_norm
 
+# seconds of budget from which an XLA step pays: at 90 s on the Tang poems (AMD EPYC, AVX2 only)
+# measuring two families took 45 s, compiling the chosen transformer's step some more, and it
+# trained 102 steps (XLA adds ~4-8 s to each step built, for a step ~25 % faster)
+XLA_MIN_BUDGET = 300.0
+
 
 def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
     """A Keras optimizer by its lower-case name (config.CHOICES["optimizer"] lists them)."""
@@ -80,9 +85,17 @@ def _dense(g):
 
 def step_for(cfg, model, optimizer):
     """The training step of ``cfg``: from the initial state (``fresh``) unless its sampler
-    carries the state between batches, compiled with XLA where its family's table says so and
-    it computes in float32 (XLA in bfloat16 was never measured: no CPU here had it when XLA
-    was tried; such a step stays a graph, on the bf16 kernels measured faster)."""
+    carries the state between batches, compiled with XLA where :func:`uses_xla` says."""
     fresh = not SAMPLERS[cfg.sampler].carries_state
-    xla = family(cfg.model).xla_training and cfg.precision == "float32"
-    return make_train_step(model, optimizer, cfg.clip_norm, fresh, xla)
+    return make_train_step(model, optimizer, cfg.clip_norm, fresh, uses_xla(cfg))
+
+
+def uses_xla(cfg) -> bool:
+    """Whether ``cfg``'s training step is compiled with XLA: where its family's table says so,
+    it computes in float32 (XLA in bfloat16 was never measured: no CPU here had it when XLA
+    was tried; such a step stays a graph, on the bf16 kernels measured faster) and the run is
+    not a budget under XLA_MIN_BUDGET (each compilation costs seconds that a short run cannot
+    win back: the budget recipe compiles its calibration's steps and then the trainer's)."""
+    budget = cfg.time_budget_seconds
+    long_enough = not budget or budget >= XLA_MIN_BUDGET
+    return family(cfg.model).xla_training and cfg.precision == "float32" and long_enough
