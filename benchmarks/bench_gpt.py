@@ -78,6 +78,7 @@ def charlm_training():
     cfg = Config(
         model="gpt", layers=LAYERS, units=UNITS, heads=HEADS, context=CONTEXT,
         seq_len=CONTEXT, batch_size=BATCH, lr=1e-3, clip_norm=1.0, embedding_dim=UNITS,
+        time_budget="20m",  # the step a long budget trains with (XLA: training.step.uses_xla)
     )  # fmt: skip
     return stepper(cfg, VOCAB)
 

@@ -15,7 +15,8 @@ from charlm.models.families import family
 from charlm.options.config import Config
 from charlm.say import is_detail
 from charlm.training.clock import Clock
-from charlm.training.recipe import CHOSEN, DEEP_SECONDS, LARGE_VOCAB, choose, pick_shape
+from charlm.training.family_choice import LARGE_VOCAB
+from charlm.training.recipe import CHOSEN, DEEP_SECONDS, choose, pick_shape
 from charlm.training.widths import (
     TOKENS_PER_PARAM,
     WIDER_MARGIN,

@@ -26,9 +26,9 @@ of them give the same logits.
 
 Training feeds windows from a zero state (an empty ring): the first character of a window sees
 only itself, as in nanoGPT, and the step calls :meth:`GPTLM.fresh`, the same blocks with no
-ring read or written, compiled with XLA (the family table's ``xla_training``); with
-``--sampler consecutive`` the ring carries the previous window, and each window also sees the
-``context`` characters before it.
+ring read or written, compiled with XLA in a budget of 5 minutes or more
+(``training.step.uses_xla``); with ``--sampler consecutive`` the ring carries the previous
+window, and each window also sees the ``context`` characters before it.
 """
 
 from __future__ import annotations

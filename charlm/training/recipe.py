@@ -66,8 +66,7 @@ from ..models.lm import build_model
 from ..options.setting import OptionError
 from ..say import details
 from .clock import Clock, check_time_left, training_seconds, validation_seconds
-from .family_choice import (  # noqa: F401 (LARGE_VOCAB: the tests read it here)
-    LARGE_VOCAB,
+from .family_choice import (
     Plan,
     curve,
     hopeless,
