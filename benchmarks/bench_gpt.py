@@ -73,7 +73,7 @@ def nanogpt_contenders(checkout: str, python: str, chars: int) -> dict:
 
 def charlm_training():
     from charlm.options.config import Config
-    from charlm.training.recipe import stepper
+    from charlm.training.speed import stepper
 
     cfg = Config(
         model="gpt", layers=LAYERS, units=UNITS, heads=HEADS, context=CONTEXT,

@@ -116,6 +116,18 @@ def test_record_notes_how_long_a_step_between_steps_took():
     assert clock.took["save"] == pytest.approx(2.0, abs=0.5)
 
 
+def test_the_account_says_the_steps_of_the_plan_and_the_share_of_time_in_training_steps():
+    clock = Clock(60.0, started=time.monotonic() - 40.0)
+    clock.planned_steps = 1_262
+    clock.record("step", since=time.monotonic() - 30.0)
+    clock.record("evaluate", since=time.monotonic() - 2.0)
+    line = clock.account(steps=1_070)
+    assert line.startswith("time: 1,070 steps of ~1,262 planned, 30.0 s in training steps, 75% of")
+    assert "validation 2.0 s" in line
+    clock.planned_steps = None  # a run the recipe did not plan: no plan to compare with
+    assert clock.account(steps=5).startswith("time: 5 steps, ")
+
+
 def test_a_budget_is_spent_once_what_is_left_no_longer_covers_the_reserve():
     # 10 s left: spent once the first validation and the exit need more
     assert not Clock(60.0, started=time.monotonic() - 50.0).spent(first_validation=5.0)

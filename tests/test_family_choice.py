@@ -13,12 +13,17 @@ from charlm.training.clock import Clock
 from charlm.training.family_choice import (
     FAMILY_MARGIN,
     FASTEST,
+    LARGE_VOCAB,
+    NOMINAL_RATE,
     Plan,
+    curve,
+    measuring_order,
     pick_family,
     predicted_loss,
+    raced,
     surely_ahead,
 )
-from charlm.training.recipe import choose, curve, raced
+from charlm.training.recipe import choose
 
 CURVE = ((1e6, 2.2), (4e6, 1.8), (16e6, 1.55))
 # chars/s of each raced family's chosen size on one core of an AMD EPYC (AVX-512, bf16), by
@@ -167,15 +172,31 @@ def test_a_budget_too_short_to_measure_a_second_family_trains_the_first_and_says
     cfg = choose(
         Config(time_budget="30s"),
         fixed=set(),  # the widths and bf16 measured: what makes the second family too costly
-        vocab_size=6_000,
-        train_chars=700_000,
-        val_chars=77_000,
+        vocab_size=65,
+        train_chars=1_000_000,
+        val_chars=100_000,
         clock=Clock(30.0),
         log=lines.append,
     )
-    assert cfg.model == recipe_choice().name
+    first, second = measuring_order(recipe_choice(), 65, 30.0)
+    assert cfg.model == first.name
     model = [line for line in lines if line.startswith("recipe: model ")]
-    assert len(model) == 1 and "gpt not raced: measuring it takes ~" in model[0]
+    assert len(model) == 1 and f"{second.name} not raced: " in model[0]
+    assert not any(f"measured {second.name}" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("vocab_size", "left", "first"),
+    [(65, 56.0, "lstm"), (65, 1190.0, "lstm"), (6_000, 56.0, "gpt"), (6_000, 116.0, "gpt")],
+)
+def test_the_family_whose_curve_leads_at_a_nominal_speed_is_measured_first(vocab_size, left, first):
+    # on the Tang poems at 1-2 minutes the transformer's curve lies far below the LSTM's: it
+    # goes first, and the LSTM is measured only where it could still win
+    order = measuring_order(recipe_choice(), vocab_size, left)
+    assert order[0].name == first and set(order) == set(raced(vocab_size))
+    chars = left * NOMINAL_RATE[vocab_size >= LARGE_VOCAB]
+    ahead = [predicted_loss(curve(f, vocab_size), chars) for f in order]
+    assert ahead[0] <= ahead[1] + FAMILY_MARGIN
 
 
 def test_a_width_the_transformer_cannot_take_races_the_lstm_alone_and_says_why():

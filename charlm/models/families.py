@@ -72,7 +72,8 @@ class Recipe:
         widths: The widths (``units``) it chooses from, narrowest first.
         calibrate: The two widths whose training speed it measures (the others are
             predicted from them).
-        precisions: The precisions it may try, float32 first.
+        precisions: The precisions it may choose, the one it keeps where their measured
+            speeds lie within noise of each other first (the recipe's ``BF16_BAND``).
         why: Why the recipe trains this family when the user names none and no other
             family is predicted ahead of it ("": it does not; exactly one family has a reason).
         curve: Its learning curve on an alphabet (:mod:`charlm.models.curves`); a family
@@ -268,7 +269,7 @@ FAMILIES: tuple[Family, ...] = (
         gates=4,
         per_layer=2,
         recipe=Recipe(
-            precisions=PRECISIONS,
+            precisions=("mixed_bfloat16", "float32"),
             why="a GRU of the same width scored the same within noise: 1.506 against 1.510 "
             "nats/char on tiny Shakespeare at 5 minutes, 1x384 each, in one session",
             curve=LSTM_CURVE,

@@ -24,6 +24,7 @@ No TensorFlow here: the API and the CLI check a budget with it before TensorFlow
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import time
@@ -135,6 +136,8 @@ class Clock:
         self.started = time.monotonic() if started is None else started
         self._base, self._since = elapsed, self.started  # elapsed = base + now - since
         self.took: dict[str, float | None] = {"evaluate": None, "save": 0.0}  # the last of each
+        self.totals: collections.Counter[str] = collections.Counter()  # this process's seconds
+        self.planned_steps: int | None = None  # what the budget recipe planned, if it did
 
     def set_budget(self, budget: float | None) -> None:
         """Count down from ``budget`` seconds (None or 0: no budget). A launch's clock starts
@@ -169,8 +172,22 @@ class Clock:
         return run_progress(step, total_steps, self.elapsed(), self.budget)
 
     def record(self, what: str, since: float) -> None:
-        """Note that ``what`` ("evaluate" or "save"), begun at monotonic ``since``, is done."""
-        self.took[what] = time.monotonic() - since
+        """Note that ``what`` ("step", "evaluate" or "save"), begun at monotonic ``since``,
+        is done."""
+        self.took[what] = seconds = time.monotonic() - since
+        self.totals[what] += seconds
+
+    def account(self, steps: int) -> str:
+        """Where this process's time went, in one line: ``steps`` run (of the recipe's plan),
+        the seconds in training steps and their share of the time since the launch."""
+        wall = time.monotonic() - self.started
+        train, evaluate, save = (self.totals[k] for k in ("step", "evaluate", "save"))
+        planned = f" of ~{self.planned_steps:,} planned" if self.planned_steps else ""
+        return (
+            f"time: {steps:,} steps{planned}, {train:.1f} s in training steps, "
+            f"{train / max(wall, 1e-9):.0%} of the {wall:.1f} s since the launch (validation "
+            f"{evaluate:.1f} s, saving {save:.1f} s; start-up, measuring and compiling the rest)"
+        )
 
     def reserve(self, first_validation: float = 0.0) -> float:
         """Seconds kept back for the end: the final validation and save, as long as the last

@@ -6,10 +6,8 @@ machine in the first seconds, then chooses every setting the user left unset and
 1. **Speed.** Real training steps of two model sizes at the recipe's batch shape give
    chars/s; other sizes are predicted from those two by a power law in the parameter count
    (the step costs ~6 FLOPs per weight per character, and small matrices run less
-   efficiently, which the measured exponent captures). Each step is timed alone, in
-   ``ROUNDS`` rounds that alternate the two sizes, and the median step counts: a burst of
-   load from elsewhere slows both sizes alike and moves a median little (a mean moved
-   enough to change the width).
+   efficiently, which the measured exponent captures). How they are timed, and why so:
+   :mod:`charlm.training.speed`.
 2. **Depth.** One layer, unless the vocabulary is an alphabet and the budget is long
    (``DEEP_SECONDS``). A second layer slows early learning, and on a large vocabulary kept
    the model at the unigram level for minutes; by 10 minutes the depth no longer matters, and
@@ -55,14 +53,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
-import time
-
-import numpy as np
-import tensorflow as tf
 
 from ..models.families import Recipe, check, family, recipe_choice
-from ..models.lm import build_model
 from ..options.setting import OptionError
 from ..say import details
 from .clock import Clock, check_time_left, training_seconds, validation_seconds
@@ -71,12 +63,12 @@ from .family_choice import (
     curve,
     hopeless,
     large_vocabulary,
+    measuring_order,
     pick_family,
     predicted_loss,
-    raced,
     surely_ahead,
 )
-from .step import make_optimizer, step_for
+from .speed import ROUNDS, measure_rates, round_seconds
 from .widths import calibration_widths, pick_width, predict_rates
 
 # What the recipe may choose (a setting the user gave is never changed).
@@ -95,56 +87,19 @@ CHOSEN = (
     "warmup_steps",
     "min_lr_fraction",
     "eval_every",
+    "checkpoint_every",
     "eval_chars",
 )
-ROUNDS, ROUND_SECONDS = 3, 0.4  # speed timing: rounds alternating the sizes, seconds per size
 BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
 DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
-RACE_SHARE = 0.2  # the most of the time left that measuring one more family may take
+RACE_SHARE = 0.1  # the most of the time left that measuring one more family may take (a
+# family cost 5-6 s of a 1-minute budget, Intel Xeon 2026-12-08: at 0.2 a minute raced both)
 SURE_SHARE = 0.5  # the same for a family whose curve leads even at 1/FASTEST the characters
-
-
-def stepper(cfg, vocab_size: int):
-    """One training step of ``cfg``'s model on random ids, as a function that returns when
-    the step is done; traced and warmed up by two steps."""
-    model = build_model(cfg, vocab_size)
-    step = step_for(cfg, model, make_optimizer(cfg.optimizer, cfg.lr))
-    rng = np.random.default_rng(0)
-    x, y = (
-        tf.constant(rng.integers(0, vocab_size, (cfg.batch_size, cfg.seq_len)), tf.int32)
-        for _ in range(2)
-    )
-    state = model.initial_state(cfg.batch_size)
-
-    def run():
-        float(step(x, y, state)[0])
-
-    run()
-    run()
-    return run
-
-
-def time_steps(run, seconds: float, least: int = 3) -> list[float]:
-    """The seconds of each of at least ``least`` steps ``run`` over ``seconds``."""
-    times: list[float] = []
-    end = time.monotonic() + seconds
-    while len(times) < least or time.monotonic() < end:
-        t0 = time.monotonic()
-        run()
-        times.append(time.monotonic() - t0)
-    return times
-
-
-def measure_rates(cfgs: dict, vocab_size: int) -> dict:
-    """Training chars/s on this machine of each config in ``cfgs`` ({key: cfg}): the median of
-    single steps timed in ROUNDS rounds that alternate the configs."""
-    runs = {k: stepper(c, vocab_size) for k, c in cfgs.items()}
-    times: dict[str, list[float]] = {k: [] for k in cfgs}
-    for _ in range(ROUNDS):
-        for k, run in runs.items():
-            times[k] += time_steps(run, ROUND_SECONDS)
-    return {k: c.batch_size * c.seq_len / statistics.median(times[k]) for k, c in cfgs.items()}
+# bf16/float32 speed ratios within a machine's noise: 5 measurements each (speed.py's, 0.15 s
+# rounds, Intel Xeon with AMX, 2026-12-08) read 1.15-1.37 for an LSTM 1x384, 1.01-1.20 for a
+# transformer 1x256 on 5,992 characters; a threshold of 1.1 flipped the transformer's choice
+BF16_BAND = (1.0, 1.3)
 
 
 def pick_shape(
@@ -229,44 +184,52 @@ def choose(
         log,
     )
     say(chosen(cfg, plan.rate, seconds))
+    clock.planned_steps = updates(cfg, plan.rate, seconds)
     return cfg
 
 
 def chosen(cfg, rate: float, seconds: float) -> str:
     """The recipe's choice in one line: what ``charlm train`` says without ``-v``."""
-    updates = max(1, int(rate * seconds / (cfg.batch_size * cfg.seq_len)))
     bf16 = ", bf16" if cfg.precision == "mixed_bfloat16" else ""
     return (
         f"recipe: {cfg.model} {cfg.layers}x{cfg.units}{bf16}, batch {cfg.batch_size} x "
-        f"{cfg.seq_len}, lr {cfg.lr:g} {cfg.lr_schedule}, dropout {cfg.dropout:g}: ~{updates:,} "
-        f"updates in {seconds:.0f} s (measured on this CPU; -v says why)"
+        f"{cfg.seq_len}, lr {cfg.lr:g} {cfg.lr_schedule}, dropout {cfg.dropout:g}: "
+        f"~{updates(cfg, rate, seconds):,} updates in {seconds:.0f} s (measured on this CPU; "
+        "-v says why)"
     )
 
 
+def updates(cfg, rate: float, seconds: float) -> int:
+    """The optimizer steps ``seconds`` of training at ``rate`` chars/s make."""
+    return max(1, int(rate * seconds / (cfg.batch_size * cfg.seq_len)))
+
+
 def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
-    """Plan every raced family that the time left affords (the incumbent first), log the
-    choice and the chosen family's reasons."""
+    """Plan every raced family that the time left affords (in :func:`measuring_order`), log
+    the choice and the chosen family's reasons."""
     incumbent = recipe_choice()
     plans: dict[str, Plan] = {}
     unraced: list[str] = []
-    cost = 0.0  # the seconds planning the incumbent took
-    for own in (incumbent, *(f for f in raced(vocab_size) if f is not incumbent)):
+    cost = 0.0  # the seconds planning the first family took
+    for own in measuring_order(incumbent, vocab_size, clock.budget_left()):
         left = clock.budget_left()
         refusal = _refusal(cfg.replace(model=own.name))
-        if plans and not refusal:
-            refusal = hopeless(own, plans[incumbent.name], vocab_size)
-        sure = plans and surely_ahead(own, plans[incumbent.name], vocab_size)
-        if plans and not refusal and left * (SURE_SHARE if sure else RACE_SHARE) < cost:
+        first = next(iter(plans.values()), None)
+        if first and not refusal:
+            refusal = hopeless(own, first, vocab_size, own is not incumbent)
+        sure = first and surely_ahead(own, first, vocab_size)
+        if first and not refusal and left * (SURE_SHARE if sure else RACE_SHARE) < cost:
             refusal = f"measuring it takes ~{cost:.0f} s of the {left:.0f} s left"
-        if plans and refusal:
+        if refusal and (first or own is not incumbent):  # the incumbent takes any settings
             unraced.append(f"{own.name} not raced: {refusal}")
             continue
         lines: list[str] = []
         plan = _plan(cfg.replace(model=own.name), fixed, vocab_size, clock, lines.append)
         plans[own.name] = dataclasses.replace(plan, lines=tuple(lines))
-        cost = left - clock.budget_left()
+        cost = cost or left - clock.budget_left()
     if len(plans) == 1:
-        name, why = incumbent.name, "; ".join([incumbent.recipe.why, *unraced])
+        name = next(iter(plans))
+        why = "; ".join([family(name).recipe.why or _first_why(name), *unraced])
         log(f"recipe: model {name} ({why})")
     else:
         name, why = pick_family(plans, incumbent.name)
@@ -274,6 +237,14 @@ def _race(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
     for line in plans[name].lines:
         log(line)
     return plans[name]
+
+
+def _final_only() -> str:
+    return "validation at the end only (one costs over 3 % of this budget), a checkpoint halfway"
+
+
+def _first_why(name: str) -> str:
+    return f"{name}'s curve leads at the characters this budget trains, so it was measured first"
 
 
 def _refusal(cfg) -> str:
@@ -294,7 +265,7 @@ def _plan(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
     cfg = cfg.replace(**shape)
     if shape:
         log(f"recipe: {describe_shape(shape)} ({why})")
-    cfg, measured = _calibrate(cfg, fixed, vocab_size, log)
+    cfg, measured = _calibrate(cfg, fixed, vocab_size, clock.budget_left(), log)
     seconds = training_seconds(clock.budget_left())
     if "units" not in fixed:
         rates = predict_rates(cfg, vocab_size, measured)
@@ -309,36 +280,59 @@ def _plan(cfg, fixed: set[str], vocab_size: int, clock: Clock, log) -> Plan:
     return Plan(cfg, rate, rate * seconds, loss, ())
 
 
-def _calibrate(cfg, fixed: set[str], vocab_size: int, log):
-    """Measure the training speed (and pick the precision): {width: chars/s}."""
-    space = family(cfg.model).recipe
+def _calibrate(cfg, fixed: set[str], vocab_size: int, left: float, log):
+    """Measure the training speed (and pick the precision): {width: chars/s}. The bf16 step,
+    where it is a candidate, is timed in the same alternating rounds as the widths."""
     widths = (cfg.units,) if "units" in fixed else calibration_widths(cfg)
-    measured = measure_rates({h: cfg.replace(units=h) for h in widths}, vocab_size)
-    shown = ", ".join(f"{cfg.layers}x{h}: {r:,.0f}" for h, r in measured.items())
+    cfgs = {(h, cfg.precision): cfg.replace(units=h) for h in widths}
+    bf16, h = "mixed_bfloat16", widths[-1]
+    why = _bf16_refusal(cfg, fixed)
+    if not why:
+        cfgs[h, bf16] = cfg.replace(units=h, precision=bf16)
+    rates = measure_rates(cfgs, vocab_size, round_seconds(left))
+    measured = {w: rates[w, cfg.precision] for w in widths}
+    shown = ", ".join(f"{cfg.layers}x{w}: {r:,.0f}" for w, r in measured.items())
     log(
         f"recipe: measured {cfg.model} training speed at batch {cfg.batch_size} x "
         f"{cfg.seq_len} on this CPU (chars/s, the median step of {ROUNDS} alternating "
         f"rounds): {shown}"
     )
-    if "precision" in fixed or "mixed_bfloat16" not in space.precisions:
+    if why:
+        if why != "fixed":
+            log(f"recipe: precision float32 ({why})")
         return cfg, measured
+    ratio = rates[h, bf16] / measured[h]
+    chosen = pick_precision(ratio, family(cfg.model).recipe.precisions[0])
+    log(
+        f"recipe: precision {chosen} (native bf16: {cfg.layers}x{h} runs {ratio:.2f}x float32's "
+        f"speed in it; bf16 from {BF16_BAND[1]:g}x, float32 up to {BF16_BAND[0]:g}x, "
+        f"{cfg.model}'s own choice between)"
+    )
+    if chosen == bf16:
+        return cfg.replace(precision=bf16), {w: r * ratio for w, r in measured.items()}
+    return cfg, measured
+
+
+def pick_precision(ratio: float, preferred: str) -> str:
+    """The precision of a step that runs ``ratio`` times float32's speed in bf16: inside
+    BF16_BAND, where repeated measurements of one machine fall on both sides of any
+    threshold, the family's ``preferred`` one, so that noise cannot flip the choice."""
+    low, high = BF16_BAND
+    if ratio >= high:
+        return "mixed_bfloat16"
+    return "float32" if ratio <= low else preferred
+
+
+def _bf16_refusal(cfg, fixed: set[str]) -> str:
+    """Why bf16 is not measured for ``cfg`` ("fixed": the user chose the precision; "": it is
+    a candidate)."""
+    if "precision" in fixed:
+        return "fixed"
+    if "mixed_bfloat16" not in family(cfg.model).recipe.precisions:
+        return f"the recipe gives {cfg.model} float32 only"
     from ..models.fastrnn import cpu_has_native_bf16
 
-    if not cpu_has_native_bf16():
-        log("recipe: precision float32 (this CPU has no native bfloat16)")
-        return cfg, measured
-    h = widths[-1]
-    bf16 = measure_rates({h: cfg.replace(units=h, precision="mixed_bfloat16")}, vocab_size)[h]
-    faster = bf16 > 1.1 * measured[h]
-    log(
-        f"recipe: precision {'mixed_bfloat16' if faster else 'float32'} (native bf16: "
-        f"{cfg.layers}x{h} runs {bf16 / measured[h]:.2f}x float32's speed in it)"
-    )
-    if faster:
-        return cfg.replace(precision="mixed_bfloat16"), {
-            k: v * bf16 / measured[h] for k, v in measured.items()
-        }
-    return cfg, measured
+    return "" if cpu_has_native_bf16() else "this CPU has no native bfloat16"
 
 
 def _schedule(
@@ -353,15 +347,16 @@ def _schedule(
 ):
     """Learning rate, warm-up, dropout and validation spacing for ``seconds`` at ``rate``."""
     chars = rate * seconds
-    steps = max(1, int(chars / (cfg.batch_size * cfg.seq_len)))
+    steps = updates(cfg, rate, seconds)
     passes = chars / max(1, train_chars)
     eval_seconds = validation_seconds(val_chars, rate)
-    evals = int(max(2, min(EVALS_PER_BUDGET, 0.03 * seconds / max(eval_seconds, 1e-3))))
+    evals = int(max(1, min(EVALS_PER_BUDGET, 0.03 * seconds / max(eval_seconds, 1e-3))))
     choice = {
         "lr": 1e-2 if large_vocab else (3e-3 if cfg.units <= 256 else 2e-3),
         "warmup_steps": max(10, steps // 50),
         "dropout": 0.0 if passes < 3 else (0.1 if passes < 8 else 0.2),
-        "eval_every": max(20, steps // evals),
+        "eval_every": max(20, steps // evals) if evals > 1 else 0,  # 0: at the end only
+        "checkpoint_every": 0 if evals > 1 else max(20, steps // 2),
         "eval_chars": 0,
     }
     cfg = cfg.replace(**{k: v for k, v in choice.items() if k not in fixed})
@@ -381,6 +376,6 @@ def _schedule(
     )
     log(
         f"recipe: dropout {cfg.dropout:g} (~{passes:.1f} passes over the training text); "
-        f"validation every {cfg.eval_every} steps"
+        + (f"validation every {cfg.eval_every} steps" if cfg.eval_every else _final_only())
     )
     return cfg

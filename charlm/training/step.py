@@ -67,6 +67,8 @@ def make_train_step(model, optimizer, clip_norm: float, fresh: bool = False, xla
     ``fresh`` as in :func:`forward`; ``xla``: compiled with XLA (the family table's
     ``xla_training`` says for which families that was measured faster)."""
     variables = list(model.trainable_variables)
+    if not optimizer.built:  # its slots made now, not in a first trace that is then redone
+        optimizer.build(variables)
 
     def step(x, y, state):
         loss, grads, new_state = loss_and_gradients(model, variables, x, y, state, fresh)

@@ -207,6 +207,8 @@ class Trainer:
             if self.last_row.get("step") != self.step:
                 self._evaluate()
             self._save()
+            if self.cfg.time_budget:
+                self.log(self.clock.account(self.step))
             self._notify("on_train_end", self.last_row)
         return self.last_row
 
@@ -270,6 +272,7 @@ class Trainer:
         if self._traced:
             self._step_seconds.append(time.monotonic() - t0)
         self._traced = True
+        self.clock.record("step", since=t0)
         return True
 
     def _after_step(self) -> bool:
