@@ -136,7 +136,7 @@ class Clock:
         self.started = time.monotonic() if started is None else started
         self._base, self._since = elapsed, self.started  # elapsed = base + now - since
         self.took: dict[str, float | None] = {"evaluate": None, "save": 0.0}  # the last of each
-        self.totals: collections.Counter[str] = collections.Counter()  # this process's seconds
+        self.totals: dict[str, float] = collections.defaultdict(float)  # this process's seconds
         self.planned_steps: int | None = None  # what the budget recipe planned, if it did
 
     def set_budget(self, budget: float | None) -> None:
