@@ -191,3 +191,23 @@ def test_importing_the_clock_does_not_load_tensorflow():
         timeout=120,
     ).stdout
     assert out.strip() == "False"
+
+
+def test_a_budget_runs_bar_ends_with_the_budget_and_shows_the_seconds_left():
+    from charlm.training.console import Console
+
+    class Meter:
+        def chars_per_sec(self):
+            return 1000.0
+
+    console = Console(log=print, progress=True, left=lambda: 12.0)
+    with console.session(total=5, initial=0):  # the plan's count, made before the speed
+        for step in range(1, 31):
+            time.sleep(0.01)  # past tqdm's 0.1 s between refreshes, which measure the pace
+            console.show(step, loss=2.0, meter=Meter())
+        bar = console.bar
+        assert bar is not None and bar.n == 30
+        rate = bar.format_dict["rate"]
+        assert rate
+        assert bar.total == pytest.approx(30 + 12.0 * rate, abs=2 + 0.2 * 12.0 * rate)
+        assert bar.postfix is not None and "budget_left=12s" in bar.postfix

@@ -214,6 +214,8 @@ def test_cli_train_sample_eval_with_a_preset_and_overrides(workdir):
     )
     assert code == 0, err
     assert "done: runs/tm" in err
+    eta = [line for line in err.splitlines() if line.startswith("eta: ")]  # said once, early
+    assert len(eta) == 1 and eta[0].startswith("eta: 30 steps planned, ") and " about " in eta[0]
     cfg = charlm.Config.load(workdir / "runs/tm/config.toml")
     assert (cfg.model, cfg.steps, cfg.units) == ("gru", 30, 64)
     code, out, err = run_cli(

@@ -43,6 +43,8 @@ ROW_KEYS = (
     "seconds_trained",
     "best_val_loss",
     "best_bits_per_char",
+    "bigram",
+    "unigram",
     "origin",
     "status",
     "started",
@@ -112,6 +114,7 @@ def summarise(path: str | os.PathLike[str]) -> dict[str, Any]:
         best_bits_per_char=best / LN2 if best is not None else None,
         origin=_origin(run.read_record()),
         status=state,
+        **baselines(run),
     )
     if row["status"] == "incomplete":
         row["note"] = incomplete_reason(run.path)
@@ -187,6 +190,17 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     rows = run.read_metrics()
     info["metrics"] = {"rows": len(rows), "last": rows[-METRIC_ROWS:]}
     return info
+
+
+def baselines(run: RunDir) -> dict:
+    """What counting scores on the run's held-out text: ``{"bigram": nats/char, "unigram":
+    nats/char}`` from corpus.json (None each for a run made before charlm counted them, or
+    whose corpus.json is missing or damaged)."""
+    try:
+        counted = (run.corpus_info(missing_ok=True) or {}).get("baselines") or {}
+    except CharLMError:
+        counted = {}
+    return {k: number(counted.get(k)) for k in ("bigram", "unigram")}
 
 
 def _corpus_info(run: RunDir) -> dict | None:

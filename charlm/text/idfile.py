@@ -48,6 +48,7 @@ import numpy as np
 
 from ..errors import first_line
 from ..fsio import progress_bar, replace_path
+from .baselines import count_baselines
 from .codepoints import SURROGATES, lone_surrogate
 from .corpus import split_point
 from .passes import agreeing, first_reading, id_dtype, spooled, write_ids
@@ -80,6 +81,7 @@ class EncodedCorpus:
     made_folder: bool = False  # the folder was created for these files
     sources: list | None = None  # the files it was read from (charlm.text.corpus.source_signature)
     ids_sha256: str | None = None  # of the ids' bytes after the .npy header; None: not recorded
+    baselines: dict | None = None  # the count models' val nats/char (charlm.text.baselines)
 
     @classmethod
     def placed(cls, folder, vocab: Vocab, info: dict) -> EncodedCorpus:
@@ -96,6 +98,7 @@ class EncodedCorpus:
             info["val_sha256"],
             sources=info.get("sources"),
             ids_sha256=info.get("ids_sha256"),
+            baselines=info.get("baselines"),
         )
 
     @property
@@ -113,7 +116,8 @@ class EncodedCorpus:
 
     def info(self) -> dict:
         """What ``corpus.json`` records: sizes, the sha256 of the UTF-8 train and val text and
-        of the ids, and the files it was read from."""
+        of the ids, the files it was read from and what counting scores on its held-out text
+        (``baselines``: ``unigram`` and ``bigram`` nats/char, :mod:`charlm.text.baselines`)."""
         return {
             "train_chars": self.train_chars,
             "val_chars": self.val_chars,
@@ -121,6 +125,7 @@ class EncodedCorpus:
             "val_sha256": self.val_sha256,
             "ids_sha256": self.ids_sha256,
             "sources": self.sources,
+            "baselines": self.baselines,
         }
 
     def place(self, folder) -> None:
@@ -214,6 +219,8 @@ def _encode_into(
     corpus.train_chars, corpus.val_chars = cut, written["chars"] - cut
     corpus.train_sha256, corpus.val_sha256 = written["train_sha256"], written["val_sha256"]
     corpus.ids_sha256 = written["ids_sha256"]
+    ids = np.load(corpus.ids_path, mmap_mode="r")
+    corpus.baselines = count_baselines(ids, cut, len(vocab))
 
 
 class _Ended(BaseException):

@@ -23,14 +23,21 @@ from collections.abc import Callable
 from tqdm import tqdm
 
 from ..fsio import progress_bar
+from ..say import format_seconds
 
 
 class Console:
     """``log`` takes the lines when no bar shows; ``progress`` True/False forces the bar on or
-    off, None shows it only on a terminal (tqdm's choice)."""
+    off, None shows it only on a terminal (tqdm's choice); ``left``: the seconds left of a
+    time budget, shown beside the bar's ETA (the budget, not the steps, ends such a run)."""
 
-    def __init__(self, log: Callable[[str], None], progress: bool | None):
-        self.log, self.progress = log, progress
+    def __init__(
+        self,
+        log: Callable[[str], None],
+        progress: bool | None,
+        left: Callable[[], float] | None = None,
+    ):
+        self.log, self.progress, self.left = log, progress, left  # left: a budget's seconds
         self.bar: tqdm | None = None  # set up by session()
         self.interrupted = 0  # the number of the signal that asked to stop
 
@@ -51,12 +58,24 @@ class Console:
         assert self.bar is not None, "Console.show is called inside its session()"
         self.bar.update(1)
         if step % 10 == 0 or step == 1:
+            left = {} if self.left is None else {"budget_left": self._follow_the_clock()}
             self.bar.set_postfix(
                 loss=f"{loss:.3f}",
                 ppl=f"{math.exp(min(loss, 50)):.2f}",
                 chars_s=f"{meter.chars_per_sec():,.0f}",
+                **left,
                 refresh=False,
             )
+
+    def _follow_the_clock(self) -> str:
+        """A budget run's bar: its total set to the steps the seconds left make at the bar's
+        pace (the plan's count was made before the speed was known), so that its ETA is the
+        budget's end; the seconds left, worded."""
+        assert self.bar is not None and self.left is not None
+        left, rate = max(0.0, self.left()), self.bar.format_dict.get("rate")
+        if rate and self.bar.n >= 10:  # the first steps' pace is mostly tracing
+            self.bar.total = self.bar.n + int(left * rate)
+        return format_seconds(left)
 
     def move_to(self, step: int) -> None:
         """Set the bar's count (after a restore moved the loop)."""

@@ -93,8 +93,9 @@ CHOSEN = (
 BATCH, SEQ_LEN = 32, 64  # 2,048 characters per update
 DEEP_SECONDS = 480.0  # budget left at which an alphabet's model gets a second layer
 EVALS_PER_BUDGET = 10  # validations spread over the budget
-RACE_SHARE = 0.1  # the most of the time left that measuring one more family may take (a
-# family cost 5-6 s of a 1-minute budget, Intel Xeon 2026-12-08: at 0.2 a minute raced both)
+RACE_SHARE = 0.08  # the most of the time left that measuring one more family may take (a
+# family cost 5-6 s of a 1-minute budget, Intel Xeon 2026-12-08: at 0.1 a minute raced both on
+# the Time Machine, where the curves leave the transformer no chance)
 SURE_SHARE = 0.5  # the same for a family whose curve leads even at 1/FASTEST the characters
 # bf16/float32 speed ratios within a machine's noise: 5 measurements each (speed.py's, 0.15 s
 # rounds, Intel Xeon with AMX, 2026-12-08) read 1.15-1.37 for an LSTM 1x384, 1.01-1.20 for a

@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from ..say import format_seconds
 from ..text.samplers import dataset
 from .checkpoint import TrainState
 from .clock import Clock, learning_rate, validation_seconds
@@ -41,6 +42,7 @@ from .rollback import NanGuard
 from .step import make_optimizer, step_for
 
 DEFAULT_EPOCHS = 10  # when no --epochs, --steps or --time-budget is given
+ETA_AFTER_STEPS = 10  # timed steps after which a run with a step limit says how long it takes
 
 
 class TrainingInterrupted(Exception):
@@ -117,10 +119,10 @@ class Trainer:
         self.last_row: dict = {}
         self._saved_step: int | None = None
         self.nan_guard = NanGuard(self.train_state, rundir, log)
-        self.console = Console(log, progress)
         # the launch's clock, which the budget recipe read too: it counts from the launch, so
         # that start-up, the final validation and the final save all fit in the budget
         self.clock = clock if clock is not None else Clock(cfg.time_budget_seconds)
+        self.console = Console(log, progress, self.clock.budget_left if cfg.time_budget else None)
         # the last steps' seconds, this process's first (which traces the graph) left out
         self._step_seconds: collections.deque[float] = collections.deque(maxlen=15)
         self._traced = False
@@ -200,7 +202,7 @@ class Trainer:
         self._start(resume)
         if resume and self.finished():
             return self._already_finished()
-        with self.console.session(self.total_steps, self.step):
+        with self.console.session(self.total_steps or self.clock.planned_steps, self.step):
             self._notify("on_train_begin")
             while not self.finished():
                 self._run_epoch()
@@ -271,9 +273,24 @@ class Trainer:
         self._notify("on_batch_end", loss, norm, new_state)
         if self._traced:
             self._step_seconds.append(time.monotonic() - t0)
+            if len(self._step_seconds) == ETA_AFTER_STEPS:
+                self._say_eta()
         self._traced = True
         self.clock.record("step", since=t0)
         return True
+
+    def _say_eta(self) -> None:
+        """Once, early: the steps planned and about how long they take at this pace (a run
+        with no budget; a budget says its own end)."""
+        total = self.total_steps
+        if total is None or self.cfg.time_budget:
+            return
+        seconds = (total - self.step) * self.step_seconds()
+        self.console.say(
+            f"eta: {total:,} steps planned, {total - self.step:,} to go: about "
+            f"{format_seconds(seconds)} at {self.step_seconds() * 1e3:,.0f} ms a step, "
+            "validation and saving not counted (--time-budget sets an end instead)"
+        )
 
     def _after_step(self) -> bool:
         """Validate, save and sample when due; True when training must stop now."""
