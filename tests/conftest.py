@@ -1,6 +1,9 @@
+import contextlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -255,3 +258,50 @@ def pytest_collection_modifyitems(items):
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items[:] = sorted(items, key=rank)  # sorted() is stable
+
+
+STOP_SECONDS = 2.0  # after Ctrl-C, what the controller has to report before it ends
+
+
+def pytest_configure(config):
+    """Ctrl-C stops the test command within seconds and leaves no worker behind. The terminal
+    sends SIGINT to the controller and every pytest-xdist worker; a worker inside a TensorFlow
+    call (its import, an op) took 3-10 s to run Python's handler, so a worker takes SIGINT and
+    SIGTERM by the kernel's default, which ends it at once (its tests are abandoned anyway),
+    and ends by itself when its controller is gone. The controller, on SIGINT or SIGTERM, ends
+    its workers first (a SIGTERM to it alone had left them running), then stops as pytest does
+    on KeyboardInterrupt, for at most STOP_SECONDS (it had taken 2-9 s)."""
+    if hasattr(config, "workerinput"):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        parent = os.getppid()
+
+        def watch_parent():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch_parent, daemon=True, name="parent-watch").start()
+    elif threading.current_thread() is threading.main_thread():
+
+        def stop(signum, frame):
+            for child in _children():
+                with contextlib.suppress(OSError):
+                    os.kill(child, signal.SIGTERM)
+            last_word = threading.Timer(STOP_SECONDS, os._exit, (128 + signum,))
+            last_word.daemon = True
+            last_word.start()  # pytest's own teardown took up to 9 s more: it gets 2
+            raise KeyboardInterrupt
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
+
+
+def _children() -> list[int]:
+    """The ids of this process's children (Linux: from /proc)."""
+    me, found = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == me:
+                found.append(int(stat.parent.name))
+    return found
