@@ -13,7 +13,6 @@ import sys
 import click
 
 from ..api.families import checked
-from ..api.inputs import corpus_sources
 from ..errors import CharLMError
 from ..fsio import to_stderr
 from ..options.config import SECTIONS, WEIGHTS, Config
@@ -91,6 +90,8 @@ def train(launched, paths, config_path, resume, init_from, init_weights, force, 
         checked(cfg, config_path, overrides)
     named_runs(resume, init_from, cfg.runs_dir)
     if not resume:  # a missing corpus file, told before TensorFlow loads (3.6 s, Intel Xeon)
+        from ..api.inputs import corpus_sources  # numpy: not at the command line's start
+
         corpus_sources(cfg.replace(paths=list(paths)) if paths else cfg)
     if cfg.strategy == "multi-worker":  # it must exist before TensorFlow's devices do
         quiet_tensorflow(devices=False)
