@@ -8,12 +8,13 @@ the runs there are, and what each holds (the facts; the command line renders the
 from __future__ import annotations
 
 from ..options.config import WEIGHTS
-from ..runs.catalog import describe, list_runs, summarise
+from ..runs.catalog import baselines, describe, list_runs, summarise
 from ..runs.folders import export_target, resolve_run, run_names
 from ..runs.rundir import RunDir
 
 __all__ = [
     "WEIGHTS",
+    "baselines",
     "describe",
     "device_line",
     "export_target",

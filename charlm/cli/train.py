@@ -139,19 +139,20 @@ def without_details(line: str) -> None:
 def say_done(run) -> None:
     """The last line of ``charlm train`` (stderr): where the run is, its latest loss, and how
     to sample from it."""
-    from ..api.catalog import summarise
+    from ..api.catalog import baselines
     from .render import above_counting, counting
 
     rows = run.metrics()
     if rows:
-        last, row = rows[-1], summarise(run.path)
+        last, counted = rows[-1], baselines(run.path)  # corpus.json alone: no second read
         shown = float(last["val_loss"] or last["train_loss"])
         which = "val" if last["val_loss"] else "train"
         click.echo(
             f"done: {run.path}: step {last['step']}, {which} loss {shown:.4f} nats/char"
-            f"{counting(row) if last['val_loss'] else ''}. Sample with: charlm sample --run "
+            f"{counting(counted) if last['val_loss'] else ''}. Sample with: charlm sample --run "
             f"{run.path}",
             err=True,
         )
-        if last["val_loss"] and above_counting(row, shown):
-            click.echo(above_counting(row, shown), err=True)
+        note = above_counting(counted, shown) if last["val_loss"] else ""
+        if note:
+            click.echo(note, err=True)

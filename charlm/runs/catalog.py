@@ -114,7 +114,7 @@ def summarise(path: str | os.PathLike[str]) -> dict[str, Any]:
         best_bits_per_char=best / LN2 if best is not None else None,
         origin=_origin(run.read_record()),
         status=state,
-        **baselines(run),
+        **baselines(run.path),
     )
     if row["status"] == "incomplete":
         row["note"] = incomplete_reason(run.path)
@@ -192,12 +192,12 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     return info
 
 
-def baselines(run: RunDir) -> dict:
-    """What counting scores on the run's held-out text: ``{"bigram": nats/char, "unigram":
-    nats/char}`` from corpus.json (None each for a run made before charlm counted them, or
-    whose corpus.json is missing or damaged)."""
+def baselines(path: str | os.PathLike[str]) -> dict:
+    """What counting scores on the held-out text of the run in ``path``: ``{"bigram":
+    nats/char, "unigram": nats/char}`` from corpus.json (None each for a run made before
+    charlm counted them, or whose corpus.json is missing or damaged)."""
     try:
-        counted = (run.corpus_info(missing_ok=True) or {}).get("baselines") or {}
+        counted = (RunDir(path).corpus_info(missing_ok=True) or {}).get("baselines") or {}
     except CharLMError:
         counted = {}
     return {k: number(counted.get(k)) for k in ("bigram", "unigram")}

@@ -149,10 +149,9 @@ def hopeless(own: Family, first: Plan, vocab_size: int, challenger: bool = True)
     margin = FAMILY_MARGIN if challenger else -FAMILY_MARGIN
     if best + margin < first.loss:
         return ""
-    incumbent = first
     return (
-        f"at {FASTEST:g}x the {incumbent.cfg.model}'s characters its curve reaches only "
-        f"~{best:.2f}, against the {incumbent.cfg.model}'s ~{incumbent.loss:.2f}"
+        f"at {FASTEST:g}x the {first.cfg.model}'s characters its curve reaches only "
+        f"~{best:.2f}, against the {first.cfg.model}'s ~{first.loss:.2f}"
     )
 
 
