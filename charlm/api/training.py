@@ -300,13 +300,12 @@ def _trainer(launch: Launch, inputs: Inputs) -> Trainer:
     strategy = distribute.strategy(cfg.strategy, cfg.peer_timeout)
     if strategy is not None:
         distribute.check_batch(strategy, cfg.batch_size)
-        rundir = rundir if distribute.is_chief(strategy) else WorkerRunDir(rundir)
+        if not distribute.is_chief(strategy) and not isinstance(rundir, WorkerRunDir):
+            rundir = WorkerRunDir(rundir)  # a resume's: it reads the chief's checkpoints
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     log(device_line(cfg.precision, replicas, cfg.strategy))
     with distribute.scope(strategy):
-        model = build_model(cfg, len(inputs.vocab))
-        if inputs.origin:
-            inputs.origin.load_into(model)
+        model = _first_weights(build_model(cfg, len(inputs.vocab)), inputs)
         generator = Generator(model, inputs.vocab)
         return Trainer(
             cfg,
@@ -327,6 +326,24 @@ def _trainer(launch: Launch, inputs: Inputs) -> Trainer:
             clock=launch.clock,
             strategy=strategy,
         )
+
+
+def _first_weights(model, inputs: Inputs):
+    """``model`` with the origin's weights (``--init-from``), or else (``output_bias``
+    "unigram", the default) its output bias at the training text's unigram log-frequencies: a fresh model's first step then predicts as
+    well as counting characters, and does not spend its first hundred updates learning
+    what counting knows (the Tang poems at 1 minute: val 5.39-5.41 nats/char against
+    5.90-5.96 from a zero bias, BENCHMARKS.md). A resumed run's checkpoint overwrites both."""
+    import numpy as np
+
+    from ..text.baselines import unigram_probabilities
+
+    if inputs.origin:
+        inputs.origin.load_into(model)
+    elif inputs.cfg.output_bias == "unigram":
+        counted = unigram_probabilities(inputs.corpus.train_ids, len(inputs.vocab))
+        model.output_bias.assign(np.log(counted).astype(np.float32))
+    return model
 
 
 def at_startup(cfg: Config) -> None:

@@ -138,6 +138,10 @@ class KerasLM:
             )
         ]
 
+    @property
+    def output_bias(self):
+        return self.keras_model.get_layer("logits").bias
+
     def initial_state(self, batch_size):
         return [tf.zeros([batch_size, *shape]) for shape in self.state_shapes]
 

@@ -63,6 +63,11 @@ class LanguageModel(Protocol):
     def trainable_variables(self) -> Sequence[tf.Variable]:
         """The weights an optimizer updates."""
 
+    @property
+    def output_bias(self) -> tf.Variable:
+        """The output layer's bias ``[V]``: a fresh model's starts at the training text's
+        unigram log-frequencies (charlm.api.training)."""
+
     def checkpoint_objects(self) -> dict:
         """What a ``tf.train.Checkpoint`` must hold to resume training exactly."""
 
@@ -88,6 +93,10 @@ class ScratchModel(ScratchLM):
     @property
     def state_shapes(self) -> list[tuple[int, ...]]:
         return [(self.units,)] * sum(cell.state_size for cell in self.cells)
+
+    @property
+    def output_bias(self) -> tf.Variable:
+        return self.b_q
 
     def checkpoint_objects(self) -> dict:
         return {"model": self}

@@ -40,7 +40,7 @@ SECTIONS = {
     ),
     "Model": (
         "model", "layers", "units", "embedding_dim", "dropout", "reset_after", "context",
-        "heads", "precision",
+        "heads", "precision", "output_bias",
     ),
     "Training": (
         "sampler", "cut", "seq_len", "batch_size", "optimizer", "lr", "lr_schedule",
@@ -120,6 +120,12 @@ class Config:
         "float32",
         "float32, or mixed_bfloat16 (faster on CPUs with bf16; Keras models).",
         choices=("float32", "mixed_bfloat16"),
+    )
+    output_bias: str = setting(
+        "unigram",
+        "Where a new model's output bias starts: unigram (the training text's log-frequencies, "
+        "so its first step predicts as counting characters does) or zero (the tutorials').",
+        choices=("unigram", "zero"),
     )
 
     # training

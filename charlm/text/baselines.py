@@ -32,9 +32,7 @@ def count_baselines(ids, train_chars: int, vocab_size: int) -> dict[str, float]:
     train, val = ids[:train_chars].astype(np.int64), ids[train_chars:].astype(np.int64)
     if len(val) == 0:
         return {"unigram": float("nan"), "bigram": float("nan")}
-    unigram = (np.bincount(train, minlength=vocab_size)[:vocab_size] + 1.0) / (
-        len(train) + vocab_size
-    )
+    unigram = unigram_probabilities(train, vocab_size)
     previous = np.concatenate([train[-1:], val[:-1]]) if len(train) else val[:-1]
     targets = val[len(val) - len(previous) :]
     p_uni = unigram[targets]
@@ -45,6 +43,14 @@ def count_baselines(ids, train_chars: int, vocab_size: int) -> dict[str, float]:
         "unigram": float(-np.log(unigram[val]).mean()),
         "bigram": float(np.concatenate([first, -np.log(p_mix)]).mean()),
     }
+
+
+def unigram_probabilities(train_ids, vocab_size: int) -> np.ndarray:
+    """Each id's add-one frequency in ``train_ids``: the unigram count model, ``[vocab_size]``.
+    Its logarithm is also where a fresh model's output bias starts (charlm.api.training), so
+    that its first step already predicts as well as counting single characters."""
+    counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=vocab_size)
+    return (counts[:vocab_size] + 1.0) / (len(train_ids) + vocab_size)
 
 
 def _pair_probability(train, previous, targets, vocab_size: int) -> np.ndarray:
