@@ -183,10 +183,13 @@ def test_two_workers_train_one_run_that_samples_evaluates_and_resumes(corpus, tm
 def test_two_workers_train_a_transformer_as_one(corpus, tmp_path):
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
     args = [str(corpus), "--model", "gpt", "--heads", "2", "--context", "16", *flags]
-    first = [[*args, "--name", "mw", "--steps", "10", "--runs-dir", d] for d in ("c", "w")]
+    args += ["--output-bias", "unigram"]  # counted by each worker alike
+    first = [[*args, "--steps", "10", "--runs-dir", "runs"]] * 2  # a shared disk, no name
     chief, worker = run_workers(first, tmp_path, "gpt")
     assert_all_close(worker, chief, rtol=1e-6)
-    run = charlm.load(tmp_path / "c" / "mw", weights="last")
+    made = sorted(os.listdir(tmp_path / "runs"))  # the chief's run alone: one claimant
+    assert len(made) == 2 and made[1] == "latest" and made[0].endswith("-gpt"), made
+    run = charlm.load(tmp_path / "runs" / made[0], weights="last")
     assert run.config.model == "gpt" and [int(r["step"]) for r in run.metrics()][-1] == 10
     assert_all_close([v.numpy() for v in run.model.trainable_variables], chief, rtol=1e-6)
     assert run.generate("3 little", length=40, seed=1)[0].startswith("3 little")

@@ -9,6 +9,7 @@ only where two processes are the point: a trainer paused at a fault point
 
 import csv
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -166,8 +167,9 @@ def test_a_run_being_trained_refuses_a_second_writer_naming_the_first(workdir, g
     assert ran.exit_code == 0, ran.output  # released: the next writer goes ahead
 
 
-def claim_at_once(name: str, claimants: int):
-    """``claimants`` threads claim ``runs/<name>`` at one moment: (the claims, the refusals)."""
+def claim_at_once(name: str | None, claimants: int):
+    """``claimants`` threads claim ``runs/<name>`` (or, with no name, a folder named by the
+    time) at one moment: (the claims, the refusals)."""
     cfg = Config(runs_dir="runs", name=name)
     barrier = threading.Barrier(claimants)
     won, refused = [], []
@@ -193,6 +195,20 @@ def test_claims_of_one_name_at_the_same_moment_give_it_to_exactly_one(workdir, a
     assert len(won) == 1 and len(refused) == 2, (won, refused)
     assert all("\n" not in r and "runs/race is being trained by" in r for r in refused), refused
     won[0][1].release()
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_unnamed_runs_started_in_one_second_each_get_a_folder_of_their_own(workdir, attempt):
+    won, refused = claim_at_once(None, claimants=4)
+    try:
+        assert refused == [] and len(won) == 4, refused
+        names = sorted(path.name for path, _ in won)
+        assert len(set(names)) == 4, names
+        assert all(re.fullmatch(r"\d{8}-\d{6}-lstm(-\d)?", n) for n in names), names
+        assert all(sorted(os.listdir(path)) == [INCOMPLETE, LOCK_FILE] for path, _ in won)
+    finally:
+        for _, lock in won:
+            lock.release()
 
 
 def test_a_run_being_replaced_with_force_is_not_the_newest_while_it_is_incomplete(workdir):

@@ -44,6 +44,7 @@ class Inputs:
     vocab: Vocab
     sampler: Sampler | None = None
     origin: Origin | None = None
+    corpus_anew: bool = False  # a resumed run's corpus encoded again: corpus.json to rewrite
 
 
 def resolve_config(config: str | Path | Config | None = None, **overrides: Any) -> Config:
@@ -161,7 +162,8 @@ def resumed_inputs(launch: Launch, log: Callable[[str], None]) -> Inputs:
         launch.clock.set_budget(cfg.time_budget_seconds)
         vocab = rundir.read_vocab()
         corpus = _resumed_corpus(cfg, rundir, vocab, log, launch.progress)
-        return Inputs(cfg, rundir, corpus, vocab)
+        anew = not corpus.is_placed_in(rundir.path)
+        return Inputs(cfg, rundir, corpus, vocab, corpus_anew=anew)
     except BaseException:
         rundir.release()
         raise
@@ -234,5 +236,4 @@ def _resumed_corpus(cfg, rundir, vocab, log, progress) -> EncodedCorpus:
     except BaseException:
         corpus.discard()
         raise
-    rundir.write_corpus_info(corpus, vocab)  # the same text: note its files anew
-    return corpus
+    return corpus  # in temporary files until the resume has read its checkpoint

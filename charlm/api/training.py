@@ -17,12 +17,20 @@ from ..models.memory import check_fits
 from ..options.config import RUNS_DIR, SHAPE_KEYS, Config
 from ..options.toml import read_preset
 from ..runs.folders import resolve_run
-from ..runs.rundir import RunDir, WorkerRunDir
+from ..runs.rundir import RunDir
+from ..runs.worker import WorkerRunDir
 from ..text.samplers import make_sampler
 from ..training.clock import check_time_left
 from ..version import __version__
 from .families import checked
-from .inputs import Inputs, encode_corpus, resolve_config, resumed_inputs, to_stderr
+from .inputs import (
+    Inputs,
+    encode_corpus,
+    resolve_config,
+    resumed_inputs,
+    to_stderr,
+    writes_run,
+)
 from .launch import Launch
 from .origin import Origin
 from .run import Run
@@ -156,8 +164,8 @@ def prepare_launch(launch: Launch) -> Trainer:
         return _start_run(launch, inputs)
     except BaseException:
         inputs.rundir.abandon()
-        if not launch.resume:
-            inputs.corpus.discard()
+        if not launch.resume or not inputs.corpus.is_placed_in(inputs.rundir.path):
+            inputs.corpus.discard()  # a new run's, or a resume's encoded again and not kept
         raise
 
 
@@ -184,15 +192,18 @@ def _new_run(launch: Launch, log: Callable[[str], None]) -> Inputs:
     asked = _new_config(launch, log)
     cfg, origin = asked.cfg, asked.origin
     launch.clock.set_budget(cfg.time_budget_seconds)
+    # a non-chief worker claims no folder: the chief alone makes the run (one claimant)
+    worker = None if writes_run(cfg.strategy) else WorkerRunDir(None)
     # the corpus is encoded into temporary files beside the runs, moved into the run later
     base = origin.base if origin else None
-    corpus = encode_corpus(cfg, Path(cfg.runs_dir), log, launch.progress, base=base)
+    folder = worker.path if worker else Path(cfg.runs_dir)
+    corpus = encode_corpus(cfg, folder, log, launch.progress, base=base)
     try:
         if cfg.time_budget_seconds:
             cfg = checked(_within_budget(launch, asked, corpus, log))
         sampler = _sampler(cfg, corpus)
         check_fits(cfg, len(corpus.vocab))  # before the run folder: a model too big makes none
-        rundir = RunDir.create(cfg, force=launch.force, log=log)
+        rundir = worker or RunDir.create(cfg, force=launch.force, log=log)
         return Inputs(cfg, rundir, corpus, corpus.vocab, sampler, origin)
     except BaseException:
         corpus.discard()
@@ -231,14 +242,20 @@ def _start_run(launch: Launch, inputs: Inputs) -> Trainer:
     cfg, rundir, corpus = inputs.cfg, inputs.rundir, inputs.corpus
     if not launch.resume:
         cfg = _fill_new_run(cfg, rundir, corpus, inputs.origin)
-    rundir.write_config(cfg, __version__)
-    rundir.mark_latest()  # a resumed run that is complete; a new one once it completes
+        rundir.write_config(cfg, __version__)
     launch.log(
         f"run {rundir.path}: {cfg.model} {cfg.layers}x{cfg.units}, {len(inputs.vocab)} characters "
         f"in the vocabulary, {corpus.train_chars:,} training and {corpus.val_chars:,} held-out "
         "characters"
     )
-    return _trainer(launch, dataclasses.replace(inputs, cfg=cfg))
+    trainer = _trainer(launch, dataclasses.replace(inputs, cfg=cfg))
+    if launch.resume:  # its last refusal is an unreadable checkpoint: nothing written before
+        trainer.restore()
+        if inputs.corpus_anew:
+            rundir.write_corpus_info(corpus, inputs.vocab)  # the same text: note its files anew
+        trainer.rundir.write_config(cfg, __version__)
+    rundir.mark_latest()  # a resumed run that is complete; a new one once it completes
+    return trainer
 
 
 def _fill_new_run(cfg: Config, rundir: RunDir, corpus: EncodedCorpus, origin) -> Config:

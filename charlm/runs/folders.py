@@ -185,10 +185,28 @@ def claim_run_folder(cfg: Config, force: bool = False, log=print) -> tuple[Path,
     claim one name, exactly one gets it. An existing folder is taken over only when it is an
     incomplete run no process trains, or (``force``) a run no process trains; anything else
     is refused before it is touched, so that a typo never deletes a folder that is not a run."""
-    path = Path(cfg.runs_dir) / (cfg.name or time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.model}")
+    if not cfg.name:
+        path = _new_name(Path(cfg.runs_dir), f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model}")
+        return path, _take_free(path, force)
+    path = Path(cfg.runs_dir) / cfg.name
     path.mkdir(parents=True, exist_ok=True)  # an OSError: the CLI says it in one line
     lock = _take_free(path, force) if _is_free(path) else _take_over(path, force, log)
     return path, lock
+
+
+def _new_name(runs_dir: Path, stem: str) -> Path:
+    """A folder under ``runs_dir`` made by this process alone: ``stem``, or ``stem-2``,
+    ``stem-3`` ... when runs started in the same second took the names before (``mkdir``
+    fails for all but one claimant of a name, so the first free one is this process's)."""
+    runs_dir.mkdir(parents=True, exist_ok=True)  # an OSError: the CLI says it in one line
+    for n in range(1, 10_000):
+        path = runs_dir / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise CharLMError(f"{runs_dir}: 10,000 runs named {stem}*; choose a --name")
 
 
 def _is_free(path: Path) -> bool:

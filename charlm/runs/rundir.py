@@ -27,14 +27,12 @@ Every write is atomic: a temporary name in the same folder, fsync, rename. This 
 
 from __future__ import annotations
 
-import atexit
 import csv
 import io
 import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -352,48 +350,3 @@ class RunDir(SavedModel):
         w.writeheader()
         w.writerows(rows)
         atomic_write(self.path / "metrics.csv", buf.getvalue())
-
-
-class WorkerRunDir(RunDir):
-    """A non-chief worker's run folder: a temporary copy of the run's plain files (config,
-    vocabulary, corpus sizes, held-out text) that every save writes into and then deletes;
-    checkpoints are read from ``source``, the run folder it was given. The folder goes when
-    the process exits (with ``source`` when this worker made it and it holds no checkpoint)."""
-
-    PLAIN_FILES = (CONFIG, "vocab.json", "corpus.json", "val.txt")
-
-    def __init__(self, source: RunDir):
-        super().__init__(tempfile.mkdtemp(prefix="charlm-worker-"))
-        self.source = source
-        for name in self.PLAIN_FILES:
-            if (source.path / name).is_file():
-                shutil.copyfile(source.path / name, self.path / name)
-        atexit.register(self.cleanup)
-
-    def restore_checkpoint(self, tf_checkpoint, warn=print) -> int:
-        return self.source.restore_checkpoint(tf_checkpoint, warn=warn)
-
-    def save_checkpoint(self, tf_checkpoint, step: int) -> Path:
-        final = super().save_checkpoint(tf_checkpoint, step)
-        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-        return final
-
-    def save_weights(self, model, which: str) -> None:
-        super().save_weights(model, which)
-        final = self.weights_path(which, model.weights_suffix)
-        if final.is_dir():  # a scratch model's checkpoint folder
-            shutil.rmtree(final, ignore_errors=True)
-        else:
-            final.unlink(missing_ok=True)
-
-    def release(self) -> None:
-        self.source.release()
-
-    def abandon(self) -> None:
-        self.source.abandon()
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-        if self.source.path.is_dir() and not self.source.checkpoints():  # its own, not the chief's
-            unmark_latest(self.source.path)
-            shutil.rmtree(self.source.path, ignore_errors=True)

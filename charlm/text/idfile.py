@@ -134,6 +134,10 @@ class EncodedCorpus:
             replace_path(path, Path(folder) / name)
         self.ids_path, self.val_path = Path(folder) / IDS_FILE, Path(folder) / VAL_FILE
 
+    def is_placed_in(self, folder) -> bool:
+        """Its files are ``folder``'s ids.npy and val.txt (:meth:`place`), not temporary ones."""
+        return self.ids_path == Path(folder) / IDS_FILE
+
     def discard(self) -> None:
         """Remove the files (a run that will not use them), and their folder if made for them and empty."""
         for path in (self.ids_path, self.val_path):

@@ -118,6 +118,7 @@ class Trainer:
         self.meter = LossMeter(cfg.batch_size * cfg.seq_len)
         self.last_row: dict = {}
         self._saved_step: int | None = None
+        self._restored: int | None = None  # the step restore() read, once it has run
         self.nan_guard = NanGuard(self.train_state, rundir, log)
         # the launch's clock, which the budget recipe read too: it counts from the launch, so
         # that start-up, the final validation and the final save all fit in the budget
@@ -214,9 +215,18 @@ class Trainer:
             self._notify("on_train_end", self.last_row)
         return self.last_row
 
+    def restore(self) -> int:
+        """Read the run's newest readable checkpoint into the model and optimizer (what
+        ``fit(resume=True)`` starts from): its step, or -1 if it has none. A resume calls it
+        before it writes anything to the run, since no readable checkpoint is its last
+        refusal; ``fit`` calls it if nobody has."""
+        if self._restored is None:
+            self._restored = self.train_state.restore(self.rundir, self.log)
+        return self._restored
+
     def _start(self, resume: bool) -> None:
         """Restore the newest checkpoint (``resume``) or save step 0, and read the counters."""
-        restored = self.train_state.restore(self.rundir, self.log) if resume else -1
+        restored = self.restore() if resume else -1
         if restored >= 0:
             self.rundir.truncate_metrics(restored)
             self.log(
