@@ -10,6 +10,7 @@ permission, running out of memory) is made one line the same way at that boundar
 
 import errno
 import os
+import re
 
 
 class CharLMError(Exception):
@@ -25,6 +26,24 @@ def first_line(e: BaseException) -> str:
     """
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+# what TensorFlow puts around the reason of an op's error: its function, its op, and a
+# checkpoint's shard (the reason itself stays: "Checksum does not match", "not an sstable")
+_TF_WRAPPING = re.compile(
+    r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]|TensorBundle at \S+ shard \d+ \(\d+ bytes\): "
+)
+
+
+def tf_reason(e: BaseException) -> str:
+    """The first line of TensorFlow's error ``e`` without its wrapping (the function and op
+    names, a checkpoint shard's path), as a message quotes it.
+
+    >>> tf_reason(ValueError("{{function_node __wrapped__RestoreV2}} TensorBundle at x/ckpt "
+    ...     "shard 0 (16384 bytes): Checksum does not match [Op:RestoreV2]"))
+    'Checksum does not match'
+    """
+    return _TF_WRAPPING.sub("", first_line(e))
 
 
 # the way out of each operating-system error a command can meet writing or reading its files

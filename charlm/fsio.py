@@ -24,7 +24,10 @@ import errno
 import hashlib
 import os
 import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +35,72 @@ from pathlib import Path
 def to_stderr(line: str) -> None:
     """Where charlm says what it does and warns, unless a caller passes its own ``log``."""
     print(line, file=sys.stderr)
+
+
+def real_path(path) -> Path:
+    """``path`` absolute, its links followed as far as they go: ``Path.resolve`` without its
+    RuntimeError on a symlink loop (a ``runs/latest`` pointing at itself), which every
+    command must survive; the path of a loop then names nothing, and ``exists()`` says so."""
+    return Path(os.path.realpath(path))
+
+
+# what TensorFlow's file matching reads as a pattern when it looks a checkpoint's files up
+TF_PATTERN_CHARS = frozenset("[]*?{}\\")
+
+
+@contextlib.contextmanager
+def tf_path(path):
+    """``path``, or while TensorFlow's C++ would misread it, a link to it with a plain name
+    in a temporary folder: a name with a character its file matching reads as a pattern (a
+    run under ``my runs [old]``: a checkpoint read finds "no matching files") or a control
+    character (a SavedModel saved under a name with a newline lands in a folder named by the
+    part before it). The folder ``path`` must exist; every path charlm hands TensorFlow's
+    own file code (checkpoints, SavedModels) goes through here."""
+    text = str(path)
+    if text.isprintable() and not TF_PATTERN_CHARS & set(text):
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="charlm-") as folder:
+        link = Path(folder) / "path"
+        os.symlink(os.path.abspath(path), link)
+        yield link
+
+
+class Ended(BaseException):
+    """Raised by the handler of a terminating signal so that cleanup code runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def ended_cleanly():
+    """Within the block, SIGTERM and SIGHUP raise instead of ending the process at once, so the
+    block's ``except`` and ``finally`` clauses remove its temporary files; then the process
+    ends by that same signal, as it would have. (SIGINT raises KeyboardInterrupt already.)
+    A signal whose handler is not the default one, and any thread but the main one, are left
+    alone."""
+    signums = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    if threading.current_thread() is not threading.main_thread():
+        signums = []
+    previous = {s: signal.getsignal(s) for s in signums}
+
+    def handler(signum, frame):
+        signal.signal(signum, previous[signum])  # a second one acts at once
+        raise Ended(signum)
+
+    for s in signums:
+        if previous[s] == signal.SIG_DFL:
+            signal.signal(s, handler)
+    try:
+        yield
+    except Ended as e:
+        signal.raise_signal(e.signum)  # the default action: the process ends here
+        raise SystemExit(128 + e.signum) from None  # pragma: no cover - a handler came back
+    finally:
+        for s in signums:
+            signal.signal(s, previous[s])
 
 
 def fsync_dir(path) -> None:

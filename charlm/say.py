@@ -35,3 +35,26 @@ def format_seconds(seconds: float) -> str:
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def one_line(text: str) -> str:
+    """``text`` as one printable line, whatever the values it quotes hold: a newline or any
+    other control character (in a path, a run's name, a TOML key) is written as its escape,
+    and each byte of a file name that is not UTF-8 (Python's stand-in for it, a lone
+    surrogate) as ``\\xNN``. Every error line of every command passes through it, so that no
+    value spans two lines or fails to print on a strict UTF-8 stream.
+
+    >>> one_line("runs/my runs\\nété \\udcff/x\\x1b")
+    'runs/my runs\\\\nété \\\\xff/x\\\\x1b'
+    """
+    if text.isprintable():
+        return text
+    return "".join(_visible(ch) for ch in text)
+
+
+def _visible(ch: str) -> str:
+    if ch.isprintable():
+        return ch
+    if 0xDC80 <= ord(ch) <= 0xDCFF:  # an undecodable byte, as os.fsdecode and argv give it
+        return f"\\x{ord(ch) - 0xDC00:02x}"
+    return ch.encode("unicode_escape").decode("ascii")

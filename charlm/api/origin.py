@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CharLMError
+from ..fsio import real_path
 from ..metrics import number
 from ..options.config import RUNS_DIR, SHAPE_KEYS, Config
 from ..options.toml import read_preset
@@ -146,7 +147,7 @@ class Origin:
         Raises:
             CharLMError: its folder is this run's.
         """
-        if cfg.name and (Path(cfg.runs_dir) / cfg.name).resolve() == self.rundir.path.resolve():
+        if cfg.name and real_path(Path(cfg.runs_dir) / cfg.name) == real_path(self.rundir.path):
             raise CharLMError(
                 f"--name {cfg.name} would replace {self.rundir.path}, the run {FLAG} starts "
                 "from; choose another --name"
@@ -172,7 +173,7 @@ class Origin:
             The run's resolved path, its name, the step and which weights.
         """
         return {
-            "run": str(self.rundir.path.resolve()),
+            "run": str(real_path(self.rundir.path)),
             "name": self.name,
             "step": self.step,
             "weights": self.weights,

@@ -18,6 +18,8 @@ import sys
 import click
 
 from ..api.launch import process_started
+from ..fsio import ended_cleanly
+from ..say import one_line
 
 LAUNCHED = process_started()  # a --time-budget counts from here: launch to exit
 
@@ -35,7 +37,12 @@ class Main(click.Group):
     def invoke(self, ctx: click.Context):
         """What the subcommand returned where it is QUICK_EXIT, else None: a command's return
         value means nothing else here."""
-        returned = super().invoke(ctx)
+        try:
+            with ended_cleanly():  # SIGTERM, SIGHUP: every command's cleanup runs, then it ends
+                returned = super().invoke(ctx)
+        except click.ClickException as e:  # every error line of every command, and click's
+            e.message = one_line(e.message)  # type: ignore[misc]  # Final to click, set once here
+            raise
         return returned if returned is train.QUICK_EXIT else None
 
     def __call__(self, *args, **kwargs):
@@ -78,6 +85,22 @@ def quick_exit(code) -> None:
 def main(ctx: click.Context) -> None:
     """charlm: train character-level language models, sample from them, measure them."""
     ctx.obj = LAUNCHED  # read now: a test runner sets it before each command it invokes
+    bytes_pass_through()
+
+
+def bytes_pass_through() -> None:
+    """Let the standard input and output carry bytes that are not UTF-8 (a prompt, a prefix
+    given in another encoding) as they came, whatever encoding and error handler the
+    environment set (``PYTHONIOENCODING=utf-8`` makes them strict): read in as Python's
+    stand-ins (as the command line's arguments are), written back as the same bytes, where
+    a strict stream would end the command with a UnicodeError."""
+    for stream in (sys.stdin, sys.stdout):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            try:
+                reconfigure(errors="surrogateescape")
+            except (OSError, ValueError):  # a closed stream, or one already read from
+                pass
 
 
 for _command in (

@@ -18,14 +18,14 @@ holds the scratch family's face (:class:`ScratchModel`, :func:`build_scratch` an
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import tensorflow as tf
 
-from ..errors import CharLMError, first_line
+from ..errors import CharLMError, tf_reason
+from ..fsio import tf_path
 from .families import family
 from .keras_rnn import KerasLM, build_keras_model  # noqa: F401 (the benchmarks import them here)
 from .memory import check_fits
@@ -121,21 +121,19 @@ class ScratchModel(ScratchLM):
         return int(sum(v.numpy().size for v in self.trainable_variables))
 
     def save(self, path) -> None:
-        tf.train.Checkpoint(model=self).write(str(Path(path) / "weights"))
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tf_path(path) as plain:
+            tf.train.Checkpoint(model=self).write(str(plain / "weights"))
 
     def restore(self, path, way_out: str) -> None:
         """Read weights written by :meth:`save`; a bad or mismatched folder is a CharLMError."""
         try:
-            tf.train.Checkpoint(model=self).read(
-                str(Path(path) / "weights")
-            ).assert_existing_objects_matched()
+            with tf_path(path) as readable:
+                tf.train.Checkpoint(model=self).read(
+                    str(readable / "weights")
+                ).assert_existing_objects_matched()
         except Exception as e:  # OpError, ValueError, AssertionError, IndexError (truncated) ...
-            detail = re.sub(
-                r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]|TensorBundle at \S+ shard \d+ "
-                r"\(\d+ bytes\): ",
-                "",
-                first_line(e),
-            )  # TensorFlow's internals
+            detail = tf_reason(e)
             if "shape" in detail.lower():
                 raise CharLMError(
                     f"{path}: the weights do not match this run's vocab.json "

@@ -166,8 +166,31 @@ def _name(cfg: Any) -> None:
         )
 
 
+def _utf8(cfg: Any) -> None:
+    """Every text setting is UTF-8 (a path from the command line may hold bytes that are not:
+    Python's stand-ins for them cannot be written into the run's config.toml)."""
+    for key, value in vars(cfg).items():
+        for text in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(text, str) and not _encodes(text):
+                raise OptionError(
+                    key,
+                    "must be UTF-8 text",
+                    text,
+                    "charlm writes it into the run's files; rename the file or folder, or "
+                    "name it through a link whose name is UTF-8",
+                )
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 # (the rules that depend on the model's family are the family table's: charlm.models.families)
-RULES = (_ranges, _sample_options, _time_budget, _name)
+RULES = (_ranges, _sample_options, _time_budget, _name, _utf8)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CharLMError
+from ..say import one_line
 from .setting import OptionError
 
 if sys.version_info >= (3, 11):
@@ -137,21 +138,17 @@ def canonical_keys(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def toml_comment(text: str) -> str:
-    """``text`` as one TOML comment line, whatever it holds: each character a comment may not
-    (line breaks and other control characters, DEL, lone surrogates from a path's undecodable
-    bytes) is written as its Python escape, so a run folder's name never breaks its own files.
+    """``text`` as one TOML comment line, whatever it holds: line breaks, tabs and other
+    control characters, DEL and the stand-ins of a path's undecodable bytes are written as
+    escapes (:func:`charlm.say.one_line`, the rule of every line charlm says), so that a run
+    folder's name never breaks its own files.
 
     >>> toml_comment("runs in my runs\\n\u00e9t\u00e9")
     '# runs in my runs\\\\n\u00e9t\u00e9'
     >>> toml_comment("a\\tb\\x7f\\udcff")
-    '# a\\tb\\\\x7f\\\\udcff'
+    '# a\\\\tb\\\\x7f\\\\xff'
     """
-    return "# " + "".join(c if _commentable(c) else ascii(c)[1:-1] for c in text)
-
-
-def _commentable(c: str) -> bool:
-    code = ord(c)
-    return c == "\t" or not (code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF)
+    return "# " + one_line(text)
 
 
 def toml_value(value: Any) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CharLMError
+from ..fsio import real_path
 from ..metrics import LN2, number
 from .folders import incomplete_reason, newest_run, run_folders
 from .rundir import RunDir
@@ -69,11 +70,11 @@ def list_runs(runs_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
         CharLMError: ``runs_dir`` is no folder, or cannot be listed.
     """
     newest = newest_run(Path(runs_dir))
-    newest = newest.resolve() if newest is not None else None
+    newest = real_path(newest) if newest is not None else None
     folders = sorted(run_folders(runs_dir), key=lambda p: (_created(p), p.name), reverse=True)
     rows = [summarise(p) for p in folders]
     for row, path in zip(rows, folders, strict=True):
-        row["latest"] = path.resolve() == newest
+        row["latest"] = real_path(path) == newest
     return rows
 
 

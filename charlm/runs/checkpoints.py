@@ -19,7 +19,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..errors import CharLMError, first_line
+from ..errors import CharLMError, tf_reason
 from ..fsio import (
     fault_point,
     fsync_dir,
@@ -28,6 +28,7 @@ from ..fsio import (
     removed_on_failure,
     replace_path,
     temp_name,
+    tf_path,
 )
 from ..options.config import (
     WEIGHTS,  # the weights a run keeps (best, last): the choices of --weights
@@ -71,7 +72,9 @@ class SavedModel:
         final = self.checkpoint_dir / f"step-{step:09d}"
         tmp = self.checkpoint_dir / f".tmp-step-{step:09d}-{os.getpid()}"
         with removed_on_failure(tmp, named=final):  # a full disk, a signal: no half checkpoint
-            tf_checkpoint.write(str(tmp / "ckpt"))
+            tmp.mkdir()
+            with tf_path(tmp) as plain:
+                tf_checkpoint.write(str(plain / "ckpt"))
             fault_point("checkpoint-written")
             fsync_tree(tmp)
             fault_point("checkpoint-synced")
@@ -92,9 +95,10 @@ class SavedModel:
         errors = []
         for step, path in reversed(self.checkpoints()):
             try:
-                tf_checkpoint.read(str(path / "ckpt")).assert_existing_objects_matched()
+                with tf_path(path) as readable:
+                    tf_checkpoint.read(str(readable / "ckpt")).assert_existing_objects_matched()
             except Exception as e:  # TF raises OpError, ValueError, IndexError, ... on bad files
-                errors.append(f"{path.name}: {first_line(e)}")
+                errors.append(f"{path.name}: {tf_reason(e)}")
                 warn(
                     f"warning: checkpoint {path} is unreadable ({errors[-1]}); trying an older one"
                 )

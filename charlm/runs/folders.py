@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ..errors import CharLMError
-from ..fsio import atomic_write, fsync_dir
+from ..fsio import atomic_write, fsync_dir, real_path
 from ..options.config import RUNS_DIR, Config
 from .lock import LOCK_FILE, RunLock, busy, holder_name
 
@@ -141,10 +141,10 @@ def newest_run(runs_dir: Path) -> Path | None:
     run was deleted or is incomplete, the complete run written most recently (relative to the
     working folder if inside it); None if there is none."""
     link = runs_dir / LATEST
-    path = link.resolve() if is_our_link(link) else None
+    path = real_path(link) if is_our_link(link) else None
     if path is None or not path.exists() or is_incomplete(path):
         try:
-            runs = [p.resolve() for p in runs_dir.iterdir() if _may_be_run(p)]
+            runs = [real_path(p) for p in runs_dir.iterdir() if _may_be_run(p)]
         except OSError:
             return None
         runs = [p for p in runs if is_complete_run(p)]
@@ -329,7 +329,7 @@ def mark_latest(path: Path, log=print) -> None:
 def unmark_latest(path: Path) -> None:
     """Remove ``latest`` beside the run ``path`` if it points at that run."""
     link = path.parent / LATEST
-    if is_our_link(link) and link.resolve() == path.resolve():
+    if is_our_link(link) and real_path(link) == real_path(path):
         link.unlink()
 
 

@@ -38,8 +38,6 @@ import codecs
 import contextlib
 import hashlib
 import os
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import first_line
-from ..fsio import progress_bar, replace_path
+from ..fsio import ended_cleanly, progress_bar, replace_path
 from .baselines import count_baselines
 from .codepoints import SURROGATES, lone_surrogate
 from .corpus import split_point
@@ -167,7 +165,7 @@ def encode(
     spool = folder / f".{SPOOL_FILE}.tmp-{os.getpid()}"
     corpus = EncodedCorpus(temporary[IDS_FILE], temporary[VAL_FILE], Vocab([]), 0, 0, "", "")
     corpus.made_folder = not folder.exists()
-    with _ended_cleanly():
+    with ended_cleanly():
         try:
             _encode_into(corpus, source, val_source, val_fraction, spool, log, progress, base)
         except BaseException:  # an OSError here is a write: the CLI says it in one line
@@ -225,43 +223,6 @@ def _encode_into(
     corpus.ids_sha256 = written["ids_sha256"]
     ids = np.load(corpus.ids_path, mmap_mode="r")
     corpus.baselines = count_baselines(ids, cut, len(vocab))
-
-
-class _Ended(BaseException):
-    """Raised by the handler of a terminating signal so that cleanup code runs."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"signal {signum}")
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _ended_cleanly():
-    """Within the block, SIGTERM and SIGHUP raise instead of ending the process at once, so the
-    block's ``except`` and ``finally`` clauses remove its temporary files; then the process
-    ends by that same signal, as it would have. (SIGINT raises KeyboardInterrupt already.)
-    A signal whose handler is not the default one, and any thread but the main one, are left
-    alone."""
-    signums = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-    if threading.current_thread() is not threading.main_thread():
-        signums = []
-    previous = {s: signal.getsignal(s) for s in signums}
-
-    def handler(signum, frame):
-        signal.signal(signum, previous[signum])  # a second one acts at once
-        raise _Ended(signum)
-
-    for s in signums:
-        if previous[s] == signal.SIG_DFL:
-            signal.signal(s, handler)
-    try:
-        yield
-    except _Ended as e:
-        signal.raise_signal(e.signum)  # the default action: the process ends here
-        raise SystemExit(128 + e.signum) from None  # pragma: no cover - a handler came back
-    finally:
-        for s in signums:
-            signal.signal(s, previous[s])
 
 
 def _bar(what: str, total: int | None, progress: bool | None):

@@ -45,7 +45,15 @@ import tensorflow as tf
 
 from .. import graphs
 from ..errors import CharLMError, first_line
-from ..fsio import atomic_write, fsync_tree, quiet_stderr, replace_path, temp_name
+from ..fsio import (
+    atomic_write,
+    fault_point,
+    fsync_tree,
+    quiet_stderr,
+    replace_path,
+    temp_name,
+    tf_path,
+)
 from ..options.sampling import MAX_PENALTY, MAX_SEED, SamplingOptions
 from ..runs.folders import export_target
 from .loop import compiled_loop, sample_loop  # traced into the export: one place decides
@@ -66,7 +74,7 @@ def export_run(run, fmt: str, out=None, force: bool = False, batch_size: int = 1
     if batch_size < 1:
         raise CharLMError(f"--batch-size must be at least 1, not {batch_size}")
     final = export_target(run.path, fmt, out, force)
-    tmp = temp_name(final)
+    tmp, made = temp_name(final), not final.parent.exists()
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +82,7 @@ def export_run(run, fmt: str, out=None, force: bool = False, batch_size: int = 1
             _write_savedmodel(run, tmp)
         else:
             _write_tflite(run, tmp, batch_size)
+        fault_point("export-written")  # a test signals the process here
         fsync_tree(tmp)
         replace_path(tmp, final)
     except OSError as e:
@@ -82,6 +91,8 @@ def export_run(run, fmt: str, out=None, force: bool = False, batch_size: int = 1
         ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if made and final.parent.is_dir() and not any(final.parent.iterdir()):
+            final.parent.rmdir()  # made for an export that did not end: nothing of it is left
     return final
 
 
@@ -267,9 +278,11 @@ def _write_savedmodel(run, path: Path) -> None:
     module = savedmodel_module(run.generation_model, run.vocab)
     # generation only: the fast layers' hand-written gradients are not traced into the file
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-    tf.saved_model.save(
-        module, str(path), signatures={"serving_default": module.generate}, options=options
-    )
+    path.mkdir()
+    with tf_path(path) as plain:
+        tf.saved_model.save(
+            module, str(plain), signatures={"serving_default": module.generate}, options=options
+        )
 
 
 # -- TFLite: one step, ids and state in, logits and state out ---------------------------------------
