@@ -878,3 +878,125 @@ def test_runs_named_by_resume_init_from_and_export_are_checked_before_tensorflow
         words=["taken already exists", "--force"],
         env=no_tensorflow,
     )
+
+
+def every_checkpoint(run, breaks):
+    for checkpoint in (run / "checkpoints").iterdir():
+        breaks(checkpoint)
+
+
+# what a command that reads a run meets, and each command that must refuse it: every refusal
+# must leave the whole tree as it was, byte for byte (no config rewritten, no corpus
+# re-pointed, no folder made, no latest moved)
+REFUSALS = {
+    "checkpoints-corrupted": (
+        "keras",
+        lambda r: every_checkpoint(r, lambda c: flip_bytes(next(c.glob("ckpt.data-*")))),
+        ["resume"],
+    ),
+    "checkpoints-truncated": (
+        "scratch",
+        lambda r: every_checkpoint(r, lambda c: truncate(c / "ckpt.index")),
+        ["resume"],
+    ),
+    "corpus-json-not-object": (
+        "keras",
+        lambda r: (r / "corpus.json").write_text("[1, 2]\n"),
+        ["resume"],
+    ),
+    "keras-best-truncated": BROKEN_RUNS["keras-best-truncated"][:2] + (["init-from", "export"],),
+    "scratch-best-missing": BROKEN_RUNS["scratch-best-missing"][:2] + (["init-from", "export"],),
+    "keras-vocab-does-not-match-weights": BROKEN_RUNS["keras-vocab-does-not-match-weights"][:2]
+    + (["init-from", "export"],),
+    "vocab-one-more-char": BROKEN_RUNS["vocab-one-more-char"][:2]
+    + (["resume", "init-from", "export"],),
+    "config-from-another-version": BROKEN_RUNS["config-from-another-version"][:2]
+    + (["resume", "init-from", "export"],),
+    "export-folder-exists": (
+        "keras",
+        lambda r: (r / "export" / "savedmodel").mkdir(parents=True),
+        ["export"],
+    ),
+}
+COMMANDS = {
+    "resume": lambda kind: ["train", "--resume", f"runs/{kind}", "--steps", "50"],
+    "init-from": lambda kind: ["train", "c.txt", "--init-from", f"runs/{kind}", "--steps", "2"],
+    "export": lambda kind: ["export", f"runs/{kind}", "--format", "savedmodel"],
+}
+
+
+@pytest.mark.parametrize(
+    "case,command", [(case, c) for case, (_, _, cs) in REFUSALS.items() for c in cs]
+)
+def test_a_refusal_of_a_command_that_reads_a_run_changes_no_byte(workdir, run_copy, case, command):
+    kind, breaks, _ = REFUSALS[case]
+    breaks(run_copy(kind))
+    (workdir / "c.txt").write_text(TEXT)
+    before = tree_snapshot(workdir), folders_and_links(workdir)
+    code, _, err = run_cli(*COMMANDS[command](kind))  # a resume tells its progress first
+    assert code == 1 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("Error: "), err
+    assert (tree_snapshot(workdir), folders_and_links(workdir)) == before
+
+
+@pytest.mark.parametrize("case", ["keras-best-truncated", "vocab-one-more-char"])
+def test_a_server_that_refuses_a_run_changes_no_byte(workdir, charlm_cli, run_copy, case):
+    kind, breaks, _ = REFUSALS[case]
+    breaks(run_copy(kind))
+    refuses(charlm_cli, workdir, "serve", f"runs/{kind}", "--port", "0", "--max-streams", "1")
+
+
+def test_a_prompt_file_larger_than_any_prompt_is_refused_before_it_is_read(
+    workdir, charlm_cli, run_copy, no_tensorflow
+):
+    from charlm.options.sampling import MAX_PROMPT_CHARS
+
+    run_copy("keras")
+    with open(workdir / "big.txt", "wb") as f:
+        f.truncate(4 * MAX_PROMPT_CHARS + 1)  # a sparse file: its size, not its bytes
+    words = ["--prefix-file", "big.txt", "4,000,001 bytes", "1,000,000 characters"]
+    refuses(
+        charlm_cli, workdir, "sample", "--prefix-file", "big.txt", words=words, env=no_tensorflow
+    )
+
+
+def test_a_prompt_of_more_characters_than_any_prompt_is_refused_in_one_line(workdir, run_copy):
+    from charlm.options.sampling import MAX_PROMPT_CHARS
+
+    run_copy("keras")
+    (workdir / "long.txt").write_text("a" * (MAX_PROMPT_CHARS + 1))
+    words = ["--prefix-file", "at most 1,000,000 characters", "1,000,001", "last part"]
+    refuses(run_cli, workdir, "sample", "--prefix-file", "long.txt", words=words)
+
+
+def test_a_stack_deeper_than_any_machine_builds_is_refused_at_once(
+    workdir, charlm_cli, no_tensorflow
+):
+    (workdir / "c.txt").write_text(TEXT)
+    words = ["--layers", "at most 64", "100000"]
+    refuses(
+        charlm_cli,
+        workdir,
+        "train",
+        "c.txt",
+        "--layers",
+        "100000",
+        "--units",
+        "8",
+        words=words,
+        env=no_tensorflow,
+    )
+
+
+def test_strict_utf8_streams_carry_a_prefix_that_is_not_utf8_back_as_its_bytes(workdir, run_copy):
+    run_copy("keras")
+    prefix = os.fsdecode(b"caf\xe9 ")  # as a Latin-1 terminal would pass it
+    p = subprocess.run(
+        [sys.executable, "-m", "charlm", "sample", "--prefix", prefix, "--length", "5"],
+        cwd=workdir,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},  # strict standard streams
+        capture_output=True,
+        timeout=300,
+    )
+    assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr.decode(errors="replace")
+    assert p.stdout.startswith(b"caf\xe9 ") and len(p.stdout) > len(b"caf\xe9 "), p.stdout

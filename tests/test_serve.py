@@ -223,6 +223,25 @@ BAD = [
 ]
 
 
+def test_a_client_that_leaves_in_the_middle_of_its_body_leaves_no_traceback(server):
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    seen = len(server.output())
+    where = urlsplit(server.url)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as s:
+        s.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"prompt": "'
+        )
+        time.sleep(0.3)  # the server is reading the body when the client goes
+    time.sleep(0.5)
+    r = httpx.post(server.url + "/v1/completions", json={"prompt": "春", "max_tokens": 3})
+    assert r.status_code == 200, r.text
+    assert "Traceback" not in server.output()[seen:], server.output()[seen:]
+
+
 def test_a_bad_option_is_named_as_the_request_parameter_in_openais_error_body(server):
     r = httpx.post(server.url + "/v1/completions", json={"prompt": "春", "temperature": -1})
     assert r.status_code == 400

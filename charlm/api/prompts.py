@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import CharLMError
+from ..options.sampling import MAX_PROMPT_CHARS, check_prefixes
 from ..options.setting import OptionError
 from ..runs.rundir import RunDir
 from ..text.corpus import DecodeError, EmptyCorpus, read_corpus
@@ -34,11 +35,31 @@ def read_prompts(paths: list[str], run_path: str, warn: Callable[[str], None]) -
         return []
     options = read_options(RunDir(run_path).read_config())
     for path in paths:
-        if path != "-" and Path(path).is_dir():
-            raise OptionError(
-                "prefix_file", f"{path} is a folder", hint="name a text file, or - for stdin"
-            )
-    return [_read_prompt(path, options, warn) for path in paths]
+        if path != "-":
+            _check_size(Path(path))
+    prompts = [_read_prompt(path, options, warn) for path in paths]
+    try:
+        check_prefixes(prompts)
+    except OptionError as e:
+        raise e.renamed("prefix_file") from None
+    return prompts
+
+
+def _check_size(path: Path) -> None:
+    """A prompt file that is no folder, and no larger than the longest prompt can be (checked
+    before it is read: a 50 MB file is refused at once)."""
+    if path.is_dir():
+        raise OptionError(
+            "prefix_file", f"{path} is a folder", hint="name a text file, or - for stdin"
+        )
+    size = path.stat().st_size if path.is_file() else 0
+    if size > 4 * MAX_PROMPT_CHARS:  # UTF-8 takes at most 4 bytes a character
+        raise OptionError(
+            "prefix_file",
+            f"{path} holds {size:,} bytes, more than a prompt of at most "
+            f"{MAX_PROMPT_CHARS:,} characters",
+            hint="a character model reads the end of a text: keep its last part",
+        )
 
 
 def _read_prompt(path: str, options: dict, warn: Callable[[str], None]) -> str:

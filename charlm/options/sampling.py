@@ -31,6 +31,11 @@ MAX_INT = 2**31 - 1  # lengths and top-k are int32 there
 # common letters all the time, and counts over a whole long text would penalise them away
 PENALTY_WINDOW = 64
 # the most alternatives a generated character's log-probabilities list (OpenAI's most)
+# the longest prompt ``charlm sample`` takes (--prefix, --prefix-file, interactive): fed a
+# piece at a time, any length would fit in memory (a 50 MB prompt fed whole ended the process
+# with a segmentation fault), but a character model's state carries little of a long text's
+# beginning, and the warm-up of a million characters takes a minute on a 2-core CPU
+MAX_PROMPT_CHARS = 1_000_000
 MAX_LOGPROBS = 5
 MAX_PENALTY = 2.0  # OpenAI's range for frequency_penalty and presence_penalty: -2 ... 2
 
@@ -239,13 +244,20 @@ def check_num_samples(num_samples: Any) -> None:
 
 def check_prefixes(prefixes: Iterable[str]) -> None:
     """Check that every prompt has a character to start from (the model is fed the prefix,
-    then samples).
+    then samples) and at most :data:`MAX_PROMPT_CHARS`.
 
     Args:
         prefixes: The prompts.
 
     Raises:
-        OptionError: about ``prefix``, for an empty one.
+        OptionError: about ``prefix``, for an empty one or one too long.
     """
-    if any(not p for p in prefixes):
-        raise OptionError("prefix", "must not be empty", hint="give at least one character")
+    for p in prefixes:
+        if not p:
+            raise OptionError("prefix", "must not be empty", hint="give at least one character")
+        if len(p) > MAX_PROMPT_CHARS:
+            raise OptionError(
+                "prefix",
+                f"must be at most {MAX_PROMPT_CHARS:,} characters (this one has {len(p):,})",
+                hint="a character model reads the end of a text: keep its last part",
+            )

@@ -36,6 +36,7 @@ def setting(
     flag: str | None = None,
     aliases: tuple[str, ...] = (),
     least: int | None = None,
+    most: int | None = None,
     resumable: bool = False,
     escapes: bool = False,
 ) -> Any:
@@ -49,6 +50,8 @@ def setting(
         flag: Its command-line flag, where that is not ``--`` and the name with dashes.
         aliases: Other flags that set it (old names).
         least: The least whole number it takes (checked with the record's other rules).
+        most: The largest it takes, where a larger one cannot work on any machine charlm
+            runs on (a stack too deep to build in minutes).
         resumable: Whether a resumed run may change it (limits and monitoring, never the
             model or the data).
         escapes: Whether its flag reads ``\\n``, ``\\t`` and ``\\\\`` as a newline, a tab
@@ -63,6 +66,7 @@ def setting(
         "flag": flag,
         "aliases": tuple(aliases),
         "least": least,
+        "most": most,
         "resumable": resumable,
         "escapes": escapes,
     }
@@ -86,7 +90,7 @@ def help_of(record: Any, name: str) -> str:
 
 def check_declared(record: Any) -> None:
     """Check the bounds that ``record``'s fields declare: its choices, then at least 1, then
-    0 or more (:func:`setting`'s ``choices`` and ``least``).
+    0 or more, then the most (:func:`setting`'s ``choices``, ``least`` and ``most``).
 
     Args:
         record: A dataclass instance whose fields were made by :func:`setting`.
@@ -103,6 +107,10 @@ def check_declared(record: Any) -> None:
             value = getattr(record, f.name)
             if f.metadata.get("least") == least and not (is_int(value) and value >= least):
                 raise OptionError(f.name, f"must be {words}", value)
+    for f in fields(record):
+        value, most = getattr(record, f.name), f.metadata.get("most")
+        if most is not None and is_int(value) and value > most:
+            raise OptionError(f.name, f"must be at most {most:,}", value)
 
 
 def is_int(value: Any) -> bool:

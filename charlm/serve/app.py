@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -65,10 +65,13 @@ async def read_json(request: Request, limit: int):
     if declared.isdigit() and int(declared) > limit:
         raise too_big
     body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise too_big
+    try:
+        async for part in request.stream():
+            body += part
+            if len(body) > limit:
+                raise too_big
+    except ClientDisconnect:  # nobody to answer: a 400 that no one reads, and no traceback
+        raise RequestError("the client closed the connection before its body ended") from None
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:

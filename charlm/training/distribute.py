@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from .. import graphs
 from ..errors import CharLMError, first_line
+from ..fsio import to_stderr
 from .clipping import clip_by_global_norm
 from .step import forward
 
@@ -62,6 +63,10 @@ def _create(name: str, peer_timeout: float):
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi-worker":
         _wait_in_python(peer_timeout)
+        to_stderr(  # the wait may be long: never silent
+            f"multi-worker: waiting up to {peer_timeout:g} s for the other workers of TF_CONFIG's "
+            "cluster (--peer-timeout)"
+        )
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except (RuntimeError, ValueError) as e:

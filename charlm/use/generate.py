@@ -33,6 +33,10 @@ from ..options.sampling import SamplingOptions, check_num_samples, check_prefixe
 from .loop import Drawn, compiled_loop, scores_of
 from .rows import Rows
 
+# the most characters a row of a prompt's warm-up feeds in one call: a prompt of any length
+# (up to MAX_PROMPT_CHARS) is fed in calls of this many, its logits [B, 4096, V] at a time
+WARM_PIECE = 4096
+
 
 class Generator:
     """Batched, stateful, in-graph text generation with one model and its vocabulary."""
@@ -84,10 +88,13 @@ class Generator:
 
     def feed(self, ids: np.ndarray, state=None) -> list[np.ndarray]:
         """``[logits, *state]`` (numpy) after feeding ``ids [B, T]`` from ``state`` (default:
-        zeros)."""
+        zeros), :data:`WARM_PIECE` characters a call: the memory a prompt takes is bounded
+        whatever its length (its logits are ``[B, T, V]`` floats)."""
         if state is None:
             state = self.model.initial_state(len(ids))
-        logits, state = self.warm(tf.constant(ids), [tf.convert_to_tensor(s) for s in state])
+        state = [tf.convert_to_tensor(s) for s in state]
+        for start in range(0, ids.shape[1], WARM_PIECE):
+            logits, state = self.warm(tf.constant(ids[:, start : start + WARM_PIECE]), state)
         return [logits.numpy(), *(s.numpy() for s in state)]
 
     def feed_together(self, encoded: list[np.ndarray], warmed: dict) -> None:
