@@ -4,6 +4,7 @@ one clear line on bad flags; refuses connections at once until it is ready; keep
 behind a key and answers the browser origins it is told to; serves on when its run folder is
 deleted."""
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -212,3 +213,26 @@ def test_a_signal_stops_the_server_with_exit_0_even_mid_stream(two_servers, whic
     error = events[-2]["error"]
     assert "shutting down" in error["message"] and error["code"] == "shutting_down"
     assert "Traceback" not in server.output() and server.output().rstrip().endswith("stopped")
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(serve_run, tmp_path):
+    flags = ("--compile-ahead", "1", "--max-tokens", "100000")
+    server = Server(serve_run.path, *flags, log=tmp_path / "log").wait_ready()
+    events = []
+
+    def listen():
+        with contextlib.suppress(httpx.HTTPError):
+            body = {"prompt": PROMPTS[0], "max_tokens": 100_000}
+            for event in stream_events(server.url, body, httpx.Client(timeout=60)):
+                events.append(event)
+
+    threading.Thread(target=listen, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert events, "the stream never started"
+    server.signal(signal.SIGINT)
+    time.sleep(0.05)
+    server.signal(signal.SIGINT)  # uvicorn's force exit: it cancels what is left
+    assert server.proc.wait(10) == 0, server.output()
+    assert "Traceback" not in server.output() and "CancelledError" not in server.output()

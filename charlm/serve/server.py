@@ -51,6 +51,8 @@ class Server(uvicorn.Server):
     async def shutdown(self, sockets=None) -> None:
         self.service.stop()
         await super().shutdown(sockets)
+        if self.force_exit:  # uvicorn skips the app's lifespan then: its task, cancelled at
+            await self.lifespan.shutdown()  # the loop's end, logged a CancelledError traceback
 
 
 def listen(host: str, port: int) -> socket.socket:
