@@ -244,14 +244,13 @@ def generator():
 
 
 def test_a_prompt_longer_than_a_warm_up_piece_is_fed_in_pieces_to_the_same_state(generator):
-    from charlm.use.generate import WARM_PIECE
-
-    ids = np.random.default_rng(0).integers(1, len(generator.vocab), (2, 2 * WARM_PIECE + 5))
+    pieces = Generator(generator.model, generator.vocab, warm_piece=7)
+    ids = np.random.default_rng(0).integers(1, len(generator.vocab), (2, 3 * 7 + 5))
     ids = ids.astype(np.int32)
-    pieces = generator.feed(ids)
+    fed = pieces.feed(ids)
     logits, state = generator.model(tf.constant(ids), generator.model.initial_state(2))
     whole = [logits[:, -1].numpy(), *(s.numpy() for s in state)]
-    for got, want in zip(pieces, whole, strict=True):
+    for got, want in zip(fed, whole, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 

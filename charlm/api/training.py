@@ -346,11 +346,12 @@ def _trainer(launch: Launch, inputs: Inputs) -> Trainer:
 
 
 def _first_weights(model, inputs: Inputs):
-    """``model`` with the origin's weights (``--init-from``), or else (``output_bias``
-    "unigram", the default) its output bias at the training text's unigram log-frequencies: a fresh model's first step then predicts as
-    well as counting characters, and does not spend its first hundred updates learning
-    what counting knows (the Tang poems at 1 minute: val 5.39-5.41 nats/char against
-    5.90-5.96 from a zero bias, BENCHMARKS.md). A resumed run's checkpoint overwrites both."""
+    """``model`` with the origin's weights (``--init-from``), or else, where ``output_bias``
+    is "unigram" (the default), its output bias at the training text's unigram
+    log-frequencies: its first step then predicts as well as counting characters, and does
+    not spend its first hundred updates learning what counting knows (the Tang poems at 1
+    minute: val 5.39-5.41 nats/char against 5.90-5.96 from a zero bias, BENCHMARKS.md). A
+    resume's checkpoint overwrites it; a resume with none starts at step 0 as the new run did."""
     import numpy as np
 
     from ..text.baselines import unigram_probabilities

@@ -41,10 +41,12 @@ WARM_PIECE = 4096
 class Generator:
     """Batched, stateful, in-graph text generation with one model and its vocabulary."""
 
-    def __init__(self, model, vocab, chunk: int = 64, xla: bool = True):
+    def __init__(
+        self, model, vocab, chunk: int = 64, xla: bool = True, warm_piece: int = WARM_PIECE
+    ):
         self.model = model
         self.vocab = vocab
-        self.chunk = chunk
+        self.chunk, self.warm_piece = chunk, warm_piece
         # one trace for every batch size and prefix length: a new shape would retrace (~1 s)
         self.warm = graphs.function(
             self._warm, input_signature=[tf.TensorSpec([None, None], tf.int32), state_specs(model)]
@@ -88,13 +90,14 @@ class Generator:
 
     def feed(self, ids: np.ndarray, state=None) -> list[np.ndarray]:
         """``[logits, *state]`` (numpy) after feeding ``ids [B, T]`` from ``state`` (default:
-        zeros), :data:`WARM_PIECE` characters a call: the memory a prompt takes is bounded
+        zeros), ``warm_piece`` characters a call (:data:`WARM_PIECE`): the memory a prompt takes is bounded
         whatever its length (its logits are ``[B, T, V]`` floats)."""
         if state is None:
             state = self.model.initial_state(len(ids))
         state = [tf.convert_to_tensor(s) for s in state]
-        for start in range(0, ids.shape[1], WARM_PIECE):
-            logits, state = self.warm(tf.constant(ids[:, start : start + WARM_PIECE]), state)
+        piece = self.warm_piece
+        for start in range(0, ids.shape[1], piece):
+            logits, state = self.warm(tf.constant(ids[:, start : start + piece]), state)
         return [logits.numpy(), *(s.numpy() for s in state)]
 
     def feed_together(self, encoded: list[np.ndarray], warmed: dict) -> None:
