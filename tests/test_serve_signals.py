@@ -226,13 +226,16 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(serve_run, tmp_path):
             for event in stream_events(server.url, body, httpx.Client(timeout=60)):
                 events.append(event)
 
-    threading.Thread(target=listen, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while not events and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert events, "the stream never started"
-    server.signal(signal.SIGINT)
-    time.sleep(0.05)
-    server.signal(signal.SIGINT)  # uvicorn's force exit: it cancels what is left
-    assert server.proc.wait(10) == 0, server.output()
-    assert "Traceback" not in server.output() and "CancelledError" not in server.output()
+    try:
+        threading.Thread(target=listen, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while not events and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert events, "the stream never started"
+        server.signal(signal.SIGINT)
+        time.sleep(0.05)
+        server.signal(signal.SIGINT)  # uvicorn's force exit: it cancels what is left
+        assert server.proc.wait(10) == 0, server.output()
+        assert "Traceback" not in server.output() and "CancelledError" not in server.output()
+    finally:
+        server.stop()

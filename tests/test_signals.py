@@ -51,8 +51,10 @@ def signalled(args, workdir, signum, moment, env=None):
             process.wait()
 
 
-@pytest.mark.parametrize("signum", SIGNALS)
-@pytest.mark.parametrize("moment", [0.3, "output"])
+@pytest.mark.parametrize(
+    "signum, moment",
+    [(signal.SIGINT, 0.3), (signal.SIGINT, "output"), (signal.SIGTERM, "output")],
+)
 def test_a_signal_stops_sample_of_a_huge_length_within_2_s(workdir, run, signum, moment):
     args = ["sample", "--run", str(run), "--length", "100000000", "--seed", "1"]
     took, code, err = signalled(args, workdir, signum, moment)
@@ -60,8 +62,10 @@ def test_a_signal_stops_sample_of_a_huge_length_within_2_s(workdir, run, signum,
     assert took < 2.0, took
 
 
-@pytest.mark.parametrize("signum", SIGNALS)
-@pytest.mark.parametrize("moment", [0.3, "paused"])
+@pytest.mark.parametrize(
+    "signum, moment",
+    [(signal.SIGTERM, 0.3), (signal.SIGINT, "paused"), (signal.SIGTERM, "paused")],
+)
 def test_a_signal_stops_export_within_2_s_and_leaves_no_part_of_it(workdir, run, signum, moment):
     before = sorted(p.relative_to(run) for p in run.rglob("*"))
     args = ["export", str(run), "--format", "savedmodel"]
@@ -72,10 +76,10 @@ def test_a_signal_stops_export_within_2_s_and_leaves_no_part_of_it(workdir, run,
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # no export, no temp
 
 
-@pytest.mark.parametrize("signum", SIGNALS)
-@pytest.mark.parametrize("moment", [0.3, 1.5])
+@pytest.mark.parametrize("signum, moment", [(signal.SIGTERM, 0.3), (signal.SIGINT, 1.0)])
 def test_a_signal_stops_eval_within_2_s(workdir, run, signum, moment):
-    (workdir / "big.txt").write_text("To be, or not to be, that is the question.\n" * 50_000)
+    text = "To be, or not to be, that is the question.\n" * 200_000  # seconds to score
+    (workdir / "big.txt").write_text(text)
     args = ["eval", "--run", str(run), "--perplexity", "big.txt"]
     took, code, err = signalled(args, workdir, signum, moment)
     assert code == STATUS[signum] and "Traceback" not in err, (code, err)
@@ -86,7 +90,7 @@ def test_a_signal_stops_eval_within_2_s(workdir, run, signum, moment):
 def test_a_signal_while_the_recipe_measures_leaves_no_run_and_no_temporary_file(workdir, signum):
     (workdir / "c.txt").write_text("To be, or not to be, that is the question.\n" * 2_000)
     args = ["train", "c.txt", "--time-budget", "30s"]
-    took, code, err = signalled(args, workdir, signum, 1.5)  # encoded; measuring speeds
+    took, code, err = signalled(args, workdir, signum, 0.8)  # encoded; measuring speeds
     assert code == STATUS[signum] and "Traceback" not in err, (code, err)
     assert took < 2.0, took
     assert not (workdir / "runs").exists() or not os.listdir(workdir / "runs"), os.listdir(
