@@ -94,3 +94,61 @@ def test_a_latest_link_that_loops_breaks_no_command(workdir):
     for args in (["sample", "--length", "3"], ["train", "--resume", "--steps", "4"], ["info"]):
         ran = run_cli(*args)
         assert "Traceback" not in ran.output and ran.exit_code == 0, (args, ran.output)
+
+
+# every class of path a user may give; each command either works with it or refuses it in one
+# line, with no traceback and nothing half-written
+PATH_CLASSES = {
+    "empty": "",
+    "dot": ".",
+    "dotdot": "..",
+    "newline": "a\nb",
+    "control": "a\x01b",
+    "long": "x" * 300,  # one name past the 255 bytes a file system takes
+    "file-as-folder": "afile/sub",
+    "missing-parents": "no/such/deep/folder",
+    "symlink-loop": "loop/x",
+}
+
+
+@pytest.fixture
+def odd_paths(workdir):
+    """A working folder ``sub`` (so that ``..`` is this test's own folder) with a corpus, a
+    run, a file named ``afile`` and a link ``loop`` to itself."""
+    sub = workdir / "sub"
+    sub.mkdir()
+    (sub / "c.txt").write_text(TEXT)
+    (sub / "afile").write_text("a file\n")
+    os.symlink("loop", sub / "loop")
+    ran = run_cli("train", "c.txt", "--name", "r", *TINY_FLAGS, "--steps", "2", cwd=sub)
+    assert ran.exit_code == 0, ran.output
+    return sub
+
+
+def works_or_one_line(ran) -> bool:
+    """True if it worked; else it must have refused in one line (False)."""
+    assert "Traceback" not in ran.output, ran.output
+    if ran.exit_code == 0:
+        return True
+    assert ran.exit_code in (1, 2), ran.output
+    errors = [line for line in ran.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and ran.stderr.rstrip().endswith(errors[0]), ran.stderr
+    return False
+
+
+@pytest.mark.parametrize("case", list(PATH_CLASSES))
+def test_every_class_of_path_works_or_is_one_line_in_every_command(odd_paths, case):
+    path = PATH_CLASSES[case]
+    run = str(odd_paths / "runs" / "r")
+    train = ["train", "c.txt", *TINY_FLAGS, "--steps", "1", "--runs-dir", path]
+    if works_or_one_line(run_cli(*train, cwd=odd_paths)):
+        listed = run_cli("runs", "--runs-dir", path or ".", "--json", cwd=odd_paths)
+        assert listed.exit_code == 0 and json.loads(listed.stdout), listed.output
+    out = ["export", run, "--format", "savedmodel", "--out", path]
+    if works_or_one_line(run_cli(*out, cwd=odd_paths)):
+        assert (odd_paths / path / "saved_model.pb").is_file()
+    works_or_one_line(run_cli("sample", "--run", run, "--prefix-file", path, cwd=odd_paths))
+    works_or_one_line(run_cli("train", path, "--steps", "1", cwd=odd_paths))
+    works_or_one_line(run_cli("info", path, cwd=odd_paths))
+    leftovers = [p for p in odd_paths.rglob("*") if ".tmp-" in p.name]
+    assert not leftovers, leftovers

@@ -339,9 +339,11 @@ def export_target(run: Path, fmt: str, out=None, force: bool = False) -> Path:
     (the CLI) and again by the export itself.
 
     Raises:
-        CharLMError: the folder exists, in one line with the way out.
+        CharLMError: the folder exists, or ``out`` is empty, in one line with the way out.
     """
-    final = Path(out) if out else Path(run) / "export" / fmt
+    if out is not None and not str(out).strip():
+        raise CharLMError("--out is empty; name the folder to write, or leave --out out")
+    final = Path(out) if out is not None else Path(run) / "export" / fmt
     if final.exists() and not (force and final.is_dir()):
         how = "pass --force to replace it, or " if final.is_dir() else ""
         raise CharLMError(f"{final} already exists; {how}choose another --out")
