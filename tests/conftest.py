@@ -245,7 +245,9 @@ LONGEST_FIRST = [
     "test_sample_io",
     "test_resume_kill",
     "test_distribute",
+    "test_bad_input",
     "test_serve",
+    "test_paths",
 ]
 
 

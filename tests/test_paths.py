@@ -14,7 +14,7 @@ import os
 
 import pytest
 import tomllib
-from conftest import TINY, run_cli, tree_snapshot
+from conftest import TINY, copy_run, run_cli, tree_snapshot
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 60
 NASTY = "\n\t\"'\\#=,[]{} é😀\x1b\x7f"  # each one broke, or could break, a file charlm writes
@@ -111,17 +111,26 @@ PATH_CLASSES = {
 }
 
 
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny run, trained once for the module."""
+    home = tmp_path_factory.mktemp("odd-paths")
+    (home / "c.txt").write_text(TEXT)
+    ran = run_cli("train", "c.txt", "--name", "r", *TINY_FLAGS, "--steps", "2", cwd=home)
+    assert ran.exit_code == 0, ran.output
+    return home / "runs" / "r"
+
+
 @pytest.fixture
-def odd_paths(workdir):
+def odd_paths(workdir, tiny_run):
     """A working folder ``sub`` (so that ``..`` is this test's own folder) with a corpus, a
-    run, a file named ``afile`` and a link ``loop`` to itself."""
+    copy of the run, a file named ``afile`` and a link ``loop`` to itself."""
     sub = workdir / "sub"
     sub.mkdir()
     (sub / "c.txt").write_text(TEXT)
     (sub / "afile").write_text("a file\n")
     os.symlink("loop", sub / "loop")
-    ran = run_cli("train", "c.txt", "--name", "r", *TINY_FLAGS, "--steps", "2", cwd=sub)
-    assert ran.exit_code == 0, ran.output
+    copy_run(tiny_run, sub / "runs" / "r")
     return sub
 
 
@@ -148,7 +157,7 @@ def test_every_class_of_path_works_or_is_one_line_in_every_command(odd_paths, ca
     if works_or_one_line(run_cli(*out, cwd=odd_paths)):
         assert (odd_paths / path / "saved_model.pb").is_file()
     works_or_one_line(run_cli("sample", "--run", run, "--prefix-file", path, cwd=odd_paths))
-    works_or_one_line(run_cli("train", path, "--steps", "1", cwd=odd_paths))
+    works_or_one_line(run_cli("train", path, *TINY_FLAGS, "--steps", "1", cwd=odd_paths))
     works_or_one_line(run_cli("info", path, cwd=odd_paths))
     leftovers = [p for p in odd_paths.rglob("*") if ".tmp-" in p.name]
     assert not leftovers, leftovers
