@@ -184,27 +184,32 @@ def test_no_run_to_serve_says_how_serve_is_told_one(tmp_path):
 # -- last: the signals stop both servers --------------------------------------------------------
 
 
-def test_a_signal_stops_the_server_with_exit_0_even_mid_stream(two_servers):
-    server, sig = two_servers[1], signal.SIGTERM  # the second has a key; Ctrl-C: below
-    events, stream_ended = [], threading.Event()
-    client = httpx.Client(timeout=120, headers={"Authorization": f"Bearer {KEY}"})
+def streaming(server, client: httpx.Client) -> tuple[list, threading.Event]:
+    """A long stream from ``server``, read in a thread: its events so far (at least one on
+    return) and the event set when it has ended."""
+    events, ended = [], threading.Event()
 
     def listen():
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             body = {"prompt": PROMPTS[0], "max_tokens": 100_000}
             for event in stream_events(server.url, body, client):
                 events.append(event)
-        except httpx.HTTPError:
-            pass
-        stream_ended.set()
+        ended.set()
 
     threading.Thread(target=listen, daemon=True).start()
     deadline = time.monotonic() + 30
     while not events and time.monotonic() < deadline:
         time.sleep(0.02)
     assert events, "the stream never started"
+    return events, ended
+
+
+def test_a_signal_stops_the_server_with_exit_0_even_mid_stream(two_servers):
+    server = two_servers[1]  # the one with a key; Ctrl-C: below
+    client = httpx.Client(timeout=120, headers={"Authorization": f"Bearer {KEY}"})
+    events, stream_ended = streaming(server, client)
     began = time.monotonic()
-    server.signal(sig)
+    server.signal(signal.SIGTERM)
     assert server.proc.wait(10) == 0, server.output()
     assert time.monotonic() - began < 5
     assert stream_ended.wait(5)
@@ -215,19 +220,8 @@ def test_a_signal_stops_the_server_with_exit_0_even_mid_stream(two_servers):
 
 
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(two_servers):
-    server, events = two_servers[0], []  # the plain one; the first Ctrl-C alone is SIGTERM's path
-
-    def listen():
-        with contextlib.suppress(httpx.HTTPError):
-            body = {"prompt": PROMPTS[0], "max_tokens": 100_000}
-            for event in stream_events(server.url, body, httpx.Client(timeout=60)):
-                events.append(event)
-
-    threading.Thread(target=listen, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while not events and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert events, "the stream never started"
+    server = two_servers[0]  # the plain one; the first Ctrl-C alone is SIGTERM's path
+    streaming(server, httpx.Client(timeout=60))
     began = time.monotonic()
     server.signal(signal.SIGINT)
     time.sleep(0.05)
