@@ -287,8 +287,10 @@ def _calibrate(cfg, fixed: set[str], vocab_size: int, left: float, log):
     widths = (cfg.units,) if "units" in fixed else calibration_widths(cfg)
     cfgs = {(h, cfg.precision): cfg.replace(units=h) for h in widths}
     bf16, h = "mixed_bfloat16", widths[-1]
-    why = _bf16_refusal(cfg, fixed)
-    if not why:
+    given = "precision" in fixed  # the user's: kept, and nothing to say of it
+    why = "" if given else _bf16_refusal(cfg)
+    candidate = not (given or why)
+    if candidate:
         cfgs[h, bf16] = cfg.replace(units=h, precision=bf16)
     rates = measure_rates(cfgs, vocab_size, round_seconds(left))
     measured = {w: rates[w, cfg.precision] for w in widths}
@@ -298,8 +300,8 @@ def _calibrate(cfg, fixed: set[str], vocab_size: int, left: float, log):
         f"{cfg.seq_len} on this CPU (chars/s, the median step of {ROUNDS} alternating "
         f"rounds): {shown}"
     )
-    if why:
-        if why != "fixed":
+    if not candidate:
+        if why:
             log(f"recipe: precision float32 ({why})")
         return cfg, measured
     ratio = rates[h, bf16] / measured[h]
@@ -324,11 +326,8 @@ def pick_precision(ratio: float, preferred: str) -> str:
     return "float32" if ratio <= low else preferred
 
 
-def _bf16_refusal(cfg, fixed: set[str]) -> str:
-    """Why bf16 is not measured for ``cfg`` ("fixed": the user chose the precision; "": it is
-    a candidate)."""
-    if "precision" in fixed:
-        return "fixed"
+def _bf16_refusal(cfg) -> str:
+    """Why bf16 cannot be ``cfg``'s precision ("": it is a candidate)."""
     if "mixed_bfloat16" not in family(cfg.model).recipe.precisions:
         return f"the recipe gives {cfg.model} float32 only"
     from ..models.fastrnn import cpu_has_native_bf16
