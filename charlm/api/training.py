@@ -354,12 +354,10 @@ def _first_weights(model, inputs: Inputs):
     resume's checkpoint overwrites it; a resume with none starts at step 0 as the new run did."""
     import numpy as np
 
-    from ..text.baselines import unigram_probabilities
-
     if inputs.origin:
         inputs.origin.load_into(model)
     elif inputs.cfg.output_bias == "unigram":
-        counted = unigram_probabilities(inputs.corpus.train_ids, len(inputs.vocab))
+        counted = inputs.corpus.unigram_probabilities()  # the encoding's count, if it made one
         model.output_bias.assign(np.log(counted).astype(np.float32))
     return model
 

@@ -25,14 +25,16 @@ import numpy as np
 BIGRAM_WEIGHT = 0.5  # of the bigram's probability in its mix with the unigram
 
 
-def count_baselines(ids, train_chars: int, vocab_size: int) -> dict[str, float]:
+def count_baselines(ids, train_chars: int, vocab_size: int, unigram=None) -> dict[str, float]:
     """The unigram and bigram count models' nats/char on ``ids[train_chars:]``, counted on
-    ``ids[:train_chars]`` (NaN for both where nothing is held out)."""
+    ``ids[:train_chars]`` (NaN for both where nothing is held out); ``unigram``: the training
+    ids' :func:`unigram_probabilities`, where the caller has them already."""
     ids = np.asarray(ids)
     train, val = ids[:train_chars].astype(np.int64), ids[train_chars:].astype(np.int64)
     if len(val) == 0:
         return {"unigram": float("nan"), "bigram": float("nan")}
-    unigram = unigram_probabilities(train, vocab_size)
+    if unigram is None:
+        unigram = unigram_probabilities(train, vocab_size)
     previous = np.concatenate([train[-1:], val[:-1]]) if len(train) else val[:-1]
     targets = val[len(val) - len(previous) :]
     p_uni = unigram[targets]

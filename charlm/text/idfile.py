@@ -39,14 +39,14 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import first_line
 from ..fsio import ended_cleanly, progress_bar, replace_path
-from .baselines import count_baselines
+from .baselines import count_baselines, unigram_probabilities
 from .codepoints import SURROGATES, lone_surrogate
 from .corpus import split_point
 from .passes import agreeing, first_reading, id_dtype, spooled, write_ids
@@ -80,6 +80,8 @@ class EncodedCorpus:
     sources: list | None = None  # the files it was read from (charlm.text.corpus.source_signature)
     ids_sha256: str | None = None  # of the ids' bytes after the .npy header; None: not recorded
     baselines: dict | None = None  # the count models' val nats/char (charlm.text.baselines)
+    # [V] add-one frequencies of the training ids, once counted (not recorded, not compared)
+    unigram: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def placed(cls, folder, vocab: Vocab, info: dict) -> EncodedCorpus:
@@ -131,6 +133,13 @@ class EncodedCorpus:
         for path, name in ((self.ids_path, IDS_FILE), (self.val_path, VAL_FILE)):
             replace_path(path, Path(folder) / name)
         self.ids_path, self.val_path = Path(folder) / IDS_FILE, Path(folder) / VAL_FILE
+
+    def unigram_probabilities(self) -> np.ndarray:
+        """Each id's add-one frequency in the training ids (:mod:`charlm.text.baselines`),
+        counted once: by the encoding, which scores the baselines with it, or here."""
+        if self.unigram is None:
+            self.unigram = unigram_probabilities(self.train_ids, len(self.vocab))
+        return self.unigram
 
     def is_placed_in(self, folder) -> bool:
         """Its files are ``folder``'s ids.npy and val.txt (:meth:`place`), not temporary ones."""
@@ -222,7 +231,7 @@ def _encode_into(
     corpus.train_sha256, corpus.val_sha256 = written["train_sha256"], written["val_sha256"]
     corpus.ids_sha256 = written["ids_sha256"]
     ids = np.load(corpus.ids_path, mmap_mode="r")
-    corpus.baselines = count_baselines(ids, cut, len(vocab))
+    corpus.baselines = count_baselines(ids, cut, len(vocab), corpus.unigram_probabilities())
 
 
 def _bar(what: str, total: int | None, progress: bool | None):
